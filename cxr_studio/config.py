@@ -1,0 +1,188 @@
+"""Every setting of the cascade, once: frozen dataclasses saved with every model folder, and named presets.
+
+A :class:`StudioConfig` fully describes a cascade (architecture, noise schedules, sampling defaults);
+``to_dict``/``from_dict`` round-trip it through the ``studio_config.json`` that every saved model carries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from cxr_studio.errors import InputError
+
+SAMPLERS = ("ddim", "dpmpp", "unipc")
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """diffusers ``AutoencoderKL``: downsampling factor ``2 ** (len(block_out_channels) - 1)``."""
+
+    block_out_channels: tuple[int, ...] = (128, 256, 512)  # Cheff: 3 levels -> factor 4
+    layers_per_block: int = 2
+    latent_channels: int = 3  # Cheff: 3; Medfusion found 8 keeps fine devices better
+    norm_num_groups: int = 32
+    mid_block_attention: bool = True  # the CompVis encoder Cheff uses always has mid-block attention
+    scaling_factor: float = 1.0  # latents are multiplied by this before diffusion (set from data: 1 / latent std)
+
+    @property
+    def downsampling(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+
+@dataclass(frozen=True)
+class ReportEncoderConfig:
+    """A transformers ``BertModel`` trained from scratch on reports, and its WordPiece tokenizer."""
+
+    vocab_size: int = 4096  # upper bound; the trained tokenizer may be smaller
+    hidden_size: int = 512  # = the latent UNet's cross-attention width
+    num_layers: int = 6
+    num_heads: int = 8
+    intermediate_size: int = 2048
+    max_tokens: int = 150  # Cheff: reports are truncated to 150 tokens
+
+
+@dataclass(frozen=True)
+class LatentUNetConfig:
+    """diffusers ``UNet2DConditionModel`` denoising latents with cross-attention to the report."""
+
+    block_out_channels: tuple[int, ...] = (224, 448, 896, 896)
+    layers_per_block: int = 2
+    attention_levels: tuple[bool, ...] = (False, True, True, True)  # cross-attention per level
+    num_heads: int = 8
+    norm_num_groups: int = 32
+
+
+@dataclass(frozen=True)
+class SuperResConfig:
+    """diffusers ``UNet2DModel`` fed ``cat([noisy high-res, upsampled low-res])`` (SR3, as in Cheff)."""
+
+    factor: int = 4  # 256 -> 1024 in Cheff
+    block_out_channels: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 512, 512)
+    layers_per_block: int = 2
+    attention_levels: tuple[bool, ...] = (False, False, False, True, True, True, True, True)
+    attention_head_dim: int = 32
+    norm_num_groups: int = 8
+    noise_augmentation: float = 0.1  # max fraction of the schedule used to noise the low-res condition in training
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """A DDPM training schedule in diffusers terms (samplers are built from the same betas)."""
+
+    num_train_timesteps: int = 1000
+    beta_schedule: str = "scaled_linear"  # CompVis "linear" = sqrt-spaced = diffusers "scaled_linear"
+    beta_start: float = 0.0015
+    beta_end: float = 0.0295  # Cheff 7.6: 0.0195 leaves structure in x_T
+    prediction_type: str = "epsilon"
+
+
+@dataclass(frozen=True)
+class SamplingDefaults:
+    """What generate() uses when the caller does not say; the app's sliders start here."""
+
+    num_steps: int = 25
+    guidance_scale: float = 4.0
+    sampler: str = "dpmpp"
+    sr_num_steps: int = 20
+    sr_sampler: str = "dpmpp"
+    sr_noise_level: float = 0.02  # fraction of the SR schedule used to noise the low-res condition at sampling
+
+
+@dataclass(frozen=True)
+class StudioConfig:
+    """The whole cascade."""
+
+    name: str = "cheff"
+    image_size: int = 256  # low-resolution stage (autoencoder and latent diffusion)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    report_encoder: ReportEncoderConfig = field(default_factory=ReportEncoderConfig)
+    latent_unet: LatentUNetConfig = field(default_factory=LatentUNetConfig)
+    super_res: SuperResConfig = field(default_factory=SuperResConfig)
+    latent_schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    sr_schedule: ScheduleConfig = field(
+        default_factory=lambda: ScheduleConfig(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2")
+    )
+    sampling: SamplingDefaults = field(default_factory=SamplingDefaults)
+
+    @property
+    def latent_size(self) -> int:
+        return self.image_size // self.autoencoder.downsampling
+
+    @property
+    def output_size(self) -> int:
+        return self.image_size * self.super_res.factor
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudioConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are an error (a config from another version)."""
+        return _from_dict(cls, data, "studio config")
+
+    def replace(self, **changes: Any) -> StudioConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(data).__name__}.")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}; known: {sorted(fields)}.")
+    values = {}
+    for name, value in data.items():
+        kind = fields[name].type
+        sub = _SUBCONFIGS.get(kind if isinstance(kind, str) else kind.__name__)
+        if sub is not None:
+            values[name] = _from_dict(sub, value, f"{where}.{name}")
+        elif isinstance(value, list):
+            values[name] = tuple(value)
+        else:
+            values[name] = value
+    return cls(**values)
+
+
+_SUBCONFIGS = {
+    c.__name__: c
+    for c in (AutoencoderConfig, ReportEncoderConfig, LatentUNetConfig, SuperResConfig, ScheduleConfig, SamplingDefaults)
+}
+
+PRESETS: dict[str, StudioConfig] = {
+    # Seconds on a CPU: for tests.
+    "tiny": StudioConfig(
+        name="tiny",
+        image_size=32,
+        autoencoder=AutoencoderConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, mid_block_attention=False),
+        report_encoder=ReportEncoderConfig(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_tokens=48),
+        latent_unet=LatentUNetConfig(block_out_channels=(32, 64), layers_per_block=1, attention_levels=(False, True), num_heads=2, norm_num_groups=8),
+        super_res=SuperResConfig(factor=2, block_out_channels=(8, 16), layers_per_block=1, attention_levels=(False, False), norm_num_groups=4),
+        sampling=SamplingDefaults(num_steps=4, sr_num_steps=3),
+    ),
+    # The bundled default: trainable on a 2-core CPU in hours, interactive on a laptop.
+    "demo": StudioConfig(
+        name="demo",
+        image_size=128,
+        autoencoder=AutoencoderConfig(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False),
+        report_encoder=ReportEncoderConfig(vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96),
+        latent_unet=LatentUNetConfig(block_out_channels=(64, 128, 256), layers_per_block=1, attention_levels=(False, True, True), num_heads=4, norm_num_groups=16),
+        super_res=SuperResConfig(factor=4, block_out_channels=(16, 32, 64, 128), layers_per_block=1, attention_levels=(False,) * 4, norm_num_groups=8),
+        sampling=SamplingDefaults(num_steps=20, sr_num_steps=12),
+    ),
+    # The paper's sizes (Cheff 7.3): report transformer of depth 32 and width 1280.
+    "cheff": StudioConfig(
+        name="cheff",
+        image_size=256,
+        report_encoder=ReportEncoderConfig(hidden_size=1280, num_layers=32, num_heads=16, intermediate_size=5120),
+    ),
+}
+
+
+def preset(name: str) -> StudioConfig:
+    """The named preset (``tiny``, ``demo``, ``cheff``)."""
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}.")
+    return PRESETS[name]

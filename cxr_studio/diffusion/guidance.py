@@ -1,0 +1,41 @@
+"""Classifier-free guidance (Ho & Salimans, 2022) as a wrapper that builds a denoise function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def classifier_free_guidance(
+    unet: torch.nn.Module,
+    prompt_embeds: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    negative_embeds: torch.Tensor,
+    negative_mask: torch.Tensor,
+    guidance_scale: float,
+) -> DenoiseFn:
+    """``denoise(x_t (B, C, h, w), t) -> eps``: ``eps_neg + s * (eps_report - eps_neg)``.
+
+    ``s = 1`` is the conditional model alone and ``s = 0`` the unconditional one (one UNet pass each);
+    otherwise both halves run as one batch of ``2B``. Embeddings are ``(B, L, D)`` with masks ``(B, L)``,
+    padded to the same ``L``.
+    """
+
+    def conditional(embeds: torch.Tensor, mask: torch.Tensor) -> DenoiseFn:
+        return lambda x, t: unet(x, t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample
+
+    if guidance_scale == 1.0:
+        return conditional(prompt_embeds, prompt_mask)
+    if guidance_scale == 0.0:
+        return conditional(negative_embeds, negative_mask)
+    embeds = torch.cat([negative_embeds, prompt_embeds])
+    mask = torch.cat([negative_mask, prompt_mask])
+
+    def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps_negative, eps_report = unet(torch.cat([x, x]), t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample.chunk(2)
+        return eps_negative + guidance_scale * (eps_report - eps_negative)
+
+    return guided

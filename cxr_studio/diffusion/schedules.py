@@ -1,0 +1,33 @@
+"""Noise schedules and samplers, all diffusers schedulers built from one training schedule's config."""
+
+from __future__ import annotations
+
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from cxr_studio.config import SAMPLERS, ScheduleConfig
+from cxr_studio.errors import InputError
+
+
+def training_scheduler(config: ScheduleConfig) -> DDPMScheduler:
+    """The DDPM forward process used in training (``add_noise``) and the source of every sampler's betas."""
+    return DDPMScheduler(
+        num_train_timesteps=config.num_train_timesteps,
+        beta_schedule=config.beta_schedule,
+        beta_start=config.beta_start,
+        beta_end=config.beta_end,
+        prediction_type=config.prediction_type,
+        clip_sample=False,  # DDPM's default clipping to [-1, 1] is wrong for latents
+    )
+
+
+def make_sampler(name: str, config: ScheduleConfig) -> SchedulerMixin:
+    """A sampler by name (``ddim``, ``dpmpp``, ``unipc``) with exactly the training schedule's betas."""
+    base = training_scheduler(config).config
+    if name == "ddim":  # "trailing" spacing visits t = T-1, which "leading" never does
+        return DDIMScheduler.from_config(base, timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=False)
+    if name == "dpmpp":
+        return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2)
+    if name == "unipc":
+        return UniPCMultistepScheduler.from_config(base)
+    raise InputError(f"unknown sampler {name!r}; accepted: {', '.join(SAMPLERS)}.")

@@ -1,0 +1,42 @@
+"""Optional Hugging Face Hub helpers for users who are online. Nothing else in CXR Studio uses the network.
+
+``push_to_hub`` uploads a model folder written by ``CXRStudio.save_pretrained``; ``pull_from_hub``
+downloads one (safetensors and JSON only: pickles are never fetched) into a local folder that
+``CXRStudio.from_pretrained`` then loads offline, checking every file's sha256.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cxr_studio.checkpoints import verify_folder
+from cxr_studio.errors import InputError
+
+ALLOWED_FILES = ["*.json", "*.safetensors", "*.md"]
+
+
+def push_to_hub(folder: str | os.PathLike[str], repo_id: str, *, token: str | None = None, private: bool = True) -> str:
+    """Upload a verified model folder to ``repo_id`` (created private by default); returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    verify_folder(folder)
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, allow_patterns=ALLOWED_FILES)
+    except Exception as err:  # network, auth and permission errors all mean "could not upload"
+        raise InputError(f"could not upload to the Hub repository {repo_id!r}: {err}") from err
+    return str(info)
+
+
+def pull_from_hub(repo_id: str, folder: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None) -> Path:
+    """Download a model folder from the Hub into ``folder`` and verify it; returns the folder."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        path = snapshot_download(repo_id, revision=revision, local_dir=str(folder), allow_patterns=ALLOWED_FILES, token=token)
+    except Exception as err:  # offline (HF_HUB_OFFLINE), unknown repository, no access
+        raise InputError(f"could not download {repo_id!r} from the Hub (offline, or no such repository?): {err}") from err
+    verify_folder(path)
+    return Path(path)

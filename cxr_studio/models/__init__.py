@@ -1,0 +1,1 @@
+"""Things with weights: each module builds one diffusers/transformers model from its config dataclass."""

@@ -1,0 +1,1 @@
+"""Wiring: each pipeline connects models and diffusion maths for one task; the studio chains them."""

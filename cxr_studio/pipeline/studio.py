@@ -1,0 +1,326 @@
+"""``CXRStudio``: holds the cascade's components once and chains its stages (report -> low-res -> high-res)."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from cxr_studio import imaging
+from cxr_studio.checkpoints import load_studio, save_studio
+from cxr_studio.config import SAMPLERS, StudioConfig, preset
+from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.errors import InputError
+from cxr_studio.models.autoencoder import build_autoencoder
+from cxr_studio.models.latent_unet import build_latent_unet
+from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
+from cxr_studio.models.super_res_unet import build_super_res_unet
+from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
+from cxr_studio.pipeline.text_to_image import TextToImagePipeline
+
+MAX_SEED = 2**63 - 1
+MAX_IMAGES = 16
+MAX_STEPS = 1000
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    """What ``generate`` made. Every image is synthetic.
+
+    Attributes:
+        images: final images (8-bit grayscale PIL, PA view), after super-resolution when it ran.
+        low_res: the latent-diffusion stage's images (``config.image_size`` px).
+        pixels: ``(N, H, W)`` float32 in ``[0, 1]`` behind ``images``, for lossless 16-bit export.
+        seeds: the seed of each image; ``generate(..., seed=seeds[i], num_images=1)`` reproduces image ``i``.
+        parameters: everything needed to reproduce the batch (report, settings, model name and hash).
+    """
+
+    images: list[Image.Image]
+    low_res: list[Image.Image]
+    pixels: np.ndarray
+    seeds: list[int]
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def parameters_for(self, index: int) -> dict[str, Any]:
+        """The parameters of image ``index`` alone (its own seed), as written into its PNG."""
+        return {**{k: v for k, v in self.parameters.items() if k != "seeds"}, "seed": self.seeds[index], "num_images": 1}
+
+
+class CXRStudio:
+    """The report-to-radiograph cascade: report encoder, latent diffusion, autoencoder, super-resolution."""
+
+    def __init__(
+        self,
+        *,
+        config: StudioConfig,
+        tokenizer: Any,
+        report_encoder: torch.nn.Module,
+        autoencoder: torch.nn.Module,
+        latent_unet: torch.nn.Module,
+        super_res_unet: torch.nn.Module,
+        model_id: str,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.config = config
+        self.model_id = model_id
+        self.device = torch.device(device or "cpu")  # the caller chooses a GPU; never assumed
+        self.tokenizer = tokenizer
+        self.report_encoder = report_encoder.to(self.device).eval()
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.latent_unet = latent_unet.to(self.device).eval()
+        self.super_res_unet = super_res_unet.to(self.device).eval()
+        self.text_to_image = TextToImagePipeline(
+            config=config,
+            tokenizer=tokenizer,
+            report_encoder=self.report_encoder,
+            latent_unet=self.latent_unet,
+            autoencoder=self.autoencoder,
+        )
+        self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
+
+    # --- construction and persistence -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config: StudioConfig, *, seed: int = 0, device: str | torch.device | None = None, reports: Sequence[str] = ()) -> CXRStudio:
+        """Randomly initialised components for ``config`` (weights depend only on ``seed``)."""
+        tokenizer = train_tokenizer(reports, vocab_size=config.report_encoder.vocab_size, max_tokens=config.report_encoder.max_tokens)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            report_encoder = build_report_encoder(config.report_encoder, vocab_size=len(tokenizer))
+            autoencoder = build_autoencoder(config.autoencoder)
+            latent_unet = build_latent_unet(
+                config.latent_unet,
+                latent_channels=config.autoencoder.latent_channels,
+                latent_size=config.latent_size,
+                context_dim=config.report_encoder.hidden_size,
+            )
+            super_res_unet = build_super_res_unet(config.super_res, output_size=config.output_size)
+        return cls(
+            config=config,
+            tokenizer=tokenizer,
+            report_encoder=report_encoder,
+            autoencoder=autoencoder,
+            latent_unet=latent_unet,
+            super_res_unet=super_res_unet,
+            model_id=f"{config.name}@random-init-seed{seed}",
+            device=device,
+        )
+
+    @classmethod
+    def from_preset(cls, name: str, *, seed: int = 0, device: str | torch.device | None = None) -> CXRStudio:
+        """Random weights for preset ``tiny`` (tests), ``demo`` (the bundled default's size) or ``cheff`` (the paper's)."""
+        return cls.from_config(preset(name), seed=seed, device=device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> CXRStudio:
+        """Load a folder written by :meth:`save_pretrained`, offline; damaged folders raise InputError."""
+        components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
+        return cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
+
+    def components(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer,
+            "report_encoder": self.report_encoder,
+            "autoencoder": self.autoencoder,
+            "latent_unet": self.latent_unet,
+            "super_res_unet": self.super_res_unet,
+        }
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> str:
+        """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash."""
+        model_hash = save_studio(self.components(), self.config, path)
+        self.model_id = f"{self.config.name}@{model_hash[:12]}"
+        return model_hash
+
+    # --- stages, each usable on its own -------------------------------------------------------------------
+
+    def encode_report(self, reports: str | Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Report(s) -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
+        with torch.no_grad():
+            return self.text_to_image.encode_reports(_as_reports(reports))
+
+    def sample_latents(
+        self,
+        report: str,
+        *,
+        negative_report: str = "",
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+        callback: StepCallback | None = None,
+    ) -> torch.Tensor:
+        """One report -> scaled latents ``(1, C, h, w)`` (decode them with :meth:`decode`)."""
+        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        _, latents = self.text_to_image(
+            _as_reports(report), negative_reports=[_clean_report(negative_report)], seeds=[_check_seed(seed)],
+            num_steps=settings["num_steps"], guidance_scale=settings["guidance_scale"], sampler=settings["sampler"], callback=callback,
+        )
+        return latents
+
+    def encode(self, image: Any) -> torch.Tensor:
+        """A radiograph (anything ``read_radiograph`` accepts) -> scaled latents, after Cheff's resize and crop."""
+        low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
+        with torch.no_grad():
+            return self.text_to_image.encode_image(imaging.to_tensor(low_res))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``(B, C, h, w)`` -> images ``(B, 1, H, W)`` in ``[-1, 1]``."""
+        with torch.no_grad():
+            return self.text_to_image.decode(latents.to(self.device))
+
+    def upscale(
+        self,
+        image: Any,
+        *,
+        num_steps: int | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+        noise_level: float | None = None,
+        callback: StepCallback | None = None,
+    ) -> Image.Image:
+        """Super-resolve any radiograph: resized and cropped to ``image_size``, upscaled by the SR factor."""
+        settings = self._settings(None, None, None, num_steps, sampler)
+        level = self.config.sampling.sr_noise_level if noise_level is None else _check_range("noise_level", noise_level, 0.0, 1.0)
+        low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
+        high = self.super_resolution(
+            imaging.to_tensor(low_res), seeds=[_check_seed(seed)], num_steps=settings["sr_num_steps"],
+            sampler=settings["sr_sampler"], noise_level=level, callback=callback,
+        )
+        return imaging.to_pil(imaging.from_tensor(high)[0])
+
+    # --- the whole cascade --------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        report: str,
+        *,
+        negative_report: str = "",
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        seed: int | None = None,
+        num_images: int = 1,
+        upscale: bool = True,
+        sr_num_steps: int | None = None,
+        sr_sampler: str | None = None,
+        callback: StepCallback | None = None,
+    ) -> GenerationResult:
+        """Generate chest radiographs from a report.
+
+        Args:
+            report: the radiology report (free text; the empty report gives unconditional samples).
+            negative_report: what to steer away from (the unconditional half of classifier-free guidance).
+            num_steps, guidance_scale, sampler: latent stage; defaults from ``config.sampling``.
+            seed: seed of the first image (image ``i`` uses ``seed + i``); ``None`` draws one at random.
+            num_images: 1 to 16 images, each reproducible from its own seed.
+            upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``).
+            callback: ``callback(step, total)`` after every denoising step of both stages; return True to stop.
+
+        Returns:
+            A :class:`GenerationResult`; images are ``output_size`` px (``image_size`` without upscaling).
+        """
+        settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
+        if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
+            raise InputError(f"num_images {num_images!r}; an integer from 1 to {MAX_IMAGES} is accepted.")
+        first = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2) if seed is None else _check_seed(seed)
+        if first + num_images - 1 > MAX_SEED:
+            raise InputError(f"seed {first} + {num_images} images passes the largest seed {MAX_SEED}.")
+        seeds = [first + i for i in range(num_images)]
+        reports, negatives = _as_reports(report) * num_images, [_clean_report(negative_report)] * num_images
+        total = settings["num_steps"] + (settings["sr_num_steps"] if upscale else 0)
+        start = time.perf_counter()
+        # 1. Report -> low-resolution image through the latent diffusion stage
+        low_res, _ = self.text_to_image(
+            reports, negative_reports=negatives, seeds=seeds, num_steps=settings["num_steps"],
+            guidance_scale=settings["guidance_scale"], sampler=settings["sampler"], callback=_offset(callback, 0, total),
+        )
+        # 2. Low-resolution -> high-resolution through the super-resolution stage
+        final = low_res
+        if upscale:
+            final = self.super_resolution(
+                low_res, seeds=seeds, num_steps=settings["sr_num_steps"], sampler=settings["sr_sampler"],
+                noise_level=self.config.sampling.sr_noise_level, callback=_offset(callback, settings["num_steps"], total),
+            )
+        # 3. Tensors -> images, with the parameters that reproduce them
+        pixels = imaging.from_tensor(final)
+        parameters = {
+            "report": reports[0], "negative_report": negatives[0], **settings, "upscale": upscale, "seeds": seeds,
+            "sr_noise_level": self.config.sampling.sr_noise_level, "model": self.model_id, "size": int(pixels.shape[-1]),
+            "synthetic": True, "software": f"cxr_studio {_version()}", "seconds": round(time.perf_counter() - start, 3),
+        }
+        return GenerationResult(
+            images=[imaging.to_pil(p) for p in pixels],
+            low_res=[imaging.to_pil(p) for p in imaging.from_tensor(low_res)],
+            pixels=pixels,
+            seeds=seeds,
+            parameters=parameters,
+        )
+
+    def _settings(self, num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler) -> dict[str, Any]:
+        """Defaults filled in from ``config.sampling`` and every value range-checked."""
+        d = self.config.sampling
+        settings = {
+            "num_steps": d.num_steps if num_steps is None else num_steps,
+            "guidance_scale": d.guidance_scale if guidance_scale is None else guidance_scale,
+            "sampler": d.sampler if sampler is None else sampler,
+            "sr_num_steps": d.sr_num_steps if sr_num_steps is None else sr_num_steps,
+            "sr_sampler": d.sr_sampler if sr_sampler is None else sr_sampler,
+        }
+        for key in ("num_steps", "sr_num_steps"):
+            if isinstance(settings[key], bool) or not isinstance(settings[key], int) or not 1 <= settings[key] <= MAX_STEPS:
+                raise InputError(f"{key} {settings[key]!r}; an integer from 1 to {MAX_STEPS} is accepted.")
+        settings["guidance_scale"] = _check_range("guidance_scale", settings["guidance_scale"], 0.0, 30.0)
+        for key in ("sampler", "sr_sampler"):
+            if settings[key] not in SAMPLERS:
+                raise InputError(f"{key} {settings[key]!r}; accepted: {', '.join(SAMPLERS)}.")
+        return settings
+
+
+def _version() -> str:
+    from cxr_studio import __version__
+
+    return __version__
+
+
+def _clean_report(report: Any) -> str:
+    if not isinstance(report, str):
+        raise InputError(f"a report must be text, got {type(report).__name__}.")
+    # control characters (other than line breaks) carry no meaning for the model
+    return " ".join("".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in report).split())
+
+
+def _as_reports(reports: str | Sequence[str]) -> list[str]:
+    if isinstance(reports, str):
+        return [_clean_report(reports)]
+    if not isinstance(reports, (list, tuple)):
+        raise InputError(f"a report must be text, got {type(reports).__name__}.")
+    if not reports:
+        raise InputError("no report given; a string or a list of strings is accepted.")
+    return [_clean_report(r) for r in reports]
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
+        raise InputError(f"seed {seed!r}; an integer from 0 to {MAX_SEED} is accepted.")
+    return int(seed)
+
+
+def _check_range(name: str, value: Any, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+        raise InputError(f"{name} {value!r}; a number from {low} to {high} is accepted.")
+    return float(value)
+
+
+def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:
+    """Report a stage's steps as steps of the whole cascade."""
+    if callback is None:
+        return None
+    return lambda step, _stage_total: callback(done + step, total)

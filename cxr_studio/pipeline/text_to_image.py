@@ -1,0 +1,94 @@
+"""Report -> low-resolution radiograph: the latent diffusion stage of the cascade (Cheff, section 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from transformers import BertModel, BertTokenizerFast
+
+from cxr_studio.config import StudioConfig
+from cxr_studio.diffusion.guidance import classifier_free_guidance
+from cxr_studio.diffusion.sampling import StepCallback, denoise
+from cxr_studio.diffusion.schedules import make_sampler
+from cxr_studio.models.report_encoder import encode_reports
+
+
+def seeded_noise(seeds: Sequence[int], shape: tuple[int, ...], *, stream: int, device: torch.device) -> torch.Tensor:
+    """One unit-Gaussian tensor of ``shape`` per seed, stacked ``(B, *shape)``; each depends only on its seed.
+
+    ``stream`` separates the noise of different stages drawn from the same seed.
+    """
+    tensors = []
+    for seed in seeds:
+        state = np.random.SeedSequence([int(seed), stream]).generate_state(2, np.uint32)
+        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+        tensors.append(torch.randn(shape, generator=generator))
+    return torch.stack(tensors).to(device)
+
+
+class TextToImagePipeline:
+    """``report`` -> ``prompt_embeds`` -> ``latents`` -> decoded ``low_res`` image."""
+
+    def __init__(
+        self,
+        *,
+        config: StudioConfig,
+        tokenizer: BertTokenizerFast,
+        report_encoder: BertModel,
+        latent_unet: UNet2DConditionModel,
+        autoencoder: AutoencoderKL,
+    ) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
+        self.report_encoder = report_encoder
+        self.latent_unet = latent_unet
+        self.autoencoder = autoencoder
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.latent_unet.parameters()).device
+
+    def encode_reports(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
+        return encode_reports(self.tokenizer, self.report_encoder, reports, max_tokens=self.config.report_encoder.max_tokens)
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (the posterior mode)."""
+        return self.autoencoder.encode(image.to(self.device)).latent_dist.mode() * self.config.autoencoder.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents ``(B, C, h, w)`` -> image ``(B, 1, h*f, w*f)`` clipped to ``[-1, 1]``."""
+        return self.autoencoder.decode(latents / self.config.autoencoder.scaling_factor).sample.clamp(-1.0, 1.0)
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        reports: Sequence[str],
+        *,
+        negative_reports: Sequence[str],
+        seeds: Sequence[int],
+        num_steps: int,
+        guidance_scale: float,
+        sampler: str,
+        callback: StepCallback | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Generate one low-resolution radiograph per report and seed.
+
+        Returns ``(image (B, 1, S, S) in [-1, 1], latents (B, C, S/f, S/f))`` with ``S = config.image_size``.
+        """
+        # 1. Encode reports and negative (by default empty) reports, padded to one length
+        embeds, mask = self.encode_reports(list(reports) + list(negative_reports))
+        prompt_embeds, negative_embeds = embeds.chunk(2)
+        prompt_mask, negative_mask = mask.chunk(2)
+        # 2. Start noise: one tensor per seed, so an image never depends on its batch
+        shape = (self.config.autoencoder.latent_channels, self.config.latent_size, self.config.latent_size)
+        noise = seeded_noise(seeds, shape, stream=0, device=self.device)
+        # 3. Denoise the latents, guided by the report
+        denoise_fn = classifier_free_guidance(self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale)
+        scheduler = make_sampler(sampler, self.config.latent_schedule)
+        latents = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
+        # 4. Decode to pixels
+        return self.decode(latents), latents

@@ -1,0 +1,243 @@
+"""The cascade on the tiny preset: stage shapes and ranges, determinism, guidance, samplers, persistence."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from cxr_studio import CXRStudio, GenerationCancelled, InputError, StudioConfig, TruncationWarning, read_png_parameters, save_png
+from cxr_studio.checkpoints import write_checksums
+from cxr_studio.config import PRESETS, SAMPLERS, preset
+from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+
+REPORT = "Large right pleural effusion. No pneumothorax."
+
+
+@pytest.fixture(scope="module")
+def studio() -> CXRStudio:
+    return CXRStudio.from_preset("tiny", seed=0)
+
+
+@pytest.fixture(scope="module")
+def saved(studio, tmp_path_factory):
+    path = tmp_path_factory.mktemp("models") / "tiny"
+    studio.save_pretrained(path)
+    return path
+
+
+def test_every_stage_has_the_documented_shape_and_range(studio):
+    config = studio.config
+    embeds, mask = studio.encode_report([REPORT, ""])
+    assert embeds.shape[0] == 2 and embeds.shape[2] == config.report_encoder.hidden_size
+    assert mask.shape == embeds.shape[:2] and mask[1].sum() == 2  # the empty report is [CLS] [SEP]
+    latents = studio.sample_latents(REPORT, seed=0)
+    assert latents.shape == (1, config.autoencoder.latent_channels, config.latent_size, config.latent_size)
+    image = studio.decode(latents)
+    assert image.shape == (1, 1, config.image_size, config.image_size)
+    assert image.min() >= -1 and image.max() <= 1
+    assert studio.encode(np.random.default_rng(0).random((50, 40)).astype(np.float32)).shape == latents.shape
+    upscaled = studio.upscale(np.random.default_rng(1).random((40, 40)).astype(np.float32), seed=0)
+    assert upscaled.size == (config.output_size, config.output_size) and upscaled.mode == "L"
+
+
+def test_generate_returns_images_seeds_and_parameters(studio):
+    result = studio.generate(REPORT, seed=5, num_images=2)
+    size = studio.config.output_size
+    assert [im.size for im in result.images] == [(size, size)] * 2
+    assert [im.size for im in result.low_res] == [(studio.config.image_size,) * 2] * 2
+    assert result.pixels.shape == (2, size, size) and result.pixels.dtype == np.float32
+    assert 0 <= result.pixels.min() and result.pixels.max() <= 1
+    assert result.seeds == [5, 6]
+    p = result.parameters
+    assert p["report"] == REPORT and p["synthetic"] is True and p["model"] == studio.model_id
+    assert p["num_steps"] == studio.config.sampling.num_steps and p["sampler"] == studio.config.sampling.sampler
+    assert studio.generate(REPORT, upscale=False, seed=0).images[0].size == (studio.config.image_size,) * 2
+
+
+def test_same_seed_same_image_and_each_image_reproducible_alone(studio):
+    batch = studio.generate(REPORT, seed=11, num_images=3)
+    again = studio.generate(REPORT, seed=11, num_images=3)
+    assert np.array_equal(batch.pixels, again.pixels)
+    alone = studio.generate(REPORT, seed=batch.seeds[2])
+    assert np.abs(alone.pixels[0] - batch.pixels[2]).max() < 1e-5
+    other = studio.generate(REPORT, seed=12)
+    assert not np.array_equal(other.pixels[0], batch.pixels[0])
+
+
+def test_random_seed_is_recorded_and_reproduces(studio):
+    result = studio.generate(REPORT, upscale=False)
+    again = studio.generate(REPORT, seed=result.seeds[0], upscale=False)
+    assert np.array_equal(result.pixels, again.pixels)
+
+
+def test_guidance_on_and_off(studio):
+    def image(**kwargs):
+        return studio.generate(REPORT, seed=3, upscale=False, **kwargs).pixels
+
+    guided, unguided = image(guidance_scale=4.0), image(guidance_scale=1.0)
+    assert not np.allclose(guided, unguided)
+    # without guidance the negative report is not used; with guidance it steers the image
+    assert np.array_equal(unguided, image(guidance_scale=1.0, negative_report="cardiomegaly"))
+    assert not np.allclose(guided, image(guidance_scale=4.0, negative_report="cardiomegaly"))
+    # guidance 0 is the unconditional model: the report no longer matters
+    assert np.allclose(image(guidance_scale=0.0), studio.generate("Normal chest.", seed=3, upscale=False, guidance_scale=0.0).pixels)
+
+
+def test_long_reports_are_truncated_with_a_warning(studio):
+    limit = studio.config.report_encoder.max_tokens
+    with pytest.warns(TruncationWarning, match=r"were dropped \(limit"):
+        embeds, mask = studio.encode_report(REPORT * 20)
+    assert embeds.shape[1] == limit
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TruncationWarning)
+        studio.encode_report(REPORT)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_every_sampler_runs_with_the_training_betas(studio, sampler):
+    result = studio.generate(REPORT, seed=0, sampler=sampler, sr_sampler=sampler)
+    assert np.isfinite(result.pixels).all()
+    schedule = studio.config.latent_schedule
+    assert torch.allclose(make_sampler(sampler, schedule).betas, training_scheduler(schedule).betas)
+
+
+def test_cheff_noise_schedules():
+    config = preset("cheff")
+    latent = training_scheduler(config.latent_schedule)
+    # CompVis 'linear' (sqrt-spaced) 0.0015 -> 0.0295: alpha_bar_T = 3.15e-6 leaves no image in x_T (Cheff 7.6)
+    assert math.isclose(latent.betas[-1].item(), 0.0295, rel_tol=1e-5)
+    assert math.isclose(latent.alphas_cumprod[-1].item(), 3.15e-6, rel_tol=0.02)
+    sr = training_scheduler(config.sr_schedule)
+    assert len(sr.betas) == 2000 and sr.config.beta_schedule == "squaredcos_cap_v2"
+
+
+def test_callback_reports_progress_and_can_stop(studio):
+    calls = []
+    studio.generate(REPORT, seed=0, callback=lambda step, total: calls.append((step, total)))
+    total = studio.config.sampling.num_steps + studio.config.sampling.sr_num_steps
+    assert calls == [(i, total) for i in range(1, total + 1)]
+    with pytest.raises(GenerationCancelled):
+        studio.generate(REPORT, seed=0, callback=lambda step, total: step >= 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"num_steps": 0},
+        {"num_steps": 10**6},
+        {"num_steps": 2.5},
+        {"guidance_scale": float("nan")},
+        {"guidance_scale": -1.0},
+        {"sampler": "euler"},
+        {"num_images": 0},
+        {"num_images": 17},
+        {"seed": -1},
+        {"seed": 2**64},
+        {"seed": 1.5},
+    ],
+)
+def test_bad_parameters_raise_input_error(studio, kwargs):
+    with pytest.raises(InputError):
+        studio.generate(REPORT, **kwargs)
+
+
+def test_report_must_be_text(studio):
+    with pytest.raises(InputError, match="must be text"):
+        studio.generate(None)  # type: ignore[arg-type]
+
+
+def test_parameters_travel_in_the_png(studio, tmp_path):
+    result = studio.generate(REPORT, seed=9, num_images=2)
+    save_png(tmp_path / "x.png", result.pixels[1], bit_depth=16, parameters=result.parameters_for(1), synthetic=True)
+    read = read_png_parameters(tmp_path / "x.png")
+    assert read["seed"] == 9 + 1 and read["synthetic"] is True and read["report"] == REPORT
+    again = studio.generate(read["report"], seed=read["seed"], num_steps=read["num_steps"], guidance_scale=read["guidance_scale"])
+    assert np.abs(again.pixels[0] - result.pixels[1]).max() < 1e-5
+
+
+def test_save_then_load_gives_identical_outputs(studio, saved):
+    loaded = CXRStudio.from_pretrained(saved)
+    assert loaded.config == studio.config
+    assert loaded.model_id.startswith("tiny@") and loaded.model_id == studio.model_id
+    assert np.array_equal(loaded.generate(REPORT, seed=4).pixels, studio.generate(REPORT, seed=4).pixels)
+    assert not any(name.endswith((".bin", ".pt", ".ckpt", ".pth")) for _, _, files in os.walk(saved) for name in files)
+    index = json.loads((saved / "model_index.json").read_text())
+    assert index["latent_unet"] == ["diffusers", "UNet2DConditionModel"]
+
+
+def copy_of(saved, tmp_path):
+    target = tmp_path / "copy"
+    shutil.copytree(saved, target)
+    return target
+
+
+def test_truncated_weights_are_named(saved, tmp_path):
+    folder = copy_of(saved, tmp_path)
+    weights = folder / "latent_unet" / "diffusion_pytorch_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(InputError, match="latent_unet/diffusion_pytorch_model.safetensors is damaged or truncated"):
+        CXRStudio.from_pretrained(folder)
+
+
+def test_missing_component_is_named(saved, tmp_path):
+    folder = copy_of(saved, tmp_path)
+    shutil.rmtree(folder / "autoencoder")
+    with pytest.raises(InputError, match="autoencoder/.* is missing"):
+        CXRStudio.from_pretrained(folder)
+
+
+def test_mismatched_component_is_named(saved, tmp_path):
+    folder = copy_of(saved, tmp_path)
+    other = CXRStudio.from_config(preset("tiny").replace(autoencoder=preset("demo").autoencoder, image_size=32))
+    shutil.rmtree(folder / "autoencoder")
+    other.autoencoder.save_pretrained(folder / "autoencoder")
+    write_checksums(folder)  # a consistent listing: the mismatch itself must be caught
+    with pytest.raises(InputError, match="autoencoder"):
+        CXRStudio.from_pretrained(folder)
+
+
+def test_pickles_symlinks_and_missing_folders_are_refused(saved, tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        CXRStudio.from_pretrained(tmp_path / "nowhere")
+    folder = copy_of(saved, tmp_path)
+    (folder / "latent_unet" / "diffusion_pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    with pytest.raises(InputError, match="pickle"):
+        CXRStudio.from_pretrained(folder)
+    os.remove(folder / "latent_unet" / "diffusion_pytorch_model.bin")
+    (folder / "escape.json").symlink_to("/etc/hostname")
+    with pytest.raises(InputError, match="outside the folder"):
+        CXRStudio.from_pretrained(folder)
+    os.remove(folder / "escape.json")
+    os.remove(folder / "sha256sums.json")
+    with pytest.raises(InputError, match="sha256sums.json"):
+        CXRStudio.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_configs_round_trip_through_json(name):
+    config = preset(name)
+    assert StudioConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_unknown_preset_and_config_keys():
+    with pytest.raises(InputError, match="unknown preset"):
+        CXRStudio.from_preset("huge")
+    data = preset("tiny").to_dict()
+    data["latent_unet"]["wings"] = 2
+    with pytest.raises(InputError, match="wings"):
+        StudioConfig.from_dict(data)
+
+
+def test_hub_download_fails_clearly_offline(tmp_path, monkeypatch):
+    from cxr_studio.hub import pull_from_hub
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InputError, match="could not download"):
+        pull_from_hub("someone/cxr-model", tmp_path / "model")
