@@ -8,6 +8,7 @@ folder, checks every hash first, never runs code from the folder and never reach
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel, UNet2DModel
+from diffusers import AutoencoderKL, UNet2DConditionModel, UNet2DModel
+from diffusers.utils import logging as diffusers_logging
 from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
@@ -59,14 +61,25 @@ def write_checksums(folder: str | os.PathLike[str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def save_studio(components: dict[str, Any], config: StudioConfig, path: str | os.PathLike[str]) -> str:
-    """Write a model folder atomically (temporary folder, fsync, rename); returns the model hash."""
+def save_studio(
+    components: dict[str, Any], config: StudioConfig, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None
+) -> str:
+    """Write a model folder atomically (temporary folder, fsync, rename); returns the model hash.
+
+    ``dtype=torch.float16`` halves the folder (for bundling); loading always computes in float32.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        for name in ("report_encoder", "autoencoder", "latent_unet", "super_res_unet"):
-            components[name].save_pretrained(tmp / name, safe_serialization=True)
+        verbosity = diffusers_logging.get_verbosity()
+        diffusers_logging.set_verbosity_error()  # .to(float16) on a copy warns about modules it need not keep
+        try:
+            for name in ("report_encoder", "autoencoder", "latent_unet", "super_res_unet"):
+                module = components[name] if dtype is None else copy.deepcopy(components[name]).to(dtype)
+                module.save_pretrained(tmp / name, safe_serialization=True)
+        finally:
+            diffusers_logging.set_verbosity(verbosity)
         components["tokenizer"].save_pretrained(tmp / "tokenizer")
         training_scheduler(config.latent_schedule).save_pretrained(tmp / "scheduler")
         training_scheduler(config.sr_schedule).save_pretrained(tmp / "sr_scheduler")
@@ -140,10 +153,11 @@ def load_studio(path: str | os.PathLike[str], *, device: torch.device) -> tuple[
         raise InputError(f"model folder: {CONFIG_FILE} is not a valid studio config ({err}).") from err
     loaders = {
         "tokenizer": lambda p: BertTokenizerFast.from_pretrained(p, local_files_only=True),
-        "report_encoder": lambda p: BertModel.from_pretrained(p, local_files_only=True, use_safetensors=True),
-        "autoencoder": lambda p: AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True),
-        "latent_unet": lambda p: UNet2DConditionModel.from_pretrained(p, local_files_only=True, use_safetensors=True),
-        "super_res_unet": lambda p: UNet2DModel.from_pretrained(p, local_files_only=True, use_safetensors=True),
+        # dtype: weights saved in float16 still compute in float32 (CPUs have no fast half precision)
+        "report_encoder": lambda p: BertModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
+        "autoencoder": lambda p: AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
+        "latent_unet": lambda p: UNet2DConditionModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
+        "super_res_unet": lambda p: UNet2DModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
     }
     components = {}
     for name, load in loaders.items():

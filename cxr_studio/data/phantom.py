@@ -873,13 +873,14 @@ def write_report(findings: Sequence[Finding], devices: Sequence[Device], rng: np
 # ----------------------------------------------------------------------------------------------------
 
 
-def write_dataset(out: str | Path, *, n: int, size: int = 256, seed: int = 0, bit_depth: int = 8, quiet: bool = False) -> Path:
+def write_dataset(
+    out: str | Path, *, n: int, size: int = 256, seed: int = 0, bit_depth: int = 8, workers: int = 1, quiet: bool = False
+) -> Path:
     """Write ``n`` phantoms as PNGs plus ``manifest.csv`` under ``out``; returns the manifest path.
 
-    Case ``i`` depends only on ``(seed, i)``, so a larger ``n`` extends a smaller set with the same cases.
+    Case ``i`` depends only on ``(seed, i)``, so a larger ``n`` extends a smaller set with the same cases,
+    and ``workers`` processes give the same files as one.
     """
-    from cxr_studio.imaging import save_png
-
     if n < 1:
         raise InputError(f"--n {n}: at least one image is needed.")
     if bit_depth not in (8, 16):
@@ -887,9 +888,29 @@ def write_dataset(out: str | Path, *, n: int, size: int = 256, seed: int = 0, bi
     out = Path(out)
     for folder in ("images", "clean", "masks"):
         (out / folder).mkdir(parents=True, exist_ok=True)
+    if workers > 1:  # cases are independent: render and write them in parallel, then one manifest
+        from concurrent.futures import ProcessPoolExecutor
+
+        chunks = [range(k, n, workers) for k in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            parts = list(pool.map(_write_cases, [out] * workers, chunks, [size] * workers, [seed] * workers, [bit_depth] * workers))
+        rows = sorted((row for part in parts for row in part), key=lambda row: row["path"])
+        write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
+        return out / "manifest.csv"
+    rows = _write_cases(out, range(n), size, seed, bit_depth, quiet=quiet)
+    if not quiet:
+        print(file=sys.stderr)
+    write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
+    return out / "manifest.csv"
+
+
+def _write_cases(out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True) -> list[dict[str, str]]:
+    """Render and write the cases ``indices``; returns their manifest rows."""
+    from cxr_studio.imaging import save_png
+
     rows = []
-    start = time.perf_counter()
-    for i in range(n):
+    start, n = time.perf_counter(), len(indices)
+    for count, i in enumerate(indices, start=1):
         case = render_case(np.random.default_rng([seed, i]), size=size)
         stem = f"phantom_{seed}_{i:06d}"
         patient_id = f"phantom-{seed}-{i:06d}"
@@ -913,12 +934,10 @@ def write_dataset(out: str | Path, *, n: int, size: int = 256, seed: int = 0, bi
                 "devices": ";".join(d.describe() for d in case.devices),
             }
         )
-        if not quiet and (i + 1) % max(1, n // 20) == 0:
-            rate = (i + 1) / (time.perf_counter() - start)
-            print(f"\r{i + 1}/{n} images, {rate:.1f}/s, ETA {(n - i - 1) / rate:.0f} s", end="", file=sys.stderr, flush=True)
-    if not quiet:
-        print(file=sys.stderr)
-    return out / "manifest.csv" if write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS) else out
+        if not quiet and count % max(1, n // 20) == 0:
+            rate = count / (time.perf_counter() - start)
+            print(f"\r{count}/{n} images, {rate:.1f}/s, ETA {(n - count) / rate:.0f} s", end="", file=sys.stderr, flush=True)
+    return rows
 
 
 PHANTOM_COLUMNS = ("device_mask_path", "clean_path", "findings", "devices")
@@ -979,6 +998,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="output folder (images/, clean/, masks/, manifest.csv)")
     parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
+    parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     parser.add_argument("--contact-sheet", type=Path, help="write the 16-case contact sheet PNG here and exit")
     args = parser.parse_args(argv)
     try:
@@ -989,7 +1009,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out is None:
             parser.error("--out is required (or --contact-sheet)")
         start = time.perf_counter()
-        manifest = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth)
+        manifest = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth, workers=args.workers)
         elapsed = time.perf_counter() - start
         print(f"wrote {args.n} images to {args.out} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s); manifest {manifest}")
     except InputError as err:

@@ -133,9 +133,12 @@ class CXRStudio:
             "super_res_unet": self.super_res_unet,
         }
 
-    def save_pretrained(self, path: str | os.PathLike[str]) -> str:
-        """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash."""
-        model_hash = save_studio(self.components(), self.config, path)
+    def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
+        """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash.
+
+        ``dtype=torch.float16`` stores half-precision weights (the bundled demo); they load as float32.
+        """
+        model_hash = save_studio(self.components(), self.config, path, dtype=dtype)
         self.model_id = f"{self.config.name}@{model_hash[:12]}"
         return model_hash
 

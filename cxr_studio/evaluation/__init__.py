@@ -1,0 +1,1 @@
+"""Metrics over images the pipelines produce (reconstruction, realism, faithfulness, privacy)."""

@@ -1,0 +1,162 @@
+"""Training on the tiny preset: the whole cascade, exact resume after a kill, bad images, NaN losses, runs API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from cxr_studio import CXRStudio
+from cxr_studio.data import phantom
+from training import runs
+from training.config import TrainConfig
+from training.loop import Trainer
+from training.stages import build_task, train
+from training.train_cascade import main as train_cascade
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = dict(log_every=2, validate_every=4, sample_every=4, checkpoint_every=2, sample_steps=2, batch_size=4, warmup_steps=2)
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("phantoms")
+    return phantom.write_dataset(folder, n=20, size=64, seed=0, quiet=True)
+
+
+def config(manifest: Path, out: Path, **overrides) -> TrainConfig:
+    return TrainConfig(**{"manifest": str(manifest), "out": str(out), "preset": "tiny", **FAST, **overrides})
+
+
+def test_cascade_trains_end_to_end_and_loads(manifest, tmp_path):
+    out = tmp_path / "model"
+    argv = ["--manifest", str(manifest), "--out", str(out), "--preset", "tiny", "--ae-steps", "4", "--latent-steps", "4",
+            "--sr-steps", "2", "--sr-finetune-steps", "2", "--batch-size", "4", "--sample-every", "4", "--sample-steps", "2"]
+    assert train_cascade(argv) == 0
+    studio = CXRStudio.from_pretrained(out)
+    assert studio.generate("Large right pleural effusion.", seed=0).images[0].size == (64, 64)
+    for stage in ("autoencoder", "latent", "super_res", "super_res_finetune"):
+        run = out.parent / "model.runs" / stage
+        assert json.loads((run / "progress.json").read_text())["status"] == "finished"
+        assert list((run / "samples").glob("*.png")), f"{stage} wrote no sample grid"
+        assert (run / "metrics.jsonl").read_text().strip()
+        assert all((c / "COMPLETE").is_file() for c in (run / "checkpoints").iterdir())
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["sr_low_res"] == "autoencoder" and saved["max_steps"] == 2  # the full config travels with the run
+    # the latent stage learned its vocabulary from the training reports
+    assert "effusion" in studio.tokenizer.get_vocab()
+    assert studio.config.autoencoder.scaling_factor != 1.0  # set from the latents' spread
+
+
+def final_weights(run_dir: Path) -> dict:
+    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    return load_file(newest / "autoencoder.safetensors")
+
+
+def test_killed_then_resumed_run_matches_an_uninterrupted_run(manifest, tmp_path):
+    steps = 30
+    reference = config(manifest, tmp_path / "a" / "model", stage="autoencoder", max_steps=steps)
+    train(reference)
+    resumed = config(manifest, tmp_path / "b" / "model", stage="autoencoder", max_steps=steps)
+    argv = [sys.executable, "-m", "training.train_autoencoder", "--manifest", str(manifest), "--out", resumed.out, "--preset", "tiny",
+            "--max-steps", str(steps)] + [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = resumed.run_dir / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (checkpoints.is_dir() and any(checkpoints.glob("step-*/COMPLETE"))):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # a crash, not a polite stop: no chance to save anything more
+    process.wait()
+    done = json.loads((resumed.run_dir / "progress.json").read_text())["step"]
+    assert done < steps, "the run finished before it could be killed"
+    train(TrainConfig(**{**resumed.__dict__, "resume": True}))
+    a, b = final_weights(reference.run_dir), final_weights(resumed.run_dir)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_sigterm_saves_a_checkpoint_and_stops(manifest, tmp_path):
+    out = tmp_path / "model"
+    argv = [sys.executable, "-m", "training.train_autoencoder", "--manifest", str(manifest), "--out", str(out), "--preset", "tiny",
+            "--max-steps", "100000", "--checkpoint-every", "100000", "--sample-every", "100000", "--validate-every", "100000"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    progress = out.parent / "model.runs" / "autoencoder" / "progress.json"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (progress.is_file() and json.loads(progress.read_text())["step"] >= 3):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    state = json.loads(progress.read_text())
+    assert state["status"] == "stopped"
+    assert list((progress.parent / "checkpoints").glob("step-*/COMPLETE"))
+
+
+def test_unreadable_image_is_skipped_and_logged(manifest, tmp_path, caplog):
+    copy = tmp_path / "data"
+    copy.mkdir()
+    rows = manifest.read_text().splitlines()
+    for name in ("images", "clean", "masks"):
+        os.symlink(manifest.parent / name, copy / name)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    first_path = rows[1].split(",")[0]
+    (copy / "manifest.csv").write_text("\n".join([rows[0], rows[1].replace(first_path, str(bad)), *rows[2:]]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        train(config(copy / "manifest.csv", tmp_path / "model", stage="autoencoder", max_steps=4, batch_size=20))
+    assert "skipping unreadable image" in caplog.text
+    assert "not really" not in caplog.text
+
+
+def test_nan_losses_skip_steps_then_abort_with_a_clear_message(manifest, tmp_path):
+    cfg = config(manifest, tmp_path / "model", stage="autoencoder", max_steps=20, max_bad_steps=3)
+    task = build_task(cfg)
+    real_loss = task.loss
+    calls = {"n": 0}
+
+    def sometimes_nan(batch, *, step, generator):
+        calls["n"] += 1
+        loss, logs = real_loss(batch, step=step, generator=generator)
+        return (loss * float("nan"), logs) if step >= 2 else (loss, logs)
+
+    task.loss = sometimes_nan
+    with pytest.raises(FloatingPointError, match="NaN or infinite 3 steps in a row"):
+        Trainer(cfg, task).run()
+    assert json.loads((cfg.run_dir / "progress.json").read_text())["status"] == "failed"
+
+
+def test_existing_run_without_resume_is_refused(manifest, tmp_path):
+    cfg = config(manifest, tmp_path / "model", stage="autoencoder", max_steps=2)
+    train(cfg)
+    from cxr_studio import InputError
+
+    with pytest.raises(InputError, match="--resume"):
+        train(cfg)
+
+
+def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
+    out = tmp_path / "model"
+    steps = {"ae": 100000, "latent": 0, "sr": 0, "sr_finetune": 0}
+    runs.start_run(manifest=manifest, out=out, preset="tiny", steps=steps, extra_args=["--log-every", "1", "--checkpoint-every", "100000"])
+    deadline = time.time() + 120
+    while time.time() < deadline and runs.read_progress(out)["step"] < 3:
+        time.sleep(0.1)
+    progress = runs.read_progress(out)
+    assert progress["running"] and progress["stage"] == "autoencoder" and progress["losses"]
+    assert runs.stop_run(out)
+    assert runs.read_progress(out)["status"] == "stopped"
+    stopped_at = runs.read_progress(out)["step"]
+    runs.start_run(manifest=manifest, out=out, preset="tiny", steps={**steps, "ae": stopped_at + 2}, resume=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and runs.is_running(out):
+        time.sleep(0.1)
+    final = runs.read_progress(out)
+    assert final["status"] == "finished" and final["step"] == stopped_at + 2
+    assert CXRStudio.from_pretrained(out).config.name == "tiny"

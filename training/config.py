@@ -1,0 +1,93 @@
+"""Training settings: one frozen dataclass, saved with every checkpoint, overridable from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cxr_studio import InputError
+
+STAGES = ("autoencoder", "latent", "super_res")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One stage's run. Every field is a ``--flag`` of the entry points (``--max-steps 500``)."""
+
+    stage: str = "latent"  # autoencoder | latent | super_res
+    manifest: str = ""  # the dataset (manifest.csv)
+    out: str = "runs/cascade"  # model folder the stage writes into (and reads earlier stages from)
+    preset: str = "demo"  # architecture when the model folder does not exist yet
+    max_steps: int = 1000
+    batch_size: int = 8
+    grad_accum: int = 1  # optimizer step every N batches
+    lr: float = 2e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    clip_grad: float = 1.0
+    ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
+    seed: int = 0
+    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (no native bf16 here: 2-3x slower)
+    log_every: int = 10
+    validate_every: int = 250
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    max_bad_steps: int = 5  # abort after this many non-finite losses in a row
+    resume: bool = False  # continue from the newest complete checkpoint of this run
+    # autoencoder (Cheff 7.3, Medfusion supplement)
+    kl_weight: float = 1e-6
+    ssim_weight: float = 0.25
+    gan_weight: float = 0.0  # PatchGAN hinge loss weight; 0 turns the discriminator off
+    gan_start: int = 2000  # discriminator switched on after this warm-up
+    # latent diffusion
+    report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
+    sample_steps: int = 20
+    # super-resolution
+    sr_crop: int = 256  # training crop at the output resolution (the SR UNet is fully convolutional)
+    sr_low_res: str = "bicubic"  # bicubic: downsampled originals; autoencoder: D(E(x)) as Cheff's fine-tuning
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise InputError(f"stage {self.stage!r}; accepted: {', '.join(STAGES)}.")
+        if self.sr_low_res not in ("bicubic", "autoencoder"):
+            raise InputError(f"sr_low_res {self.sr_low_res!r}; accepted bicubic or autoencoder.")
+        for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1, got {getattr(self, name)}.")
+
+    @property
+    def run_name(self) -> str:
+        """The stage's run folder name; Cheff's SR fine-tuning on autoencoder outputs is a run of its own."""
+        finetune = self.stage == "super_res" and self.sr_low_res == "autoencoder"
+        return f"{self.stage}_finetune" if finetune else self.stage
+
+    @property
+    def run_dir(self) -> Path:
+        """Checkpoints, logs and sample grids of this stage, next to the model folder."""
+        return Path(self.out).parent / f"{Path(self.out).name}.runs" / self.run_name
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2)
+
+
+def add_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
+    """One ``--flag`` per TrainConfig field, typed from its default."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        else:
+            parser.add_argument(flag, type=type(f.default), default=None, help=f"(default {f.default!r})")
+
+
+def from_arguments(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
+    """A TrainConfig from parsed arguments; only the flags given override the defaults."""
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    return TrainConfig(**{**values, **fixed})

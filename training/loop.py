@@ -1,0 +1,296 @@
+"""The one training loop every stage uses: accelerate, AdamW with warm-up, accumulation, clipping, EMA,
+crash-safe checkpoints, exact resume, validation, sample grids, metrics and a progress file.
+
+Every step's randomness (noise, timesteps, dropout) comes from ``(seed, step)`` and the data order from
+``(seed, epoch)``, so a run that is killed and resumed ends with the same weights as one that was not.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from diffusers.training_utils import EMAModel
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from cxr_studio import InputError
+from cxr_studio.data.dataset import collate_skipping
+from training.config import TrainConfig
+
+log = logging.getLogger("training")
+COMPLETE = "COMPLETE"
+
+
+class Task(Protocol):
+    """What a stage supplies to the loop."""
+
+    modules: dict[str, torch.nn.Module]  # trained and exported (EMA weights)
+
+    def train_dataset(self) -> Dataset: ...
+    def val_dataset(self) -> Dataset | None: ...
+    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def samples(self, path: Path) -> None: ...  # a PNG grid for fixed inputs and seeds
+    def export(self) -> None: ...  # write the trained modules into the model folder
+    def extra_state(self) -> dict[str, Any]: ...  # e.g. a discriminator and its optimizer
+    def load_extra_state(self, state: dict[str, Any]) -> None: ...
+
+
+class BatchPlan(Sampler[list[int]]):
+    """Batches of indices from global batch ``start`` on: epoch ``e`` is a permutation seeded by ``(seed, e)``."""
+
+    def __init__(self, size: int, batch_size: int, *, seed: int, start: int, stop: int) -> None:
+        self.size, self.batch_size, self.seed, self.start, self.stop = size, min(batch_size, size), seed, start, stop
+        self.per_epoch = size // self.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in range(self.start, self.stop):
+            epoch, position = divmod(batch, self.per_epoch)
+            order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+            yield order[position * self.batch_size : (position + 1) * self.batch_size].tolist()
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
+    """The generator for one optimizer step (also seeds dropout through the global RNG)."""
+    value = int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0] >> 1)
+    torch.manual_seed(value)
+    return torch.Generator(device=device).manual_seed(value)
+
+
+class Trainer:
+    """Runs one stage from its config and task; ``run()`` returns the run folder."""
+
+    def __init__(self, config: TrainConfig, task: Task, *, accelerator: Accelerator | None = None) -> None:
+        self.config = config
+        self.task = task
+        self.accelerator = accelerator or make_accelerator(config)
+        self.run_dir = config.run_dir
+        self.stop_requested = False
+
+    # --- checkpoints -------------------------------------------------------------------------------------
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints, oldest first (a folder without COMPLETE was cut off while writing)."""
+        folder = self.run_dir / "checkpoints"
+        found = [p for p in folder.glob("step-*") if (p / COMPLETE).is_file()] if folder.is_dir() else []
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def save_checkpoint(self, step: int, optimizer, scheduler, emas: dict[str, EMAModel]) -> Path:
+        folder = self.run_dir / "checkpoints"
+        final = folder / f"step-{step:08d}"
+        tmp = folder / f".tmp-step-{step:08d}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, module in self.task.modules.items():
+            save_file({k: v.contiguous() for k, v in self.accelerator.unwrap_model(module).state_dict().items()}, tmp / f"{name}.safetensors")
+        state = {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "ema": {name: ema.state_dict() for name, ema in emas.items()},
+            "extra": self.task.extra_state(),
+        }
+        torch.save(state, tmp / "training_state.pt")
+        (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": json.loads(self.config.to_json())}, indent=2))
+        for file in tmp.iterdir():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+        (tmp / COMPLETE).write_text("ok\n")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in self.checkpoints()[: -self.config.keep_checkpoints]:  # rotate only after the new one is complete
+            shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def load_checkpoint(self, folder: Path, optimizer, scheduler, emas: dict[str, EMAModel]) -> int:
+        for name, module in self.task.modules.items():
+            self.accelerator.unwrap_model(module).load_state_dict(load_file(folder / f"{name}.safetensors"))
+        state = torch.load(folder / "training_state.pt", weights_only=True)  # never unpickles code
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for name, ema in emas.items():
+            ema.load_state_dict(state["ema"][name])
+        self.task.load_extra_state(state["extra"])
+        return int(json.loads((folder / "trainer.json").read_text())["step"])
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def run(self) -> Path:
+        cfg, acc = self.config, self.accelerator
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(cfg.to_json())
+        dataset = self.task.train_dataset()
+        params = [p for m in self.task.modules.values() for p in m.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        warmup = max(1, cfg.warmup_steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+        # EMA warm-up (decay grows with the step count) so short runs are not dominated by the random init
+        emas = {name: EMAModel(m.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=0.75) for name, m in self.task.modules.items()}
+        start = 0
+        if cfg.resume and self.checkpoints():
+            start = self.load_checkpoint(self.checkpoints()[-1], optimizer, scheduler, emas)
+            log.info("resumed %s from step %d", cfg.stage, start)
+        elif not cfg.resume and self.checkpoints():
+            raise InputError(f"{self.run_dir} already has checkpoints; pass --resume to continue or choose another --out.")
+        for name, module in self.task.modules.items():
+            self.task.modules[name] = acc.prepare(module)
+        optimizer, scheduler = acc.prepare(optimizer, scheduler)
+        plan = BatchPlan(len(dataset), cfg.batch_size, seed=cfg.seed, start=start * cfg.grad_accum, stop=cfg.max_steps * cfg.grad_accum)
+        loader = DataLoader(dataset, batch_sampler=plan, collate_fn=collate_skipping, num_workers=0)
+        self._install_signal_handlers()
+        step, bad_steps, began = start, 0, time.perf_counter()
+        progress = tqdm(total=cfg.max_steps, initial=start, desc=cfg.stage, disable=not acc.is_main_process, dynamic_ncols=True)
+        self._progress(step, status="running")
+        batches = iter(loader)
+        while step < cfg.max_steps and not self.stop_requested:
+            generator = step_generator(cfg.seed, step, acc.device)
+            logs: dict[str, float] = {}
+            finite = True
+            for micro in range(cfg.grad_accum):
+                batch = next(batches)
+                if batch is None:  # every image of this batch was unreadable: skipped and counted
+                    continue
+                with acc.autocast():
+                    loss, logs = self.task.loss(batch, step=step, generator=generator)
+                    if not torch.isfinite(loss):
+                        finite = False
+                        break
+                    acc.backward(loss / cfg.grad_accum)
+            if not finite:
+                optimizer.zero_grad(set_to_none=True)
+                bad_steps += 1
+                log.warning("non-finite loss at step %d (%d in a row): step skipped", step, bad_steps)
+                if bad_steps >= cfg.max_bad_steps:
+                    self._progress(step, status="failed", error="non-finite loss")
+                    raise FloatingPointError(
+                        f"{cfg.stage}: the loss was NaN or infinite {bad_steps} steps in a row (last at step {step}); "
+                        "lower --lr, check the data, or resume from the last checkpoint."
+                    )
+                step += 1
+                continue
+            bad_steps = 0
+            if cfg.clip_grad > 0:
+                logs["grad_norm"] = float(acc.clip_grad_norm_(params, cfg.clip_grad))
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            for name, ema in emas.items():
+                ema.step(acc.unwrap_model(self.task.modules[name]).parameters())
+            step += 1
+            progress.update(1)
+            if step % cfg.log_every == 0 or step == cfg.max_steps:
+                elapsed = time.perf_counter() - began
+                rate = (step - start) / max(elapsed, 1e-9)
+                record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(elapsed, 2), **logs}
+                self._metrics(record)
+                progress.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}")
+                self._progress(step, status="running", loss=logs.get("loss"), eta_s=(cfg.max_steps - step) / max(rate, 1e-9), steps_per_s=rate)
+            if step % cfg.validate_every == 0 or step == cfg.max_steps:
+                self._validate(step, emas)
+            if step % cfg.sample_every == 0 or step == cfg.max_steps:
+                self._with_ema(emas, lambda: self.task.samples(self.run_dir / "samples" / f"step-{step:08d}.png"))
+            if step % cfg.checkpoint_every == 0:
+                self.save_checkpoint(step, optimizer, scheduler, emas)
+        progress.close()
+        if self.stop_requested:
+            self.save_checkpoint(step, optimizer, scheduler, emas)
+            self._progress(step, status="stopped")
+            log.info("stopped at step %d; resume with --resume", step)
+            return self.run_dir
+        self.save_checkpoint(step, optimizer, scheduler, emas)
+        self._with_ema(emas, self.task.export)
+        self._progress(step, status="finished")
+        return self.run_dir
+
+    # --- helpers -------------------------------------------------------------------------------------------
+
+    def _with_ema(self, emas: dict[str, EMAModel], action) -> None:
+        """Run ``action`` with the EMA weights swapped in (sampling and export use them)."""
+        modules = {name: self.accelerator.unwrap_model(m) for name, m in self.task.modules.items()}
+        for name, ema in emas.items():
+            ema.store(modules[name].parameters())
+            ema.copy_to(modules[name].parameters())
+        try:
+            with torch.random.fork_rng(devices=[]):
+                for module in modules.values():
+                    module.eval()
+                action()
+        finally:
+            for name, ema in emas.items():
+                ema.restore(modules[name].parameters())
+                modules[name].train()
+
+    def _validate(self, step: int, emas: dict[str, EMAModel]) -> None:
+        dataset = self.task.val_dataset()
+        if dataset is None:
+            return
+        plan = BatchPlan(len(dataset), self.config.batch_size, seed=0, start=0, stop=min(4, max(1, len(dataset) // self.config.batch_size)))
+        losses = []
+
+        def evaluate() -> None:
+            with torch.no_grad():
+                for k, batch in enumerate(DataLoader(dataset, batch_sampler=plan, collate_fn=collate_skipping)):
+                    if batch is not None:
+                        losses.append(float(self.task.loss(batch, step=-1, generator=step_generator(0, k, self.accelerator.device))[0]))
+
+        self._with_ema(emas, evaluate)
+        if losses:
+            self._metrics({"step": step, "val_loss": float(np.mean(losses))})
+
+    def _metrics(self, record: dict[str, Any]) -> None:
+        if not self.accelerator.is_main_process:
+            return
+        with open(self.run_dir / "metrics.jsonl", "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def _progress(self, step: int, **fields: Any) -> None:
+        """``progress.json``: what the app's Train tab shows (written atomically)."""
+        if not self.accelerator.is_main_process:
+            return
+        grids = sorted((self.run_dir / "samples").glob("*.png")) if (self.run_dir / "samples").is_dir() else []
+        state = {"stage": self.config.stage, "step": step, "max_steps": self.config.max_steps, "pid": os.getpid(),
+                 "latest_samples": str(grids[-1]) if grids else None, "updated": time.time(), **fields}
+        tmp = self.run_dir / ".progress.json.tmp"
+        tmp.write_text(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in state.items()}))
+        os.replace(tmp, self.run_dir / "progress.json")
+
+    def _install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly."""
+
+        def request_stop(signum, _frame) -> None:
+            log.warning("signal %d: saving a checkpoint after this step", signum)
+            self.stop_requested = True
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                signal.signal(sig, request_stop)
+            except ValueError:  # not the main thread (e.g. called from a test runner thread)
+                pass
+
+
+def make_accelerator(config: TrainConfig) -> Accelerator:
+    """bf16 on GPUs; fp32 on CPUs, where bf16 has no hardware support here and runs 2-3x slower."""
+    precision = config.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return Accelerator(mixed_precision=precision, gradient_accumulation_steps=1, cpu=not torch.cuda.is_available())
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

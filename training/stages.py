@@ -1,0 +1,361 @@
+"""The three stages of the cascade as tasks for the generic loop (Cheff 7.3; Medfusion for the autoencoder loss).
+
+Each task reads the model folder ``config.out`` (or starts from ``config.preset``), trains its part and
+writes the whole cascade back with :meth:`CXRStudio.save_pretrained`, so after every stage the folder
+loads with ``CXRStudio.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch.utils.data import Dataset, TensorDataset
+
+from cxr_studio import CXRStudio, imaging, save_png
+from cxr_studio.config import preset
+from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
+from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+from cxr_studio.evaluation.metrics import ssim
+from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
+from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
+from training.config import TrainConfig
+from training.loop import Trainer
+
+log = logging.getLogger("training")
+
+# Fixed reports and seeds for the latent stage's sample grids: one per column.
+GRID_REPORTS = (
+    "Normal chest radiograph.",
+    "Large right pleural effusion.",
+    "Large left pleural effusion.",
+    "Large right pneumothorax.",
+    "Marked cardiomegaly.",
+    "Left chest wall pacemaker with leads in the right atrium and right ventricle.",
+)
+
+
+def load_or_create(config: TrainConfig) -> CXRStudio:
+    """The cascade in ``config.out``, or a fresh one of ``config.preset`` when the folder does not exist yet."""
+    if Path(config.out).is_dir():
+        return CXRStudio.from_pretrained(config.out)
+    log.info("creating a new %s cascade in %s", config.preset, config.out)
+    return CXRStudio.from_config(preset(config.preset), seed=config.seed)
+
+
+def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
+    """Rows of equally sized ``[0, 1]`` images -> one image."""
+    return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
+
+
+class _StageBase:
+    def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        self.config = config
+        self.studio = studio
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def _val(self, dataset_cls, **kwargs) -> Dataset | None:
+        try:
+            return dataset_cls(self.config.manifest, splits=("val",), **kwargs)
+        except Exception:  # no validation split in this manifest
+            return None
+
+
+# ------------------------------------------------------------------------------------------------------
+# Autoencoder: L1 + SSIM + KL (+ PatchGAN after a warm-up)
+# ------------------------------------------------------------------------------------------------------
+
+
+class PatchDiscriminator(nn.Sequential):
+    """PatchGAN discriminator (Isola et al. 2017), as in the LDM autoencoder: one logit per image patch."""
+
+    def __init__(self, channels: int = 64, layers: int = 3) -> None:
+        blocks: list[nn.Module] = [nn.Conv2d(1, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
+        width = channels
+        for i in range(1, layers):
+            blocks += [nn.Conv2d(width, width * 2, 4, 2 if i < layers - 1 else 1, 1), nn.GroupNorm(8, width * 2), nn.LeakyReLU(0.2)]
+            width *= 2
+        blocks.append(nn.Conv2d(width, 1, 4, 1, 1))
+        super().__init__(*blocks)
+
+
+class AutoencoderTask(_StageBase):
+    def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        super().__init__(config, studio)
+        self.modules = {"autoencoder": studio.autoencoder.train()}
+        self.discriminator = PatchDiscriminator().to(studio.device)
+        self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
+
+    def train_dataset(self) -> Dataset:
+        return ManifestDataset(self.config.manifest, size=self.studio.config.image_size)
+
+    def val_dataset(self) -> Dataset | None:
+        return self._val(ManifestDataset, size=self.studio.config.image_size)
+
+    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        cfg = self.config
+        autoencoder = self.modules["autoencoder"]
+        x = batch["image"].to(self.studio.device)
+        posterior = autoencoder.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator, device=x.device)
+        recon = autoencoder.decode(z).sample
+        l1 = (recon - x).abs().mean()
+        structure = 1 - ssim(recon, x).mean()
+        kl = posterior.kl().mean() / x[0].numel()  # per pixel, like the other terms
+        loss = l1 + cfg.ssim_weight * structure + cfg.kl_weight * kl
+        logs = {"l1": float(l1.detach()), "ssim": float((1 - structure).detach()), "kl": float(kl.detach())}
+        if cfg.gan_weight > 0 and step >= cfg.gan_start:
+            if torch.is_grad_enabled():  # hinge-loss discriminator update on this batch
+                d_loss = F.relu(1 - self.discriminator(x)).mean() + F.relu(1 + self.discriminator(recon.detach())).mean()
+                self.d_optimizer.zero_grad(set_to_none=True)
+                d_loss.backward()
+                self.d_optimizer.step()
+                logs["d_loss"] = float(d_loss.detach())
+            adversarial = -self.discriminator(recon).mean()
+            loss = loss + cfg.gan_weight * adversarial
+            logs["g_adv"] = float(adversarial.detach())
+        logs["loss"] = float(loss.detach())
+        return loss, logs
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"discriminator": self.discriminator.state_dict(), "d_optimizer": self.d_optimizer.state_dict()}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+
+    @torch.no_grad()
+    def samples(self, path: Path) -> None:
+        dataset = self.val_dataset() or self.train_dataset()
+        batch = collate_skipping([dataset[i] for i in range(min(6, len(dataset)))])
+        recon = self.modules["autoencoder"](batch["image"].to(self.studio.device)).sample
+        originals, outputs = imaging.from_tensor(batch["image"]), imaging.from_tensor(recon)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(path, grid([list(originals), list(outputs)]), parameters={"grid": "top: input, bottom: reconstruction"})
+
+    @torch.no_grad()
+    def export(self) -> None:
+        """Scale latents to unit variance (the diffusion stage assumes it), then save the cascade."""
+        autoencoder = self.modules["autoencoder"]
+        dataset = self.train_dataset()
+        batch = collate_skipping([dataset[i] for i in range(min(64, len(dataset)))])
+        latents = autoencoder.encode(batch["image"].to(self.studio.device)).latent_dist.mode()
+        scaling = float(1.0 / latents.std())
+        autoencoder.register_to_config(scaling_factor=scaling)
+        config = self.studio.config
+        config = config.replace(autoencoder=dataclasses.replace(config.autoencoder, scaling_factor=scaling))
+        _save(self.studio, config, self.config.out, autoencoder=autoencoder)
+        log.info("autoencoder exported to %s (latent scaling factor %.4f)", self.config.out, scaling)
+
+
+# ------------------------------------------------------------------------------------------------------
+# Report encoder + latent UNet: frozen autoencoder, cached latents, report dropout for guidance
+# ------------------------------------------------------------------------------------------------------
+
+
+class LatentTask(_StageBase):
+    def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        super().__init__(config, studio)
+        cache = config.run_dir / "tokenizer"
+        reports = [row["report"] for row in ManifestDataset(config.manifest, size=8).rows]
+        if cache.is_dir():  # a resumed run keeps the vocabulary it started with
+            from transformers import BertTokenizerFast
+
+            self.tokenizer = BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
+        else:  # the tokenizer is trained first, on the training reports (Cheff)
+            studio_cfg = studio.config.report_encoder
+            self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            self.tokenizer.save_pretrained(str(cache))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(studio.device)
+        self.modules = {"report_encoder": encoder.train(), "latent_unet": studio.latent_unet.train()}
+        self.noise_schedule = training_scheduler(studio.config.latent_schedule)
+        self.max_tokens = studio.config.report_encoder.max_tokens
+
+    def _latents(self, split: str) -> Dataset | None:
+        """Encode every image once with the frozen autoencoder and cache the latents (mode of the posterior)."""
+        path = self.config.run_dir / f"latents-{split}.safetensors"
+        try:
+            images = ManifestDataset(self.config.manifest, size=self.studio.config.image_size, splits=(split,))
+        except Exception:
+            return None
+        if not path.is_file():
+            latents, keep = [], []
+            with torch.no_grad():
+                for start in range(0, len(images), 16):
+                    batch = collate_skipping([images[i] for i in range(start, min(start + 16, len(images)))])
+                    if batch is None:
+                        continue
+                    latents.append(self.studio.text_to_image.encode_image(batch["image"]).cpu())
+                    keep.append(batch["index"])
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_file({"latents": torch.cat(latents).contiguous(), "index": torch.cat(keep)}, path)
+            log.info("cached %d %s latents in %s", sum(len(k) for k in keep), split, path)
+        cached = load_file(path)
+        self.reports = getattr(self, "reports", {})
+        self.reports[split] = [images.rows[int(i)]["report"] for i in cached["index"]]
+        return TensorDataset(cached["latents"], torch.arange(len(cached["index"])), torch.full((len(cached["index"]),), int(split == "val")))
+
+    def train_dataset(self) -> Dataset:
+        dataset = self._latents("train")
+        if dataset is None:
+            raise ValueError("no training images")
+        return _Named(dataset, self)
+
+    def val_dataset(self) -> Dataset | None:
+        dataset = self._latents("val")
+        return None if dataset is None else _Named(dataset, self)
+
+    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        device = self.studio.device
+        latents = batch["latents"].to(device)
+        reports = list(batch["report"])
+        if step >= 0:  # classifier-free guidance: drop the report for a fraction of samples
+            drop = torch.rand(len(reports), generator=generator, device=device) < self.config.report_dropout
+            reports = ["" if d else r for r, d in zip(reports, drop.tolist())]
+        tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
+        mask = tokens["attention_mask"].to(device)
+        embeds = self.modules["report_encoder"](input_ids=tokens["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        noise = torch.randn(latents.shape, generator=generator, device=device)
+        t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device)
+        noisy = self.noise_schedule.add_noise(latents, noise, t)
+        predicted = self.modules["latent_unet"](noisy, t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample
+        loss = F.mse_loss(predicted, noise)
+        return loss, {"loss": float(loss.detach())}
+
+    def _studio(self) -> CXRStudio:
+        """The cascade with this stage's current modules (EMA weights while sampling and exporting)."""
+        parts = {**self.studio.components(), "tokenizer": self.tokenizer, **self.modules}
+        return CXRStudio(config=self.studio.config, model_id=self.studio.model_id, device=self.studio.device, **parts)
+
+    @torch.no_grad()
+    def samples(self, path: Path) -> None:
+        studio = self._studio()
+        result = studio.generate(list(GRID_REPORTS)[0], seed=0, upscale=False, num_steps=self.config.sample_steps)
+        images = [result.pixels[0]]
+        for report in GRID_REPORTS[1:]:
+            images.append(studio.generate(report, seed=0, upscale=False, num_steps=self.config.sample_steps).pixels[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(path, grid([images]), parameters={"reports": list(GRID_REPORTS), "seed": 0}, synthetic=True)
+
+    def export(self) -> None:
+        _save(self.studio, self.studio.config, self.config.out, tokenizer=self.tokenizer, **self.modules)
+        log.info("report encoder and latent UNet exported to %s", self.config.out)
+
+
+class _Named(Dataset):
+    """Cached latents with their reports as the dicts the loss expects."""
+
+    def __init__(self, tensors: TensorDataset, task: LatentTask) -> None:
+        self.tensors, self.task = tensors, task
+
+    def __len__(self) -> int:
+        return len(self.tensors)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        latents, position, is_val = self.tensors[index]
+        reports = self.task.reports["val" if int(is_val) else "train"]
+        return {"latents": latents, "report": reports[int(position)], "index": index}
+
+
+# ------------------------------------------------------------------------------------------------------
+# Super-resolution: (downsampled, original) pairs, then fine-tuning on autoencoder reconstructions
+# ------------------------------------------------------------------------------------------------------
+
+
+class SuperResTask(_StageBase):
+    def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        super().__init__(config, studio)
+        self.modules = {"super_res_unet": studio.super_res_unet.train()}
+        self.noise_schedule = training_scheduler(studio.config.sr_schedule)
+        self.crop = min(config.sr_crop, studio.config.output_size)
+
+    def _pairs(self, split: str) -> SuperResPairs:
+        c = self.studio.config
+        return SuperResPairs(self.config.manifest, size=c.output_size, factor=c.super_res.factor, crop=self.crop, seed=self.config.seed, splits=(split,))
+
+    def train_dataset(self) -> Dataset:
+        return self._pairs("train")
+
+    def val_dataset(self) -> Dataset | None:
+        try:
+            return self._pairs("val")
+        except Exception:
+            return None
+
+    @torch.no_grad()
+    def _low_res(self, low: torch.Tensor) -> torch.Tensor:
+        """The condition: bicubic downsampling, or what the cascade really feeds SR (Cheff's fine-tuning)."""
+        if self.config.sr_low_res == "autoencoder":
+            return self.studio.text_to_image.decode(self.studio.text_to_image.encode_image(low))
+        return low
+
+    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+        device = self.studio.device
+        high = batch["high"].to(device)
+        condition = upsample(self._low_res(batch["low"].to(device)), self.studio.config.super_res.factor)
+        steps = self.noise_schedule.config.num_train_timesteps
+        # conditioning augmentation: noise the condition by a random amount and tell the model how much
+        aug_max = augmentation_timestep(self.studio.config.super_res.noise_augmentation, steps)
+        aug_t = torch.randint(0, aug_max + 1, (len(high),), generator=generator, device=device)
+        condition = self.noise_schedule.add_noise(condition, torch.randn(condition.shape, generator=generator, device=device), aug_t)
+        noise = torch.randn(high.shape, generator=generator, device=device)
+        t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
+        noisy = self.noise_schedule.add_noise(high, noise, t)
+        predicted = self.modules["super_res_unet"](torch.cat([noisy, condition], dim=1), t, class_labels=aug_t).sample
+        loss = F.mse_loss(predicted, noise)
+        return loss, {"loss": float(loss.detach())}
+
+    @torch.no_grad()
+    def samples(self, path: Path) -> None:
+        c = self.studio.config
+        full = self._val(ManifestDataset, size=c.output_size) or ManifestDataset(self.config.manifest, size=c.output_size)
+        rows = []
+        for i in range(min(2, len(full))):
+            image = full.load(i, c.output_size)
+            if image is None:
+                continue
+            low = imaging.to_tensor(imaging.resize(image, (c.image_size, c.image_size))).to(self.studio.device)
+            low = self._low_res(low)
+            sr = self.studio.super_resolution(low, seeds=[0], num_steps=c.sampling.sr_num_steps, sampler=c.sampling.sr_sampler, noise_level=c.sampling.sr_noise_level)
+            rows.append([imaging.from_tensor(upsample(low, c.super_res.factor))[0], imaging.from_tensor(sr)[0], image])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_png(path, grid(rows), parameters={"grid": "bicubic | super-resolved | original"}, synthetic=True)
+
+    def export(self) -> None:
+        _save(self.studio, self.studio.config, self.config.out, **self.modules)
+        log.info("super-resolution UNet exported to %s", self.config.out)
+
+
+def _save(studio: CXRStudio, config, out: str, **replaced: Any) -> None:
+    parts = {**studio.components(), **replaced}
+    for module in parts.values():
+        if isinstance(module, nn.Module):
+            module.eval()
+    CXRStudio(config=config, model_id=studio.model_id, device=studio.device, **parts).save_pretrained(out)
+
+
+TASKS = {"autoencoder": AutoencoderTask, "latent": LatentTask, "super_res": SuperResTask}
+
+
+def build_task(config: TrainConfig) -> _StageBase:
+    return TASKS[config.stage](config, load_or_create(config))
+
+
+def train(config: TrainConfig) -> Path:
+    """Run one stage to completion (or until stopped); returns its run folder."""
+    return Trainer(config, build_task(config)).run()

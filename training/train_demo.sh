@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The exact recipe of the bundled demo cascade (assets/demo): a 4,000-image phantom set at 512 px, then
+# every stage with its own batch size, on the CPU. Re-running it with --resume continues where it stopped.
+# Usage: bash training/train_demo.sh [OUT_DIR] [--resume]
+set -euo pipefail
+out=${1:-runs/demo}
+shift || true
+data=data/phantom512
+[ -f "$data/manifest.csv" ] || python -m cxr_studio.data.phantom --n 4000 --size 512 --seed 0 --out "$data" --workers 2
+common=(--manifest "$data/manifest.csv" --out "$out/model" --preset demo --seed 0 "$@")
+python -m training.train_autoencoder "${common[@]}" --max-steps 800 --batch-size 8 --lr 2e-4 --warmup-steps 50
+python -m training.train_latent_diffusion "${common[@]}" --max-steps 2500 --batch-size 16 --lr 2e-4 --warmup-steps 100
+python -m training.train_super_resolution "${common[@]}" --max-steps 500 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 50
+python -m training.train_super_resolution "${common[@]}" --max-steps 150 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder

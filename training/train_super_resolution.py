@@ -1,0 +1,18 @@
+"""Train the super-resolution UNet (use --sr-low-res autoencoder for Cheff's fine-tuning).
+
+``python -m training.train_super_resolution --manifest M --out MODEL_DIR [--max-steps N] [--resume] ...``
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from training._cli import main_for_stage
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_for_stage("super_res", __doc__.splitlines()[0], argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
