@@ -7,6 +7,7 @@ lazily, so ``import cxr_studio`` stays cheap for tools that only read images or 
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cxr_studio.errors import InputError
@@ -24,7 +25,21 @@ _LAZY = {
     "TruncationWarning": "cxr_studio.models.report_encoder",
 }
 
-__all__ = ["InputError", "Radiograph", "read_radiograph", "read_png_parameters", "save_png", "__version__", *_LAZY]
+__all__ = ["InputError", "Radiograph", "read_radiograph", "read_png_parameters", "save_png", "load_default", "DEFAULT_MODEL", "__version__", *_LAZY]
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo"  # the bundled demo cascade
+
+
+def load_default(*, device: str | None = None) -> CXRStudio:
+    """The bundled demo cascade (trained on the phantom set; see assets/demo/MODEL_CARD.md), loaded offline."""
+    from cxr_studio.pipeline.studio import CXRStudio
+
+    if not (DEFAULT_MODEL / "model_index.json").is_file():
+        raise InputError(
+            f"the bundled demo cascade is missing from {DEFAULT_MODEL}; reinstall CXR Studio, or train it with "
+            "'bash training/train_demo.sh' and copy runs/demo/model there."
+        )
+    return CXRStudio.from_pretrained(DEFAULT_MODEL, device=device)
 
 if TYPE_CHECKING:
     from cxr_studio.config import PRESETS, SamplingDefaults, StudioConfig

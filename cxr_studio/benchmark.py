@@ -49,22 +49,201 @@ def bench_phantom(size: int = 256, n: int = 200) -> dict[str, float]:
     return {"size": size, "images": n, "render_images_per_s": render_rate, "render_and_write_images_per_s": write_rate}
 
 
-SECTIONS: dict[str, Callable[[], dict[str, float]]] = {"phantom": bench_phantom}
+def _timed(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> tuple[float, float]:
+    """(median, min) seconds of ``fn`` after warm-up."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)), float(min(times))
+
+
+def _gflops(fn: Callable[[], object]) -> float:
+    """GFLOPs of one call (2 per multiply-add; CPU attention registered, which torch's counter misses)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
+
+    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
+    try:
+        @register_flop_formula(op, get_raw=True)
+        def _sdpa_cpu(q, k, v, *args, out_val=None, **kwargs):  # noqa: ANN001, ARG001
+            return sdpa_flop_count(q.shape, k.shape, v.shape)
+    except Exception:  # already registered in this process
+        pass
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def bench_stages(presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: tuple[int, ...] = (1, 4)) -> dict[str, object]:
+    """Per preset and stage: parameters, GFLOPs per forward, latency at batch 1 and 4, peak RSS so far."""
+    import torch
+
+    from cxr_studio.pipeline.studio import CXRStudio
+
+    results: dict[str, object] = {}
+    for name in presets:
+        studio = CXRStudio.from_preset(name)
+        c = studio.config
+        embeds, mask = studio.encode_report(["Large right pleural effusion. No pneumothorax."])
+        stages = {}
+
+        def add(stage: str, module: torch.nn.Module, make: Callable[[int], Callable[[], object]]) -> None:
+            entry: dict[str, float] = {"params_m": sum(p.numel() for p in module.parameters()) / 1e6}
+            with torch.inference_mode():
+                entry["gflops_bs1"] = _gflops(make(1))
+                for batch in batches:
+                    if name == "cheff" and batch > 1 and stage in ("super_res_unet", "autoencoder_decode"):
+                        continue  # minutes per call on a CPU; batch 1 tells the cost
+                    median, best = _timed(make(batch), repeats=2 if name == "cheff" else 3)
+                    entry[f"latency_bs{batch}_s"], entry[f"latency_bs{batch}_min_s"] = median, best
+            entry["peak_rss_mb"] = _rss_mb()
+            stages[stage] = entry
+            print(f"  {name}/{stage}: {json.dumps(entry)}", file=sys.stderr, flush=True)
+
+        tokens = {"input_ids": torch.ones_like(mask), "attention_mask": mask}
+        add("report_encoder", studio.report_encoder, lambda b: lambda: studio.report_encoder(input_ids=tokens["input_ids"].repeat(b, 1), attention_mask=mask.repeat(b, 1)))
+        latent = torch.randn(1, c.autoencoder.latent_channels, c.latent_size, c.latent_size)
+        add("latent_unet", studio.latent_unet, lambda b: lambda: studio.latent_unet(latent.repeat(b, 1, 1, 1), 500, encoder_hidden_states=embeds.repeat(b, 1, 1), encoder_attention_mask=mask.repeat(b, 1)))
+        image = torch.zeros(1, 1, c.image_size, c.image_size)
+        add("autoencoder_encode", studio.autoencoder, lambda b: lambda: studio.autoencoder.encode(image.repeat(b, 1, 1, 1)))
+        add("autoencoder_decode", studio.autoencoder, lambda b: lambda: studio.autoencoder.decode(latent.repeat(b, 1, 1, 1)))
+        high = torch.zeros(1, 2, c.output_size, c.output_size)
+        add("super_res_unet", studio.super_res_unet, lambda b: lambda: studio.super_res_unet(high.repeat(b, 1, 1, 1), 500, class_labels=torch.zeros(b, dtype=torch.long)))
+        results[name] = {"image_size": c.image_size, "output_size": c.output_size, "stages": stages}
+        del studio
+    return results
+
+
+def _studio(model: str | None):
+    from cxr_studio import load_default
+    from cxr_studio.pipeline.studio import CXRStudio
+
+    if model:
+        return CXRStudio.from_pretrained(model)
+    try:
+        return load_default()
+    except Exception:  # no bundled cascade: random weights of the same size time the same
+        return CXRStudio.from_preset("demo")
+
+
+def bench_generate(model: str | None = None) -> dict[str, object]:
+    """End-to-end latency of the bundled cascade: the low-res stage alone, and the whole cascade."""
+    studio = _studio(model)
+    report = "Large right pleural effusion. No pneumothorax."
+    studio.generate(report, seed=0, num_steps=2, sr_num_steps=2)  # warm-up
+    low = _timed(lambda: studio.generate(report, seed=0, upscale=False), repeats=3, warmup=0)
+    full = _timed(lambda: studio.generate(report, seed=0), repeats=2, warmup=0)
+    c = studio.config
+    return {
+        "model": studio.model_id,
+        "low_res": {"size": c.image_size, "steps": c.sampling.num_steps, "guidance": c.sampling.guidance_scale, "median_s": low[0], "min_s": low[1]},
+        "cascade": {"size": c.output_size, "steps": c.sampling.num_steps, "sr_steps": c.sampling.sr_num_steps, "median_s": full[0], "min_s": full[1]},
+        "peak_rss_mb": _rss_mb(),
+    }
+
+
+def bench_samplers(model: str | None = None, reports: tuple[str, ...] = ("Large right pleural effusion.", "Left chest wall pacemaker.", "Normal chest radiograph."), threshold_db: float = 30.0) -> dict[str, object]:
+    """Steps versus quality: DPM-Solver++ and UniPC at 10/20/50 steps against DDIM with 150 steps (the papers'
+    recipe), same start noise; PSNR of the low-res image against the reference, and the speed-up of the
+    fewest steps that reach ``threshold_db``."""
+    from cxr_studio.evaluation.metrics import psnr
+
+    studio = _studio(model)
+    import torch
+
+    def run(sampler: str, steps: int) -> tuple[torch.Tensor, float]:
+        start = time.perf_counter()
+        images = [torch.from_numpy(studio.generate(r, seed=k, sampler=sampler, num_steps=steps, upscale=False).pixels) for k, r in enumerate(reports)]
+        return torch.stack(images), (time.perf_counter() - start) / len(reports)
+
+    reference, reference_s = run("ddim", 150)
+    rows = {"ddim-150": {"psnr_db": float("inf"), "seconds_per_image": reference_s}}
+    for sampler in ("ddim", "dpmpp", "unipc"):
+        for steps in (10, 20, 50):
+            images, seconds = run(sampler, steps)
+            value = float(psnr(images[:, None], reference[:, None], data_range=1.0).mean())
+            rows[f"{sampler}-{steps}"] = {"psnr_db": value, "seconds_per_image": seconds}
+    fastest = min((k for k, v in rows.items() if v["psnr_db"] >= threshold_db and k != "ddim-150"), key=lambda k: rows[k]["seconds_per_image"], default=None)
+    return {
+        "model": studio.model_id,
+        "reference": "ddim-150",
+        "threshold_db": threshold_db,
+        "results": rows,
+        "fastest_at_threshold": fastest,
+        "speedup": reference_s / rows[fastest]["seconds_per_image"] if fastest else None,
+    }
+
+
+def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 4) -> dict[str, object]:
+    """Training throughput (images/s) per stage and preset on phantom data, fp32."""
+    import dataclasses
+
+    from cxr_studio.data.phantom import write_dataset
+    from training.config import TrainConfig
+    from training.stages import build_task
+    from training.loop import Trainer
+
+    results: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name in presets:
+            from cxr_studio.config import preset
+
+            size = preset(name).output_size
+            manifest = write_dataset(Path(folder) / f"data-{name}", n=24, size=size, seed=0, quiet=True)
+            per_stage = {}
+            for stage, batch in (("autoencoder", 8), ("latent", 16), ("super_res", 8)):
+                base = TrainConfig(stage=stage, manifest=str(manifest), out=str(Path(folder) / f"model-{name}"), preset=name, max_steps=steps + 1,
+                                   batch_size=batch, log_every=1, sample_every=10**6, validate_every=10**6, checkpoint_every=10**6, sr_crop=min(128, size))
+                task = build_task(base)
+                trainer = Trainer(dataclasses.replace(base), task)
+                trainer.run()
+                lines = [json.loads(l) for l in (base.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+                seconds = lines[-1]["seconds"] - lines[0]["seconds"]
+                per_stage[stage] = {"batch": batch, "seconds_per_step": seconds / (len(lines) - 1), "images_per_s": batch * (len(lines) - 1) / seconds}
+                print(f"  train {name}/{stage}: {json.dumps(per_stage[stage])}", file=sys.stderr, flush=True)
+            results[name] = per_stage
+    return results
+
+
+SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
+    "phantom": bench_phantom,
+    "stages": bench_stages,
+    "generate": bench_generate,
+    "samplers": bench_samplers,
+    "training": bench_training,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
     parser.add_argument("--out", type=Path, help="write the JSON results here")
-    parser.add_argument("--all-cores", action="store_true", help="do not pin the process to one CPU core")
+    parser.add_argument("--model", help="model folder for the generate and samplers sections (default: the bundled demo)")
+    parser.add_argument("--presets", default="tiny,demo,cheff", help="presets for the stages section")
+    parser.add_argument("--all-cores", action="store_true", help="use every core (the default pins phantom timing to one core)")
     args = parser.parse_args(argv)
-    one_core = not args.all_cores and hasattr(os, "sched_setaffinity")
-    if one_core:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    results: dict[str, object] = {"machine": machine(), "one_core": one_core}
-    for name in args.only or sorted(SECTIONS):
-        results[name] = SECTIONS[name]()
+    import torch
+
+    results: dict[str, object] = {"machine": machine(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    for name in args.only or list(SECTIONS):
+        everything = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        if name == "phantom" and not args.all_cores and everything:  # the phantom target is per core
+            os.sched_setaffinity(0, {min(everything)})
+        options = {"model": args.model} if name in ("generate", "samplers") else {}
+        if name == "stages":
+            options = {"presets": tuple(args.presets.split(","))}
+        results[name] = SECTIONS[name](**options)
         print(name, json.dumps(results[name], default=float), flush=True)
+        if everything:
+            os.sched_setaffinity(0, everything)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = json.dumps(results, indent=2, default=float)
     if args.out:
