@@ -151,6 +151,21 @@ _SUBCONFIGS = {
     for c in (AutoencoderConfig, ReportEncoderConfig, LatentUNetConfig, SuperResConfig, ScheduleConfig, SamplingDefaults)
 }
 
+@dataclass(frozen=True)
+class EditPreset:
+    """Inpainting settings the UI offers by name; grow and feather in pixels of the input image."""
+
+    strength: float  # fraction of the schedule re-run: 1 ignores what was under the mask
+    grow_px: int  # the mask is dilated by this much (device edges, halos)
+    feather_px: int  # blend ramp outside the grown mask
+
+
+EDIT_PRESETS: dict[str, EditPreset] = {
+    "remove device": EditPreset(strength=1.0, grow_px=6, feather_px=8),
+    "subtle fix": EditPreset(strength=0.5, grow_px=2, feather_px=4),
+    "replace region": EditPreset(strength=1.0, grow_px=0, feather_px=3),
+}
+
 PRESETS: dict[str, StudioConfig] = {
     # Seconds on a CPU: for tests.
     "tiny": StudioConfig(

@@ -11,6 +11,7 @@ Value conventions used across the project:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -67,6 +68,16 @@ class Radiograph:
     def size(self) -> tuple[int, int]:
         """``(width, height)`` as PIL counts it."""
         return int(self.pixels.shape[1]), int(self.pixels.shape[0])
+
+    def with_pixels(self, pixels: np.ndarray) -> Radiograph:
+        """The same reading chain applied to other stored values (an edited or enlarged canvas)."""
+        pixels = np.asarray(pixels, dtype=self.pixels.dtype)
+        if self.lut is None:
+            lo, hi = float(self.pixels.min()), float(self.pixels.max())
+            display = ((pixels - lo) / (hi - lo) if hi > lo else np.zeros_like(pixels)).astype(np.float32)
+        else:
+            display = self.lut[np.clip(pixels.astype(np.int64) - self.lut_offset, 0, len(self.lut) - 1)]
+        return dataclasses.replace(self, pixels=pixels, display=np.clip(display, 0, 1).astype(np.float32))
 
     def to_pixels(self, display: np.ndarray) -> np.ndarray:
         """Map display values in ``[0, 1]`` back to stored values of this radiograph's dtype.

@@ -22,6 +22,8 @@ from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
+from cxr_studio.pipeline import edits
+from cxr_studio.pipeline.inpainting import InpaintPipeline
 from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
 from cxr_studio.pipeline.text_to_image import TextToImagePipeline
 
@@ -84,6 +86,7 @@ class CXRStudio:
             autoencoder=self.autoencoder,
         )
         self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
+        self.inpainting = InpaintPipeline(self.text_to_image)
 
     # --- construction and persistence -------------------------------------------------------------------
 
@@ -233,7 +236,7 @@ class CXRStudio:
         settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
         if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
             raise InputError(f"num_images {num_images!r}; an integer from 1 to {MAX_IMAGES} is accepted.")
-        first = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2) if seed is None else _check_seed(seed)
+        first = _seed_or_random(seed)
         if first + num_images - 1 > MAX_SEED:
             raise InputError(f"seed {first} + {num_images} images passes the largest seed {MAX_SEED}.")
         seeds = [first + i for i in range(num_images)]
@@ -266,6 +269,97 @@ class CXRStudio:
             seeds=seeds,
             parameters=parameters,
         )
+
+    # --- editing ------------------------------------------------------------------------------------------
+
+    def inpaint(
+        self,
+        image: Any,
+        mask: Any,
+        *,
+        report: str = "",
+        negative_report: str = "",
+        preset: str | None = None,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        strength: float | None = None,
+        seed: int | None = None,
+        grow_px: int | None = None,
+        feather_px: int | None = None,
+        resample_jumps: int = 0,
+        context: str = "crop",
+        upscale: bool = True,
+        callback: StepCallback | None = None,
+    ) -> edits.EditResult:
+        """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device.
+
+        Args:
+            image: PIL, numpy (8 or 16 bit) or anything :func:`read_radiograph` reads, DICOM included.
+            mask: same size as the image; white/1 = regenerate (thresholded at half its range).
+            report: what the regenerated region should show ("" = whatever fits).
+            preset: ``remove device`` (default), ``subtle fix`` or ``replace region``; explicit
+                ``strength``/``grow_px``/``feather_px`` override it.
+            resample_jumps: RePaint resampling per step (harmonises the border; runs DDIM; slower).
+            context: ``crop`` works on a padded square around the mask (detail on large images,
+                super-resolved when larger than the model), ``whole`` on the whole image.
+
+        Returns:
+            An :class:`EditResult` whose ``image`` has the input's size, dtype and bit depth and equals it
+            bit for bit wherever ``mask`` (the feathered weights) is 0.
+        """
+        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        return edits.inpaint(self, image, mask, report=_clean_report(report), negative_report=_clean_report(negative_report), preset=preset,
+                             strength=strength, grow_px=grow_px, feather_px=feather_px, resample_jumps=resample_jumps, context=context,
+                             seed=_seed_or_random(seed), settings=settings, upscale=upscale, callback=callback)
+
+    def outpaint(
+        self,
+        image: Any,
+        *,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        keep_box: tuple[int, int, int, int] | None = None,
+        report: str = "",
+        negative_report: str = "",
+        feather_px: int = 8,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        seed: int | None = None,
+        callback: StepCallback | None = None,
+    ) -> edits.EditResult:
+        """Grow the canvas by ``left/right/top/bottom`` pixels, or keep only ``keep_box`` ``(x0, y0, x1, y1)``
+        and regenerate the rest (Cheff fig. 7). The kept pixels are exact; the blend ramp lies in the new area."""
+        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        return edits.outpaint(self, image, left=left, right=right, top=top, bottom=bottom, keep_box=keep_box, report=_clean_report(report),
+                              negative_report=_clean_report(negative_report), feather_px=feather_px, seed=_seed_or_random(seed),
+                              settings=settings, callback=callback)
+
+    def interpolate(
+        self,
+        start: Any,
+        end: Any,
+        *,
+        mode: str,
+        num_frames: int = 8,
+        report: str = "",
+        seed: int = 0,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        callback: StepCallback | None = None,
+    ) -> edits.InterpolationResult:
+        """Frames between two endpoints. ``mode``: ``report`` (two reports, one start noise), ``seed`` (two
+        seeds, one report), ``image`` (two radiographs inverted with DDIM) or ``latent-blend`` (straight
+        lines between autoencoder latents: the cross-fade baseline of Cheff 7.4)."""
+        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        if mode == "report":
+            start, end = _clean_report(start), _clean_report(end)
+        return edits.interpolate(self, start, end, mode=mode, num_frames=num_frames, report=_clean_report(report), seed=_check_seed(seed),
+                                 settings=settings, callback=callback)
 
     def _settings(self, num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler) -> dict[str, Any]:
         """Defaults filled in from ``config.sampling`` and every value range-checked."""
@@ -314,6 +408,11 @@ def _check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
         raise InputError(f"seed {seed!r}; an integer from 0 to {MAX_SEED} is accepted.")
     return int(seed)
+
+
+def _seed_or_random(seed: Any) -> int:
+    """The seed, or a fresh random one (recorded in the result's parameters)."""
+    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2) if seed is None else _check_seed(seed)
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> float:

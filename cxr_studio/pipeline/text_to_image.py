@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -81,14 +82,33 @@ class TextToImagePipeline:
         """
         # 1. Encode reports and negative (by default empty) reports, padded to one length
         embeds, mask = self.encode_reports(list(reports) + list(negative_reports))
-        prompt_embeds, negative_embeds = embeds.chunk(2)
-        prompt_mask, negative_mask = mask.chunk(2)
         # 2. Start noise: one tensor per seed, so an image never depends on its batch
-        shape = (self.config.autoencoder.latent_channels, self.config.latent_size, self.config.latent_size)
-        noise = seeded_noise(seeds, shape, stream=0, device=self.device)
+        noise = seeded_noise(seeds, self.latent_shape, stream=0, device=self.device)
         # 3. Denoise the latents, guided by the report
-        denoise_fn = classifier_free_guidance(self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale)
-        scheduler = make_sampler(sampler, self.config.latent_schedule)
-        latents = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
+        latents = self.sample(embeds, mask, noise, num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler, callback=callback)
         # 4. Decode to pixels
         return self.decode(latents), latents
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        return (self.config.autoencoder.latent_channels, self.config.latent_size, self.config.latent_size)
+
+    def sample(
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        noise: torch.Tensor,
+        *,
+        num_steps: int,
+        guidance_scale: float,
+        sampler: str,
+        callback: StepCallback | None = None,
+        **loop_options: Any,
+    ) -> torch.Tensor:
+        """Latents from start ``noise`` ``(B, C, h, w)``; ``embeds``/``mask`` hold the B reports then the B
+        negative reports ``(2B, L, D)``/``(2B, L)``. ``loop_options`` go to :func:`denoise` (editing hooks)."""
+        prompt_embeds, negative_embeds = embeds.chunk(2)
+        prompt_mask, negative_mask = mask.chunk(2)
+        denoise_fn = classifier_free_guidance(self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale)
+        scheduler = loop_options.pop("scheduler", None) or make_sampler(sampler, self.config.latent_schedule)
+        return denoise(denoise_fn, noise, scheduler, num_steps, callback=callback, **loop_options)

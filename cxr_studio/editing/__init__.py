@@ -1,0 +1,1 @@
+"""Pure pixel and mask operations (no models): the mask convention, feathering, cropping, paste-back."""
