@@ -1,49 +1,369 @@
-"""CXR Studio front-end. All computation lives in ``cxr_studio``; this file only builds and wires widgets.
+"""CXR Studio front-end: ``python app.py [--model DIR] [--port N] [--host 127.0.0.1] [--auth USER:PASS]``.
 
-Run ``python app.py`` and open the printed local URL. The generation, editing, review and training tabs
-arrive with their issues; today the page browses the embedded phantom dataset.
+All computation lives in ``cxr_studio`` and ``training``; this file only builds widgets, adapts widget
+values to library calls, and shows library errors as notifications. Every image it serves is PNG
+(lossless), and every generated image is labelled synthetic.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
 
-# Offline and private by design: set before gradio is imported so nothing phones home.
+# Offline and private by design: set before gradio is imported.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cxr-studio-"))  # private, cleaned by delete_cache
 
 import gradio as gr  # noqa: E402
+import numpy as np  # noqa: E402
 
-from cxr_studio import InputError, __version__  # noqa: E402
+import cxr_studio  # noqa: E402
+import cxr_studio.export  # noqa: E402
+from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
+from cxr_studio.config import EDIT_PRESETS, SAMPLERS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
-from cxr_studio.imaging import to_pil  # noqa: E402
 
-MAX_UPLOAD = "200mb"  # a 16-bit 4k x 4k DICOM is ~32 MB; multi-frame files are refused anyway
-SYNTHETIC_LABEL = "SYNTHETIC phantom - not a patient image"
-
-
-def phantom_case(
-    finding_names: list[str], side: str, severity: str, zone: str, device_names: list[str], seed: float
-) -> tuple["PIL.Image.Image", "PIL.Image.Image", str]:  # noqa: F821
-    """Widget values -> (image, device-free image, report) of one phantom patient."""
-    try:
-        findings = [
-            phantom.Finding(name, side if name in phantom.SIDED else None, severity, zone if name in phantom.ZONED else None)
-            for name in finding_names
-        ]
-        devices = [phantom.Device(name, side if name in {"pacemaker", "icd", "chest_tube", "central_line"} else None) for name in device_names]
-        case = phantom.render_case(int(seed), size=512, findings=findings, devices=devices)
-    except InputError as err:
-        raise gr.Error(str(err)) from err
-    return to_pil(case.image), to_pil(case.clean), case.report
+MAX_UPLOAD = "200mb"
+UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
+OUTPUTS = Path(os.environ["GRADIO_TEMP_DIR"]) / "outputs"
 
 
-def build_demo() -> gr.Blocks:
-    """The page; handlers receive named widget values and return widget values."""
+class AppModel:
+    """The loaded studio (swappable) and one stop flag per browser session."""
+
+    def __init__(self, studio) -> None:
+        self.studio = studio
+        self._stops: dict[str, threading.Event] = {}
+
+    def stop_flag(self, request: gr.Request | None) -> threading.Event:
+        key = getattr(request, "session_hash", None) or "local"
+        flag = self._stops.setdefault(key, threading.Event())
+        return flag
+
+    def request_stop(self, request: gr.Request) -> None:
+        self.stop_flag(request).set()
+
+    def progress(self, progress: gr.Progress, request: gr.Request | None):
+        """A library step callback: moves the progress bar, returns True once Stop was pressed."""
+        flag = self.stop_flag(request)
+        flag.clear()
+
+        def on_step(step: int, total: int) -> bool:
+            progress((step, total), desc="denoising", unit="steps")
+            return flag.is_set()
+
+        return on_step
+
+
+def errors_as_notifications(handler):
+    """Library errors become a notification with the library's message; no traceback reaches the page."""
+
+    @functools.wraps(handler)  # keeps the signature, so gradio still injects gr.Request and gr.Progress
+    def wrapped(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except InputError as err:
+            raise gr.Error(str(err)) from None
+        except cxr_studio.GenerationCancelled as err:
+            raise gr.Error(f"Stopped: {err}.", title="Stopped") from None
+
+    return wrapped
+
+
+def output_path(stem: str, suffix: str = ".png") -> Path:
+    OUTPUTS.mkdir(parents=True, exist_ok=True)
+    return OUTPUTS / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}{suffix}"
+
+
+def editor_mask(value: dict | None) -> np.ndarray:
+    """The painted region of a gr.ImageEditor value: the union of its stroke layers' alpha."""
+    if not value or not value.get("layers"):
+        raise InputError("paint the region to regenerate first (the brush marks it; white = regenerate).")
+    return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0)
+
+
+def load_upload(path: str | None, level: float, width: float, invert: bool):
+    """An uploaded file -> (radiograph kept on the server, windowed 8-bit copy for the editor)."""
+    if not path:
+        return None, None
+    radiograph = imaging.read_radiograph(path, name="upload")
+    return radiograph, imaging.to_uint8(imaging.window(radiograph.display, level=level, width=width, invert=invert))
+
+
+def build_demo(model: AppModel) -> gr.Blocks:
+    defaults = model.studio.config.sampling
+
+    @errors_as_notifications
+    def generate(report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, request: gr.Request, progress=gr.Progress()):
+        result = model.studio.generate(report, negative_report=negative, sampler=sampler, num_steps=int(steps), guidance_scale=float(guidance),
+                                       seed=None if random_seed else int(seed), num_images=int(count), upscale=bool(upscale),
+                                       callback=model.progress(progress, request))
+        files = []
+        for i in range(len(result.images)):
+            files.append(str(output_path(f"synthetic-seed{result.seeds[i]}")))
+            save_png(files[-1], result.pixels[i], bit_depth=16, parameters=result.parameters_for(i), synthetic=True)
+        captions = [f"SYNTHETIC · seed {s} · {result.parameters['sampler']} {result.parameters['num_steps']} steps · cfg {result.parameters['guidance_scale']}" for s in result.seeds]
+        return list(zip(files, captions)), files, result.seeds[0]
+
+    def recall(files, evt: gr.SelectData):
+        """A gallery image's settings back into the form."""
+        p = read_png_parameters(files[evt.index])
+        return p["report"], p["negative_report"], p["sampler"], p["num_steps"], p["guidance_scale"], p["seed"], False, files[evt.index]
+
+    @errors_as_notifications
+    def export_dicom(selected):
+        if not selected:
+            raise InputError("select an image in the gallery first.")
+        path = output_path("synthetic", ".dcm")
+        path.write_bytes(cxr_studio.export.synthetic_dicom(imaging.read_radiograph(selected).display, read_png_parameters(selected)))
+        return str(path)
+
+    @errors_as_notifications
+    def inpaint(radiograph, editor, report, preset, strength, grow_px, feather_px, steps, seed, jumps, request: gr.Request, progress=gr.Progress()):
+        if radiograph is None:
+            raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
+        result = model.studio.inpaint(radiograph, editor_mask(editor), report=report, preset=preset, strength=float(strength), grow_px=int(grow_px),
+                                      feather_px=int(feather_px), num_steps=int(steps), seed=int(seed), resample_jumps=int(jumps),
+                                      callback=model.progress(progress, request))
+        png, dcm = output_path(f"edited-{result.bit_depth}bit"), output_path("edited", ".dcm")
+        save_png(png, result.image if result.image.dtype in (np.uint8, np.uint16) else result.display, bit_depth=16, parameters=result.parameters)
+        dcm.write_bytes(cxr_studio.export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom))
+        before = imaging.to_uint8(radiograph.display)
+        return (before, imaging.to_uint8(result.display)), imaging.to_uint8(np.clip(result.difference * 4, 0, 1)), [str(png), str(dcm)]
+
+    @errors_as_notifications
+    def outpaint(radiograph, left, right, top, bottom, report, seeds, request: gr.Request, progress=gr.Progress()):
+        if radiograph is None:
+            raise InputError("upload a radiograph first.")
+        results = [model.studio.outpaint(radiograph, left=int(left), right=int(right), top=int(top), bottom=int(bottom), report=report, seed=s,
+                                         callback=model.progress(progress, request)) for s in range(int(seeds))]
+        return [(imaging.to_uint8(r.display), f"seed {r.parameters['seed']} · edited, not anonymous") for r in results]
+
+    @errors_as_notifications
+    def interpolate(mode, report_a, report_b, seed_a, seed_b, image_a, image_b, report, frames, request: gr.Request, progress=gr.Progress()):
+        start, end = {"report": (report_a, report_b), "seed": (int(seed_a), int(seed_b))}.get(mode, (image_a, image_b))
+        if start is None or end is None:
+            raise InputError("give both endpoints.")
+        result = model.studio.interpolate(start, end, mode=mode, num_frames=int(frames), report=report, seed=int(seed_a),
+                                          callback=model.progress(progress, request))
+        gif = output_path("interpolation", ".gif")
+        gif.write_bytes(result.gif())
+        return [(imaging.to_uint8(p), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
+
+    def review(real, synthetic, level, width, invert):
+        """Both images through the same window/level."""
+        show = lambda r: None if r is None else imaging.to_uint8(imaging.window(r.display, level=level, width=width, invert=invert))  # noqa: E731
+        return show(real), show(synthetic)
+
+    def train_start(manifest, out, preset, ae, latent, sr, finetune, resume):
+        from training import runs
+
+        try:
+            runs.start_run(manifest=manifest, out=out, preset=preset, steps={"ae": ae, "latent": latent, "sr": sr, "sr_finetune": finetune}, resume=resume)
+        except InputError as err:
+            raise gr.Error(str(err)) from None
+        return f"Started training into `{out}`."
+
+    def train_poll(out):
+        import pandas as pd
+
+        from training import runs
+
+        p = runs.read_progress(out)
+        eta = f", ETA {p['eta_s'] / 60:.0f} min" if p.get("eta_s") else ""
+        status = f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
+        curve = pd.DataFrame(p["losses"], columns=["step", "loss"])
+        return status, curve, "\n".join(p["log"]), p["latest_samples"]
+
+    @errors_as_notifications
+    def make_phantoms(folder, count, size):
+        manifest = phantom.write_dataset(folder, n=int(count), size=int(size), seed=0, workers=2, quiet=True)
+        return str(manifest)
+
+    @errors_as_notifications
+    def load_model(folder):
+        model.studio = cxr_studio.CXRStudio.from_pretrained(folder) if folder else cxr_studio.load_default()
+        return model_summary()
+
+    def model_summary() -> str:
+        s = model.studio
+        sizes = {k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M" for k, v in s.components().items() if k != "tokenizer"}
+        card = cxr_studio.DEFAULT_MODEL / "MODEL_CARD.md"
+        text = card.read_text() if s.model_id.startswith("demo@") and card.is_file() else ""
+        return f"**Loaded:** `{s.model_id}` on `{s.device}` · {s.config.image_size} px -> {s.config.output_size} px\n\n**Components:** {sizes}\n\n{text}"
+
+    def phantom_case(finding_names, side, severity, zone, device_names, seed):
+        """Widget values -> (image, device-free image, report) of one phantom patient."""
+        try:
+            findings = [phantom.Finding(n, side if n in phantom.SIDED else None, severity, zone if n in phantom.ZONED else None) for n in finding_names]
+            devices = [phantom.Device(n, side if n in {"pacemaker", "icd", "chest_tube", "central_line"} else None) for n in device_names]
+            case = phantom.render_case(int(seed), size=512, findings=findings, devices=devices)
+        except InputError as err:
+            raise gr.Error(str(err)) from None
+        return imaging.to_pil(case.image), imaging.to_pil(case.clean), case.report
+
+    def compose(finding, side, severity, devices):
+        """The structured helper: chosen finding and devices -> report text."""
+        findings = [] if finding == "none" else [phantom.Finding(finding, side if finding in phantom.SIDED else None, severity, "lower" if finding in phantom.ZONED else None)]
+        return phantom.report_for(findings, [phantom.Device(d, side if d in {"pacemaker", "icd", "chest_tube", "central_line"} else None) for d in devices])
+
     with gr.Blocks(title="CXR Studio", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown(f"# CXR Studio {__version__}\nEvery image on this page is **synthetic** and labelled as such.")
+        gr.Markdown(f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. Generated images are **synthetic** and labelled as such; edited real images are still patient images.")
+        with gr.Tab("Generate"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    report = gr.Textbox(label="Report", lines=4, value="FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion.")
+                    with gr.Accordion("Structured helper", open=False):
+                        with gr.Row():
+                            h_finding = gr.Dropdown(["none", *phantom.FINDINGS], value="pleural_effusion", label="Finding")
+                            h_side = gr.Radio(list(phantom.SIDES), value="right", label="Side (patient's)")
+                            h_severity = gr.Radio(list(phantom.SEVERITIES), value="large", label="Severity")
+                        h_devices = gr.CheckboxGroup(list(phantom.DEVICES), label="Devices")
+                        gr.Button("Write report").click(compose, [h_finding, h_side, h_severity, h_devices], report)
+                    negative = gr.Textbox(label="Negative report (steer away from)", value="")
+                    with gr.Row():
+                        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
+                        steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
+                        guidance = gr.Slider(0, 15, value=defaults.guidance_scale, step=0.5, label="Guidance")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                        random_seed = gr.Checkbox(value=True, label="Random seed")
+                        count = gr.Slider(1, 8, value=1, step=1, label="Images")
+                        upscale = gr.Checkbox(value=True, label=f"Super-resolution to {model.studio.config.output_size} px")
+                    with gr.Row():
+                        run = gr.Button("Generate", variant="primary")
+                        stop = gr.Button("Stop")
+                with gr.Column(scale=3):
+                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=520)
+                    files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple")
+                    selected = gr.Textbox(visible=False)
+                    with gr.Row():
+                        to_dicom = gr.Button("Export selected as DICOM (Secondary Capture, synthetic)")
+                        dicom_file = gr.File(label="DICOM")
+            run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale], [gallery, files, seed], concurrency_id="model")
+            stop.click(model.request_stop, None, None, queue=False)
+            gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
+            to_dicom.click(export_dicom, selected, dicom_file)
+        with gr.Tab("Inpaint"):
+            radiograph = gr.State()
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="Radiograph (PNG, JPEG, TIFF or DICOM)", file_types=UPLOAD_TYPES, type="filepath")
+                    with gr.Row():
+                        level = gr.Slider(0, 1, value=0.5, label="Level")
+                        width = gr.Slider(0.05, 1, value=1.0, label="Width")
+                        invert = gr.Checkbox(label="Invert")
+                    editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", layers=False, transforms=(), fixed_canvas=False,
+                                            brush=gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16),
+                                            eraser=gr.Eraser(default_size=16), label="Paint what to regenerate", height=560)
+                    i_report = gr.Textbox(label="Report for the region (optional)")
+                    with gr.Row():
+                        preset = gr.Dropdown(list(EDIT_PRESETS), value="remove device", label="Preset")
+                        i_strength = gr.Slider(0.05, 1, value=1.0, label="Strength")
+                        grow_px = gr.Slider(0, 64, value=6, step=1, label="Grow (px)")
+                        feather_px = gr.Slider(0, 64, value=8, step=1, label="Feather (px)")
+                    with gr.Row():
+                        i_steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
+                        i_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                        jumps = gr.Slider(0, 5, value=0, step=1, label="RePaint resampling")
+                    with gr.Row():
+                        i_run = gr.Button("Inpaint", variant="primary")
+                        i_stop = gr.Button("Stop")
+                with gr.Column():
+                    slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")
+                    difference = gr.Image(label="Difference (x4)", format="png", interactive=False)
+                    i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple")
+            for trigger in (upload.change, level.release, width.release, invert.change):
+                trigger(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
+            preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px), preset, [i_strength, grow_px, feather_px])
+            i_run.click(inpaint, [radiograph, editor, i_report, preset, i_strength, grow_px, feather_px, i_steps, i_seed, jumps], [slider, difference, i_files], concurrency_id="model")
+            i_stop.click(model.request_stop, None, None, queue=False)
+        with gr.Tab("Outpaint"):
+            o_state = gr.State()
+            with gr.Row():
+                with gr.Column():
+                    o_upload = gr.File(label="Radiograph", file_types=UPLOAD_TYPES, type="filepath")
+                    o_preview = gr.Image(label="Input", format="png", interactive=False)
+                    with gr.Row():
+                        o_left, o_right = gr.Slider(0, 512, value=0, step=8, label="Left"), gr.Slider(0, 512, value=0, step=8, label="Right")
+                        o_top, o_bottom = gr.Slider(0, 512, value=64, step=8, label="Top"), gr.Slider(0, 512, value=0, step=8, label="Bottom")
+                    o_report = gr.Textbox(label="Report (optional)")
+                    o_seeds = gr.Slider(1, 4, value=2, step=1, label="Seeds")
+                    o_run = gr.Button("Outpaint", variant="primary")
+                o_gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2)
+            o_upload.change(errors_as_notifications(load_upload), [o_upload, gr.State(0.5), gr.State(1.0), gr.State(False)], [o_state, o_preview])
+            o_run.click(outpaint, [o_state, o_left, o_right, o_top, o_bottom, o_report, o_seeds], o_gallery, concurrency_id="model")
+        with gr.Tab("Interpolate"):
+            with gr.Row():
+                with gr.Column():
+                    mode = gr.Radio(["report", "seed", "image", "latent-blend"], value="report", label="Between")
+                    report_a = gr.Textbox(label="Start report", value="Normal chest radiograph.")
+                    report_b = gr.Textbox(label="End report", value="Large left pleural effusion.")
+                    with gr.Row():
+                        seed_a, seed_b = gr.Number(value=0, precision=0, label="Seed (start)"), gr.Number(value=1, precision=0, label="Seed (end)")
+                    with gr.Row():
+                        image_a = gr.File(label="Start image", file_types=UPLOAD_TYPES, type="filepath")
+                        image_b = gr.File(label="End image", file_types=UPLOAD_TYPES, type="filepath")
+                    f_report = gr.Textbox(label="Report (seed and image modes)")
+                    frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
+                    f_run = gr.Button("Interpolate", variant="primary")
+                with gr.Column():
+                    strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png")
+                    gif = gr.File(label="Animated GIF")
+            f_run.click(interpolate, [mode, report_a, report_b, seed_a, seed_b, image_a, image_b, f_report, frames], [strip, gif], concurrency_id="model")
+        with gr.Tab("Review"):
+            gr.Markdown("Real and synthetic side by side through the same window/level.")
+            real_state, synth_state = gr.State(), gr.State()
+            with gr.Row():
+                real_upload = gr.File(label="Real radiograph", file_types=UPLOAD_TYPES, type="filepath")
+                synth_upload = gr.File(label="Synthetic radiograph", file_types=UPLOAD_TYPES, type="filepath")
+            with gr.Row():
+                r_level, r_width, r_invert = gr.Slider(0, 1, value=0.5, label="Level"), gr.Slider(0.05, 1, value=1.0, label="Width"), gr.Checkbox(label="Invert")
+            with gr.Row():
+                real_view = gr.Image(label="Real", format="png", interactive=False)
+                synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False)
+            read = errors_as_notifications(lambda path: imaging.read_radiograph(path, name="upload") if path else None)
+            real_upload.change(read, real_upload, real_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
+            synth_upload.change(read, synth_upload, synth_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
+            for control in (r_level, r_width, r_invert):
+                control.change(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view], show_progress="hidden", trigger_mode="always_last")
+        with gr.Tab("Train"):
+            with gr.Row():
+                with gr.Column():
+                    manifest = gr.Textbox(label="Manifest", value="data/phantom/manifest.csv")
+                    with gr.Row():
+                        p_folder, p_count, p_size = gr.Textbox(value="data/phantom", label="Phantom folder"), gr.Number(value=1000, precision=0, label="Images"), gr.Number(value=512, precision=0, label="Size")
+                    gr.Button("Make a phantom set").click(make_phantoms, [p_folder, p_count, p_size], manifest)
+                    out = gr.Textbox(label="Model folder", value="runs/my-cascade/model")
+                    t_preset = gr.Dropdown(["tiny", "demo", "cheff"], value="demo", label="Preset")
+                    with gr.Row():
+                        ae, latent = gr.Number(value=800, precision=0, label="Autoencoder steps"), gr.Number(value=2500, precision=0, label="Latent steps")
+                        sr, finetune = gr.Number(value=500, precision=0, label="SR steps"), gr.Number(value=150, precision=0, label="SR fine-tune steps")
+                    with gr.Row():
+                        t_start, t_resume, t_stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
+                    t_load = gr.Button("Load the trained cascade into the studio")
+                with gr.Column():
+                    t_status = gr.Markdown("No run yet.")
+                    curve = gr.LinePlot(x="step", y="loss", label="Training loss")
+                    samples = gr.Image(label="Latest sample grid", format="png", interactive=False)
+                    log = gr.Code(label="Log", lines=12)
+            settings = [manifest, out, t_preset, ae, latent, sr, finetune]
+            t_start.click(lambda *a: train_start(*a, False), settings, t_status)
+            t_resume.click(lambda *a: train_start(*a, True), settings, t_status)
+            t_stop.click(lambda folder: __import__("training.runs").runs.stop_run(folder, wait_s=0) and "Stopping after this step.", out, t_status)
+            gr.Timer(2.0).tick(train_poll, out, [t_status, curve, log, samples], show_progress="hidden")
+        with gr.Tab("Model"):
+            summary = gr.Markdown(model_summary())
+            folder = gr.Textbox(label="Model folder (empty: the bundled demo cascade)")
+            gr.Button("Load").click(load_model, folder, summary)
+            t_load.click(load_model, out, summary)
         with gr.Tab("Phantom"):
             with gr.Row():
                 with gr.Column():
@@ -52,42 +372,44 @@ def build_demo() -> gr.Blocks:
                     severity = gr.Radio(list(phantom.SEVERITIES), value="moderate", label="Severity")
                     zone = gr.Radio(list(phantom.ZONES), value="lower", label="Zone")
                     devices = gr.CheckboxGroup(list(phantom.DEVICES), label="Support devices")
-                    seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+                    p_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                     button = gr.Button("Render phantom", variant="primary")
                 with gr.Column():
-                    image = gr.Image(label=SYNTHETIC_LABEL, format="png", type="pil", interactive=False)
+                    image = gr.Image(label="SYNTHETIC phantom - not a patient image", format="png", type="pil", interactive=False)
                     clean = gr.Image(label="Same patient without devices (SYNTHETIC)", format="png", type="pil", interactive=False)
-                    report = gr.Textbox(label="Report", lines=6)
-            button.click(phantom_case, inputs=[findings, side, severity, zone, devices, seed], outputs=[image, clean, report])
+                    p_report = gr.Textbox(label="Report", lines=6)
+            button.click(phantom_case, [findings, side, severity, zone, devices, p_seed], [image, clean, p_report], api_name="phantom_case")
     return demo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="CXR Studio: local chest radiograph studio")
+    parser = argparse.ArgumentParser(description="CXR Studio: a local chest radiograph studio")
+    parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--auth", help="USER:PASS required to open the page")
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     args = parser.parse_args(argv)
     auth = tuple(args.auth.split(":", 1)) if args.auth else None
     if args.auth and len(auth) != 2:
         print("error: --auth must be USER:PASS", file=sys.stderr)
         return 2
-    print(f"CXR Studio {__version__}: model = embedded phantom (no diffusion model bundled yet)")
-    build_demo().queue(max_size=16, default_concurrency_limit=1).launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=False,
-        auth=auth,
-        max_file_size=MAX_UPLOAD,
-        run_history=False,
-        enable_monitoring=False,
-        strict_cors=True,
-        mcp_server=False,
-        ssr_mode=False,
-        pwa=False,
-        footer_links=[],
-    )
+    try:
+        studio = cxr_studio.CXRStudio.from_pretrained(args.model, device=args.device) if args.model else cxr_studio.load_default(device=args.device)
+    except InputError as err:
+        print(f"error: cannot load the model: {err}", file=sys.stderr)
+        return 2
+    print(f"CXR Studio {__version__}: model {studio.model_id} on {studio.device}")
+    build_demo(AppModel(studio)).queue(max_size=16, default_concurrency_limit=1).launch(**launch_settings(args.host, args.port, auth))
     return 0
+
+
+def launch_settings(host: str, port: int, auth: tuple[str, str] | None) -> dict:
+    """Local and private: no share link, no browser run history, no monitoring page, an upload limit."""
+    return {
+        "server_name": host, "server_port": port, "share": False, "auth": auth, "max_file_size": MAX_UPLOAD, "run_history": False,
+        "enable_monitoring": False, "strict_cors": True, "mcp_server": False, "ssr_mode": False, "pwa": False, "footer_links": [],
+    }
 
 
 if __name__ == "__main__":

@@ -411,6 +411,13 @@ def to_rgb(images: torch.Tensor) -> torch.Tensor:
     return images if images.shape[1] == 3 else images.repeat(1, 3, 1, 1)
 
 
+def window(display: np.ndarray, *, level: float = 0.5, width: float = 1.0, invert: bool = False) -> np.ndarray:
+    """Window/level a ``[0, 1]`` display image for viewing (level and width in display units); ``invert`` flips it."""
+    width = max(float(width), 1e-3)
+    out = np.clip((np.asarray(display, dtype=np.float32) - (level - width / 2)) / width, 0.0, 1.0)
+    return 1.0 - out if invert else out
+
+
 def resize_center_crop(image01: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Resize so the shortest edge is ``size`` (or fits ``(height, width)``), then centre-crop (Cheff).
 

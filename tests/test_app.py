@@ -35,22 +35,81 @@ def test_library_never_imports_the_ui_or_training():
         assert not forbidden, f"{path.relative_to(ROOT)} imports {forbidden}"
 
 
-def test_demo_builds():
-    assert isinstance(app.build_demo(), gr.Blocks)
+@pytest.fixture(scope="module")
+def studio():
+    import cxr_studio
+
+    return cxr_studio.CXRStudio.from_preset("tiny")
 
 
-def test_phantom_handler_maps_widget_values():
-    image, clean, report = app.phantom_case(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 4)
-    assert image.size == clean.size == (512, 512) and image.mode == "L"
+def test_demo_builds(studio):
+    assert isinstance(app.build_demo(app.AppModel(studio)), gr.Blocks)
+
+
+def test_launch_settings_are_local_and_private():
+    settings = app.launch_settings("127.0.0.1", 7860, None)
+    assert settings["server_name"] == "127.0.0.1" and settings["share"] is False
+    assert settings["run_history"] is False and settings["enable_monitoring"] is False
+    assert settings["max_file_size"] == app.MAX_UPLOAD and settings["strict_cors"] is True
+
+
+def test_editor_mask_is_the_union_of_painted_alpha():
+    layer = np.zeros((40, 30, 4), np.uint8)
+    layer[5:10, 5:10, 3] = 128
+    other = np.zeros((40, 30, 4), np.uint8)
+    other[20:22, 0:3, 3] = 255
+    mask = app.editor_mask({"background": None, "layers": [layer, other], "composite": None})
+    assert mask.shape == (40, 30) and (mask > 0).sum() == 25 + 6
+    from cxr_studio import InputError
+
+    with pytest.raises(InputError, match="paint"):
+        app.editor_mask({"background": None, "layers": [], "composite": None})
+
+
+@pytest.fixture(scope="module")
+def client(studio):
+    from gradio_client import Client
+
+    demo = app.build_demo(app.AppModel(studio)).queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    yield Client(url, verbose=False)
+    demo.close()
+
+
+def test_generate_through_the_api_returns_pngs_with_parameters(client):
+    from cxr_studio import read_png_parameters, read_radiograph
+
+    gallery, files, seed = client.predict("Large left pleural effusion.", "", "dpmpp", 3, 2.0, 7, False, 2, True, api_name="/generate")
+    assert seed == 7 and len(gallery) == 2
+    paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
+    parameters = read_png_parameters(paths[1])
+    assert parameters["seed"] == 8 and parameters["synthetic"] is True and parameters["report"] == "Large left pleural effusion."
+    assert read_radiograph(paths[0]).bit_depth == 16
+
+
+def test_phantom_handler_through_the_api(client):
+    image, clean, report = client.predict(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 4, api_name="/phantom_case")
     assert "left pleural effusion" in report.lower() and "pacemaker" in report.lower()
-    assert not np.array_equal(np.asarray(image), np.asarray(clean))  # the pacemaker is only in the first
+    from PIL import Image
+
+    assert Image.open(image).size == (512, 512)
 
 
-def test_phantom_handler_turns_bad_input_into_a_notification():
-    with pytest.raises(gr.Error):
-        app.phantom_case(["edema"], "right", "enormous", "lower", [], 0)
+def test_bad_input_becomes_a_notification(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="less than minimum"):  # the widget's own range check
+        client.predict("x", "", "dpmpp", 0, 2.0, 7, False, 1, False, api_name="/generate")
+    with pytest.raises(AppError, match="seed .* an integer from 0"):  # the library's InputError, shown as is
+        client.predict("x", "", "dpmpp", 2, 2.0, 2**70, False, 1, False, api_name="/generate")
 
 
 def test_auth_must_be_user_colon_password(capsys):
     assert app.main(["--auth", "nopassword"]) == 2
     assert "USER:PASS" in capsys.readouterr().err
+
+
+def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
+    assert app.main(["--model", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load the model" in err and "Traceback" not in err

@@ -849,6 +849,11 @@ def describe_finding(f: Finding, rng: np.random.Generator | None = None) -> str:
     return _sentence(template.format(sev=_SEVERITY_WORD[f.name][f.severity], side=f.side or "", zone=f.zone or "mid"))
 
 
+def report_for(findings: Sequence[Finding], devices: Sequence[Device]) -> str:
+    """A report for chosen findings and devices, in the phantom's wording (the app's structured helper)."""
+    return write_report(findings, devices, np.random.default_rng(0))
+
+
 def write_report(findings: Sequence[Finding], devices: Sequence[Device], rng: np.random.Generator) -> str:
     """A report with FINDINGS and IMPRESSION sections, varied wording, and explicit negations."""
     pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
