@@ -29,6 +29,7 @@ import cxr_studio.export  # noqa: E402
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
 from cxr_studio.config import EDIT_PRESETS, SAMPLERS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
+from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
 
 MAX_UPLOAD = "200mb"
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
@@ -161,6 +162,29 @@ def build_demo(model: AppModel) -> gr.Blocks:
         """Both images through the same window/level."""
         show = lambda r: None if r is None else imaging.to_uint8(imaging.window(r.display, level=level, width=width, invert=invert))  # noqa: E731
         return show(real), show(synthetic)
+
+    def study_add(folder, real_files, synthetic_files):
+        study = ReaderStudy(folder)
+        count = study.add_cases(list(real_files or []), list(synthetic_files or []))
+        return f"{count} cases in the study."
+
+    def study_next(folder, reader):
+        case = ReaderStudy(folder).next_case(reader)
+        if case is None:
+            return None, "Done: every case is answered. Thank you.", None
+        return str(case.image_path), f"Case {case.position} of {case.total}", (case.case_id, time.time())
+
+    def study_answer(folder, reader, current, confidence, answer):
+        if current is None:
+            raise InputError("start (or continue) the study first.")
+        ReaderStudy(folder).record(reader, current[0], answer, int(confidence), time.time() - current[1])
+        return study_next(folder, reader)
+
+    def study_results(folder):
+        study = ReaderStudy(folder)
+        path = output_path("reader-study", ".csv")
+        path.write_bytes(study.export_csv())
+        return study.results(), str(path)
 
     def train_start(manifest, out, preset, ae, latent, sr, finetune, resume):
         from training import runs
@@ -334,6 +358,28 @@ def build_demo(model: AppModel) -> gr.Blocks:
             synth_upload.change(read, synth_upload, synth_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
             for control in (r_level, r_width, r_invert):
                 control.change(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view], show_progress="hidden", trigger_mode="always_last")
+            with gr.Accordion("Blinded reader study", open=False):
+                gr.Markdown("Each reader sees their own randomised, balanced sequence; images are prepared identically and answers are saved at once.")
+                study_folder = gr.Textbox(value="runs/reader-study", label="Study folder")
+                with gr.Row():
+                    real_files = gr.File(label="Real images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
+                    synthetic_files = gr.File(label="Synthetic images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
+                study_status = gr.Markdown()
+                gr.Button("Add cases").click(errors_as_notifications(study_add), [study_folder, real_files, synthetic_files], study_status)
+                reader = gr.Textbox(label="Reader (a pseudonym)")
+                current = gr.State()
+                case_image = gr.Image(label="Real or synthetic?", format="png", interactive=False, height=560)
+                with gr.Row():
+                    confidence = gr.Slider(1, 5, value=3, step=1, label="Confidence")
+                    start_study = gr.Button("Start / continue")
+                    said_real, said_synthetic = gr.Button("Real"), gr.Button("Synthetic")
+                start_study.click(errors_as_notifications(study_next), [study_folder, reader], [case_image, study_status, current])
+                for button, answer in ((said_real, "real"), (said_synthetic, "synthetic")):
+                    button.click(errors_as_notifications(lambda f, r, c, k, a=answer: study_answer(f, r, c, k, a)), [study_folder, reader, current, confidence], [case_image, study_status, current])
+                with gr.Row():
+                    results_button = gr.Button("Results")
+                    results_json, results_csv = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC"), gr.File(label="Answers (CSV)")
+                results_button.click(errors_as_notifications(study_results), study_folder, [results_json, results_csv])
         with gr.Tab("Train"):
             with gr.Row():
                 with gr.Column():

@@ -166,7 +166,14 @@ def test_save_then_load_gives_identical_outputs(studio, saved):
     loaded = CXRStudio.from_pretrained(saved)
     assert loaded.config == studio.config
     assert loaded.model_id.startswith("tiny@") and loaded.model_id == studio.model_id
-    assert np.array_equal(loaded.generate(REPORT, seed=4).pixels, studio.generate(REPORT, seed=4).pixels)
+    for name, module in studio.components().items():  # the weights come back bit for bit
+        if name != "tokenizer":
+            original, reloaded = module.state_dict(), loaded.components()[name].state_dict()
+            assert original.keys() == reloaded.keys() and all(torch.equal(original[k], reloaded[k]) for k in original)
+    assert loaded.tokenizer.get_vocab() == studio.tokenizer.get_vocab()
+    # outputs: CPU kernels may round differently for differently aligned weight memory, so compare before
+    # the random tiny model saturates its pixels to 0 or 1
+    assert torch.allclose(loaded.sample_latents(REPORT, seed=4), studio.sample_latents(REPORT, seed=4), atol=1e-5)
     assert not any(name.endswith((".bin", ".pt", ".ckpt", ".pth")) for _, _, files in os.walk(saved) for name in files)
     index = json.loads((saved / "model_index.json").read_text())
     assert index["latent_unet"] == ["diffusers", "UNet2DConditionModel"]
