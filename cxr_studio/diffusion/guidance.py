@@ -39,3 +39,18 @@ def classifier_free_guidance(
         return eps_negative + guidance_scale * (eps_report - eps_negative)
 
     return guided
+
+
+def clip_predicted_sample(denoise_fn: DenoiseFn, alphas_cumprod: torch.Tensor, limit: float) -> DenoiseFn:
+    """Clip the clean sample implied by each noise prediction to ``[-limit, limit]`` and return the noise
+    that matches it: x0 clipping for solvers that work on data predictions (DPM-Solver++, UniPC)."""
+    if not limit or limit <= 0:
+        return denoise_fn
+
+    def clipped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        eps = denoise_fn(x, t)
+        a = alphas_cumprod.to(x.device)[t].to(x.dtype)
+        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-limit, limit)
+        return (x - a.sqrt() * x0) / (1 - a).sqrt()
+
+    return clipped

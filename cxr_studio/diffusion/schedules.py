@@ -21,11 +21,18 @@ def training_scheduler(config: ScheduleConfig) -> DDPMScheduler:
     )
 
 
-def make_sampler(name: str, config: ScheduleConfig) -> SchedulerMixin:
-    """A sampler by name (``ddim``, ``dpmpp``, ``unipc``) with exactly the training schedule's betas."""
+def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> SchedulerMixin:
+    """A sampler by name (``ddim``, ``dpmpp``, ``unipc``) with exactly the training schedule's betas.
+
+    ``clip > 0``: DDIM clips its predicted clean sample to ``[-clip, clip]`` (and keeps the model's own noise
+    prediction for the direction term). The multistep solvers have only pixel-space dynamic thresholding,
+    so callers clip their predictions with ``guidance.clip_predicted_sample`` instead.
+    """
     base = training_scheduler(config).config
     if name == "ddim":  # "trailing" spacing visits t = T-1, which "leading" never does
-        return DDIMScheduler.from_config(base, timestep_spacing="trailing", clip_sample=False, set_alpha_to_one=False)
+        return DDIMScheduler.from_config(
+            base, timestep_spacing="trailing", clip_sample=clip > 0, clip_sample_range=clip or 1.0, set_alpha_to_one=False
+        )
     if name == "dpmpp":
         return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2)
     if name == "unipc":

@@ -274,8 +274,7 @@ def interpolate(
             inverse = DDIMInverseScheduler.from_config(make_sampler("ddim", studio.config.latent_schedule).config)
             noises = [denoise(conditional, z, inverse, steps) for z in known]
             for k, a in enumerate(alphas):
-                ddim = make_sampler("ddim", studio.config.latent_schedule)
-                latents.append(denoise(conditional, slerp(noises[0], noises[1], float(a)), ddim, steps, callback=_frame(callback, k, num_frames)))
+                latents.append(denoise(conditional, slerp(noises[0], noises[1], float(a)), t2i.sampler("ddim"), steps, callback=_frame(callback, k, num_frames)))
     pixels = imaging.from_tensor(torch.cat([t2i.decode(z) for z in latents]))
     parameters = {"interpolation": mode, "num_frames": num_frames, "report": report, "seed": seed, **settings, "model": studio.model_id, "synthetic": True}
     if mode == "report":

@@ -11,7 +11,7 @@ import torch
 
 from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.pipeline.text_to_image import TextToImagePipeline, seeded_noise
 
 
@@ -45,11 +45,11 @@ class InpaintPipeline:
         # 1. Encode the image and the reports
         known = self.t2i.encode_image(image.to(device))
         embeds, mask = self.t2i.encode_reports([report, negative_report])
-        denoise_fn = classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale)
+        scheduler = self.t2i.sampler("ddim" if resample_jumps else sampler)
+        denoise_fn = self.t2i.clipped(classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale), scheduler)
         latent_mask = latent_mask.to(device)
         # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
         noise = seeded_noise([seed], tuple(known.shape[1:]), stream=3, device=device)
-        scheduler = make_sampler("ddim" if resample_jumps else sampler, schedule)
         scheduler.set_timesteps(num_steps, device=device)
         timesteps = scheduler.timesteps
         start = num_steps - max(1, round(num_steps * strength))

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from diffusers import UNet2DModel
 
 from cxr_studio.config import StudioConfig
+from cxr_studio.diffusion.guidance import clip_predicted_sample
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
 from cxr_studio.pipeline.text_to_image import seeded_noise
@@ -56,5 +57,8 @@ class SuperResolutionPipeline:
         condition = training_scheduler(schedule).add_noise(condition, seeded_noise(seeds, tuple(condition.shape[1:]), stream=2, device=self.device), aug_t)
         # 3. Denoise the high-resolution image next to its condition
         denoise_fn = lambda x, t: self.super_res_unet(torch.cat([x, condition], dim=1), t, class_labels=aug_t).sample  # noqa: E731
-        image = denoise(denoise_fn, noise, make_sampler(sampler, schedule), num_steps, callback=callback)
+        scheduler = make_sampler(sampler, schedule, clip=1.0)  # pixels live in [-1, 1]
+        if not scheduler.config.get("clip_sample"):
+            denoise_fn = clip_predicted_sample(denoise_fn, training_scheduler(schedule).alphas_cumprod, 1.0)
+        image = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
         return image.clamp(-1.0, 1.0)

@@ -11,9 +11,9 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
-from cxr_studio.diffusion.guidance import classifier_free_guidance
+from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_predicted_sample
 from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import make_sampler
+from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
 from cxr_studio.models.report_encoder import encode_reports
 
 
@@ -109,6 +109,21 @@ class TextToImagePipeline:
         negative reports ``(2B, L, D)``/``(2B, L)``. ``loop_options`` go to :func:`denoise` (editing hooks)."""
         prompt_embeds, negative_embeds = embeds.chunk(2)
         prompt_mask, negative_mask = mask.chunk(2)
+        scheduler = loop_options.pop("scheduler", None) or self.sampler(sampler)
         denoise_fn = classifier_free_guidance(self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale)
-        scheduler = loop_options.pop("scheduler", None) or make_sampler(sampler, self.config.latent_schedule)
-        return denoise(denoise_fn, noise, scheduler, num_steps, callback=callback, **loop_options)
+        return denoise(self.clipped(denoise_fn, scheduler), noise, scheduler, num_steps, callback=callback, **loop_options)
+
+    def sampler(self, name: str):
+        """The named sampler on the latent schedule, clipping predicted clean latents to the data range."""
+        return make_sampler(name, self.config.latent_schedule, clip=self.config.sampling.latent_clip)
+
+    def clipped(self, denoise_fn, scheduler):
+        """``denoise_fn`` with its clean-latent prediction clipped, for solvers that cannot clip themselves.
+
+        Why: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate multiplies
+        the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
+        """
+        if scheduler.config.get("clip_sample"):
+            return denoise_fn
+        alphas = training_scheduler(self.config.latent_schedule).alphas_cumprod
+        return clip_predicted_sample(denoise_fn, alphas, self.config.sampling.latent_clip)
