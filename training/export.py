@@ -6,6 +6,7 @@ Half-precision weights halve the folder (the demo must stay small); they load as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -18,8 +19,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--fp16", action="store_true")
+    parser.add_argument("--sampler", help="default sampler of the bundle (ddim, dpmpp, unipc)")
+    parser.add_argument("--steps", type=int, help="default latent steps of the bundle")
+    parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")
     args = parser.parse_args(argv)
     studio = CXRStudio.from_pretrained(args.model)
+    changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance)) if v is not None}
+    if changes:  # the bundle's sampling defaults: what the app's sliders start from
+        config = studio.config.replace(sampling=dataclasses.replace(studio.config.sampling, **changes))
+        studio = CXRStudio(config=config, model_id=studio.model_id, **studio.components())
     model_hash = studio.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
     print(f"wrote {args.out} ({studio.config.name}@{model_hash[:12]})")
     return 0
