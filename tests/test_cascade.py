@@ -254,3 +254,18 @@ def test_hub_download_fails_clearly_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(InputError, match="could not download"):
         pull_from_hub("someone/cxr-model", tmp_path / "model")
+
+
+def test_the_bundled_demo_cascade_loads_offline_and_generates(monkeypatch):
+    import socket
+
+    import cxr_studio
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    demo = cxr_studio.load_default()
+    assert demo.model_id.startswith("demo@") and demo.config.name == "demo"
+    result = demo.generate("Large right pleural effusion.", seed=0, num_steps=4, upscale=False)
+    assert result.images[0].size == (128, 128) and 0.05 < result.pixels.mean() < 0.95
