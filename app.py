@@ -260,7 +260,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                         random_seed = gr.Checkbox(value=True, label="Random seed")
                         count = gr.Slider(1, 8, value=1, step=1, label="Images")
-                        upscale = gr.Checkbox(value=True, label=f"Super-resolution to {model.studio.config.output_size} px")
+                        upscale = gr.Checkbox(value=defaults.upscale, label=f"Super-resolution to {model.studio.config.output_size} px")
                     with gr.Row():
                         run = gr.Button("Generate", variant="primary")
                         stop = gr.Button("Stop")

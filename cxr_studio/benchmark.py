@@ -138,9 +138,9 @@ def bench_generate(model: str | None = None) -> dict[str, object]:
     """End-to-end latency of the bundled cascade: the low-res stage alone, and the whole cascade."""
     studio = _studio(model)
     report = "Large right pleural effusion. No pneumothorax."
-    studio.generate(report, seed=0, num_steps=2, sr_num_steps=2)  # warm-up
+    studio.generate(report, seed=0, num_steps=2, sr_num_steps=2, upscale=True)  # warm-up
     low = _timed(lambda: studio.generate(report, seed=0, upscale=False), repeats=3, warmup=0)
-    full = _timed(lambda: studio.generate(report, seed=0), repeats=2, warmup=0)
+    full = _timed(lambda: studio.generate(report, seed=0, upscale=True), repeats=2, warmup=0)
     c = studio.config
     return {
         "model": studio.model_id,

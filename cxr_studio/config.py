@@ -89,6 +89,7 @@ class SamplingDefaults:
     sr_sampler: str = "dpmpp"
     sr_noise_level: float = 0.02  # fraction of the SR schedule used to noise the low-res condition at sampling
     latent_clip: float = 5.0  # predicted clean latents are clipped to +-this (unit-variance latents); 0 = off
+    upscale: bool = True  # run super-resolution by default (off for a cascade whose SR stage is not trained enough)
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sampler", help="default sampler of the bundle (ddim, dpmpp, unipc)")
     parser.add_argument("--steps", type=int, help="default latent steps of the bundle")
     parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")
+    parser.add_argument("--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)")
     args = parser.parse_args(argv)
     studio = CXRStudio.from_pretrained(args.model)
     changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance)) if v is not None}
+    if args.no_upscale:
+        changes["upscale"] = False
     if changes:  # the bundle's sampling defaults: what the app's sliders start from
         config = studio.config.replace(sampling=dataclasses.replace(studio.config.sampling, **changes))
         studio = CXRStudio(config=config, model_id=studio.model_id, **studio.components())

@@ -12,4 +12,4 @@ python -m training.train_autoencoder "${common[@]}" --max-steps 800 --batch-size
 python -m training.train_latent_diffusion "${common[@]}" --max-steps 2500 --batch-size 16 --lr 2e-4 --warmup-steps 100
 python -m training.train_super_resolution "${common[@]}" --max-steps 500 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 50
 python -m training.train_super_resolution "${common[@]}" --max-steps 150 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
-python -m training.export --model "$out/model" --out assets/demo --fp16
+python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --no-upscale

@@ -214,7 +214,7 @@ class CXRStudio:
         sampler: str | None = None,
         seed: int | None = None,
         num_images: int = 1,
-        upscale: bool = True,
+        upscale: bool | None = None,
         sr_num_steps: int | None = None,
         sr_sampler: str | None = None,
         callback: StepCallback | None = None,
@@ -227,13 +227,14 @@ class CXRStudio:
             num_steps, guidance_scale, sampler: latent stage; defaults from ``config.sampling``.
             seed: seed of the first image (image ``i`` uses ``seed + i``); ``None`` draws one at random.
             num_images: 1 to 16 images, each reproducible from its own seed.
-            upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``).
+            upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``); default from ``config.sampling``.
             callback: ``callback(step, total)`` after every denoising step of both stages; return True to stop.
 
         Returns:
             A :class:`GenerationResult`; images are ``output_size`` px (``image_size`` without upscaling).
         """
         settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
+        upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
         if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
             raise InputError(f"num_images {num_images!r}; an integer from 1 to {MAX_IMAGES} is accepted.")
         first = _seed_or_random(seed)
@@ -289,7 +290,7 @@ class CXRStudio:
         feather_px: int | None = None,
         resample_jumps: int = 0,
         context: str = "crop",
-        upscale: bool = True,
+        upscale: bool | None = None,
         callback: StepCallback | None = None,
     ) -> edits.EditResult:
         """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device.
@@ -311,7 +312,8 @@ class CXRStudio:
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
         return edits.inpaint(self, image, mask, report=_clean_report(report), negative_report=_clean_report(negative_report), preset=preset,
                              strength=strength, grow_px=grow_px, feather_px=feather_px, resample_jumps=resample_jumps, context=context,
-                             seed=_seed_or_random(seed), settings=settings, upscale=upscale, callback=callback)
+                             seed=_seed_or_random(seed), settings=settings,
+                             upscale=self.config.sampling.upscale if upscale is None else bool(upscale), callback=callback)
 
     def outpaint(
         self,
