@@ -118,7 +118,6 @@ def bench_stages(presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: 
         high = torch.zeros(1, 2, c.output_size, c.output_size)
         add("super_res_unet", studio.super_res_unet, lambda b: lambda: studio.super_res_unet(high.repeat(b, 1, 1, 1), 500, class_labels=torch.zeros(b, dtype=torch.long)))
         results[name] = {"image_size": c.image_size, "output_size": c.output_size, "stages": stages}
-        del studio
     return results
 
 

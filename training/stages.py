@@ -22,7 +22,7 @@ from torch.utils.data import Dataset, TensorDataset
 from cxr_studio import CXRStudio, imaging, save_png
 from cxr_studio.config import preset
 from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
-from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample

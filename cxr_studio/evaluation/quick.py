@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cxr_studio import imaging
 from cxr_studio.data.dataset import ManifestDataset, collate_skipping
 from cxr_studio.evaluation.metrics import psnr, ssim
 
