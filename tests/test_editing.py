@@ -164,7 +164,7 @@ def test_interpolation_end_frames_match_their_endpoints(studio):
     assert frames.pixels.shape == (4, 32, 32)
     for index, report in ((0, reports[0]), (-1, reports[1])):
         alone = studio.generate(report, seed=2, upscale=False).pixels[0]
-        assert np.mean(np.abs(frames.pixels[index] - alone) > 0.02) < 0.02  # padding to a common length rounds differently
+        assert np.mean(np.abs(frames.pixels[index] - alone) > 1e-3) < 0.01
     seeds = studio.interpolate(4, 9, mode="seed", report=reports[0], num_frames=3)
     # the random tiny model saturates pixels at 0 or 1, where the last bit of slerp's arithmetic can flip one
     assert np.mean(np.abs(seeds.pixels[0] - studio.generate(reports[0], seed=4, upscale=False).pixels[0]) > 1e-3) < 0.01

@@ -250,9 +250,13 @@ def interpolate(
         union = torch.maximum(mask[0], mask[1])[None]
         noise = seeded_noise([seed], t2i.latent_shape, stream=0, device=t2i.device)
         for k, a in enumerate(alphas):
-            mixed = torch.lerp(embeds[0:1], embeds[1:2], float(a))
-            latents.append(t2i.sample(torch.cat([mixed, embeds[2:]]), torch.cat([union, mask[2:]]), noise, num_steps=steps,
-                                      guidance_scale=scale, sampler=sampler, callback=_frame(callback, k, num_frames)))
+            if k in (0, num_frames - 1):  # the endpoints exactly as generate() encodes them (own padding)
+                frame_embeds, frame_mask = t2i.encode_reports([start if k == 0 else end, ""])
+            else:
+                frame_embeds = torch.cat([torch.lerp(embeds[0:1], embeds[1:2], float(a)), embeds[2:]])
+                frame_mask = torch.cat([union, mask[2:]])
+            latents.append(t2i.sample(frame_embeds, frame_mask, noise, num_steps=steps, guidance_scale=scale, sampler=sampler,
+                                      callback=_frame(callback, k, num_frames)))
     elif mode == "seed":  # one report, spherical interpolation between two start noises
         from cxr_studio.pipeline.studio import _check_seed
 
