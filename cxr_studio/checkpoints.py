@@ -25,6 +25,7 @@ from transformers import BertModel, BertTokenizerFast
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.errors import InputError
+from cxr_studio.files import sha256_file
 
 COMPONENTS: dict[str, tuple[str, str]] = {
     "tokenizer": ("transformers", "BertTokenizerFast"),
@@ -38,14 +39,6 @@ COMPONENTS: dict[str, tuple[str, str]] = {
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 CHECKSUMS = "sha256sums.json"
 CONFIG_FILE = "studio_config.json"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_checksums(folder: str | os.PathLike[str]) -> str:

@@ -22,23 +22,16 @@ from pathlib import Path
 from cxr_studio import imaging
 from cxr_studio.data.manifest import COLUMNS, read_manifest, write_manifest
 from cxr_studio.errors import InputError
+from cxr_studio.files import sha256_file
 
 log = logging.getLogger(__name__)
-
-
-def _content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _prepare_one(job: tuple[str, str, int, int]) -> tuple[str, str | None, str | None]:
     """(source, target, size, bit depth) -> (source, content hash or None, error or None)."""
     source, target, size, bit_depth = job
     try:
-        content = _content_hash(Path(source))
+        content = sha256_file(source)
         if not Path(target).is_file():
             image = imaging.resize_center_crop(imaging.read_radiograph(source, name=Path(source).name).display, size)
             tmp = f"{target}.tmp"
