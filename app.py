@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import cxr_studio  # noqa: E402
 import cxr_studio.export  # noqa: E402
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
-from cxr_studio.config import EDIT_PRESETS, SAMPLERS  # noqa: E402
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SAMPLERS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
 from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
 
@@ -127,10 +127,11 @@ def build_demo(model: AppModel) -> gr.Blocks:
         return str(path)
 
     @errors_as_notifications
-    def inpaint(radiograph, editor, report, preset, strength, grow_px, feather_px, steps, seed, jumps, request: gr.Request, progress=gr.Progress()):
+    def inpaint(radiograph, editor, report, preset, strength, fill, grow_px, feather_px, steps, seed, jumps, request: gr.Request,
+                progress=gr.Progress()):
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
-        result = model.studio.inpaint(radiograph, editor_mask(editor), report=report, preset=preset, strength=float(strength), grow_px=int(grow_px),
+        result = model.studio.inpaint(radiograph, editor_mask(editor), report=report, preset=preset, strength=float(strength), fill=fill, grow_px=int(grow_px),
                                       feather_px=int(feather_px), num_steps=int(steps), seed=int(seed), resample_jumps=int(jumps),
                                       callback=model.progress(progress, request))
         png, dcm = output_path(f"edited-{result.bit_depth}bit"), output_path("edited", ".dcm")
@@ -287,12 +288,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", layers=False, transforms=(), fixed_canvas=False,
                                             brush=gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16),
                                             eraser=gr.Eraser(default_size=16), label="Paint what to regenerate", height=560)
-                    i_report = gr.Textbox(label="Report for the region (optional)")
+                    first = EDIT_PRESETS["remove device"]
+                    i_report = gr.Textbox(label="Report for the region (optional)", placeholder=first.report)
                     with gr.Row():
                         preset = gr.Dropdown(list(EDIT_PRESETS), value="remove device", label="Preset")
-                        i_strength = gr.Slider(0.05, 1, value=1.0, label="Strength")
-                        grow_px = gr.Slider(0, 64, value=6, step=1, label="Grow (px)")
-                        feather_px = gr.Slider(0, 64, value=8, step=1, label="Feather (px)")
+                        i_strength = gr.Slider(0.05, 1, value=first.strength, label="Strength")
+                        i_fill = gr.Radio(list(EDIT_FILLS), value=first.fill, label="Start from (inside the mask)")
+                        grow_px = gr.Slider(0, 64, value=first.grow_px, step=1, label="Grow (px)")
+                        feather_px = gr.Slider(0, 64, value=first.feather_px, step=1, label="Feather (px)")
                     with gr.Row():
                         i_steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
                         i_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
@@ -306,8 +309,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple")
             for trigger in (upload.change, level.release, width.release, invert.change):
                 trigger(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
-            preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px), preset, [i_strength, grow_px, feather_px])
-            i_run.click(inpaint, [radiograph, editor, i_report, preset, i_strength, grow_px, feather_px, i_steps, i_seed, jumps], [slider, difference, i_files], concurrency_id="model")
+            preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].fill, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px,
+                                     gr.Textbox(placeholder=EDIT_PRESETS[p].report)), preset, [i_strength, i_fill, grow_px, feather_px, i_report])
+            i_run.click(inpaint, [radiograph, editor, i_report, preset, i_strength, i_fill, grow_px, feather_px, i_steps, i_seed, jumps], [slider, difference, i_files], concurrency_id="model")
             i_stop.click(model.request_stop, None, None, queue=False)
         with gr.Tab("Outpaint"):
             o_state = gr.State()

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cxr_studio import CXRStudio, InputError
-from cxr_studio.editing.compositing import match_seam, paste_back
+from cxr_studio.editing.compositing import classical_fill, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 
 
@@ -72,6 +72,23 @@ def test_presets_strength_and_resampling(studio):
     assert np.array_equal(repaint.image[repaint.mask == 0], image[repaint.mask == 0])
     with pytest.raises(InputError, match="unknown edit preset"):
         studio.inpaint(image, mask, preset="make it pretty")
+    removal = studio.inpaint(image, mask, seed=0)  # the default preset starts from the classical fill
+    assert removal.parameters["fill"] == "classical" and removal.parameters["strength"] < 1
+    assert removal.parameters["report"] == "No support devices."
+    with pytest.raises(InputError, match="fill 'latent noise'"):
+        studio.inpaint(image, mask, fill="latent noise")
+
+
+def test_classical_fill_removes_what_the_mask_covers():
+    y, x = np.mgrid[0:64, 0:64] / 64.0
+    clean = (0.3 + 0.4 * x).astype(np.float32)  # a smooth gradient
+    device = clean.copy()
+    device[28:36, 10:50] = 1.0  # a bright wire across it
+    mask = box_mask(clean.shape, 26, 8, 38, 52)
+    filled = classical_fill(device, mask)
+    assert np.array_equal(filled[~mask], device[~mask])
+    assert np.abs(filled[mask] - clean[mask]).max() < 0.02  # the wire is gone, the gradient goes on
+    assert np.array_equal(classical_fill(device, np.zeros_like(mask)), device)
 
 
 def test_real_16_bit_dicom_keeps_its_pixels(studio):

@@ -34,6 +34,18 @@ def match_seam(generated: np.ndarray, original: np.ndarray, mask: np.ndarray, *,
     return np.clip((generated - g.mean()) * scale + o.mean(), 0.0, 1.0)
 
 
+def classical_fill(display: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``display`` ``[0, 1]`` with the ``mask`` (True = fill) replaced by scikit-image's biharmonic
+    inpainting from its surroundings: smooth, and free of whatever the mask covered."""
+    from skimage.restoration import inpaint_biharmonic
+
+    if not mask.any():
+        return display
+    if mask.all():
+        return np.full_like(display, display.mean())
+    return np.clip(inpaint_biharmonic(display.astype(np.float64), mask), 0.0, 1.0).astype(display.dtype)
+
+
 def paste_back(original: np.ndarray, generated: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """``original * (1 - w) + generated * w`` in the original's dtype; exactly ``original`` where ``w == 0``.
 

@@ -16,12 +16,12 @@ import torch
 from PIL import Image
 
 from cxr_studio import imaging
-from cxr_studio.config import EDIT_PRESETS, EditPreset
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, EditPreset
 from cxr_studio.diffusion.interpolation import slerp
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.schedules import make_sampler
-from cxr_studio.editing.compositing import context_box, match_seam, paste_back
+from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 from cxr_studio.errors import InputError
 from cxr_studio.pipeline.text_to_image import seeded_noise
@@ -97,6 +97,7 @@ def _regenerate(
     seed: int,
     settings: dict[str, Any],
     strength: float,
+    fill: str,
     resample_jumps: int,
     upscale: bool,
     callback: StepCallback | None,
@@ -113,9 +114,12 @@ def _regenerate(
         raise InputError(f"context {context!r}; accepted 'crop' or 'whole'.")
     window = display[top:bottom, left:right]
     latent_mask = to_latent_mask(region[top:bottom, left:right], (studio.config.latent_size,) * 2)
+    model_input = imaging.resize(window, (size, size))
+    if fill == "classical" and strength < 1.0:  # at model resolution: cheap however large the window
+        model_input = classical_fill(model_input, imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5)
     # 2. Inpaint at model resolution, then super-resolve when the window is larger than that
     generated = studio.inpainting(
-        imaging.to_tensor(imaging.resize(window, (size, size))), latent_mask, report=report, negative_report=negative_report,
+        imaging.to_tensor(model_input), latent_mask, report=report, negative_report=negative_report,
         seed=seed, num_steps=settings["num_steps"], guidance_scale=settings["guidance_scale"], sampler=settings["sampler"],
         strength=strength, resample_jumps=resample_jumps, callback=callback,
     )
@@ -147,6 +151,7 @@ def inpaint(
     negative_report: str,
     preset: str | None,
     strength: float | None,
+    fill: str | None,
     grow_px: int | None,
     feather_px: int | None,
     resample_jumps: int,
@@ -160,6 +165,10 @@ def inpaint(
     strength = choice.strength if strength is None else strength
     grow_px = choice.grow_px if grow_px is None else grow_px
     feather_px = choice.feather_px if feather_px is None else feather_px
+    fill = choice.fill if fill is None else fill
+    report = report or choice.report
+    if fill not in EDIT_FILLS:
+        raise InputError(f"fill {fill!r}; accepted: {', '.join(EDIT_FILLS)}.")
     if not 0.0 < strength <= 1.0:
         raise InputError(f"strength {strength!r}; a number in (0, 1] is accepted.")
     if not (isinstance(grow_px, int) and isinstance(feather_px, int) and 0 <= grow_px <= 256 and 0 <= feather_px <= 256):
@@ -173,8 +182,9 @@ def inpaint(
     region = grow(region, grow_px)
     weights = feather(region, feather_px)
     generated = _regenerate(studio, radiograph, region, weights, context=context, report=report, negative_report=negative_report,
-                            seed=seed, settings=settings, strength=strength, resample_jumps=resample_jumps, upscale=upscale, callback=callback)
-    parameters = {"edit": "inpaint", "report": report, "negative_report": negative_report, "preset": preset, "strength": strength,
+                            seed=seed, settings=settings, strength=strength, fill=fill, resample_jumps=resample_jumps, upscale=upscale,
+                            callback=callback)
+    parameters = {"edit": "inpaint", "report": report, "negative_report": negative_report, "preset": preset, "strength": strength, "fill": fill,
                   "grow_px": grow_px, "feather_px": feather_px, "resample_jumps": resample_jumps, "context": context, "seed": seed,
                   **settings, "model": studio.model_id, "derived": True, "synthetic_region": True}
     return _finish(radiograph, generated, weights, parameters)
@@ -216,7 +226,7 @@ def outpaint(
         region[top : top + height, left : left + width] = False
     weights = feather(region, feather_px, inward=True)  # the ramp lies in the new area: kept pixels stay exact
     generated = _regenerate(studio, canvas, region, weights, context="whole", report=report, negative_report=negative_report,
-                            seed=seed, settings=settings, strength=1.0, resample_jumps=0, upscale=False, callback=callback)
+                            seed=seed, settings=settings, strength=1.0, fill="original", resample_jumps=0, upscale=False, callback=callback)
     parameters = {"edit": "outpaint", "left": left, "right": right, "top": top, "bottom": bottom, "keep_box": keep_box, "report": report,
                   "feather_px": feather_px, "seed": seed, **settings, "model": studio.model_id, "derived": True, "synthetic_region": True}
     return _finish(canvas, generated, weights, parameters)

@@ -285,6 +285,7 @@ class CXRStudio:
         guidance_scale: float | None = None,
         sampler: str | None = None,
         strength: float | None = None,
+        fill: str | None = None,
         seed: int | None = None,
         grow_px: int | None = None,
         feather_px: int | None = None,
@@ -300,7 +301,10 @@ class CXRStudio:
             mask: same size as the image; white/1 = regenerate (thresholded at half its range).
             report: what the regenerated region should show ("" = whatever fits).
             preset: ``remove device`` (default), ``subtle fix`` or ``replace region``; explicit
-                ``strength``/``grow_px``/``feather_px`` override it.
+                ``strength``/``fill``/``grow_px``/``feather_px`` override it; an empty ``report`` takes the preset's.
+            strength: fraction of the schedule re-run, ``(0, 1]``; 1 ignores what was under the mask.
+            fill: what a partial re-run starts from inside the mask: ``original`` (the pixels there) or
+                ``classical`` (biharmonic fill from the surroundings; "remove device" uses it).
             resample_jumps: RePaint resampling per step (harmonises the border; runs DDIM; slower).
             context: ``crop`` works on a padded square around the mask (detail on large images,
                 super-resolved when larger than the model), ``whole`` on the whole image.
@@ -311,7 +315,7 @@ class CXRStudio:
         """
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
         return edits.inpaint(self, image, mask, report=_clean_report(report), negative_report=_clean_report(negative_report), preset=preset,
-                             strength=strength, grow_px=grow_px, feather_px=feather_px, resample_jumps=resample_jumps, context=context,
+                             strength=strength, fill=fill, grow_px=grow_px, feather_px=feather_px, resample_jumps=resample_jumps, context=context,
                              seed=_seed_or_random(seed), settings=settings,
                              upscale=self.config.sampling.upscale if upscale is None else bool(upscale), callback=callback)
 
