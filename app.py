@@ -84,10 +84,13 @@ def output_path(stem: str, suffix: str = ".png") -> Path:
 
 
 def editor_mask(value: dict | None) -> np.ndarray:
-    """The painted region of a gr.ImageEditor value: the union of its stroke layers' alpha."""
+    """The painted region of a gr.ImageEditor value: every pixel any stroke layer touched (alpha > 0).
+
+    The brush is see-through (opacity 0.5), so painted alpha is about 127: thresholding at half would
+    drop the whole stroke. Returns a boolean mask (True = regenerate)."""
     if not value or not value.get("layers"):
         raise InputError("paint the region to regenerate first (the brush marks it; white = regenerate).")
-    return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0)
+    return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0) > 0
 
 
 def load_upload(path: str | None, level: float, width: float, invert: bool):
@@ -160,8 +163,8 @@ def build_demo(model: AppModel) -> gr.Blocks:
         return [(imaging.to_uint8(p), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
 
     def review(real, synthetic, level, width, invert):
-        """Both images through the same window/level."""
-        show = lambda r: None if r is None else imaging.to_uint8(imaging.window(r.display, level=level, width=width, invert=invert))  # noqa: E731
+        """Both images through the same window/level, at the same height on screen."""
+        show = lambda r: None if r is None else imaging.to_uint8(imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert))  # noqa: E731
         return show(real), show(synthetic)
 
     def study_add(folder, real_files, synthetic_files):
@@ -266,12 +269,12 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         run = gr.Button("Generate", variant="primary")
                         stop = gr.Button("Stop")
                 with gr.Column(scale=3):
-                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=520)
-                    files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple")
+                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=520, object_fit="contain", elem_id="gallery")
+                    files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
                     selected = gr.Textbox(visible=False)
                     with gr.Row():
                         to_dicom = gr.Button("Export selected as DICOM (Secondary Capture, synthetic)")
-                        dicom_file = gr.File(label="DICOM")
+                        dicom_file = gr.File(label="DICOM", interactive=False)
             run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale], [gallery, files, seed], concurrency_id="model")
             stop.click(model.request_stop, None, None, queue=False)
             gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
@@ -280,14 +283,15 @@ def build_demo(model: AppModel) -> gr.Blocks:
             radiograph = gr.State()
             with gr.Row():
                 with gr.Column():
-                    upload = gr.File(label="Radiograph (PNG, JPEG, TIFF or DICOM)", file_types=UPLOAD_TYPES, type="filepath")
+                    upload = gr.File(label="Radiograph (PNG, JPEG, TIFF or DICOM)", file_types=UPLOAD_TYPES, type="filepath", elem_id="inpaint-upload")
                     with gr.Row():
                         level = gr.Slider(0, 1, value=0.5, label="Level")
                         width = gr.Slider(0.05, 1, value=1.0, label="Width")
                         invert = gr.Checkbox(label="Invert")
                     editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", layers=False, transforms=(), fixed_canvas=False,
                                             brush=gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16),
-                                            eraser=gr.Eraser(default_size=16), label="Paint what to regenerate", height=560)
+                                            eraser=gr.Eraser(default_size=16), label="Paint what to regenerate", height=560,
+                                            sources=(), elem_id="inpaint-editor")
                     first = EDIT_PRESETS["remove device"]
                     i_report = gr.Textbox(label="Report for the region (optional)", placeholder=first.report)
                     with gr.Row():
@@ -304,9 +308,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         i_run = gr.Button("Inpaint", variant="primary")
                         i_stop = gr.Button("Stop")
                 with gr.Column():
-                    slider = gr.ImageSlider(label="Before / after", type="numpy", format="png")
-                    difference = gr.Image(label="Difference (x4)", format="png", interactive=False)
-                    i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple")
+                    slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="inpaint-slider")
+                    difference = gr.Image(label="Difference (x4)", format="png", interactive=False, elem_id="inpaint-difference")
+                    i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple", interactive=False)
             for trigger in (upload.change, level.release, width.release, invert.change):
                 trigger(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
             preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].fill, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px,
@@ -317,7 +321,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
             o_state = gr.State()
             with gr.Row():
                 with gr.Column():
-                    o_upload = gr.File(label="Radiograph", file_types=UPLOAD_TYPES, type="filepath")
+                    o_upload = gr.File(label="Radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="outpaint-upload")
                     o_preview = gr.Image(label="Input", format="png", interactive=False)
                     with gr.Row():
                         o_left, o_right = gr.Slider(0, 512, value=0, step=8, label="Left"), gr.Slider(0, 512, value=0, step=8, label="Right")
@@ -325,7 +329,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     o_report = gr.Textbox(label="Report (optional)")
                     o_seeds = gr.Slider(1, 4, value=2, step=1, label="Seeds")
                     o_run = gr.Button("Outpaint", variant="primary")
-                o_gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2)
+                o_gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2, object_fit="contain", elem_id="outpaint-gallery")
             o_upload.change(errors_as_notifications(load_upload), [o_upload, gr.State(0.5), gr.State(1.0), gr.State(False)], [o_state, o_preview])
             o_run.click(outpaint, [o_state, o_left, o_right, o_top, o_bottom, o_report, o_seeds], o_gallery, concurrency_id="model")
         with gr.Tab("Interpolate"):
@@ -343,20 +347,20 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
                     f_run = gr.Button("Interpolate", variant="primary")
                 with gr.Column():
-                    strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png")
-                    gif = gr.File(label="Animated GIF")
+                    strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames")
+                    gif = gr.File(label="Animated GIF", interactive=False)
             f_run.click(interpolate, [mode, report_a, report_b, seed_a, seed_b, image_a, image_b, f_report, frames], [strip, gif], concurrency_id="model")
         with gr.Tab("Review"):
             gr.Markdown("Real and synthetic side by side through the same window/level.")
             real_state, synth_state = gr.State(), gr.State()
             with gr.Row():
-                real_upload = gr.File(label="Real radiograph", file_types=UPLOAD_TYPES, type="filepath")
-                synth_upload = gr.File(label="Synthetic radiograph", file_types=UPLOAD_TYPES, type="filepath")
+                real_upload = gr.File(label="Real radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="review-real-upload")
+                synth_upload = gr.File(label="Synthetic radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="review-synthetic-upload")
             with gr.Row():
                 r_level, r_width, r_invert = gr.Slider(0, 1, value=0.5, label="Level"), gr.Slider(0.05, 1, value=1.0, label="Width"), gr.Checkbox(label="Invert")
             with gr.Row():
-                real_view = gr.Image(label="Real", format="png", interactive=False)
-                synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False)
+                real_view = gr.Image(label="Real", format="png", interactive=False, elem_id="review-real")
+                synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False, elem_id="review-synthetic")
             read = errors_as_notifications(lambda path: imaging.read_radiograph(path, name="upload") if path else None)
             real_upload.change(read, real_upload, real_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
             synth_upload.change(read, synth_upload, synth_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
@@ -379,10 +383,11 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     said_real, said_synthetic = gr.Button("Real"), gr.Button("Synthetic")
                 start_study.click(errors_as_notifications(study_next), [study_folder, reader], [case_image, study_status, current])
                 for button, answer in ((said_real, "real"), (said_synthetic, "synthetic")):
-                    button.click(errors_as_notifications(lambda f, r, c, k, a=answer: study_answer(f, r, c, k, a)), [study_folder, reader, current, confidence], [case_image, study_status, current])
+                    button.click(errors_as_notifications(lambda f, r, c, k, a=answer: study_answer(f, r, c, k, a)), [study_folder, reader, current, confidence],
+                                 [case_image, study_status, current], api_name=f"study_answer_{answer}")
                 with gr.Row():
                     results_button = gr.Button("Results")
-                    results_json, results_csv = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC"), gr.File(label="Answers (CSV)")
+                    results_json, results_csv = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC"), gr.File(label="Answers (CSV)", interactive=False)
                 results_button.click(errors_as_notifications(study_results), study_folder, [results_json, results_csv])
         with gr.Tab("Train"):
             with gr.Row():
@@ -425,7 +430,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     p_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                     button = gr.Button("Render phantom", variant="primary")
                 with gr.Column():
-                    image = gr.Image(label="SYNTHETIC phantom - not a patient image", format="png", type="pil", interactive=False)
+                    image = gr.Image(label="SYNTHETIC phantom - not a patient image", format="png", type="pil", interactive=False, elem_id="phantom-image")
                     clean = gr.Image(label="Same patient without devices (SYNTHETIC)", format="png", type="pil", interactive=False)
                     p_report = gr.Textbox(label="Report", lines=6)
             button.click(phantom_case, [findings, side, severity, zone, devices, p_seed], [image, clean, p_report], api_name="phantom_case")

@@ -441,6 +441,12 @@ def resize(image01: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.clip(np.asarray(out, dtype=np.float32), 0.0, 1.0)
 
 
+def fit_height(image01: np.ndarray, height: int) -> np.ndarray:
+    """Scale ``(H, W)`` ``[0, 1]`` to ``height`` rows, keeping the aspect ratio: side-by-side review shows
+    real and synthetic images at the same size on screen whatever their pixel counts."""
+    return resize(image01, (height, max(1, round(image01.shape[1] * height / image01.shape[0]))))
+
+
 # ----------------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------------

@@ -55,11 +55,14 @@ def test_launch_settings_are_local_and_private():
 
 def test_editor_mask_is_the_union_of_painted_alpha():
     layer = np.zeros((40, 30, 4), np.uint8)
-    layer[5:10, 5:10, 3] = 128
+    layer[5:10, 5:10, 3] = 127  # what the see-through brush (opacity 0.5) really paints: the browser test found it
     other = np.zeros((40, 30, 4), np.uint8)
     other[20:22, 0:3, 3] = 255
     mask = app.editor_mask({"background": None, "layers": [layer, other], "composite": None})
     assert mask.shape == (40, 30) and (mask > 0).sum() == 25 + 6
+    from cxr_studio.editing.masks import to_mask
+
+    assert to_mask(mask, (40, 30)).sum() == 25 + 6  # the library's half-range threshold keeps the stroke
     from cxr_studio import InputError
 
     with pytest.raises(InputError, match="paint"):
@@ -113,3 +116,66 @@ def test_a_missing_model_folder_is_one_clear_line(tmp_path, capsys):
     assert app.main(["--model", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
     assert "cannot load the model" in err and "Traceback" not in err
+
+
+def launch(studio):
+    from gradio_client import Client
+
+    demo = app.build_demo(app.AppModel(studio)).queue()
+    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    return demo, Client(url, verbose=False)
+
+
+def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from cxr_studio import read_radiograph
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 65536, (83, 97), dtype=np.uint16)
+    Image.fromarray(pixels).save(tmp_path / "upload.png")
+    layer = np.zeros((83, 97, 4), np.uint8)
+    layer[30:50, 40:60] = (0, 255, 102, 127)  # the see-through brush: only the alpha counts
+    Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
+    client.predict(handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload")  # keeps the radiograph in the session
+    editor = {"background": None, "layers": [handle_file(str(tmp_path / "stroke.png"))], "composite": None, "id": None}
+    _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
+    png = next(f for f in files if str(f).endswith(".png"))
+    result = read_radiograph(png)
+    assert result.bit_depth == 16 and result.pixels.shape == (83, 97) and result.pixels.dtype == np.uint16
+    outside = np.ones((83, 97), bool)
+    outside[30 - 6 : 50 + 6, 40 - 6 : 60 + 6] = False  # the stroke grown by nothing, feathered by 2
+    assert np.array_equal(result.pixels[outside], pixels[outside])
+    assert not np.array_equal(result.pixels[30:50, 40:60], pixels[30:50, 40:60])
+
+
+def test_a_reader_study_answer_survives_a_restart(studio, tmp_path):
+    from PIL import Image
+
+    images = []
+    for k in range(4):
+        path = tmp_path / f"image{k}.png"
+        Image.fromarray(np.full((40, 40), 60 * k, np.uint8)).save(path)
+        images.append(str(path))
+    folder = str(tmp_path / "study")
+    demo, client = launch(studio)
+    try:
+        from gradio_client import handle_file
+
+        files = [handle_file(p) for p in images]
+        assert "4 cases" in client.predict(folder, files[:2], files[2:], api_name="/study_add")
+        _, status = client.predict(folder, "reader-a", api_name="/study_next")
+        assert status == "Case 1 of 4"
+        _, status = client.predict(folder, "reader-a", 4, api_name="/study_answer_real")
+        assert status == "Case 2 of 4"
+    finally:
+        demo.close()
+    demo, client = launch(studio)  # a new server process state: only the SQLite file carries the answer over
+    try:
+        _, status = client.predict(folder, "reader-a", api_name="/study_next")
+        assert status == "Case 2 of 4"
+        results, _ = client.predict(folder, api_name="/study_results")
+        assert results["answers"] == 1
+    finally:
+        demo.close()

@@ -1,0 +1,152 @@
+"""The app in a real browser: Playwright drives headless Chromium (Debian's, installed by .ci/run).
+
+Opens the page, generates, uploads a 16-bit phantom with a pacemaker, paints a mask stroke over the
+device, inpaints and sees the before/after; then visits every tab. Screenshots land in
+``$CXR_TEST_ARTIFACTS/browser`` (default ``test-artifacts/browser``); the README shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app
+
+playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements-test.txt")
+
+CHROMIUM = os.environ.get("CXR_CHROMIUM") or next(
+    (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
+)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt install chromium (.ci/run does)")
+ARTIFACTS = Path(os.environ.get("CXR_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "browser"
+TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def studio():
+    import cxr_studio
+
+    return cxr_studio.load_default()  # the bundled cascade: screenshots show real pictures
+
+
+@pytest.fixture(scope="module")
+def url(studio):
+    demo = app.build_demo(app.AppModel(studio)).queue()
+    _, address, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    yield address
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(url):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(TIMEOUT_MS)
+        tab.goto(url)
+        yield tab
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def phantom_png(tmp_path_factory):
+    from cxr_studio import imaging
+    from cxr_studio.data.phantom import Device, render_case
+
+    case = render_case(np.random.default_rng(3), size=256, findings=None, devices=[Device("pacemaker", "left")])
+    path = tmp_path_factory.mktemp("browser") / "radiograph.png"
+    imaging.save_png(path, case.image, bit_depth=16)
+    return path, case.device_mask
+
+
+@pytest.fixture(scope="module")
+def synthetic_png(studio, tmp_path_factory):
+    from cxr_studio import imaging
+
+    result = studio.generate("Large right pleural effusion.", seed=1, upscale=False)
+    path = tmp_path_factory.mktemp("browser") / "synthetic.png"
+    imaging.save_png(path, result.pixels[0], bit_depth=16, parameters=result.parameters_for(0))
+    return path
+
+
+def shoot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_generate(page):
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_label("Report").first.fill("Large right pleural effusion.")
+    page.get_by_role("button", name="Generate", exact=True).click()
+    image = page.locator("#gallery img").first
+    image.wait_for()
+    assert image.get_attribute("alt").startswith("SYNTHETIC · seed")  # the caption carries seed and settings
+    page.get_by_text("synthetic-seed").first.wait_for()  # the 16-bit PNG with its parameters is offered
+    shoot(page, "generate")
+
+
+def test_paint_a_stroke_and_inpaint(page, phantom_png):
+    path, device = phantom_png
+    page.get_by_role("tab", name="Inpaint").click()
+    page.locator("#inpaint-upload input[type=file]").set_input_files(str(path))
+    page.locator("#inpaint-editor canvas").last.wait_for()
+    page.wait_for_timeout(2000)  # the editor draws the uploaded background
+    page.get_by_role("button", name="Brush", exact=True).click()
+    # One stroke over the pacemaker; the canvas element spans the editor, the image sits centred in it
+    box = page.locator("#inpaint-editor canvas").last.bounding_box()
+    side = min(box["width"], box["height"])
+    left, top = box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2
+    rows, cols = np.nonzero(device)
+    cy, cx = rows.min() + 10, cols.max() - 12  # the generator box, top right of the lung (patient's left)
+    page.mouse.move(left + side * cx / 256, top + side * cy / 256)
+    page.mouse.down()
+    for k in range(1, 10):
+        page.mouse.move(left + side * (cx + k) / 256, top + side * (cy + k) / 256, steps=2)
+    page.mouse.up()
+    page.get_by_role("button", name="Inpaint", exact=True).click()
+    page.locator("#inpaint-slider img").first.wait_for()
+    page.locator("#inpaint-difference img").wait_for()
+    page.get_by_text("edited-16bit").first.wait_for()  # the result keeps the upload's 16 bits
+    shoot(page, "inpaint")
+
+
+def test_outpaint(page, phantom_png):
+    page.get_by_role("tab", name="Outpaint").click()
+    page.locator("#outpaint-upload input[type=file]").set_input_files(str(phantom_png[0]))
+    page.wait_for_timeout(1500)
+    page.get_by_role("button", name="Outpaint", exact=True).click()
+    page.locator("#outpaint-gallery img").nth(1).wait_for()  # two seeds, two surroundings
+    shoot(page, "outpaint")
+
+
+def test_interpolate(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("button", name="Interpolate", exact=True).click()
+    page.locator("#interpolate-frames img").nth(7).wait_for()  # eight frames
+    shoot(page, "interpolate")
+
+
+def test_review_and_the_other_tabs(page, phantom_png, synthetic_png):
+    page.get_by_role("tab", name="Review").click()
+    page.locator("#review-real-upload input[type=file]").set_input_files(str(phantom_png[0]))
+    page.locator("#review-real img").wait_for()
+    page.locator("#review-synthetic-upload input[type=file]").set_input_files(str(synthetic_png))
+    page.locator("#review-synthetic img").wait_for()
+    shoot(page, "review")
+    page.get_by_role("tab", name="Phantom").click()
+    page.get_by_role("button", name="Render phantom").click()
+    page.locator("#phantom-image img").wait_for()
+    shoot(page, "phantom")
+    page.get_by_role("tab", name="Model").click()
+    loaded = page.locator("p", has_text="Loaded:")
+    loaded.wait_for()
+    assert "demo@" in loaded.inner_text() and "Components" in page.content()
+    shoot(page, "model")
+    page.get_by_role("tab", name="Train").click()
+    page.get_by_role("button", name="Start", exact=True).wait_for()
+    shoot(page, "train")
+    assert page.locator(".toast-body.error").count() == 0  # no error notification on the way
