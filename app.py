@@ -93,12 +93,41 @@ def editor_mask(value: dict | None) -> np.ndarray:
     return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0) > 0
 
 
+def read_upload(path: str | None) -> imaging.Radiograph | None:
+    """An uploaded file -> a Radiograph kept in the session (a DICOM header de-identified on the way in).
+
+    Gradio caches an upload under its own file name, which can carry a patient's name or ID: once read,
+    the cached copy is deleted, so only the opaque in-memory radiograph remains on the server."""
+    if not path:
+        return None
+    try:
+        return imaging.read_radiograph(path, name="upload")
+    finally:
+        forget_upload(path)
+
+
+def forget_upload(path: str) -> None:
+    """Delete a file from gradio's upload cache (and its folder when empty); never anything outside it."""
+    file, cache = Path(path).resolve(), Path(os.environ["GRADIO_TEMP_DIR"]).resolve()
+    if cache in file.parents and file.is_file() and OUTPUTS.resolve() not in file.parents:
+        file.unlink(missing_ok=True)
+        try:
+            file.parent.rmdir()
+        except OSError:
+            pass  # not empty: another file shares the folder
+
+
 def load_upload(path: str | None, level: float, width: float, invert: bool):
     """An uploaded file -> (radiograph kept on the server, windowed 8-bit copy for the editor)."""
-    if not path:
-        return None, None
-    radiograph = imaging.read_radiograph(path, name="upload")
-    return radiograph, imaging.to_uint8(imaging.window(radiograph.display, level=level, width=width, invert=invert))
+    radiograph = read_upload(path)
+    return radiograph, rewindow(radiograph, level, width, invert)
+
+
+def rewindow(radiograph: imaging.Radiograph | None, level: float, width: float, invert: bool):
+    """The radiograph's 8-bit view through a window (level and width in display [0, 1])."""
+    if radiograph is None:
+        return None
+    return imaging.to_uint8(imaging.window(radiograph.display, level=level, width=width, invert=invert))
 
 
 def build_demo(model: AppModel) -> gr.Blocks:
@@ -169,7 +198,11 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
     def study_add(folder, real_files, synthetic_files):
         study = ReaderStudy(folder)
-        count = study.add_cases(list(real_files or []), list(synthetic_files or []))
+        try:
+            count = study.add_cases(list(real_files or []), list(synthetic_files or []))
+        finally:
+            for path in [*(real_files or []), *(synthetic_files or [])]:
+                forget_upload(path)  # the study keeps its own blinded copies
         return f"{count} cases in the study."
 
     def study_next(folder, reader):
@@ -311,8 +344,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="inpaint-slider")
                     difference = gr.Image(label="Difference (x4)", format="png", interactive=False, elem_id="inpaint-difference")
                     i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple", interactive=False)
-            for trigger in (upload.change, level.release, width.release, invert.change):
-                trigger(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
+            upload.change(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
+            for trigger in (level.release, width.release, invert.change):
+                trigger(rewindow, [radiograph, level, width, invert], editor)
             preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].fill, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px,
                                      gr.Textbox(placeholder=EDIT_PRESETS[p].report)), preset, [i_strength, i_fill, grow_px, feather_px, i_report])
             i_run.click(inpaint, [radiograph, editor, i_report, preset, i_strength, i_fill, grow_px, feather_px, i_steps, i_seed, jumps], [slider, difference, i_files], concurrency_id="model")
@@ -343,13 +377,16 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     with gr.Row():
                         image_a = gr.File(label="Start image", file_types=UPLOAD_TYPES, type="filepath")
                         image_b = gr.File(label="End image", file_types=UPLOAD_TYPES, type="filepath")
+                    start_image, end_image = gr.State(), gr.State()
+                    image_a.change(errors_as_notifications(read_upload), image_a, start_image)
+                    image_b.change(errors_as_notifications(read_upload), image_b, end_image)
                     f_report = gr.Textbox(label="Report (seed and image modes)")
                     frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
                     f_run = gr.Button("Interpolate", variant="primary")
                 with gr.Column():
                     strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames")
                     gif = gr.File(label="Animated GIF", interactive=False)
-            f_run.click(interpolate, [mode, report_a, report_b, seed_a, seed_b, image_a, image_b, f_report, frames], [strip, gif], concurrency_id="model")
+            f_run.click(interpolate, [mode, report_a, report_b, seed_a, seed_b, start_image, end_image, f_report, frames], [strip, gif], concurrency_id="model")
         with gr.Tab("Review"):
             gr.Markdown("Real and synthetic side by side through the same window/level.")
             real_state, synth_state = gr.State(), gr.State()
@@ -361,7 +398,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
             with gr.Row():
                 real_view = gr.Image(label="Real", format="png", interactive=False, elem_id="review-real")
                 synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False, elem_id="review-synthetic")
-            read = errors_as_notifications(lambda path: imaging.read_radiograph(path, name="upload") if path else None)
+            read = errors_as_notifications(read_upload)
             real_upload.change(read, real_upload, real_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
             synth_upload.change(read, synth_upload, synth_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
             for control in (r_level, r_width, r_invert):

@@ -101,12 +101,14 @@ class Radiograph:
 # ----------------------------------------------------------------------------------------------------
 
 
-def read_radiograph(source: Any, *, name: str = "image") -> Radiograph:
+def read_radiograph(source: Any, *, name: str = "image", deidentify: bool = True) -> Radiograph:
     """Read a radiograph from a path, bytes, a binary file object, a PIL image or a numpy array.
 
     DICOM is recognised by content (``DICM`` at byte 128) or a ``.dcm`` suffix; anything else goes
     through Pillow. Raises :class:`InputError` for anything that is not a single 2-D grayscale image.
     ``name`` is only used in error messages (never the uploaded file's own name: it may carry PHI).
+    A DICOM header is de-identified (PS3.15 Annex E basic profile, :mod:`cxr_studio.deidentify`)
+    before it is kept in ``Radiograph.dicom``, unless ``deidentify=False``.
     """
     if isinstance(source, Radiograph):
         return source
@@ -116,7 +118,7 @@ def read_radiograph(source: Any, *, name: str = "image") -> Radiograph:
         return _from_pil(source, name=name, source_format=(source.format or "pil").lower())
     data, suffix = _read_bytes(source, name=name)
     if data[128:132] == b"DICM" or suffix in {".dcm", ".dicom"}:
-        return _read_dicom(data, name=name)
+        return _read_dicom(data, name=name, deidentify=deidentify)
     return _read_raster(data, name=name)
 
 
@@ -242,7 +244,7 @@ def _integer_radiograph(pixels: np.ndarray, bit_depth: int, source_format: str) 
 # ----------------------------------------------------------------------------------------------------
 
 
-def _read_dicom(data: bytes, *, name: str) -> Radiograph:
+def _read_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
@@ -293,6 +295,10 @@ def _read_dicom(data: bytes, *, name: str) -> Radiograph:
     lut = lut.astype(np.float32)
     header = ds.copy()
     del header.PixelData
+    if deidentify:
+        from cxr_studio.deidentify import deidentify as remove_identifiers
+
+        remove_identifiers(header)
     return Radiograph(
         pixels=stored,
         display=lut[stored.astype(np.int64) - lo],

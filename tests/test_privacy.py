@@ -1,0 +1,113 @@
+"""Patient data: DICOM de-identified on ingest (PS3.15 Annex E basic profile), uploads forgotten once read."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cxr_studio import read_radiograph
+from cxr_studio.deidentify import burned_in_text, deidentify
+
+PHI = ("Doe^Jane", "MRN-4711", "19710203", "ACC-998877", "St. Elsewhere", "Dr^Who", "1.2.826.0.1.3680043.99.1234", "hidden private", "55 Main Street")
+
+
+def dicom_with_phi() -> bytes:
+    """A small MONOCHROME2 CR full of identifiers, in every place Annex E names."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.file_meta.MediaStorageSOPInstanceUID = PHI[6] + ".3"
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    ds.SOPInstanceUID = PHI[6] + ".3"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = PHI[6] + ".1", PHI[6] + ".2"
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = PHI[0], PHI[1], PHI[2]
+    ds.AccessionNumber, ds.InstitutionName, ds.ReferringPhysicianName = PHI[3], PHI[4], PHI[5]
+    ds.PatientAddress, ds.StudyDate, ds.StudyTime, ds.PatientSex = PHI[8], "20240101", "101010", "F"
+    ds.Modality, ds.ImageComments = "CR", "Jane fell"
+    item = Dataset()
+    item.PerformingPhysicianName, item.ScheduledProcedureStepStartDate = "Dr^Who", "20240101"
+    ds.ProcedureCodeSequence = Sequence([item])
+    block = ds.private_block(0x0011, "ACME 1.0", create=True)
+    block.add_new(0x01, "LO", PHI[7])
+    ds.add_new(0x60003000, "OW", b"\x00\x01" * 8)  # overlay data
+    ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 40, 36, 16, 12, 11
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
+    ds.PixelData = (np.arange(40 * 36, dtype=np.uint16) * 2).tobytes()
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def header_text(ds) -> str:
+    return "\n".join(f"{e.tag} {e.value!r}" for e in ds.iterall()) + repr(ds.file_meta)
+
+
+def test_a_dicom_header_is_de_identified_on_read():
+    data = dicom_with_phi()
+    raw = read_radiograph(data, deidentify=False)
+    assert all(phi in header_text(raw.dicom) for phi in PHI[:6])  # the fixture really carries them
+    clean = read_radiograph(data)
+    text = header_text(clean.dicom)
+    leaked = [phi for phi in PHI if phi in text]
+    assert not leaked, leaked
+    assert clean.dicom.PatientIdentityRemoved == "YES" and clean.dicom.PatientName == "ANONYMOUS"
+    assert clean.dicom.StudyDate == "" and clean.dicom.Modality == "CR" and clean.dicom.PatientSex == "F"
+    assert not any(e.tag.is_private for e in clean.dicom.iterall())
+    assert not any(0x6000 <= e.tag.group <= 0x60FF for e in clean.dicom)
+    assert clean.dicom.SOPClassUID == raw.dicom.SOPClassUID  # a class, not an instance: kept
+    assert clean.dicom.file_meta.MediaStorageSOPInstanceUID == clean.dicom.SOPInstanceUID
+    assert np.array_equal(clean.pixels, raw.pixels) and np.array_equal(clean.display, raw.display)
+
+
+def test_pseudonyms_are_stable_and_keep_series_together():
+    a, b = read_radiograph(dicom_with_phi()).dicom, read_radiograph(dicom_with_phi()).dicom
+    assert a.PatientID == b.PatientID and len(a.PatientID) == 16 and a.PatientID != PHI[1]
+    assert a.StudyInstanceUID == b.StudyInstanceUID and a.StudyInstanceUID != a.SeriesInstanceUID
+    other = deidentify(read_radiograph(dicom_with_phi(), deidentify=False).dicom, salt=b"another site")
+    assert other.PatientID != a.PatientID and other.StudyInstanceUID != a.StudyInstanceUID
+
+
+def test_real_chest_cr_headers_come_out_clean():
+    data_store = pytest.importorskip("data_store")
+    path = Path(data_store.__file__).parent / "data" / "RG1_UNCR.dcm"
+    raw, clean = read_radiograph(path, deidentify=False).dicom, read_radiograph(path).dicom
+    for keyword in ("PatientName", "PatientID", "StudyDate", "InstitutionName", "ReferringPhysicianName"):
+        if keyword in raw and str(raw.data_element(keyword).value):
+            assert str(raw.data_element(keyword).value) not in header_text(clean), keyword
+    assert not burned_in_text(clean) or clean.BurnedInAnnotation == "YES"
+
+
+def test_derived_export_carries_only_the_pseudonymised_identity():
+    from cxr_studio.export import derived_dicom
+
+    radiograph = read_radiograph(dicom_with_phi())
+    exported = read_radiograph(derived_dicom(radiograph.pixels, radiograph.bit_depth, {"edit": "inpaint"}, source=radiograph.dicom),
+                               deidentify=False).dicom
+    assert exported.PatientID == radiograph.dicom.PatientID and exported.ImageType[0] == "DERIVED"
+    assert not [phi for phi in PHI if phi in header_text(exported)]
+
+
+def test_the_app_forgets_an_upload_once_read(tmp_path, monkeypatch):
+    import app
+
+    cache = Path(app.os.environ["GRADIO_TEMP_DIR"])
+    folder = cache / "d41d8cd98f00b204"
+    folder.mkdir(parents=True, exist_ok=True)
+    upload = folder / "Doe_Jane_MRN-4711.dcm"
+    upload.write_bytes(dicom_with_phi())
+    radiograph = app.read_upload(str(upload))
+    assert radiograph.dicom.PatientName == "ANONYMOUS"
+    assert not upload.exists() and not folder.exists()  # the name that carried PHI is gone from disk
+    outside = tmp_path / "Doe_Jane.dcm"
+    outside.write_bytes(dicom_with_phi())
+    app.read_upload(str(outside))
+    assert outside.exists()  # never deletes anything outside gradio's upload cache
