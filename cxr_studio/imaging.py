@@ -117,7 +117,9 @@ def read_radiograph(source: Any, *, name: str = "image", deidentify: bool = True
     if isinstance(source, Image.Image):
         return _from_pil(source, name=name, source_format=(source.format or "pil").lower())
     data, suffix = _read_bytes(source, name=name)
-    if data[128:132] == b"DICM" or suffix in {".dcm", ".dicom"}:
+    # Content decides, not the extension: a PNG named .dcm is a PNG; a .dcm without a preamble is DICOM
+    raster = data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*"))
+    if data[128:132] == b"DICM" or (suffix in {".dcm", ".dicom"} and not raster):
         return _read_dicom(data, name=name, deidentify=deidentify)
     return _read_raster(data, name=name)
 
@@ -227,7 +229,8 @@ def _from_array(array: np.ndarray, *, name: str, source_format: str = "array") -
         if lo >= 0.0 and hi <= 1.0:  # already a [0, 1] image: keep its scale
             display = array.copy()
         else:
-            display = (array - lo) / (hi - lo) if hi > lo else np.zeros_like(array)
+            wide = array.astype(np.float64)  # float32 extremes overflow in (x - lo) and give NaN
+            display = (wide - lo) / (hi - lo) if hi > lo else np.zeros_like(wide)
         return Radiograph(pixels=array, display=display.astype(np.float32), bit_depth=32, source_format=source_format)
     raise InputError(f"{name}: pixel type {array.dtype} is not supported; use uint8, uint16 or float in [0, 1].")
 

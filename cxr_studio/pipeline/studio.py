@@ -387,6 +387,9 @@ class CXRStudio:
         return settings
 
 
+MAX_REPORT_CHARS = 20_000
+
+
 def _version() -> str:
     from cxr_studio import __version__
 
@@ -396,6 +399,8 @@ def _version() -> str:
 def _clean_report(report: Any) -> str:
     if not isinstance(report, str):
         raise InputError(f"a report must be text, got {type(report).__name__}.")
+    if len(report) > MAX_REPORT_CHARS:  # far beyond any token limit: a pasted file, not a report
+        raise InputError(f"the report has {len(report)} characters; at most {MAX_REPORT_CHARS} are accepted (the model reads the first tokens only).")
     # control characters (other than line breaks) carry no meaning for the model
     return " ".join("".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in report).split())
 
