@@ -29,6 +29,7 @@ import cxr_studio.export  # noqa: E402
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
 from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SAMPLERS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
+from cxr_studio.files import write_atomic  # noqa: E402
 from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
 
 MAX_UPLOAD = "200mb"
@@ -155,7 +156,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
         if not selected:
             raise InputError("select an image in the gallery first.")
         path = output_path("synthetic", ".dcm")
-        path.write_bytes(cxr_studio.export.synthetic_dicom(imaging.read_radiograph(selected).display, read_png_parameters(selected)))
+        write_atomic(path, cxr_studio.export.synthetic_dicom(imaging.read_radiograph(selected).display, read_png_parameters(selected)))
         return str(path)
 
     @errors_as_notifications
@@ -168,7 +169,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                                       callback=model.progress(progress, request))
         png, dcm = output_path(f"edited-{result.bit_depth}bit"), output_path("edited", ".dcm")
         save_png(png, result.image if result.image.dtype in (np.uint8, np.uint16) else result.display, bit_depth=16, parameters=result.parameters)
-        dcm.write_bytes(cxr_studio.export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom))
+        write_atomic(dcm, cxr_studio.export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom))
         before = imaging.to_uint8(radiograph.display)
         return (before, imaging.to_uint8(result.display)), imaging.to_uint8(np.clip(result.difference * 4, 0, 1)), [str(png), str(dcm)]
 
@@ -188,7 +189,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
         result = model.studio.interpolate(start, end, mode=mode, num_frames=int(frames), report=report, seed=int(seed_a),
                                           callback=model.progress(progress, request))
         gif = output_path("interpolation", ".gif")
-        gif.write_bytes(result.gif())
+        write_atomic(gif, result.gif())
         return [(imaging.to_uint8(p), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
 
     def review(real, synthetic, level, width, invert):
@@ -220,7 +221,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
     def study_results(folder):
         study = ReaderStudy(folder)
         path = output_path("reader-study", ".csv")
-        path.write_bytes(study.export_csv())
+        write_atomic(path, study.export_csv())
         return study.results(), str(path)
 
     def train_start(manifest, out, preset, ae, latent, sr, finetune, resume):

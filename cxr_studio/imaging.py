@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
 from cxr_studio.errors import InputError
+from cxr_studio.files import write_atomic
 
 if TYPE_CHECKING:
     import pydicom
@@ -486,8 +487,12 @@ def save_png(
         info.add_text(PARAMETERS_KEY, json.dumps(parameters, sort_keys=True, default=str))
     if synthetic:
         info.add_text(SYNTHETIC_KEY, "YES")
-    target: Any = path if hasattr(path, "write") else os.fspath(path)
-    pil.save(target, format="PNG", pnginfo=info)
+    if hasattr(path, "write"):
+        pil.save(path, format="PNG", pnginfo=info)
+        return
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", pnginfo=info)
+    write_atomic(path, buffer.getvalue())  # a kill mid-write never leaves a truncated PNG
 
 
 def read_png_parameters(source: str | os.PathLike[str] | bytes | BinaryIO | Image.Image) -> dict[str, Any]:

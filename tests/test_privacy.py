@@ -111,3 +111,28 @@ def test_the_app_forgets_an_upload_once_read(tmp_path, monkeypatch):
     outside.write_bytes(dicom_with_phi())
     app.read_upload(str(outside))
     assert outside.exists()  # never deletes anything outside gradio's upload cache
+
+
+def test_an_export_survives_a_kill_mid_write(tmp_path):
+    """A writer killed at random moments while rewriting one 16-bit PNG: the file is always absent or whole."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    target = tmp_path / "export.png"
+    script = (
+        "import numpy as np, sys; from cxr_studio import save_png\n"
+        "rng = np.random.default_rng(0); image = rng.integers(0, 65535, (1024, 1024), dtype=np.uint16)\n"
+        "while True: save_png(sys.argv[1], image, parameters={'n': int(rng.integers(1e9))})\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    for delay in (0.6, 0.9, 1.3, 1.7):
+        process = subprocess.Popen([sys.executable, "-c", script, str(target)], cwd=root)
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        if target.exists():
+            radiograph = read_radiograph(target)  # raises on a truncated PNG
+            assert radiograph.pixels.shape == (1024, 1024) and radiograph.bit_depth == 16
+    assert target.exists(), "the writer never finished one file: the test proved nothing"
