@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 # Offline and private by design: set before gradio is imported.
@@ -33,6 +34,8 @@ from cxr_studio.files import write_atomic  # noqa: E402
 from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
 
 MAX_UPLOAD = "200mb"
+# One model call at a time (CPU or one GPU); at most 16 waiting, beyond that gradio answers "queue is full"
+QUEUE = {"max_size": 16, "default_concurrency_limit": 1}
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
 OUTPUTS = Path(os.environ["GRADIO_TEMP_DIR"]) / "outputs"
 
@@ -101,10 +104,23 @@ def read_upload(path: str | None) -> imaging.Radiograph | None:
     the cached copy is deleted, so only the opaque in-memory radiograph remains on the server."""
     if not path:
         return None
-    try:
-        return imaging.read_radiograph(path, name="upload")
-    finally:
-        forget_upload(path)
+    with _RECENT_LOCK:
+        if path in _RECENT and not Path(path).exists():  # another session uploaded the same file (same path) first
+            return _RECENT[path]
+        try:
+            radiograph = imaging.read_radiograph(path, name="upload")
+        finally:
+            forget_upload(path)
+        _RECENT[path] = radiograph
+        while len(_RECENT) > 4:
+            _RECENT.popitem(last=False)
+    return radiograph
+
+
+# Gradio stores an upload in a folder named by its content hash: two sessions uploading the same file get one
+# path. The first read deletes it, so the last few reads are kept (read-only) for the others.
+_RECENT: OrderedDict[str, imaging.Radiograph] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
 
 
 def forget_upload(path: str) -> None:
@@ -493,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
         return 2
     print(f"CXR Studio {__version__}: model {studio.model_id} on {studio.device}")
-    build_demo(AppModel(studio)).queue(max_size=16, default_concurrency_limit=1).launch(**launch_settings(args.host, args.port, auth))
+    build_demo(AppModel(studio)).queue(**QUEUE).launch(**launch_settings(args.host, args.port, auth))
     return 0
 
 

@@ -1,0 +1,106 @@
+"""Load: simultaneous ``gradio_client`` users generating and inpainting against one app.
+
+``python tests/load_app.py [--users 8] [--rounds 2] [--model DIR]`` (default: the bundled demo cascade)
+prints requests, failures, "busy" answers, p50/p95 latency and the server's peak memory as JSON.
+Each user uploads a 16-bit radiograph, then per round generates one image and inpaints one stroke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def write_inputs(folder: Path) -> tuple[str, str]:
+    from PIL import Image
+
+    pixels = np.random.default_rng(0).integers(0, 65536, (192, 160), dtype=np.uint16)
+    layer = np.zeros((192, 160, 4), np.uint8)
+    layer[80:110, 60:100] = (0, 255, 102, 127)
+    Image.fromarray(pixels).save(folder / "upload.png")
+    Image.fromarray(layer, "RGBA").save(folder / "stroke.png")
+    return str(folder / "upload.png"), str(folder / "stroke.png")
+
+
+def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: list, lock: threading.Lock) -> None:
+    from gradio_client import Client, handle_file
+
+    client = Client(url, verbose=False)
+    client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload")
+    editor = {"background": None, "layers": [handle_file(stroke)], "composite": None, "id": None}
+    calls = {
+        "generate": lambda: client.predict("Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, api_name="/generate"),
+        "inpaint": lambda: client.predict(editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"),
+    }
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            try:
+                call()
+                outcome = "ok"
+            except Exception as err:  # the client raises for a full queue and for app errors alike
+                outcome = "busy" if "queue is full" in str(err).lower() else f"error: {err}"
+            with lock:
+                records.append({"call": name, "seconds": time.perf_counter() - start, "outcome": outcome})
+
+
+def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
+    import app
+
+    demo = app.build_demo(app.AppModel(studio)).queue(**app.QUEUE)
+    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    records: list[dict] = []
+    lock = threading.Lock()
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            upload, stroke = write_inputs(Path(folder))
+            start = time.perf_counter()
+            threads = [threading.Thread(target=user, args=(url, upload, stroke, rounds, steps, records, lock)) for _ in range(users)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            wall = time.perf_counter() - start
+            # the queue is healthy afterwards: one more request goes through
+            records_after: list[dict] = []
+            user(url, upload, stroke, 1, steps, records_after, lock)
+    finally:
+        demo.close()
+    ok = [r["seconds"] for r in records if r["outcome"] == "ok"]
+    return {
+        "users": users, "requests": len(records), "ok": len(ok),
+        "busy": sum(r["outcome"] == "busy" for r in records),
+        "failures": [r for r in records if r["outcome"].startswith("error")],
+        "p50_s": float(np.percentile(ok, 50)) if ok else None, "p95_s": float(np.percentile(ok, 95)) if ok else None,
+        "wall_s": wall, "healthy_after": all(r["outcome"] == "ok" for r in records_after),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tests/load_app.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
+    args = parser.parse_args(argv)
+    import cxr_studio
+
+    studio = cxr_studio.CXRStudio.from_pretrained(args.model) if args.model else cxr_studio.load_default()
+    print(json.dumps(run_load(studio, users=args.users, rounds=args.rounds, steps=args.steps), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
