@@ -82,6 +82,15 @@ def errors_as_notifications(handler):
     return wrapped
 
 
+def shown(display01: np.ndarray, stem: str) -> str:
+    """An image for the page as our own uniquely named 8-bit PNG. Returning arrays would let gradio cache
+    them by content hash and rewrite that file in place, which truncates a concurrent download of the same
+    picture by another session (found by the load test)."""
+    path = output_path(stem)
+    save_png(path, imaging.to_uint8(display01))
+    return str(path)
+
+
 def output_path(stem: str, suffix: str = ".png") -> Path:
     OUTPUTS.mkdir(parents=True, exist_ok=True)
     return OUTPUTS / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}{suffix}"
@@ -144,7 +153,7 @@ def rewindow(radiograph: imaging.Radiograph | None, level: float, width: float, 
     """The radiograph's 8-bit view through a window (level and width in display [0, 1])."""
     if radiograph is None:
         return None
-    return imaging.to_uint8(imaging.window(radiograph.display, level=level, width=width, invert=invert))
+    return shown(imaging.window(radiograph.display, level=level, width=width, invert=invert), "view")
 
 
 def build_demo(model: AppModel) -> gr.Blocks:
@@ -186,8 +195,8 @@ def build_demo(model: AppModel) -> gr.Blocks:
         png, dcm = output_path(f"edited-{result.bit_depth}bit"), output_path("edited", ".dcm")
         save_png(png, result.image if result.image.dtype in (np.uint8, np.uint16) else result.display, bit_depth=16, parameters=result.parameters)
         write_atomic(dcm, cxr_studio.export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom))
-        before = imaging.to_uint8(radiograph.display)
-        return (before, imaging.to_uint8(result.display)), imaging.to_uint8(np.clip(result.difference * 4, 0, 1)), [str(png), str(dcm)]
+        before, after = shown(radiograph.display, "before"), shown(result.display, "after")
+        return (before, after), shown(np.clip(result.difference * 4, 0, 1), "difference"), [str(png), str(dcm)]
 
     @errors_as_notifications
     def outpaint(radiograph, left, right, top, bottom, report, seeds, request: gr.Request, progress=gr.Progress()):
@@ -195,7 +204,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
             raise InputError("upload a radiograph first.")
         results = [model.studio.outpaint(radiograph, left=int(left), right=int(right), top=int(top), bottom=int(bottom), report=report, seed=s,
                                          callback=model.progress(progress, request)) for s in range(int(seeds))]
-        return [(imaging.to_uint8(r.display), f"seed {r.parameters['seed']} · edited, not anonymous") for r in results]
+        return [(shown(r.display, "outpainted"), f"seed {r.parameters['seed']} · edited, not anonymous") for r in results]
 
     @errors_as_notifications
     def interpolate(mode, report_a, report_b, seed_a, seed_b, image_a, image_b, report, frames, request: gr.Request, progress=gr.Progress()):
@@ -206,11 +215,11 @@ def build_demo(model: AppModel) -> gr.Blocks:
                                           callback=model.progress(progress, request))
         gif = output_path("interpolation", ".gif")
         write_atomic(gif, result.gif())
-        return [(imaging.to_uint8(p), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
+        return [(shown(p, f"frame{i}"), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
 
     def review(real, synthetic, level, width, invert):
         """Both images through the same window/level, at the same height on screen."""
-        show = lambda r: None if r is None else imaging.to_uint8(imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert))  # noqa: E731
+        show = lambda r: None if r is None else shown(imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert), "review")  # noqa: E731
         return show(real), show(synthetic)
 
     def study_add(folder, real_files, synthetic_files):
@@ -285,7 +294,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
             case = phantom.render_case(int(seed), size=512, findings=findings, devices=devices)
         except InputError as err:
             raise gr.Error(str(err)) from None
-        return imaging.to_pil(case.image), imaging.to_pil(case.clean), case.report
+        return shown(case.image, "phantom"), shown(case.clean, "phantom-clean"), case.report
 
     def compose(finding, side, severity, devices):
         """The structured helper: chosen finding and devices -> report text."""

@@ -2,7 +2,7 @@
 
 ``python tests/load_app.py [--users 8] [--rounds 2] [--model DIR]`` (default: the bundled demo cascade)
 prints requests, failures, "busy" answers, p50/p95 latency and the server's peak memory as JSON.
-Each user uploads a 16-bit radiograph, then per round generates one image and inpaints one stroke.
+Each user, per round, uploads a 16-bit radiograph, generates one image and inpaints one stroke.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
-    client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload")
     editor = {"background": None, "layers": [handle_file(stroke)], "composite": None, "id": None}
     calls = {
+        "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload"),
         "generate": lambda: client.predict("Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, api_name="/generate"),
         "inpaint": lambda: client.predict(editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"),
     }
-    for _ in range(rounds):
+    for _ in range(rounds):  # each round: upload (a new 16-bit radiograph in the session), generate, inpaint
         for name, call in calls.items():
             start = time.perf_counter()
             try:

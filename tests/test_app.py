@@ -185,5 +185,5 @@ def test_simultaneous_users_all_finish_and_the_queue_stays_healthy(studio):
     from load_app import run_load
 
     result = run_load(studio, users=4, rounds=1, steps=2)
-    assert result["requests"] == 8 and not result["failures"], result["failures"]
-    assert result["ok"] + result["busy"] == 8 and result["ok"] >= 1 and result["healthy_after"]
+    assert result["requests"] == 12 and not result["failures"], result["failures"]
+    assert result["ok"] + result["busy"] == 12 and result["ok"] >= 1 and result["healthy_after"]
