@@ -512,6 +512,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.auth and len(auth) != 2:
         print("error: --auth must be USER:PASS", file=sys.stderr)
         return 2
+    from cxr_studio.environment import environment_problems
+
+    if problems := environment_problems():
+        print("error: this environment is not safe to run CXR Studio:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
     try:
         studio = cxr_studio.CXRStudio.from_pretrained(args.model, device=args.device) if args.model else cxr_studio.load_default(device=args.device)
     except InputError as err:

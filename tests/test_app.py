@@ -186,4 +186,27 @@ def test_simultaneous_users_all_finish_and_the_queue_stays_healthy(studio):
 
     result = run_load(studio, users=4, rounds=1, steps=2)
     assert result["requests"] == 12 and not result["failures"], result["failures"]
-    assert result["ok"] + result["busy"] == 12 and result["ok"] >= 1 and result["healthy_after"]
+    assert result["ok"] + result["busy"] + result["skipped_after_busy_upload"] == 12 and result["ok"] >= 1 and result["healthy_after"]
+
+
+def test_startup_refuses_an_unsafe_environment(monkeypatch, capsys):
+    from cxr_studio import environment
+
+    assert environment._version("2.13.0+cpu") == (2, 13, 0) and environment._version("6.31.0rc1") == (6, 31, 0)
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    assert app.main([]) == 2
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" in capsys.readouterr().err
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")
+    monkeypatch.setattr(environment.metadata, "version", lambda name: "3.0.1" if name == "pydicom" else "99.0")
+    assert app.main([]) == 2
+    assert "pydicom 3.0.1 is older than 3.0.2" in capsys.readouterr().err
+
+
+def test_the_server_serves_no_file_outside_its_cache(client):
+    import urllib.error
+    import urllib.request
+
+    for path in ("/etc/passwd", "../../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", str(ROOT / "app.py")):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(f"{client.src.rstrip('/')}/gradio_api/file={path}", timeout=10)
+        assert info.value.code in (403, 404), path
