@@ -284,6 +284,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
         sizes = {k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M" for k, v in s.components().items() if k != "tokenizer"}
         card = cxr_studio.DEFAULT_MODEL / "MODEL_CARD.md"
         text = card.read_text() if s.model_id.startswith("demo@") and card.is_file() else ""
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("!["))  # relative image links do not resolve here
         return f"**Loaded:** `{s.model_id}` on `{s.device}` · {s.config.image_size} px -> {s.config.output_size} px\n\n**Components:** {sizes}\n\n{text}"
 
     def phantom_case(finding_names, side, severity, zone, device_names, seed):

@@ -22,6 +22,7 @@ import numpy as np
 
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
+from cxr_studio.evaluation.metrics import roc_auc
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, truth TEXT NOT NULL CHECK (truth IN ('real', 'synthetic')), source TEXT NOT NULL);
@@ -129,13 +130,3 @@ class ReaderStudy:
         query = "SELECT a.reader, a.position, a.case_id, c.truth, a.answer, a.confidence, a.seconds, a.answered_at FROM answers a JOIN cases c USING (case_id) ORDER BY a.reader, a.position"
         writer.writerows(self.db.execute(query))
         return buffer.getvalue().encode()
-
-
-def roc_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
-    """Area under the ROC curve = P(score of a positive > score of a negative), ties counting half."""
-    pos, neg = score[positive], score[~positive]
-    if not len(pos) or not len(neg):
-        return None
-    greater = (pos[:, None] > neg[None, :]).sum()
-    ties = (pos[:, None] == neg[None, :]).sum()
-    return float((greater + 0.5 * ties) / (len(pos) * len(neg)))

@@ -1,0 +1,104 @@
+"""Training and scoring the finding classifier (Diff-CXR's faithfulness protocol, Packhäuser's utility test).
+
+Images are held in memory as ``(N, 1, S, S)`` float32 in ``[-1, 1]``: evaluation sets are thousands of
+small images, and every experiment reuses them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from cxr_studio import imaging
+from cxr_studio.data.manifest import read_manifest
+from cxr_studio.errors import InputError
+from cxr_studio.evaluation.metrics import roc_auc
+from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier, targets_for
+
+log = logging.getLogger(__name__)
+
+
+def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit: int | None = None,
+               views: Sequence[str] = ("PA", "AP")) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]]]:
+    """``(images (N, 1, S, S) in [-1, 1], targets (N, T), known (N, T), rows)`` of one split; unreadable images skipped."""
+    from pathlib import Path
+
+    root = Path(manifest).parent
+    rows = [r for r in read_manifest(manifest) if r["split"] == split and r["view"] in views][:limit]
+    images, targets, known, kept = [], [], [], []
+    for index, row in enumerate(rows):
+        try:
+            display = imaging.read_radiograph(root / row["path"], name=f"{split} row {index}").display
+        except InputError as err:
+            log.warning("skipping unreadable image in row %d: %s", index, err)
+            continue
+        images.append(imaging.resize_center_crop(display, size) * 2 - 1)
+        t, k = targets_for(row)
+        targets.append(t)
+        known.append(k)
+        kept.append(row)
+    if not kept:
+        raise InputError(f"no readable {'/'.join(views)} images in the {split!r} split of {Path(manifest).name}.")
+    return np.stack(images)[:, None].astype(np.float32), np.stack(targets), np.stack(known), kept
+
+
+def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,
+                   steps: int = 300, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
+                   progress: Callable[[int, int, float], None] | None = None) -> FindingClassifier:
+    """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, cosine
+    decay, random horizontal shifts of a few pixels; never flips, which would swap the sides)."""
+    config = config or ClassifierConfig(image_size=images.shape[-1])
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = FindingClassifier(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    x_all, t_all, k_all = torch.from_numpy(images), torch.from_numpy(targets), torch.from_numpy(known)
+    for step in range(steps):
+        pick = torch.from_numpy(rng.integers(0, len(images), batch_size))
+        x = x_all[pick]
+        shift = [int(v) for v in rng.integers(-4, 5, 2)]
+        x = torch.roll(x, shifts=shift, dims=(2, 3))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), t_all[pick], weight=k_all[pick])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if progress is not None:
+            progress(step + 1, steps, float(loss))
+    return model.eval()
+
+
+@torch.no_grad()
+def predict(model: FindingClassifier, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
+    """Probabilities ``(N, T)``."""
+    return np.concatenate([model.probabilities(torch.from_numpy(images[i : i + batch_size])).numpy()
+                           for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def embed(model: FindingClassifier, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
+    """Features ``(N, D)`` float64."""
+    return np.concatenate([model.features(torch.from_numpy(images[i : i + batch_size])).double().numpy()
+                           for i in range(0, len(images), batch_size)])
+
+
+def per_target_auc(probabilities: np.ndarray, targets: np.ndarray, known: np.ndarray, *, min_positives: int = 3) -> dict[str, float]:
+    """ROC AUC per target with at least ``min_positives`` known positives and negatives (Diff-CXR table V)."""
+    scores = {}
+    for j, name in enumerate(TARGETS):
+        use = known[:, j] > 0
+        positive = targets[use, j] > 0.5
+        if positive.sum() >= min_positives and (~positive).sum() >= min_positives:
+            scores[name] = roc_auc(probabilities[use, j], positive)
+    return scores
+
+
+def mean_auc(scores: dict[str, float], *, exclude: Sequence[str] = ("No Finding",)) -> float | None:
+    """mAUC over the findings (the side targets and "No Finding" are not findings)."""
+    values = [v for k, v in scores.items() if k not in exclude and k not in TARGETS[-2:] and v is not None]
+    return float(np.mean(values)) if values else None
