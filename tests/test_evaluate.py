@@ -1,0 +1,132 @@
+"""The evaluation suite: metrics against references, the finding classifier, the privacy screen, and
+``python -m cxr_studio.evaluate`` end to end on the tiny preset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cxr_studio import CXRStudio
+from cxr_studio.data.phantom import write_dataset
+from cxr_studio.evaluation.distribution import fid, kid, precision_recall
+from cxr_studio.evaluation.metrics import ms_ssim
+from cxr_studio.evaluation.privacy import PrivacyScreen, plant_copies
+from cxr_studio.models.classifier import TARGETS, FindingClassifier, targets_for
+
+
+class Identity(torch.nn.Module):
+    """Features are the input: lets torchmetrics score the very features we score."""
+
+    num_features = 8
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+@pytest.fixture(scope="module")
+def features():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(150, 8)), rng.normal(0.3, 1.2, size=(150, 8))
+
+
+def test_fid_and_kid_match_torchmetrics_on_the_same_features(features):
+    tm_fid = pytest.importorskip("torchmetrics.image.fid")
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    a, b = features
+    reference = tm_fid.FrechetInceptionDistance(feature=Identity(), normalize=False).double()
+    reference.update(torch.from_numpy(a), real=True)
+    reference.update(torch.from_numpy(b), real=False)
+    assert fid(a, b) == pytest.approx(float(reference.compute()), rel=1e-9)
+    reference = KernelInceptionDistance(feature=Identity(), subsets=1, subset_size=150).double()
+    reference.update(torch.from_numpy(a), real=True)
+    reference.update(torch.from_numpy(b), real=False)
+    assert kid(a, b, subsets=1, subset_size=150)[0] == pytest.approx(float(reference.compute()[0]), rel=1e-9)
+
+
+def test_distribution_metrics_known_values(features):
+    a, _ = features
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(4000, 3)), rng.normal(size=(4000, 3)) + [2.0, 0.0, 0.0]
+    assert fid(x, y) == pytest.approx(4.0, abs=0.25)  # |mu1 - mu2|^2 with equal covariances
+    assert abs(kid(x, rng.normal(size=(4000, 3)), subsets=5, subset_size=500)[0]) < 0.02
+    precision, recall = precision_recall(a, a)
+    assert precision == recall == 1.0
+    far = precision_recall(a, a + 100.0)
+    assert far == (0.0, 0.0)
+    precision, recall = precision_recall(x[:300], x[:300] * 0.1)  # collapsed fakes: precise, no recall
+    assert precision > 0.9 and recall < 0.3
+
+
+def test_ms_ssim_matches_torchmetrics_and_known_cases():
+    tm = pytest.importorskip("torchmetrics.functional.image")
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 1, 192, 192, generator=g)
+    y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    ours = ms_ssim(x, y, data_range=1.0)
+    reference = tm.multiscale_structural_similarity_index_measure(x, y, data_range=1.0, reduction="none", kernel_size=11, sigma=1.5)
+    assert torch.allclose(ours, reference.float(), atol=2e-3), (ours, reference)
+    assert torch.allclose(ms_ssim(x, x, data_range=1.0), torch.ones(2))
+    assert ms_ssim(x[:, :, :32, :32], y[:, :, :32, :32], data_range=1.0).shape == (2,)  # small images still scored
+
+
+def test_targets_from_a_manifest_row():
+    row = {"Pleural Effusion": "1", "Cardiomegaly": "-1", "Edema": "", "findings": "pleural_effusion:left:small;cardiomegaly"}
+    targets, known = targets_for(row)
+    assert targets[TARGETS.index("Pleural Effusion")] == 1 and known[TARGETS.index("Cardiomegaly")] == 0
+    assert targets[TARGETS.index("Left-sided finding")] == 1 and targets[TARGETS.index("Right-sided finding")] == 0
+    assert targets_for({"Edema": "1"})[1][-1] == 0  # no findings column: laterality unknown, not negative
+
+
+def test_classifier_saves_and_loads(tmp_path):
+    from cxr_studio.models.classifier import ClassifierConfig
+
+    model = FindingClassifier(ClassifierConfig(image_size=32)).eval()
+    x = torch.randn(2, 1, 32, 32)
+    model.save(tmp_path / "judge")
+    loaded = FindingClassifier.load(tmp_path / "judge")
+    assert torch.equal(model(x), loaded(x)) and model.features(x).shape == (2, 128)
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    return write_dataset(tmp_path_factory.mktemp("eval") / "phantom", n=60, size=64, seed=0, workers=1, quiet=True)
+
+
+def test_the_privacy_screen_flags_planted_copies_and_passes_other_patients(phantoms):
+    from cxr_studio.evaluation.classifier import load_split
+
+    train, *_ = load_split(phantoms, "train", size=64)
+    test, *_ = load_split(phantoms, "test", size=64)
+    screen = PrivacyScreen(train[10:])
+    screen.calibrate(sample=None)
+    copies = screen.screen(plant_copies(train[10:20], seed=3))
+    assert np.mean([m.flagged for m in copies]) >= 0.8
+    assert np.mean([m.nearest == i for i, m in enumerate(copies)]) >= 0.8  # traced to the right patient
+    unseen = screen.screen(np.concatenate([train[:10], test]))  # other patients, never in the screen's set
+    assert np.mean([m.flagged for m in unseen]) <= 0.1
+
+
+def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monkeypatch):
+    from cxr_studio import evaluate
+
+    tiny = tmp_path / "tiny"
+    CXRStudio.from_preset("tiny").save_pretrained(tiny)
+    out = tmp_path / "report"
+    code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
+                          "--classifier-steps", "5", "--utility-samples", "6", "--steps-sweep", "2,3", "--device-cases", "2",
+                          "--sr-images", "2", "--privacy-calibration", "10"])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    for key in ("reconstruction", "realism", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
+        assert key in report, key
+    assert 0 <= report["reconstruction"]["autoencoder"]["ms_ssim"] <= 1 and "autoencoder_plus_super_resolution" in report["reconstruction"]
+    assert report["realism"]["fid"] >= 0 and 0 <= report["realism"]["precision"] <= 1
+    assert [s["steps"] for s in report["against_steps"]] == [2, 3]
+    assert "<svg" in (out / "index.html").read_text() and "data:image/png;base64," in (out / "index.html").read_text()
+    assert (out / "classifier" / "model.safetensors").is_file()
+    assert evaluate.main(["--model", str(tiny), "--manifest", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
