@@ -46,6 +46,20 @@ class AppModel:
     def __init__(self, studio) -> None:
         self.studio = studio
         self._stops: dict[str, threading.Event] = {}
+        self._screens: dict[str, tuple] = {}  # manifest -> (calibrated privacy screen, its rows)
+
+    def screen(self, manifest: str, progress: gr.Progress | None = None):
+        """The privacy screen over a manifest's training split, built (and calibrated) once per manifest."""
+        from cxr_studio.evaluation.privacy import screen_for_manifest
+
+        if not manifest or not Path(manifest).is_file():
+            raise InputError("give the training manifest (a manifest.csv) to screen against.")
+        key = str(Path(manifest).resolve())
+        if key not in self._screens:
+            if progress is not None:
+                progress(0, desc="building the privacy screen over the training set (once per manifest)")
+            self._screens[key] = screen_for_manifest(manifest)
+        return self._screens[key]
 
     def stop_flag(self, request: gr.Request | None) -> threading.Event:
         key = getattr(request, "session_hash", None) or "local"
@@ -160,10 +174,18 @@ def build_demo(model: AppModel) -> gr.Blocks:
     defaults = model.studio.config.sampling
 
     @errors_as_notifications
-    def generate(report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, request: gr.Request, progress=gr.Progress()):
-        result = model.studio.generate(report, negative_report=negative, sampler=sampler, num_steps=int(steps), guidance_scale=float(guidance),
-                                       seed=None if random_seed else int(seed), num_images=int(count), upscale=bool(upscale),
-                                       callback=model.progress(progress, request))
+    def generate(report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, screen_manifest, request: gr.Request,
+                 progress=gr.Progress()):
+        options = {"negative_report": negative, "sampler": sampler, "num_steps": int(steps), "guidance_scale": float(guidance),
+                   "upscale": bool(upscale), "callback": model.progress(progress, request)}
+        if private:  # Packhäuser's privacy-enhancing sampling: images resembling a training image are replaced
+            from cxr_studio.evaluation.privacy import generate_private
+
+            first = int(seed) if not random_seed else int.from_bytes(os.urandom(6), "big")
+            result, _ = generate_private(model.studio, report, screen=model.screen(screen_manifest, progress)[0], num_images=int(count),
+                                         seed=first, **options)
+        else:
+            result = model.studio.generate(report, seed=None if random_seed else int(seed), num_images=int(count), **options)
         files = []
         for i in range(len(result.images)):
             files.append(str(output_path(f"synthetic-seed{result.seeds[i]}")))
@@ -222,6 +244,18 @@ def build_demo(model: AppModel) -> gr.Blocks:
         show = lambda r: None if r is None else shown(imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert), "review")  # noqa: E731
         return show(real), show(synthetic)
 
+    def screen_synthetic(synthetic, manifest, progress=gr.Progress()):
+        from cxr_studio.evaluation.privacy import screen_pixels
+
+        if synthetic is None:
+            raise InputError("upload the synthetic radiograph first.")
+        screen, rows = model.screen(manifest, progress)
+        match = screen_pixels(screen, synthetic.display[None])[0]
+        verdict = "**FLAGGED: too close to a training image** (do not share it as anonymous)" if match.flagged else "passes the screen"
+        text = (f"{verdict}\n\nscore {match.score:.4f} against threshold {screen.threshold:.4f} (the 99.9th percentile of "
+                f"training-versus-training scores over {len(screen.calibration)} images); nearest: training row {match.nearest}")
+        return text, shown((screen.images[match.nearest] + 1) / 2, "nearest-training")
+
     def study_add(folder, real_files, synthetic_files):
         study = ReaderStudy(folder)
         try:
@@ -279,6 +313,12 @@ def build_demo(model: AppModel) -> gr.Blocks:
         model.studio = cxr_studio.CXRStudio.from_pretrained(folder) if folder else cxr_studio.load_default()
         return model_summary()
 
+    def read_evaluation(folder):
+        page = Path(folder or "") / "index.html"
+        if not page.is_file():
+            raise InputError("no evaluation report there (index.html written by python -m cxr_studio.evaluate).")
+        return page.read_text()
+
     def model_summary() -> str:
         s = model.studio
         sizes = {k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M" for k, v in s.components().items() if k != "tokenizer"}
@@ -325,6 +365,12 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         random_seed = gr.Checkbox(value=True, label="Random seed")
                         count = gr.Slider(1, 8, value=1, step=1, label="Images")
                         upscale = gr.Checkbox(value=defaults.upscale, label=f"Super-resolution to {model.studio.config.output_size} px")
+                    with gr.Accordion("Privacy filter", open=False):
+                        gr.Markdown("Screen every image against the training set and replace any that resembles a training image "
+                                    "(privacy-enhancing sampling, Packhäuser et al. 2023).")
+                        with gr.Row():
+                            private = gr.Checkbox(value=False, label="Screen and replace")
+                            screen_manifest = gr.Textbox(label="Training manifest", value="data/phantom/manifest.csv")
                     with gr.Row():
                         run = gr.Button("Generate", variant="primary")
                         stop = gr.Button("Stop")
@@ -335,7 +381,8 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     with gr.Row():
                         to_dicom = gr.Button("Export selected as DICOM (Secondary Capture, synthetic)")
                         dicom_file = gr.File(label="DICOM", interactive=False)
-            run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale], [gallery, files, seed], concurrency_id="model")
+            run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, screen_manifest], [gallery, files, seed],
+                      concurrency_id="model")
             stop.click(model.request_stop, None, None, queue=False)
             gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
             to_dicom.click(export_dicom, selected, dicom_file)
@@ -427,9 +474,20 @@ def build_demo(model: AppModel) -> gr.Blocks:
                 synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False, elem_id="review-synthetic")
             read = errors_as_notifications(read_upload)
             real_upload.change(read, real_upload, real_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
-            synth_upload.change(read, synth_upload, synth_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
+            synth_upload.change(read, synth_upload, synth_state, api_name="review_synthetic_upload").then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
             for control in (r_level, r_width, r_invert):
                 control.change(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view], show_progress="hidden", trigger_mode="always_last")
+            with gr.Accordion("Privacy screen: does the synthetic image copy a training image?", open=False):
+                gr.Markdown("Compares the synthetic image with every image of a training split (registered correlation of fine "
+                            "structure; threshold calibrated on training-versus-training pairs). Edited real images are patient "
+                            "images whatever the screen says.")
+                with gr.Row():
+                    p_manifest = gr.Textbox(label="Training manifest", value="data/phantom/manifest.csv")
+                    p_run = gr.Button("Screen the synthetic image")
+                with gr.Row():
+                    p_result = gr.Markdown()
+                    p_nearest = gr.Image(label="Nearest training image", format="png", interactive=False, elem_id="review-nearest")
+                p_run.click(errors_as_notifications(screen_synthetic), [synth_state, p_manifest], [p_result, p_nearest], concurrency_id="model")
             with gr.Accordion("Blinded reader study", open=False):
                 gr.Markdown("Each reader sees their own randomised, balanced sequence; images are prepared identically and answers are saved at once.")
                 study_folder = gr.Textbox(value="runs/reader-study", label="Study folder")
@@ -480,6 +538,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
             gr.Timer(2.0).tick(train_poll, out, [t_status, curve, log, samples], show_progress="hidden")
         with gr.Tab("Model"):
             summary = gr.Markdown(model_summary())
+            with gr.Accordion("Evaluation report", open=False):
+                gr.Markdown("Make one with `python -m cxr_studio.evaluate --model DIR --manifest M --out REPORT_DIR` "
+                            "(reconstruction, realism, faithfulness, utility, device removal, privacy), then show it here.")
+                with gr.Row():
+                    report_folder = gr.Textbox(label="Report folder", value="runs/eval/demo")
+                    show_report = gr.Button("Show")
+                report_html = gr.HTML()
+                show_report.click(errors_as_notifications(read_evaluation), report_folder, report_html)
             folder = gr.Textbox(label="Model folder (empty: the bundled demo cascade)")
             gr.Button("Load").click(load_model, folder, summary)
             t_load.click(load_model, out, summary)

@@ -40,7 +40,7 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     editor = {"background": None, "layers": [handle_file(stroke)], "composite": None, "id": None}
     calls = {
         "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload"),
-        "generate": lambda: client.predict("Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, api_name="/generate"),
+        "generate": lambda: client.predict("Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, False, "", api_name="/generate"),
         "inpaint": lambda: client.predict(editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"),
     }
     upload_busy = False

@@ -82,7 +82,7 @@ def client(studio):
 def test_generate_through_the_api_returns_pngs_with_parameters(client):
     from cxr_studio import read_png_parameters, read_radiograph
 
-    gallery, files, seed = client.predict("Large left pleural effusion.", "", "dpmpp", 3, 2.0, 7, False, 2, True, api_name="/generate")
+    gallery, files, seed = client.predict("Large left pleural effusion.", "", "dpmpp", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate")
     assert seed == 7 and len(gallery) == 2
     paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
     parameters = read_png_parameters(paths[1])
@@ -102,9 +102,9 @@ def test_bad_input_becomes_a_notification(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="less than minimum"):  # the widget's own range check
-        client.predict("x", "", "dpmpp", 0, 2.0, 7, False, 1, False, api_name="/generate")
+        client.predict("x", "", "dpmpp", 0, 2.0, 7, False, 1, False, False, "", api_name="/generate")
     with pytest.raises(AppError, match="seed .* an integer from 0"):  # the library's InputError, shown as is
-        client.predict("x", "", "dpmpp", 2, 2.0, 2**70, False, 1, False, api_name="/generate")
+        client.predict("x", "", "dpmpp", 2, 2.0, 2**70, False, 1, False, False, "", api_name="/generate")
 
 
 def test_auth_must_be_user_colon_password(capsys):
@@ -210,3 +210,28 @@ def test_the_server_serves_no_file_outside_its_cache(client):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(f"{client.src.rstrip('/')}/gradio_api/file={path}", timeout=10)
         assert info.value.code in (403, 404), path
+
+
+def test_review_privacy_screen_and_the_evaluation_report(client, tmp_path):
+    from gradio_client import handle_file
+
+    from cxr_studio.data.phantom import write_dataset
+
+    manifest = write_dataset(tmp_path / "phantom", n=30, size=64, seed=0, workers=1, quiet=True)
+    import csv
+
+    rows = list(csv.DictReader(open(manifest)))
+    copied = next(r for r in rows if r["split"] == "train")  # a training image itself: must be flagged
+    unseen = next(r for r in rows if r["split"] != "train")  # another patient: must pass
+    client.predict(handle_file(str(manifest.parent / copied["path"])), api_name="/review_synthetic_upload")
+    text, nearest = client.predict(str(manifest), api_name="/screen_synthetic")
+    assert "FLAGGED" in text and nearest
+    client.predict(handle_file(str(manifest.parent / unseen["path"])), api_name="/review_synthetic_upload")
+    text, _ = client.predict(str(manifest), api_name="/screen_synthetic")
+    assert "passes the screen" in text
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="no evaluation report"):
+        client.predict(str(tmp_path), api_name="/read_evaluation")
+    (tmp_path / "index.html").write_text("<h1>Evaluation of tiny</h1>")
+    assert "Evaluation of tiny" in client.predict(str(tmp_path), api_name="/read_evaluation")

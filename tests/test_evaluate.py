@@ -130,3 +130,20 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     assert "<svg" in (out / "index.html").read_text() and "data:image/png;base64," in (out / "index.html").read_text()
     assert (out / "classifier" / "model.safetensors").is_file()
     assert evaluate.main(["--model", str(tiny), "--manifest", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+
+
+def test_privacy_enhancing_sampling_replaces_flagged_images(phantoms):
+    from cxr_studio.evaluation.classifier import load_split
+    from cxr_studio.evaluation.privacy import generate_private
+
+    studio = CXRStudio.from_preset("tiny")
+    train, *_ = load_split(phantoms, "train", size=32)
+    screen = PrivacyScreen(train)
+    screen.calibrate(sample=None)
+    result, rejected = generate_private(studio, "Small left pleural effusion.", screen=screen, num_images=2, seed=5, upscale=False)
+    assert len(result.seeds) == 2 and result.parameters["privacy_screen"]["rejected_seeds"] == rejected
+    screen.threshold = -1.0  # every image looks like a training image: nothing may pass
+    from cxr_studio import InputError
+
+    with pytest.raises(InputError, match="resembled training images"):
+        generate_private(studio, "x", screen=screen, num_images=1, seed=0, max_rounds=2, upscale=False)

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
+
+from cxr_studio.errors import InputError
 
 COARSE = 32  # candidate search on 32 px thumbnails
 SHIFTS = range(-2, 3)  # coarse shifts in thumbnail pixels: +-6 % of the width
@@ -174,3 +177,55 @@ def plant_copies(images: np.ndarray, *, seed: int = 0) -> np.ndarray:
         moved = ndimage.affine_transform(image, np.eye(2) / zoom, offset=offset, order=1, mode="nearest")
         out[i, 0] = np.clip(moved + rng.normal(0, 0.06, moved.shape), -1, 1)
     return out
+
+
+def screen_for_manifest(manifest: str, *, size: int = 96, limit: int | None = 2000, calibration: int = 200,
+                        seed: int = 0) -> tuple[PrivacyScreen, list[dict[str, str]]]:
+    """A calibrated screen over the training split of a manifest (at most ``limit`` images, ``size`` px),
+    and the manifest rows behind its indices (to show a match's nearest training image)."""
+    from cxr_studio.evaluation.classifier import load_split
+
+    images, _, _, rows = load_split(manifest, "train", size=size, limit=limit)
+    screen = PrivacyScreen(images)
+    screen.calibrate(sample=calibration, seed=seed)
+    return screen, rows
+
+
+def screen_pixels(screen: PrivacyScreen, pixels01: np.ndarray) -> list[Match]:
+    """Screen display images ``(N, H, W)`` in ``[0, 1]`` of any size (resized to the screen's)."""
+    from cxr_studio import imaging
+
+    side = screen.images.shape[-1]
+    return screen.screen(np.stack([imaging.resize(p, (side, side)) * 2 - 1 for p in pixels01])[:, None].astype(np.float32))
+
+
+def generate_private(studio: Any, report: str, *, screen: PrivacyScreen, num_images: int = 1, seed: int = 0, max_rounds: int = 4,
+                     **options: Any) -> tuple[Any, list[int]]:
+    """Privacy-enhancing sampling (Packhäuser et al. 2023): generate, screen every image against the
+    training set, and replace flagged ones with fresh seeds (up to ``max_rounds`` times).
+
+    Returns the kept images as one ``GenerationResult`` (seeds recorded per image) and the rejected
+    seeds. Raises :class:`InputError` when images are still flagged after ``max_rounds``.
+    """
+    from dataclasses import replace
+
+    kept_pixels, kept_seeds, kept_images, kept_low, rejected = [], [], [], [], []
+    result, next_seed = None, seed
+    for _ in range(max_rounds):
+        missing = num_images - len(kept_seeds)
+        result = studio.generate(report, seed=next_seed, num_images=missing, **options)
+        next_seed += missing
+        for i, match in enumerate(screen_pixels(screen, result.pixels)):
+            if match.flagged:
+                rejected.append(result.seeds[i])
+            else:
+                kept_pixels.append(result.pixels[i])
+                kept_seeds.append(result.seeds[i])
+                kept_images.append(result.images[i])
+                kept_low.append(result.low_res[i])
+        if len(kept_seeds) == num_images:
+            parameters = {**result.parameters, "privacy_screen": {"threshold": screen.threshold, "rejected_seeds": rejected}}
+            return replace(result, images=kept_images, low_res=kept_low, pixels=np.stack(kept_pixels), seeds=kept_seeds,
+                           parameters=parameters), rejected
+    raise InputError(f"{num_images - len(kept_seeds)} image(s) still resembled training images after {max_rounds} rounds; "
+                     "the model may memorise this report: review it before use.")
