@@ -44,7 +44,7 @@ from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
-from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier
+from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
 
 log = logging.getLogger("cxr_studio.evaluate")
 
@@ -98,7 +98,7 @@ def laterality(probabilities: np.ndarray, rows: list[dict[str, str]]) -> dict[st
     left, right = TARGETS.index(SIDE_TARGETS[0]), TARGETS.index(SIDE_TARGETS[1])
     confusion = {"left": {"left": 0, "right": 0}, "right": {"left": 0, "right": 0}}
     for p, row in zip(probabilities, rows):
-        sides = {part.split(":")[1] for part in row.get("findings", "").split(";") if part.count(":") >= 1}
+        sides = finding_sides(row.get("findings", ""))
         if len(sides) == 1:
             truth = sides.pop()
             confusion[truth]["left" if p[left] > p[right] else "right"] += 1

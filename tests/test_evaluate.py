@@ -80,6 +80,8 @@ def test_targets_from_a_manifest_row():
     assert targets[TARGETS.index("Pleural Effusion")] == 1 and known[TARGETS.index("Cardiomegaly")] == 0
     assert targets[TARGETS.index("Left-sided finding")] == 1 and targets[TARGETS.index("Right-sided finding")] == 0
     assert targets_for({"Edema": "1"})[1][-1] == 0  # no findings column: laterality unknown, not negative
+    both, _ = targets_for({"findings": "edema:both;nodule:right:small:upper"})
+    assert both[-2] == both[-1] == 1  # regression: "both" crashed the laterality count
 
 
 def test_classifier_saves_and_loads(tmp_path):

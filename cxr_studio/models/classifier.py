@@ -50,9 +50,19 @@ def targets_for(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     if "findings" not in row:
         known[-2:] = 0.0
     else:
-        sides = {part.split(":")[1] for part in row["findings"].split(";") if part.count(":") >= 1}
+        sides = finding_sides(row["findings"])
         targets[-2], targets[-1] = float("left" in sides), float("right" in sides)
     return targets, known
+
+
+def finding_sides(findings: str) -> set[str]:
+    """Patient sides named by a phantom ``findings`` field (``name:side:...`` joined by ``;``); "both" is both."""
+    sides: set[str] = set()
+    for part in findings.split(";"):
+        fields = part.split(":")
+        if len(fields) >= 2:
+            sides |= {"left", "right"} if fields[1] == "both" else {fields[1]} & {"left", "right"}
+    return sides
 
 
 class FindingClassifier(torch.nn.Module):
