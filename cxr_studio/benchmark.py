@@ -181,11 +181,61 @@ def bench_samplers(model: str | None = None, reports: tuple[str, ...] = ("Large 
     }
 
 
+def bench_scaling(model: str | None = None, *, steps_grid: tuple[int, ...] = (10, 25, 50), batches: tuple[int, ...] = (1, 2, 4, 8),
+                  sizes: tuple[int, ...] = (64, 128, 256, 512)) -> dict[str, object]:
+    """How cost grows: low-res generation against denoising steps and batch size (throughput), and the
+    autoencoder decoder against output resolution (it is convolutional, so any latent size runs)."""
+    import torch
+
+    studio = _studio(model)
+    report = "Large right pleural effusion."
+    studio.generate(report, seed=0, num_steps=2, upscale=False)  # warm-up
+    steps = {n: _timed(lambda n=n: studio.generate(report, seed=0, num_steps=n, upscale=False), repeats=2, warmup=0)[0] for n in steps_grid}
+    batch = {}
+    for b in batches:
+        seconds = _timed(lambda b=b: studio.generate(report, seed=0, num_images=b, upscale=False), repeats=2, warmup=0)[0]
+        batch[b] = {"seconds": seconds, "images_per_s": b / seconds}
+    decode = {}
+    channels = studio.config.autoencoder.latent_channels
+    for size in sizes:
+        latents = torch.randn(1, channels, size // 4, size // 4, device=studio.device)
+        with torch.no_grad():
+            decode[size] = _timed(lambda latents=latents: studio.decode(latents), repeats=2, warmup=1)[0]
+    return {"model": studio.model_id, "device": str(studio.device), "seconds_vs_steps": steps, "batch": batch,
+            "decode_seconds_vs_size": decode, "peak_rss_mb": _rss_mb()}
+
+
+def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
+    """SVG plots of the scaling and sampler sections into ``folder``."""
+    from cxr_studio.evaluation.plots import line_plot
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    scaling = results.get("scaling")
+    if isinstance(scaling, dict):
+        plots = {
+            "seconds_vs_steps": ([int(k) for k in scaling["seconds_vs_steps"]], {"seconds per image": list(scaling["seconds_vs_steps"].values())}),
+            "throughput_vs_batch": ([int(k) for k in scaling["batch"]], {"images/s": [v["images_per_s"] for v in scaling["batch"].values()]}),
+            "decode_vs_resolution": ([int(k) for k in scaling["decode_seconds_vs_size"]], {"decode seconds": list(scaling["decode_seconds_vs_size"].values())}),
+        }
+        for name, (xs, series) in plots.items():
+            written.append(folder / f"{name}.svg")
+            written[-1].write_text(line_plot(xs, series))
+    samplers = results.get("samplers")
+    if isinstance(samplers, dict):
+        rows = samplers["results"]
+        series = {s: [rows.get(f"{s}-{n}", {}).get("psnr_db") for n in (10, 20, 50)] for s in ("ddim", "dpmpp", "unipc")}
+        written.append(folder / "psnr_vs_steps.svg")
+        written[-1].write_text(line_plot([10, 20, 50], series))
+    return written
+
+
 SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
     "phantom": bench_phantom,
     "stages": bench_stages,
     "generate": bench_generate,
     "samplers": bench_samplers,
+    "scaling": bench_scaling,
 }
 
 
@@ -196,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model folder for the generate and samplers sections (default: the bundled demo)")
     parser.add_argument("--presets", default="tiny,demo,cheff", help="presets for the stages section")
     parser.add_argument("--all-cores", action="store_true", help="use every core (the default pins phantom timing to one core)")
+    parser.add_argument("--plots", type=Path, help="write SVG plots (scaling, samplers) into this folder")
     args = parser.parse_args(argv)
     import torch
 
@@ -204,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         everything = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if name == "phantom" and not args.all_cores and everything:  # the phantom target is per core
             os.sched_setaffinity(0, {min(everything)})
-        options = {"model": args.model} if name in ("generate", "samplers") else {}
+        options = {"model": args.model} if name in ("generate", "samplers", "scaling") else {}
         if name == "stages":
             options = {"presets": tuple(args.presets.split(","))}
         results[name] = SECTIONS[name](**options)
@@ -213,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
             os.sched_setaffinity(0, everything)
     results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = json.dumps(results, indent=2, default=float)
+    if args.plots:
+        for path in write_plots(results, args.plots):
+            print(f"wrote {path}", file=sys.stderr)
     if args.out:
         args.out.write_text(text)
     else:

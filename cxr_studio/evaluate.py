@@ -44,6 +44,7 @@ from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
+from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
 
 log = logging.getLogger("cxr_studio.evaluate")
@@ -232,28 +233,6 @@ def _png_data_uri(images: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _line_plot(xs: list[float], series: dict[str, list[float | None]], *, width: int = 420, height: int = 220) -> str:
-    """A small inline SVG line plot (no plotting library needed)."""
-    pad = 36
-    values = [v for ys in series.values() for v in ys if v is not None]
-    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
-    hi = hi if hi > lo else lo + 1
-    sx = lambda x: pad + (x - min(xs)) / max(max(xs) - min(xs), 1) * (width - 2 * pad)  # noqa: E731
-    sy = lambda y: height - pad - (y - lo) / (hi - lo) * (height - 2 * pad)  # noqa: E731
-    colours = ["#d95f02", "#1b9e77", "#7570b3"]
-    parts = [f'<svg width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg" style="background:#fff">',
-             f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>',
-             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>']
-    for x in xs:
-        parts.append(f'<text x="{sx(x):.0f}" y="{height - pad + 14}" font-size="10" text-anchor="middle">{x}</text>')
-    parts.append(f'<text x="4" y="{pad}" font-size="10">{hi:.3g}</text><text x="4" y="{height - pad}" font-size="10">{lo:.3g}</text>')
-    for k, (name, ys) in enumerate(series.items()):
-        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys) if y is not None)
-        parts.append(f'<polyline fill="none" stroke="{colours[k % 3]}" stroke-width="2" points="{points}"/>')
-        parts.append(f'<text x="{width - pad}" y="{pad + 12 * k}" font-size="11" fill="{colours[k % 3]}" text-anchor="end">{html.escape(name)}</text>')
-    return "".join(parts) + "</svg>"
-
-
 def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
     def table(d: dict[str, Any]) -> str:
         rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else json.dumps(v, default=str))}</td></tr>"
@@ -273,8 +252,8 @@ def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
                                                           "device presence accuracy": report["faithfulness"]["device_presence_accuracy"]}),
         "<h3>Laterality (rows: the report's side; columns: the judge's)</h3><table><tr><td></td><td>left</td><td>right</td></tr>"
         + "".join(f"<tr><td>{t}</td><td>{lat[t]['left']}</td><td>{lat[t]['right']}</td></tr>" for t in ("left", "right")) + "</table>",
-        "<h2>Against sampling steps</h2>" + _line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "laterality": [s["laterality"] for s in sweep]})
-        + _line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
+        "<h2>Against sampling steps</h2>" + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "laterality": [s["laterality"] for s in sweep]})
+        + line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
         "<h2>Classifier on real test images (the judge's own quality)</h2>" + table({"mAUC": report["classifier_on_real_test"]["mauc"]}),
     ]
     for key in ("utility", "device_removal", "privacy"):

@@ -149,3 +149,15 @@ def test_privacy_enhancing_sampling_replaces_flagged_images(phantoms):
 
     with pytest.raises(InputError, match="resembled training images"):
         generate_private(studio, "x", screen=screen, num_images=1, seed=0, max_rounds=2, upscale=False)
+
+
+def test_benchmark_scaling_section_and_plots(tmp_path):
+    from cxr_studio import benchmark
+
+    tiny = tmp_path / "tiny"
+    CXRStudio.from_preset("tiny").save_pretrained(tiny)
+    scaling = benchmark.bench_scaling(str(tiny), steps_grid=(2, 4), batches=(1, 2), sizes=(32, 64))
+    assert set(scaling["seconds_vs_steps"]) == {2, 4} and set(scaling["decode_seconds_vs_size"]) == {32, 64}
+    assert all(v["images_per_s"] > 0 for v in scaling["batch"].values())
+    paths = benchmark.write_plots({"scaling": scaling}, tmp_path / "plots")
+    assert len(paths) == 3 and all(p.read_text().startswith("<svg") for p in paths)
