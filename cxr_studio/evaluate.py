@@ -217,7 +217,11 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
             "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
         }
     report["seconds"] = time.perf_counter() - started
-    examples = {"real": test_x[:8, 0], "generated": fake[:8, 0]}
+    examples = {"real test images": test_x[:8, 0], "SYNTHETIC: the first 8 samples": fake[:8, 0]}
+    for j, name in enumerate(TARGETS[:-2]):  # example grids per finding, from reports that name it
+        with_finding = np.nonzero(fake_t[:, j] > 0.5)[0][:6]
+        if len(with_finding):
+            examples[f"SYNTHETIC: {name}"] = fake[with_finding, 0]
     return report, examples
 
 
@@ -234,7 +238,14 @@ def _png_data_uri(images: np.ndarray) -> str:
 
 
 def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k} ") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
     def table(d: dict[str, Any]) -> str:
+        d = flat(d)
         rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else json.dumps(v, default=str))}</td></tr>"
                        for k, v in d.items())
         return f"<table>{rows}</table>"
