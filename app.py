@@ -127,6 +127,15 @@ def read_upload(path: str | None) -> imaging.Radiograph | None:
     the cached copy is deleted, so only the opaque in-memory radiograph remains on the server."""
     if not path:
         return None
+    radiograph = _read_upload_once(path)
+    from cxr_studio.deidentify import burned_in_text
+
+    if radiograph.dicom is not None and burned_in_text(radiograph.dicom):
+        gr.Warning("This DICOM says text is burned into its pixels: identifiers may remain in the image itself.")
+    return radiograph
+
+
+def _read_upload_once(path: str) -> imaging.Radiograph:
     with _RECENT_LOCK:
         if path in _RECENT and not Path(path).exists():  # another session uploaded the same file (same path) first
             return _RECENT[path]

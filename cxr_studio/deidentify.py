@@ -41,6 +41,7 @@ REMOVE = frozenset({
     "ScheduledProcedureStepID", "SeriesDescription", "SmokingStatus", "SpecialNeeds", "StationName", "StudyDescription", "StudyID",
     "TextComments", "TextString", "TopicAuthor", "TopicKeywords", "TopicSubject", "TopicTitle", "VerifyingObserverName",
     "VerifyingOrganization", "VisitComments", "ProtocolName", "PatientSexNeutered", "PatientTransportArrangements",
+    "IconImageSequence",  # a thumbnail of the pixels, with whatever text they carry
 })
 # UIDs that name a class or a syntax, not an instance: kept.
 KEEP_UIDS = frozenset({"SOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID", "CodingSchemeUID",

@@ -39,6 +39,9 @@ def dicom_with_phi() -> bytes:
     block = ds.private_block(0x0011, "ACME 1.0", create=True)
     block.add_new(0x01, "LO", PHI[7])
     ds.add_new(0x60003000, "OW", b"\x00\x01" * 8)  # overlay data
+    icon = Dataset()
+    icon.Rows = icon.Columns = 1
+    ds.IconImageSequence = Sequence([icon])
     ds.Rows, ds.Columns, ds.BitsAllocated, ds.BitsStored, ds.HighBit = 40, 36, 16, 12, 11
     ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PixelRepresentation = 1, "MONOCHROME2", 0
     ds.PixelData = (np.arange(40 * 36, dtype=np.uint16) * 2).tobytes()
@@ -63,6 +66,7 @@ def test_a_dicom_header_is_de_identified_on_read():
     assert clean.dicom.StudyDate == "" and clean.dicom.Modality == "CR" and clean.dicom.PatientSex == "F"
     assert not any(e.tag.is_private for e in clean.dicom.iterall())
     assert not any(0x6000 <= e.tag.group <= 0x60FF for e in clean.dicom)
+    assert "IconImageSequence" not in clean.dicom and "IconImageSequence" in raw.dicom
     assert clean.dicom.SOPClassUID == raw.dicom.SOPClassUID  # a class, not an instance: kept
     assert clean.dicom.file_meta.MediaStorageSOPInstanceUID == clean.dicom.SOPInstanceUID
     assert np.array_equal(clean.pixels, raw.pixels) and np.array_equal(clean.display, raw.display)
