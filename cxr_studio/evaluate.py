@@ -11,8 +11,8 @@ project trains on the manifest, not an ImageNet Inception or a public CXR model)
 - Reconstruction (Cheff table 2, Medfusion): MSE, PSNR, SSIM, MS-SSIM of ``decode(encode(x))`` on the
   test split at model resolution, and of the full path with super-resolution at output resolution.
 - Realism (FID, KID, improved precision/recall): generated images for test-split reports against the
-  test images, in the feature space of the finding classifier (``--features torchscript:FILE`` for a
-  local Inception TorchScript file instead); diversity as mean pairwise MS-SSIM among samples of one report.
+  test images, in the feature space of the finding classifier, and also in Inception-v3 space when
+  ``--inception FILE`` names a local TorchScript Inception (e.g. clean-fid's ``inception-2015-12-05.pt``); diversity as mean pairwise MS-SSIM among samples of one report.
 - Faithfulness (Diff-CXR table V): the classifier scores generated images against the labels of the
   report they came from: per-finding AUC and mAUC; laterality accuracy on one-sided findings; device presence.
 - Utility (Packhäuser table 1): the classifier trained on synthetic images only vs on as many real
@@ -125,7 +125,8 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
 def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 96, max_train: int = 2000,
              classifier_steps: int = 300, classifier_dir: str | Path | None = None, utility_samples: int = 128,
              steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
-             sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+             sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
+             inception: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
     started = time.perf_counter()
     report: dict[str, Any] = {"model": studio.model_id, "manifest": Path(manifest).name, "judge_size": judge_size, "seed": seed}
@@ -161,6 +162,15 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
     report["realism"] = {"features": "finding classifier (pooled, %d-d)" % real_f.shape[1], "fid": fid(real_f, fake_f), "kid": kid_mean,
                          "kid_std": kid_std, "precision": precision, "recall": recall,
                          "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :])}
+    if inception:
+        from cxr_studio.evaluation.features import TorchScriptFeatures
+
+        extractor = TorchScriptFeatures(inception)
+        real_i, fake_i = extractor(test_x), extractor(fake)
+        p_i, r_i = precision_recall(real_i, fake_i)
+        report["realism_inception"] = {"features": extractor.name, "fid": fid(real_i, fake_i),
+                                       "kid": kid(real_i, fake_i, subsets=50, subset_size=min(len(real_i), len(fake_i), 1000), seed=seed)[0],
+                                       "precision": p_i, "recall": r_i}
     report["diversity"] = {"ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
                            "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed)}
     # 6. Faithfulness to the report
@@ -267,7 +277,7 @@ def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
         + line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
         "<h2>Classifier on real test images (the judge's own quality)</h2>" + table({"mAUC": report["classifier_on_real_test"]["mauc"]}),
     ]
-    for key in ("utility", "device_removal", "privacy"):
+    for key in ("realism_inception", "utility", "device_removal", "privacy"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
     sections.append("<h2>Examples</h2>" + "".join(f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">' for k, v in examples.items()))
@@ -289,6 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device-cases", type=int, default=12, help="0 skips the device-removal benchmark")
     parser.add_argument("--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)")
     parser.add_argument("--privacy-calibration", type=int, default=200, help="training images for the threshold (0 skips)")
+    parser.add_argument("--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default
@@ -299,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         report, examples = evaluate(studio, args.manifest, num_samples=args.num_samples, judge_size=args.judge_size, max_train=args.max_train,
                                     classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier",
                                     utility_samples=args.utility_samples, steps_sweep=steps, device_cases=args.device_cases,
-                                    sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed)
+                                    sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed,
+                                    inception=args.inception)
     except (InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

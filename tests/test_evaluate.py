@@ -113,6 +113,16 @@ def test_the_privacy_screen_flags_planted_copies_and_passes_other_patients(phant
     assert np.mean([m.flagged for m in unseen]) <= 0.1
 
 
+def inception_stand_in(folder) -> str:
+    class Net(torch.nn.Module):
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+
+    path = folder / "inception-stand-in.pt"
+    torch.jit.script(Net()).save(str(path))
+    return str(path)
+
+
 def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monkeypatch):
     from cxr_studio import evaluate
 
@@ -121,10 +131,10 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     out = tmp_path / "report"
     code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
                           "--classifier-steps", "5", "--utility-samples", "6", "--steps-sweep", "2,3", "--device-cases", "2",
-                          "--sr-images", "2", "--privacy-calibration", "10"])
+                          "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path))])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    for key in ("reconstruction", "realism", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
+    for key in ("reconstruction", "realism", "realism_inception", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
         assert key in report, key
     assert 0 <= report["reconstruction"]["autoencoder"]["ms_ssim"] <= 1 and "autoencoder_plus_super_resolution" in report["reconstruction"]
     assert report["realism"]["fid"] >= 0 and 0 <= report["realism"]["precision"] <= 1
@@ -161,3 +171,21 @@ def test_benchmark_scaling_section_and_plots(tmp_path):
     assert all(v["images_per_s"] > 0 for v in scaling["batch"].values())
     paths = benchmark.write_plots({"scaling": scaling}, tmp_path / "plots")
     assert len(paths) == 3 and all(p.read_text().startswith("<svg") for p in paths)
+
+
+def test_a_local_torchscript_feature_network(tmp_path):
+    from cxr_studio import InputError
+    from cxr_studio.evaluation.features import TorchScriptFeatures
+
+    class Tiny(torch.nn.Module):  # stands in for inception-2015-12-05.pt: uint8-range RGB 299 px -> features
+        def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+            return torch.stack([x.mean((1, 2, 3)), x.std((1, 2, 3))], 1)
+
+    torch.jit.script(Tiny()).save(str(tmp_path / "net.pt"))
+    extractor = TorchScriptFeatures(tmp_path / "net.pt")
+    images = np.stack([np.full((1, 32, 32), -1.0, np.float32), np.full((1, 32, 32), 1.0, np.float32)])
+    features = extractor(images)
+    assert features.shape == (2, 2) and features[0, 0] == pytest.approx(0.0) and features[1, 0] == pytest.approx(255.0)
+    (tmp_path / "pickle.pt").write_bytes(b"\x80\x04not torchscript")
+    with pytest.raises(InputError, match="not a TorchScript archive"):
+        TorchScriptFeatures(tmp_path / "pickle.pt")
