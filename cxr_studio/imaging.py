@@ -302,7 +302,11 @@ def _read_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
     if deidentify:
         from cxr_studio.deidentify import deidentify as remove_identifiers
 
-        remove_identifiers(header)
+        try:
+            remove_identifiers(header)
+        except Exception as err:  # pydicom parses elements lazily: a corrupt one surfaces only here (found by fuzzing)
+            raise InputError(f"{name}: the DICOM header has malformed elements, so it cannot be de-identified safely; "
+                             "re-export the file from its source.") from err
     return Radiograph(
         pixels=stored,
         display=lut[stored.astype(np.int64) - lo],

@@ -267,7 +267,19 @@ def fuzz_corpus() -> list[bytes]:
     return corpus
 
 
-@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_a_corrupt_header_element_is_an_input_error():
+    """Regression (found by the fuzz run in CI): an element with an unknown VR broke de-identification."""
+    from test_privacy import dicom_with_phi
+
+    data = dicom_with_phi()
+    tag = b"\x08\x00\x80\x00LO"  # (0008,0080) Institution Name, explicit VR
+    assert tag in data
+    with pytest.raises(InputError, match="cannot be de-identified safely"):
+        read_radiograph(data.replace(tag, b"\x08\x00\x80\x00I3"), name="upload")
+
+
+# derandomize: the same 150 mutations every run, so CI is repeatable; widen max_examples locally to explore
+@settings(deadline=None, max_examples=150, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_fuzzed_files_load_or_raise_input_error(data):
     corpus = fuzz_corpus()
