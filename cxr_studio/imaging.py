@@ -161,8 +161,10 @@ def _read_raster(data: bytes, *, name: str) -> Radiograph:
             raise InputError(f"{name}: too many pixels (decompression bomb?); at most {MAX_PIXELS} pixels.") from err
         except UnidentifiedImageError as err:
             raise InputError(f"{name}: not a readable image; {ACCEPTED}.") from err
-        except (OSError, SyntaxError, ValueError, EOFError) as err:
-            raise InputError(f"{name}: the image file is damaged or truncated ({err}); {ACCEPTED}.") from err
+        # Pillow's decoders raise all of these on corrupt input (its own fuzz harness accepts the same set)
+        except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error, ZeroDivisionError,
+                OverflowError, MemoryError) as err:
+            raise InputError(f"{name}: the image file is damaged or truncated ({type(err).__name__}: {err}); {ACCEPTED}.") from err
     return _from_pil(image, name=name, source_format=(image.format or "image").lower())
 
 
@@ -249,6 +251,17 @@ def _integer_radiograph(pixels: np.ndarray, bit_depth: int, source_format: str) 
 
 
 def _read_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
+    """Any failure while parsing untrusted DICOM is the user's file, not our crash (the fuzz run found
+    several exception types pydicom raises on corrupt headers, lazily, long after ``dcmread``)."""
+    try:
+        return _parse_dicom(data, name=name, deidentify=deidentify)
+    except InputError:
+        raise
+    except Exception as err:
+        raise InputError(f"{name}: not a readable DICOM file ({type(err).__name__}); {ACCEPTED}.") from err
+
+
+def _parse_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
