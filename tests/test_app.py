@@ -235,3 +235,16 @@ def test_review_privacy_screen_and_the_evaluation_report(client, tmp_path):
         client.predict(str(tmp_path), api_name="/read_evaluation")
     (tmp_path / "index.html").write_text("<h1>Evaluation of tiny</h1>")
     assert "Evaluation of tiny" in client.predict(str(tmp_path), api_name="/read_evaluation")
+
+
+def test_interpolate_between_two_uploaded_images(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    for name, value in (("a.png", 40), ("b.png", 200)):
+        Image.fromarray(np.full((48, 48), value, np.uint8)).save(tmp_path / name)
+    client.predict(handle_file(str(tmp_path / "a.png")), api_name="/interpolate_start_image")
+    client.predict(handle_file(str(tmp_path / "b.png")), api_name="/interpolate_end_image")
+    frames, gif = client.predict("image", "", "", 0, 1, "", 3, api_name="/interpolate")
+    assert len(frames) == 3 and all("SYNTHETIC" in f["caption"] for f in frames)
+    assert Image.open(gif).format == "GIF" and Image.open(gif).n_frames >= 3
