@@ -29,7 +29,6 @@ import base64
 import html
 import io
 import json
-import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -47,16 +46,8 @@ from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
 
-log = logging.getLogger("cxr_studio.evaluate")
-
-
 def _say(message: str) -> None:
     print(f"[evaluate] {message}", file=sys.stderr, flush=True)
-
-
-def _to_judge(pixels01: np.ndarray, size: int) -> np.ndarray:
-    """``(N, H, W)`` display ``[0, 1]`` -> ``(N, 1, size, size)`` in ``[-1, 1]`` (the classifier's input)."""
-    return np.stack([imaging.resize(p, (size, size)) * 2 - 1 for p in pixels01])[:, None].astype(np.float32)
 
 
 @torch.no_grad()
@@ -91,7 +82,7 @@ def generate_for(studio: Any, rows: list[dict[str, str]], *, size: int, seed: in
         pixels.append(studio.generate(row["report"], seed=seed + i, num_steps=num_steps, upscale=False).pixels[0])
         if (i + 1) % 16 == 0:
             _say(f"  generated {i + 1}/{len(rows)}")
-    return _to_judge(np.stack(pixels), size)
+    return imaging.to_batch(np.stack(pixels), size)
 
 
 def laterality(probabilities: np.ndarray, rows: list[dict[str, str]]) -> dict[str, Any]:

@@ -474,6 +474,13 @@ def fit_height(image01: np.ndarray, height: int) -> np.ndarray:
     return resize(image01, (height, max(1, round(image01.shape[1] * height / image01.shape[0]))))
 
 
+def to_batch(pixels01: Any, size: int, *, crop: bool = False) -> np.ndarray:
+    """Display images (``(H, W)`` each, ``[0, 1]``) -> ``(N, 1, size, size)`` float32 in ``[-1, 1]``: resized,
+    or with ``crop`` Cheff's shortest-edge resize and centre crop. The evaluation's one input format."""
+    fit = resize_center_crop if crop else (lambda image, side: resize(image, (side, side)))
+    return np.stack([fit(p, size) * 2 - 1 for p in pixels01])[:, None].astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------------

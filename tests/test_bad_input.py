@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import zipfile
 
 import numpy as np
@@ -278,8 +279,8 @@ def test_a_corrupt_header_element_is_an_input_error():
         read_radiograph(data.replace(tag, b"\x08\x00\x80\x00I3"), name="upload")
 
 
-# derandomize: the same 150 mutations every run, so CI is repeatable; widen max_examples locally to explore
-@settings(deadline=None, max_examples=150, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# derandomize: the same mutations every run, so CI is repeatable; CXR_FUZZ_EXAMPLES=3000 explores further
+@settings(deadline=None, max_examples=int(os.environ.get("CXR_FUZZ_EXAMPLES", "150")), derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(st.data())
 def test_fuzzed_files_load_or_raise_input_error(data):
     corpus = fuzz_corpus()

@@ -36,14 +36,14 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
         except InputError as err:
             log.warning("skipping unreadable image in row %d: %s", index, err)
             continue
-        images.append(imaging.resize_center_crop(display, size) * 2 - 1)
+        images.append(imaging.to_batch([display], size, crop=True)[0])  # resized at once: full-size images would not fit
         t, k = targets_for(row)
         targets.append(t)
         known.append(k)
         kept.append(row)
     if not kept:
         raise InputError(f"no readable {'/'.join(views)} images in the {split!r} split of {Path(manifest).name}.")
-    return np.stack(images)[:, None].astype(np.float32), np.stack(targets), np.stack(known), kept
+    return np.stack(images), np.stack(targets), np.stack(known), kept
 
 
 def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,

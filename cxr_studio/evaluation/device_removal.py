@@ -1,6 +1,6 @@
 """Device-removal benchmark on phantoms: we know each patient without devices, so removal can be scored.
 
-``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--out FILE.json]``
+``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--strength S] [--report R] [--out FILE.json]``
 
 For every phantom case with a device: mask = the device mask grown by ``grow_px``; the cascade inpaints
 it ("remove device"); inside the mask the result is compared with the same patient rendered without
@@ -41,7 +41,9 @@ def score(result: np.ndarray, clean: np.ndarray, with_device: np.ndarray, mask: 
     return {"psnr": float(psnr), "ssim": float(ssim_map[region].mean()), "device_signal_left": float(left / max(device, 1e-9))}
 
 
-def run(studio: Any, *, n: int = 24, size: int = 256, grow_px: int = 3, seed: int = 0, num_steps: int | None = None) -> dict[str, Any]:
+def run(studio: Any, *, n: int = 24, size: int = 256, grow_px: int = 3, seed: int = 0, num_steps: int | None = None,
+        strength: float | None = None, report: str = "") -> dict[str, Any]:
+    """Both methods on ``n`` cases; ``strength`` and ``report`` override the "remove device" preset's."""
     cases, ours, classic = [], [], []
     start = time.perf_counter()
     for k in range(n):
@@ -50,7 +52,7 @@ def run(studio: Any, *, n: int = 24, size: int = 256, grow_px: int = 3, seed: in
         if not case.device_mask.any():
             continue
         mask = grow(case.device_mask, grow_px)
-        edited = studio.inpaint(case.image, mask, preset="remove device", grow_px=0, seed=k, num_steps=num_steps)
+        edited = studio.inpaint(case.image, mask, preset="remove device", grow_px=0, seed=k, num_steps=num_steps, strength=strength, report=report)
         baseline = inpaint_biharmonic(case.image.astype(np.float64), mask)
         ours.append(score(edited.display, case.clean, case.image, mask))
         classic.append(score(baseline.astype(np.float32), case.clean, case.image, mask))
@@ -74,12 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--strength", type=float, help="override the preset's strength (0.4)")
+    parser.add_argument("--report", default="", help="report for the region (default: the preset's, 'No support devices.')")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default
 
     studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
-    results = run(studio, n=args.n, size=args.size, num_steps=args.steps)
+    results = run(studio, n=args.n, size=args.size, num_steps=args.steps, strength=args.strength, report=args.report)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -171,10 +171,8 @@ def plant_copies(images: np.ndarray, *, seed: int = 0) -> np.ndarray:
     side = images.shape[-1]
     for i, image in enumerate(images[:, 0]):
         zoom = rng.uniform(0.95, 1.05)
-        shift = rng.uniform(-0.04, 0.04, 2) * side
-        centre = (side - 1) / 2
-        offset = centre - (centre + shift) / zoom
-        moved = ndimage.affine_transform(image, np.eye(2) / zoom, offset=offset, order=1, mode="nearest")
+        dy, dx = rng.uniform(-0.04, 0.04, 2) * side
+        moved = _warp(image, dy, dx, zoom)
         out[i, 0] = np.clip(moved + rng.normal(0, 0.06, moved.shape), -1, 1)
     return out
 
@@ -195,8 +193,7 @@ def screen_pixels(screen: PrivacyScreen, pixels01: np.ndarray) -> list[Match]:
     """Screen display images ``(N, H, W)`` in ``[0, 1]`` of any size (resized to the screen's)."""
     from cxr_studio import imaging
 
-    side = screen.images.shape[-1]
-    return screen.screen(np.stack([imaging.resize(p, (side, side)) * 2 - 1 for p in pixels01])[:, None].astype(np.float32))
+    return screen.screen(imaging.to_batch(pixels01, screen.images.shape[-1]))
 
 
 def generate_private(studio: Any, report: str, *, screen: PrivacyScreen, num_images: int = 1, seed: int = 0, max_rounds: int = 4,
