@@ -195,6 +195,9 @@ PRESETS: dict[str, StudioConfig] = {
         report_encoder=ReportEncoderConfig(vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96),
         latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4, norm_num_groups=16),
         super_res=SuperResConfig(factor=4, block_out_channels=(16, 32, 64, 128), layers_per_block=1, attention_levels=(False,) * 4, norm_num_groups=8),
+        # v-prediction: with epsilon prediction the cosine schedule's first steps (alpha_bar ~ 1e-9) turn a
+        # small noise error into a saturated image that a briefly trained SR UNet never recovers from
+        sr_schedule=ScheduleConfig(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"),
         sampling=SamplingDefaults(num_steps=20, sr_num_steps=12),
     ),
     # The paper's sizes (Cheff 7.3): report transformer of depth 32 and width 1280.

@@ -15,7 +15,10 @@ import torch
 from cxr_studio import CXRStudio, GenerationCancelled, InputError, StudioConfig, TruncationWarning, read_png_parameters, save_png
 from cxr_studio.checkpoints import write_checksums
 from cxr_studio.config import PRESETS, SAMPLERS, preset
-from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+from cxr_studio.diffusion.guidance import clip_predicted_sample
+from cxr_studio.diffusion.sampling import denoise
+from cxr_studio.diffusion.schedules import PREDICTION_TYPES, make_sampler, training_scheduler, training_target
+from cxr_studio.config import ScheduleConfig
 
 REPORT = "Large right pleural effusion. No pneumothorax."
 
@@ -112,6 +115,68 @@ def test_every_sampler_runs_with_the_training_betas(studio, sampler):
     assert np.isfinite(result.pixels).all()
     schedule = studio.config.latent_schedule
     assert torch.allclose(make_sampler(sampler, schedule).betas, training_scheduler(schedule).betas)
+
+
+SR_COSINE = dict(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2")
+
+
+@pytest.mark.parametrize("kind", PREDICTION_TYPES)
+def test_training_target_is_what_recovers_the_clean_sample(kind):
+    schedule = training_scheduler(ScheduleConfig(prediction_type=kind, **SR_COSINE))
+    generator = torch.Generator().manual_seed(0)
+    sample, noise = torch.rand(3, 1, 8, 8, generator=generator) * 2 - 1, torch.randn(3, 1, 8, 8, generator=generator)
+    t = torch.tensor([5, 900, 1500])  # at 1999 epsilon inverts through 1/sqrt(alpha_bar) ~ 1e4: float error only
+    target = training_target(schedule, sample, noise, t)
+    a = schedule.alphas_cumprod[t].view(-1, 1, 1, 1)
+    expected = {"epsilon": noise, "v_prediction": a.sqrt() * noise - (1 - a).sqrt() * sample, "sample": sample}[kind]
+    torch.testing.assert_close(target, expected)
+    # the scheduler's own inversion of that target gives back the clean sample
+    x_t = schedule.add_noise(sample, noise, t)
+    for i in range(3):
+        step = schedule.step(target[i : i + 1], int(t[i]), x_t[i : i + 1], generator=generator)
+        torch.testing.assert_close(step.pred_original_sample, sample[i : i + 1], atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("kind", PREDICTION_TYPES)
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_an_exact_denoiser_is_sampled_to_its_target_by_every_sampler(kind, sampler):
+    """A denoiser that always predicts the right output for a fixed target must end on that target, from pure
+    noise, in a few steps, for every sampler and prediction type (the sampler reads the type from the
+    schedule), with the clean-sample clip on: the path the SR stage samples."""
+    config = ScheduleConfig(prediction_type=kind, **SR_COSINE)
+    schedule = training_scheduler(config)
+    generator = torch.Generator().manual_seed(1)
+    target = torch.rand(1, 1, 16, 16, generator=generator) * 1.6 - 0.8
+
+    def exact(x, t):
+        a = schedule.alphas_cumprod[t]
+        eps = (x - a.sqrt() * target) / (1 - a).sqrt()
+        return {"epsilon": eps, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * target, "sample": target}[kind]
+
+    scheduler = make_sampler(sampler, config, clip=1.0)
+    fn = exact if scheduler.config.get("clip_sample") else clip_predicted_sample(exact, schedule.alphas_cumprod, 1.0, prediction_type=kind)
+    out = denoise(fn, torch.randn(target.shape, generator=generator), scheduler, 8)
+    assert (out - target).abs().max() < 0.02
+
+
+@pytest.mark.parametrize("kind", PREDICTION_TYPES)
+def test_clip_predicted_sample_clips_only_what_is_out_of_range(kind):
+    schedule = training_scheduler(ScheduleConfig(prediction_type=kind))
+    a = schedule.alphas_cumprod[300]
+    x = torch.randn(1, 1, 4, 4, generator=torch.Generator().manual_seed(2))
+    x0 = torch.linspace(-3, 3, 16).view(1, 1, 4, 4)  # half of it beyond +-1
+    eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
+    output = {"epsilon": eps, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0, "sample": x0}[kind]
+    clipped = clip_predicted_sample(lambda x_, t_: output, schedule.alphas_cumprod, 1.0, prediction_type=kind)(x, torch.tensor(300))
+    implied = schedule.step(clipped, 300, x).pred_original_sample
+    torch.testing.assert_close(implied, x0.clamp(-1, 1), atol=1e-4, rtol=0)
+
+
+def test_unknown_prediction_type_is_refused():
+    schedule = training_scheduler(ScheduleConfig())
+    schedule.register_to_config(prediction_type="flow")
+    with pytest.raises(InputError, match="prediction type 'flow'"):
+        training_target(schedule, torch.zeros(1), torch.zeros(1), torch.tensor([0]))
 
 
 def test_cheff_noise_schedules():

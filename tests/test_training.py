@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from cxr_studio import CXRStudio
+from cxr_studio.config import PRESETS
 from cxr_studio.data import phantom
 from training import runs
 from training.config import TrainConfig
@@ -81,6 +85,39 @@ def test_killed_then_resumed_run_matches_an_uninterrupted_run(manifest, tmp_path
     train(TrainConfig(**{**resumed.__dict__, "resume": True}))
     a, b = final_weights(reference.run_dir), final_weights(resumed.run_dir)
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def component_weights(folder: Path, name: str) -> dict:
+    return load_file(next((folder / name).glob("*.safetensors")))
+
+
+def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(manifest, tmp_path):
+    first, out = tmp_path / "a" / "model", tmp_path / "b" / "model"
+    train(config(manifest, first, stage="autoencoder", max_steps=2))
+    shutil.copytree(first, out)  # fine-tune a trained folder in a run of its own
+    train(config(manifest, out, stage="autoencoder", max_steps=4, ae_freeze_encoder=True, lr=1e-2, warmup_steps=1))
+    before, after = component_weights(first, "autoencoder"), component_weights(out, "autoencoder")
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    scaling = [json.loads((f / "studio_config.json").read_text())["autoencoder"]["scaling_factor"] for f in (first, out)]
+    assert scaling[0] == scaling[1]  # same encoder, same latents: the latent stage stays valid
+
+
+def test_super_resolution_can_restart_with_another_prediction_type(manifest, tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    train(config(manifest, out, stage="super_res", max_steps=2))
+    before = {name: component_weights(out, name) for name in ("autoencoder", "super_res_unet")}
+    tiny = PRESETS["tiny"]
+    monkeypatch.setitem(PRESETS, "tiny", tiny.replace(sr_schedule=dataclasses.replace(tiny.sr_schedule, prediction_type="v_prediction")))
+    train(config(manifest, out, stage="super_res", max_steps=2, sr_reinit=True, sr_low_res="autoencoder"))
+    studio = CXRStudio.from_pretrained(out)
+    assert studio.config.sr_schedule.prediction_type == "v_prediction"
+    assert studio.config.latent_schedule == tiny.latent_schedule  # only the SR stage's settings changed
+    after = {name: component_weights(out, name) for name in before}
+    assert all(torch.equal(before["autoencoder"][k], after["autoencoder"][k]) for k in before["autoencoder"])
+    assert any(not torch.equal(before["super_res_unet"][k], after["super_res_unet"][k]) for k in before["super_res_unet"])
+    assert studio.upscale(np.full((32, 32), 0.5, np.float32), seed=0, num_steps=2).size == (64, 64)
 
 
 def test_sigterm_saves_a_checkpoint_and_stops(manifest, tmp_path):

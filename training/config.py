@@ -44,12 +44,18 @@ class TrainConfig:
     ssim_weight: float = 0.25
     gan_weight: float = 0.0  # PatchGAN hinge loss weight; 0 turns the discriminator off
     gan_start: int = 2000  # discriminator switched on after this warm-up
+    # Decoder-only fine-tuning (Stable Diffusion's ft-MSE VAE): the encoder and hence the latents stay as they
+    # are, so a latent stage already trained on them stays valid while reconstructions sharpen.
+    ae_freeze_encoder: bool = False
     # latent diffusion
     report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
     sample_steps: int = 20
     # super-resolution
     sr_crop: int = 256  # training crop at the output resolution (the SR UNet is fully convolutional)
     sr_low_res: str = "bicubic"  # bicubic: downsampled originals; autoencoder: D(E(x)) as Cheff's fine-tuning
+    # start super-resolution from new weights with --preset's SR architecture and schedule (e.g. to change
+    # its prediction type) instead of the model folder's; the other stages are kept
+    sr_reinit: bool = False
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:

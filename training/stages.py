@@ -20,10 +20,11 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset, TensorDataset
 
 from cxr_studio import CXRStudio, imaging, save_png
-from cxr_studio.config import preset
+from cxr_studio.config import StudioConfig, preset
 from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
-from cxr_studio.diffusion.schedules import training_scheduler
+from cxr_studio.diffusion.schedules import training_scheduler, training_target
 from cxr_studio.evaluation.metrics import ssim
+from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
 from training.config import TrainConfig
@@ -95,6 +96,9 @@ class AutoencoderTask(_StageBase):
     def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
         super().__init__(config, studio)
         self.modules = {"autoencoder": studio.autoencoder.train()}
+        if config.ae_freeze_encoder:
+            for part in (studio.autoencoder.encoder, studio.autoencoder.quant_conv):
+                part.requires_grad_(False)
         self.discriminator = PatchDiscriminator().to(studio.device)
         self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
 
@@ -234,7 +238,7 @@ class LatentTask(_StageBase):
         t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(latents, noise, t)
         predicted = self.modules["latent_unet"](noisy, t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample
-        loss = F.mse_loss(predicted, noise)
+        loss = F.mse_loss(predicted, training_target(self.noise_schedule, latents, noise, t))
         return loss, {"loss": float(loss.detach())}
 
     def _studio(self) -> CXRStudio:
@@ -279,6 +283,8 @@ class _Named(Dataset):
 
 class SuperResTask(_StageBase):
     def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        if config.sr_reinit:  # a resumed run re-creates the same architecture, then loads its checkpoint
+            studio = _reinit_super_res(studio, preset(config.preset), seed=config.seed)
         super().__init__(config, studio)
         self.modules = {"super_res_unet": studio.super_res_unet.train()}
         self.noise_schedule = training_scheduler(studio.config.sr_schedule)
@@ -317,7 +323,7 @@ class SuperResTask(_StageBase):
         t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(high, noise, t)
         predicted = self.modules["super_res_unet"](torch.cat([noisy, condition], dim=1), t, class_labels=aug_t).sample
-        loss = F.mse_loss(predicted, noise)
+        loss = F.mse_loss(predicted, training_target(self.noise_schedule, high, noise, t))
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
@@ -339,6 +345,24 @@ class SuperResTask(_StageBase):
     def export(self) -> None:
         _save(self.studio, self.studio.config, self.config.out, **self.modules)
         log.info("super-resolution UNet exported to %s", self.config.out)
+
+
+def _reinit_super_res(studio: CXRStudio, source: StudioConfig, *, seed: int) -> CXRStudio:
+    """``studio`` with a freshly initialised SR UNet of ``source``'s SR architecture, factor and schedule."""
+    c = studio.config
+    config = c.replace(
+        super_res=source.super_res,
+        sr_schedule=source.sr_schedule,
+        sampling=dataclasses.replace(c.sampling, **{f: getattr(source.sampling, f) for f in SR_SAMPLING}),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        unet = build_super_res_unet(config.super_res, output_size=config.output_size).to(studio.device)
+    log.info("super-resolution UNet re-initialised from preset %s (%s)", source.name, config.sr_schedule.prediction_type)
+    return CXRStudio(config=config, model_id=studio.model_id, device=studio.device, **{**studio.components(), "super_res_unet": unet})
+
+
+SR_SAMPLING = ("sr_num_steps", "sr_sampler", "sr_noise_level")
 
 
 def _save(studio: CXRStudio, config, out: str, **replaced: Any) -> None:

@@ -41,16 +41,22 @@ def classifier_free_guidance(
     return guided
 
 
-def clip_predicted_sample(denoise_fn: DenoiseFn, alphas_cumprod: torch.Tensor, limit: float) -> DenoiseFn:
-    """Clip the clean sample implied by each noise prediction to ``[-limit, limit]`` and return the noise
-    that matches it: x0 clipping for solvers that work on data predictions (DPM-Solver++, UniPC)."""
+def clip_predicted_sample(denoise_fn: DenoiseFn, alphas_cumprod: torch.Tensor, limit: float, *, prediction_type: str = "epsilon") -> DenoiseFn:
+    """Clip the clean sample implied by each prediction to ``[-limit, limit]`` and return the prediction
+    (of the same ``prediction_type``: epsilon, v_prediction or sample) that matches it: x0 clipping for
+    solvers that work on data predictions (DPM-Solver++, UniPC) and cannot clip themselves."""
     if not limit or limit <= 0:
         return denoise_fn
 
     def clipped(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps = denoise_fn(x, t)
+        output = denoise_fn(x, t)
         a = alphas_cumprod.to(x.device)[t].to(x.dtype)
-        x0 = ((x - (1 - a).sqrt() * eps) / a.sqrt()).clamp(-limit, limit)
+        if prediction_type == "sample":
+            return output.clamp(-limit, limit)
+        if prediction_type == "v_prediction":  # x0 = sqrt(a) x - sqrt(1 - a) v
+            x0 = (a.sqrt() * x - (1 - a).sqrt() * output).clamp(-limit, limit)
+            return (a.sqrt() * x - x0) / (1 - a).sqrt()
+        x0 = ((x - (1 - a).sqrt() * output) / a.sqrt()).clamp(-limit, limit)
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
     return clipped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
@@ -19,6 +20,23 @@ def training_scheduler(config: ScheduleConfig) -> DDPMScheduler:
         prediction_type=config.prediction_type,
         clip_sample=False,  # DDPM's default clipping to [-1, 1] is wrong for latents
     )
+
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+
+
+def training_target(scheduler: DDPMScheduler, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """What the denoiser learns to output for ``add_noise(sample, noise, timesteps)``, by the schedule's
+    prediction type: the noise (DDPM), the velocity ``sqrt(a) * noise - sqrt(1 - a) * sample`` (Salimans &
+    Ho 2022) or the clean sample."""
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(sample, noise, timesteps)
+    if kind == "sample":
+        return sample
+    raise InputError(f"unknown prediction type {kind!r}; accepted: {', '.join(PREDICTION_TYPES)}.")
 
 
 def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> SchedulerMixin:

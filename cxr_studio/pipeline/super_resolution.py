@@ -59,6 +59,7 @@ class SuperResolutionPipeline:
         denoise_fn = lambda x, t: self.super_res_unet(torch.cat([x, condition], dim=1), t, class_labels=aug_t).sample  # noqa: E731
         scheduler = make_sampler(sampler, schedule, clip=1.0)  # pixels live in [-1, 1]
         if not scheduler.config.get("clip_sample"):
-            denoise_fn = clip_predicted_sample(denoise_fn, training_scheduler(schedule).alphas_cumprod, 1.0)
+            alphas = training_scheduler(schedule).alphas_cumprod
+            denoise_fn = clip_predicted_sample(denoise_fn, alphas, 1.0, prediction_type=schedule.prediction_type)
         image = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
         return image.clamp(-1.0, 1.0)

@@ -125,5 +125,6 @@ class TextToImagePipeline:
         """
         if scheduler.config.get("clip_sample"):
             return denoise_fn
-        alphas = training_scheduler(self.config.latent_schedule).alphas_cumprod
-        return clip_predicted_sample(denoise_fn, alphas, self.config.sampling.latent_clip)
+        schedule = self.config.latent_schedule
+        alphas = training_scheduler(schedule).alphas_cumprod
+        return clip_predicted_sample(denoise_fn, alphas, self.config.sampling.latent_clip, prediction_type=schedule.prediction_type)
