@@ -44,6 +44,7 @@ from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
+from cxr_studio.pipeline.super_resolution import upsample
 from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
 
 def _say(message: str) -> None:
@@ -51,28 +52,34 @@ def _say(message: str) -> None:
 
 
 @torch.no_grad()
-def reconstruction(studio: Any, images: np.ndarray, *, with_sr: int = 0) -> dict[str, Any]:
-    """``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` at the model's resolution; optionally the first ``with_sr``
-    through autoencoder + super-resolution, compared at output resolution with the bicubic-upsampled input."""
+def reconstruction(studio: Any, images: np.ndarray, *, high_res: np.ndarray | None = None, perceptual: Any = None) -> dict[str, Any]:
+    """Cheff's table 2 rows. ``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` at the model's resolution through the
+    autoencoder; ``high_res`` ``(M, 1, S*f, S*f)``, the same first ``M`` test images at the output resolution,
+    through autoencoder + super-resolution and, as the baseline, autoencoder + bicubic upsampling.
+    ``perceptual``: an :class:`~cxr_studio.evaluation.perceptual.LPIPS` adds LPIPS to each row."""
     x = torch.from_numpy(images)
     recon = torch.cat([studio.decode(studio.text_to_image.encode_image(x[i : i + 16])).cpu() for i in range(0, len(x), 16)])
-    a, b = (x + 1) / 2, (recon + 1) / 2
-    out: dict[str, Any] = {"autoencoder": {
-        "images": len(x), "mse": float(((a - b) ** 2).mean()), "psnr": float(psnr(a, b, data_range=1.0).mean()),
-        "ssim": float(ssim(a, b, data_range=1.0).mean()), "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean()),
-    }}
-    if with_sr and studio.config.output_size > studio.config.image_size:
-        size = studio.config.output_size
-        high = torch.from_numpy(np.stack([imaging.resize((img[0] + 1) / 2, (size, size)) for img in images[:with_sr]])[:, None])
-        upscaled = (studio.super_resolution(recon[:with_sr].to(studio.device), seeds=list(range(with_sr)),
-                                            num_steps=studio.config.sampling.sr_num_steps, sampler=studio.config.sampling.sr_sampler,
-                                            noise_level=studio.config.sampling.sr_noise_level).cpu() + 1) / 2
-        out["autoencoder_plus_super_resolution"] = {
-            "images": with_sr, "size": size, "mse": float(((high - upscaled) ** 2).mean()),
-            "psnr": float(psnr(high, upscaled, data_range=1.0).mean()), "ssim": float(ssim(high, upscaled, data_range=1.0).mean()),
-            "ms_ssim": float(ms_ssim(high, upscaled, data_range=1.0).mean()),
-        }
+    out: dict[str, Any] = {"autoencoder": _similarity(x, recon, perceptual)}
+    if high_res is not None and len(high_res) and studio.config.output_size > studio.config.image_size:
+        m, sampling = len(high_res), studio.config.sampling
+        high = torch.from_numpy(high_res)
+        upscaled = studio.super_resolution(recon[:m].to(studio.device), seeds=list(range(m)), num_steps=sampling.sr_num_steps,
+                                           sampler=sampling.sr_sampler, noise_level=sampling.sr_noise_level).cpu()
+        out["autoencoder_plus_super_resolution"] = {"size": studio.config.output_size, **_similarity(high, upscaled, perceptual)}
+        out["autoencoder_plus_bicubic"] = {"size": studio.config.output_size,
+                                           **_similarity(high, upsample(recon[:m], studio.config.super_res.factor), perceptual)}
     return out
+
+
+def _similarity(reference: torch.Tensor, output: torch.Tensor, perceptual: Any = None) -> dict[str, Any]:
+    """MSE, PSNR, SSIM, MS-SSIM on ``[0, 1]`` (and LPIPS) of ``[-1, 1]`` batches."""
+    a, b = (reference + 1) / 2, (output + 1) / 2
+    row = {"images": len(a), "mse": float(((a - b) ** 2).mean()), "psnr": float(psnr(a, b, data_range=1.0).mean()),
+           "ssim": float(ssim(a, b, data_range=1.0).mean()), "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean())}
+    if perceptual is not None:
+        with torch.no_grad():
+            row["lpips"] = float(torch.cat([perceptual(reference[i : i + 8], output[i : i + 8]) for i in range(0, len(a), 8)]).mean())
+    return row
 
 
 def generate_for(studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None) -> np.ndarray:
@@ -117,7 +124,7 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
              classifier_steps: int = 300, classifier_dir: str | Path | None = None, utility_samples: int = 128,
              steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
              sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
-             inception: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+             inception: str | Path | None = None, vgg16: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
     started = time.perf_counter()
     report: dict[str, Any] = {"model": studio.model_id, "manifest": Path(manifest).name, "judge_size": judge_size, "seed": seed}
@@ -139,7 +146,13 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
     # 3. Reconstruction at the model's resolution (and through super-resolution)
     _say("reconstruction")
     model_res = judge.load_split(manifest, "test", size=studio.config.image_size, limit=64)[0]
-    report["reconstruction"] = reconstruction(studio, model_res, with_sr=sr_images)
+    high_res = judge.load_split(manifest, "test", size=studio.config.output_size, limit=sr_images)[0] if sr_images else None
+    perceptual = None
+    if vgg16:
+        from cxr_studio.evaluation.perceptual import LPIPS
+
+        perceptual = LPIPS(vgg16)
+    report["reconstruction"] = reconstruction(studio, model_res, high_res=high_res, perceptual=perceptual)
     # 4. Samples for the test reports
     rows = test_rows[:num_samples]
     _say(f"generating {len(rows)} samples for test-split reports")
@@ -291,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)")
     parser.add_argument("--privacy-calibration", type=int, default=200, help="training images for the threshold (0 skips)")
     parser.add_argument("--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too")
+    parser.add_argument("--vgg16", help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default
@@ -302,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier",
                                     utility_samples=args.utility_samples, steps_sweep=steps, device_cases=args.device_cases,
                                     sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed,
-                                    inception=args.inception)
+                                    inception=args.inception, vgg16=args.vgg16)
     except (InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

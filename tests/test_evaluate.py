@@ -123,6 +123,16 @@ def inception_stand_in(folder) -> str:
     return str(path)
 
 
+def vgg16_stand_in(folder):
+    from safetensors.torch import save_file
+
+    from cxr_studio.evaluation.perceptual import vgg16_features
+
+    path = folder / "vgg16.safetensors"
+    save_file({f"features.{k}": v.contiguous() for k, v in vgg16_features().state_dict().items()}, str(path))
+    return path
+
+
 def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monkeypatch):
     from cxr_studio import evaluate
 
@@ -131,12 +141,16 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     out = tmp_path / "report"
     code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
                           "--classifier-steps", "5", "--utility-samples", "6", "--steps-sweep", "2,3", "--device-cases", "2",
-                          "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path))])
+                          "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path)),
+                          "--vgg16", str(vgg16_stand_in(tmp_path))])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     for key in ("reconstruction", "realism", "realism_inception", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
         assert key in report, key
-    assert 0 <= report["reconstruction"]["autoencoder"]["ms_ssim"] <= 1 and "autoencoder_plus_super_resolution" in report["reconstruction"]
+    rows = report["reconstruction"]
+    assert 0 <= rows["autoencoder"]["ms_ssim"] <= 1 and rows["autoencoder"]["lpips"] >= 0
+    for row in ("autoencoder_plus_super_resolution", "autoencoder_plus_bicubic"):  # against the real 64 px originals
+        assert rows[row]["images"] == 2 and rows[row]["size"] == 64 and rows[row]["lpips"] >= 0
     assert report["realism"]["fid"] >= 0 and 0 <= report["realism"]["precision"] <= 1
     assert [s["steps"] for s in report["against_steps"]] == [2, 3]
     assert "<svg" in (out / "index.html").read_text() and "data:image/png;base64," in (out / "index.html").read_text()

@@ -51,3 +51,53 @@ def test_quick_figures(studio, tmp_path):
     image = np.zeros((100, 100), np.float32)
     image[60:75, 15:35] = 1.0  # brighter lower zone on the image's left: the patient's right
     assert quick.lower_zone_asymmetry(image) > 0
+
+
+@pytest.fixture(scope="module")
+def vgg16_file(tmp_path_factory):
+    """A VGG16 state dict with torchvision's key names and random weights (the real one is 528 MB)."""
+    from safetensors.torch import save_file
+
+    from cxr_studio.evaluation.perceptual import vgg16_features
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("vgg") / "vgg16.safetensors"
+    save_file({f"features.{k}": v.contiguous() for k, v in vgg16_features().state_dict().items()}, str(path))
+    return path
+
+
+def test_lpips_is_a_distance_that_grows_with_noise_and_has_gradients(vgg16_file):
+    from cxr_studio.evaluation.perceptual import LPIPS
+
+    lpips = LPIPS(vgg16_file)
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 1, 48, 48, generator=generator) * 2 - 1
+    noise = torch.randn(image.shape, generator=generator)
+    slightly, heavily = (image + 0.05 * noise).clamp(-1, 1), (image + 0.5 * noise).clamp(-1, 1)
+    assert torch.equal(lpips(image, image), torch.zeros(2))
+    torch.testing.assert_close(lpips(image, heavily), lpips(heavily, image))
+    assert (lpips(image, slightly) < lpips(image, heavily)).all()
+    probe = slightly.clone().requires_grad_(True)
+    lpips(image, probe).sum().backward()
+    assert probe.grad is not None and probe.grad.abs().sum() > 0
+    assert not any(p.requires_grad for p in lpips.parameters())  # the backbone itself stays frozen
+
+
+def test_lpips_backbone_files_pth_and_bad_ones(vgg16_file, tmp_path):
+    from safetensors.torch import load_file
+
+    from cxr_studio.errors import InputError
+    from cxr_studio.evaluation.perceptual import LPIPS
+
+    state = load_file(str(vgg16_file))
+    torch.save(state, tmp_path / "vgg16.pth")  # a plain state dict, read with weights_only=True
+    image = torch.rand(1, 1, 32, 32) * 2 - 1
+    torch.testing.assert_close(LPIPS(tmp_path / "vgg16.pth")(image, -image), LPIPS(vgg16_file)(image, -image))
+    torch.save({"payload": ValueError("arbitrary object")}, tmp_path / "pickle.pth")  # not just tensors: refused
+    (tmp_path / "junk.safetensors").write_bytes(b"not weights")
+    del state["features.28.weight"]
+    torch.save(state, tmp_path / "partial.pth")
+    for name, message in (("missing.pth", "no such VGG16"), ("pickle.pth", "cannot read"), ("junk.safetensors", "cannot read"),
+                          ("partial.pth", "not a VGG16")):
+        with pytest.raises(InputError, match=message):
+            LPIPS(tmp_path / name)

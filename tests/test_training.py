@@ -197,3 +197,18 @@ def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
     final = runs.read_progress(out)
     assert final["status"] == "finished" and final["step"] == stopped_at + 2
     assert CXRStudio.from_pretrained(out).config.name == "tiny"
+
+
+def test_perceptual_term_needs_a_local_backbone_and_trains_with_one(manifest, tmp_path):
+    from safetensors.torch import save_file
+
+    from cxr_studio import InputError
+    from cxr_studio.evaluation.perceptual import vgg16_features
+
+    with pytest.raises(InputError, match="perceptual-backbone"):
+        config(manifest, tmp_path / "model", stage="autoencoder", perceptual_weight=0.1)
+    backbone = tmp_path / "vgg16.safetensors"
+    save_file({f"features.{k}": v.contiguous() for k, v in vgg16_features().state_dict().items()}, str(backbone))
+    run = train(config(manifest, tmp_path / "model", stage="autoencoder", max_steps=2, perceptual_weight=0.1, perceptual_backbone=str(backbone)))
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any(row.get("lpips", 0) > 0 for row in logged)

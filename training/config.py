@@ -47,6 +47,9 @@ class TrainConfig:
     # Decoder-only fine-tuning (Stable Diffusion's ft-MSE VAE): the encoder and hence the latents stay as they
     # are, so a latent stage already trained on them stays valid while reconstructions sharpen.
     ae_freeze_encoder: bool = False
+    # LPIPS term (Medfusion's autoencoder loss): needs a local VGG16 state dict; nothing is downloaded
+    perceptual_weight: float = 0.0
+    perceptual_backbone: str = ""  # torchvision vgg16 weights, .safetensors or .pth
     # latent diffusion
     report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
     sample_steps: int = 20
@@ -60,6 +63,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise InputError(f"stage {self.stage!r}; accepted: {', '.join(STAGES)}.")
+        if self.perceptual_weight > 0 and not self.perceptual_backbone:
+            raise InputError(
+                "perceptual_weight > 0 needs --perceptual-backbone: a local VGG16 state dict (torchvision's, "
+                ".safetensors or .pth). CXR Studio never downloads it; leave the weight at 0 to train without LPIPS."
+            )
         if self.sr_low_res not in ("bicubic", "autoencoder"):
             raise InputError(f"sr_low_res {self.sr_low_res!r}; accepted bicubic or autoencoder.")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):

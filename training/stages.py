@@ -24,6 +24,7 @@ from cxr_studio.config import StudioConfig, preset
 from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
 from cxr_studio.diffusion.schedules import training_scheduler, training_target
 from cxr_studio.evaluation.metrics import ssim
+from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
@@ -100,6 +101,7 @@ class AutoencoderTask(_StageBase):
             for part in (studio.autoencoder.encoder, studio.autoencoder.quant_conv):
                 part.requires_grad_(False)
         self.discriminator = PatchDiscriminator().to(studio.device)
+        self.perceptual = LPIPS(config.perceptual_backbone).to(studio.device) if config.perceptual_weight > 0 else None
         self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
 
     def train_dataset(self) -> Dataset:
@@ -120,6 +122,10 @@ class AutoencoderTask(_StageBase):
         kl = posterior.kl().mean() / x[0].numel()  # per pixel, like the other terms
         loss = l1 + cfg.ssim_weight * structure + cfg.kl_weight * kl
         logs = {"l1": float(l1.detach()), "ssim": float((1 - structure).detach()), "kl": float(kl.detach())}
+        if self.perceptual is not None:
+            perceptual = self.perceptual(recon, x).mean()
+            loss = loss + cfg.perceptual_weight * perceptual
+            logs["lpips"] = float(perceptual.detach())
         if cfg.gan_weight > 0 and step >= cfg.gan_start:
             if torch.is_grad_enabled():  # hinge-loss discriminator update on this batch
                 d_loss = F.relu(1 - self.discriminator(x)).mean() + F.relu(1 + self.discriminator(recon.detach())).mean()
