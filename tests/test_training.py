@@ -212,3 +212,20 @@ def test_perceptual_term_needs_a_local_backbone_and_trains_with_one(manifest, tm
     run = train(config(manifest, tmp_path / "model", stage="autoencoder", max_steps=2, perceptual_weight=0.1, perceptual_backbone=str(backbone)))
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("lpips", 0) > 0 for row in logged)
+
+
+def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(manifest, tmp_path):
+    from training.benchmark import bench_training
+
+    # in this process: the precision accelerate was first given (fp32 on a CPU)
+    run = train(config(manifest, tmp_path / "model", stage="super_res", max_steps=2, channels_last=True, compile="eager"))
+    assert json.loads((run / "config.json").read_text())["compile"] == "eager"
+    weights = component_weights(tmp_path / "model", "super_res_unet")
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    with pytest.raises(Exception, match="mixed_precision 'fp8'"):
+        config(manifest, tmp_path / "x", mixed_precision="fp8")
+    # the benchmark runs each variant as a process of its own, bf16 autocast included
+    figures = bench_training(("tiny",), steps=4, variants=("fp32", "bf16"), stages=("super_res",))
+    for variant in ("fp32", "bf16"):
+        row = figures["tiny"]["super_res"][variant]
+        assert row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])

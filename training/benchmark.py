@@ -1,4 +1,5 @@
-"""Training throughput per stage and preset: ``python -m training.benchmark [--presets tiny,demo] [--out FILE.json]``.
+"""Training throughput per stage, preset and variant:
+``python -m training.benchmark [--presets tiny,demo] [--variants fp32,bf16,channels_last,compile] [--out FILE.json]``.
 
 (Kept beside the trainer: the library's own benchmark never imports training code.)
 """
@@ -12,47 +13,82 @@ import tempfile
 from pathlib import Path
 
 
-def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 4) -> dict[str, object]:
-    """Training throughput (images/s) per stage and preset on phantom data, fp32."""
-    import dataclasses
+VARIANTS = {  # name -> TrainConfig overrides
+    "fp32": {},
+    "bf16": {"mixed_precision": "bf16"},
+    "channels_last": {"channels_last": True},
+    "compile": {"compile": "inductor"},
+}
 
+
+STAGE_BATCHES = {"autoencoder": 8, "latent": 16, "super_res": 8}
+
+
+def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, variants: tuple[str, ...] = ("fp32",),
+                   stages: tuple[str, ...] = tuple(STAGE_BATCHES)) -> dict[str, object]:
+    """Training throughput (images/s) per preset, stage and variant (fp32, bf16 autocast, channels_last,
+    torch.compile) on phantom data. The first half of the steps is warm-up (compilation, allocator) and not timed.
+    Each run is a process of its own: accelerate fixes the precision once per process, and compiled code
+    must not be shared between variants."""
+    from cxr_studio.config import preset
     from cxr_studio.data.phantom import write_dataset
     from training.config import TrainConfig
-    from training.loop import Trainer
-    from training.stages import build_task
 
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in presets:
-            from cxr_studio.config import preset
-
             size = preset(name).output_size
             manifest = write_dataset(Path(folder) / f"data-{name}", n=24, size=size, seed=0, quiet=True)
-            per_stage = {}
-            for stage, batch in (("autoencoder", 8), ("latent", 16), ("super_res", 8)):
-                base = TrainConfig(stage=stage, manifest=str(manifest), out=str(Path(folder) / f"model-{name}"), preset=name, max_steps=steps + 1,
-                                   batch_size=batch, log_every=1, sample_every=10**6, validate_every=10**6, checkpoint_every=10**6, sr_crop=min(128, size))
-                task = build_task(base)
-                trainer = Trainer(dataclasses.replace(base), task)
-                trainer.run()
-                lines = [json.loads(l) for l in (base.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
-                seconds = lines[-1]["seconds"] - lines[0]["seconds"]
-                per_stage[stage] = {"batch": batch, "seconds_per_step": seconds / (len(lines) - 1), "images_per_s": batch * (len(lines) - 1) / seconds}
-                print(f"  train {name}/{stage}: {json.dumps(per_stage[stage])}", file=sys.stderr, flush=True)
+            per_stage: dict[str, object] = {}
+            for stage in stages:  # in cascade order: each stage reads the folder the previous one wrote
+                batch = STAGE_BATCHES[stage]
+                for variant in variants:
+                    out = Path(folder) / f"model-{name}-{variant}"
+                    config = TrainConfig(stage=stage, manifest=str(manifest), out=str(out), preset=name, max_steps=steps, batch_size=batch,
+                                         log_every=1, sample_every=10**6, validate_every=10**6, checkpoint_every=10**6,
+                                         sr_crop=min(128, size), **VARIANTS[variant])
+                    _train_in_subprocess(config)
+                    lines = [json.loads(l) for l in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+                    timed = lines[len(lines) // 2 - 1 :]
+                    seconds = (timed[-1]["seconds"] - timed[0]["seconds"]) / (len(timed) - 1)
+                    row = {"batch": batch, "seconds_per_step": seconds, "images_per_s": batch / seconds,
+                           "first_step_s": lines[0]["seconds"]}
+                    per_stage.setdefault(stage, {})[variant] = row
+                    print(f"  train {name}/{stage}/{variant}: {json.dumps(row)}", file=sys.stderr, flush=True)
             results[name] = per_stage
     return results
 
+
+def _train_in_subprocess(config) -> None:
+    """``python -m training.train_<stage>`` with every field of ``config`` as a flag."""
+    import dataclasses
+    import subprocess
+
+    module = {"autoencoder": "train_autoencoder", "latent": "train_latent_diffusion", "super_res": "train_super_resolution"}[config.stage]
+    argv = [sys.executable, "-m", f"training.{module}"]
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "stage" or value == field.default:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        argv += [flag if value is True else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
+    done = subprocess.run(argv, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", default="tiny,demo")
-    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--variants", default="fp32", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    parser.add_argument("--stages", default=",".join(STAGE_BATCHES), help="comma-separated, in cascade order")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from cxr_studio.benchmark import machine
 
-    results = {"machine": machine(), "training": bench_training(tuple(args.presets.split(",")), steps=args.steps)}
+    results = {"machine": machine(), "training": bench_training(tuple(args.presets.split(",")), steps=args.steps, variants=tuple(args.variants.split(",")),
+                                                                    stages=tuple(args.stages.split(",")))}
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -31,7 +31,9 @@ class TrainConfig:
     clip_grad: float = 1.0
     ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
     seed: int = 0
-    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (no native bf16 here: 2-3x slower)
+    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (no native bf16 here: 2-3x slower); no | bf16 | fp16
+    compile: str = "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
+    channels_last: bool = False  # NHWC memory format for the trained modules
     log_every: int = 10
     validate_every: int = 250
     sample_every: int = 250
@@ -63,6 +65,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise InputError(f"stage {self.stage!r}; accepted: {', '.join(STAGES)}.")
+        if self.mixed_precision not in ("auto", "no", "bf16", "fp16"):
+            raise InputError(f"mixed_precision {self.mixed_precision!r}; accepted: auto, no, bf16, fp16.")
         if self.perceptual_weight > 0 and not self.perceptual_backbone:
             raise InputError(
                 "perceptual_weight > 0 needs --perceptual-backbone: a local VGG16 state dict (torchvision's, "
