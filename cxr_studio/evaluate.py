@@ -72,14 +72,21 @@ def reconstruction(studio: Any, images: np.ndarray, *, high_res: np.ndarray | No
 
 
 def _similarity(reference: torch.Tensor, output: torch.Tensor, perceptual: Any = None) -> dict[str, Any]:
-    """MSE, PSNR, SSIM, MS-SSIM on ``[0, 1]`` (and LPIPS) of ``[-1, 1]`` batches."""
+    """MSE, PSNR, SSIM, MS-SSIM on ``[0, 1]`` (and LPIPS) of ``[-1, 1]`` batches, and the sharpness ratio:
+    mean gradient magnitude of the output over the reference's (1 = as sharp; blur < 1; added noise > 1),
+    because PSNR alone rewards a blurred upscale over a sharp one."""
     a, b = (reference + 1) / 2, (output + 1) / 2
     row = {"images": len(a), "mse": float(((a - b) ** 2).mean()), "psnr": float(psnr(a, b, data_range=1.0).mean()),
-           "ssim": float(ssim(a, b, data_range=1.0).mean()), "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean())}
+           "ssim": float(ssim(a, b, data_range=1.0).mean()), "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean()),
+           "sharpness_ratio": _gradient_energy(b) / max(_gradient_energy(a), 1e-12)}
     if perceptual is not None:
         with torch.no_grad():
             row["lpips"] = float(torch.cat([perceptual(reference[i : i + 8], output[i : i + 8]) for i in range(0, len(a), 8)]).mean())
     return row
+
+
+def _gradient_energy(images: torch.Tensor) -> float:
+    return float((images[..., 1:, :] - images[..., :-1, :]).abs().mean() + (images[..., :, 1:] - images[..., :, :-1]).abs().mean())
 
 
 def generate_for(studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None) -> np.ndarray:

@@ -203,3 +203,16 @@ def test_a_local_torchscript_feature_network(tmp_path):
     (tmp_path / "pickle.pt").write_bytes(b"\x80\x04not torchscript")
     with pytest.raises(InputError, match="not a TorchScript archive"):
         TorchScriptFeatures(tmp_path / "pickle.pt")
+
+
+def test_similarity_rows_tell_blur_from_sharpness():
+    from cxr_studio.evaluate import _similarity
+    from cxr_studio.pipeline.super_resolution import upsample
+
+    generator = torch.Generator().manual_seed(0)
+    high = upsample(torch.rand(2, 1, 16, 16, generator=generator) * 1.6 - 0.8, 4)  # smooth structure at 64 px
+    blurred = upsample(torch.nn.functional.avg_pool2d(high, 8), 8)
+    noisy = (high + 0.1 * torch.randn(high.shape, generator=generator)).clamp(-1, 1)
+    assert _similarity(high, high)["sharpness_ratio"] == pytest.approx(1.0)
+    assert _similarity(high, blurred)["sharpness_ratio"] < 0.8 < 1.2 < _similarity(high, noisy)["sharpness_ratio"]
+    assert _similarity(high, high)["ssim"] == pytest.approx(1.0) and _similarity(high, high)["mse"] == 0

@@ -229,3 +229,5 @@ def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(mani
     for variant in ("fp32", "bf16"):
         row = figures["tiny"]["super_res"][variant]
         assert row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
+        days = figures["tiny"]["projected_days_cheff_recipe_on_machex"]["super_res"][variant]
+        assert days == pytest.approx(1_500_000 * 32 / row["images_per_s"] / 86400)

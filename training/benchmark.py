@@ -22,6 +22,16 @@ VARIANTS = {  # name -> TrainConfig overrides
 
 
 STAGE_BATCHES = {"autoencoder": 8, "latent": 16, "super_res": 8}
+MACHEX_IMAGES = 651_471  # Cheff section 4: the MaCheX training set
+# Cheff supplement 7.3, in training images seen: AE 3 epochs; report-conditioned SDM 750k steps x 256;
+# SR 1M steps x 32 on bicubic pairs + 500k x 32 fine-tuning on D(z)
+CHEFF_RECIPE_IMAGES = {"autoencoder": 3 * MACHEX_IMAGES, "latent": 750_000 * 256, "super_res": 1_500_000 * 32}
+
+
+def projected_days(figures: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Days Cheff's recipe on MaCheX would take at the measured throughput, per stage and variant."""
+    return {stage: {variant: CHEFF_RECIPE_IMAGES[stage] / row["images_per_s"] / 86400 for variant, row in rows.items()}
+            for stage, rows in figures.items() if stage in CHEFF_RECIPE_IMAGES}
 
 
 def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, variants: tuple[str, ...] = ("fp32",),
@@ -55,7 +65,7 @@ def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, 
                            "first_step_s": lines[0]["seconds"]}
                     per_stage.setdefault(stage, {})[variant] = row
                     print(f"  train {name}/{stage}/{variant}: {json.dumps(row)}", file=sys.stderr, flush=True)
-            results[name] = per_stage
+            results[name] = {**per_stage, "projected_days_cheff_recipe_on_machex": projected_days(per_stage)}
     return results
 
 
