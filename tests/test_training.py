@@ -44,11 +44,11 @@ def config(manifest: Path, out: Path, **overrides) -> TrainConfig:
 def test_cascade_trains_end_to_end_and_loads(manifest, tmp_path):
     out = tmp_path / "model"
     argv = ["--manifest", str(manifest), "--out", str(out), "--preset", "tiny", "--ae-steps", "4", "--latent-steps", "4",
-            "--sr-steps", "2", "--sr-finetune-steps", "2", "--batch-size", "4", "--sample-every", "4", "--sample-steps", "2"]
+            "--ae-decoder-steps", "2", "--sr-steps", "2", "--sr-finetune-steps", "2", "--batch-size", "4", "--sample-every", "4", "--sample-steps", "2"]
     assert train_cascade(argv) == 0
     studio = CXRStudio.from_pretrained(out)
     assert studio.generate("Large right pleural effusion.", seed=0).images[0].size == (64, 64)
-    for stage in ("autoencoder", "latent", "super_res", "super_res_finetune"):
+    for stage in ("autoencoder", "latent", "autoencoder_decoder", "super_res", "super_res_finetune"):
         run = out.parent / "model.runs" / stage
         assert json.loads((run / "progress.json").read_text())["status"] == "finished"
         assert list((run / "samples").glob("*.png")), f"{stage} wrote no sample grid"

@@ -80,9 +80,13 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """The stage's run folder name; Cheff's SR fine-tuning on autoencoder outputs is a run of its own."""
-        finetune = self.stage == "super_res" and self.sr_low_res == "autoencoder"
-        return f"{self.stage}_finetune" if finetune else self.stage
+        """The stage's run folder name; fine-tuning runs (Cheff's SR on autoencoder outputs, the decoder-only
+        autoencoder) are runs of their own."""
+        if self.stage == "super_res" and self.sr_low_res == "autoencoder":
+            return "super_res_finetune"
+        if self.stage == "autoencoder" and self.ae_freeze_encoder:  # decoder-only fine-tuning after the autoencoder run
+            return "autoencoder_decoder"
+        return self.stage
 
     @property
     def run_dir(self) -> Path:

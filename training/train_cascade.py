@@ -3,7 +3,8 @@
 ``python -m training.train_cascade --manifest M --preset {tiny,demo,cheff} --out DIR``
 
 Stages: autoencoder -> report encoder + latent UNet (on cached latents of the trained autoencoder) ->
-super-resolution on (downsampled, original) pairs -> super-resolution fine-tuned on autoencoder
+optionally the decoder alone, fine-tuned with the encoder frozen (``--ae-decoder-steps``; the latents do not
+change) -> super-resolution on (downsampled, original) pairs -> super-resolution fine-tuned on autoencoder
 reconstructions (Cheff 7.3). Every other setting is a flag applied to all stages (``--batch-size 16``);
 ``--resume`` skips finished stages and continues the interrupted one from its newest checkpoint.
 """
@@ -25,6 +26,7 @@ from training.loop import setup_logging
 STAGE_PLAN = (
     ("autoencoder", "ae_steps", {}),
     ("latent", "latent_steps", {}),
+    ("autoencoder", "ae_decoder_steps", {"ae_freeze_encoder": True}),
     ("super_res", "sr_steps", {"sr_low_res": "bicubic"}),
     ("super_res", "sr_finetune_steps", {"sr_low_res": "autoencoder"}),
 )
@@ -47,7 +49,7 @@ def finished(config: TrainConfig) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser, skip=("stage", "max_steps"))
-    for flag, default in (("ae-steps", 1000), ("latent-steps", 3000), ("sr-steps", 600), ("sr-finetune-steps", 200)):
+    for flag, default in (("ae-steps", 1000), ("latent-steps", 3000), ("ae-decoder-steps", 0), ("sr-steps", 600), ("sr-finetune-steps", 200)):
         parser.add_argument(f"--{flag}", type=int, default=default, help=f"steps of this stage (default {default}; 0 skips it)")
     args = parser.parse_args(argv)
     if not args.manifest:
@@ -55,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging()
     from training.stages import train
 
-    steps = {"ae_steps": args.ae_steps, "latent_steps": args.latent_steps, "sr_steps": args.sr_steps, "sr_finetune_steps": args.sr_finetune_steps}
+    steps = {"ae_steps": args.ae_steps, "latent_steps": args.latent_steps, "ae_decoder_steps": args.ae_decoder_steps,
+             "sr_steps": args.sr_steps, "sr_finetune_steps": args.sr_finetune_steps}
     start = time.perf_counter()
     try:
         base = from_arguments(args, stage="autoencoder")
