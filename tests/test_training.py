@@ -231,3 +231,20 @@ def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(mani
         assert row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
         days = figures["tiny"]["projected_days_cheff_recipe_on_machex"]["super_res"][variant]
         assert days == pytest.approx(1_500_000 * 32 / row["images_per_s"] / 86400)
+
+
+def test_export_writes_a_half_precision_bundle_with_its_sampling_defaults(tmp_path):
+    from training.export import main as export
+
+    source, bundle = tmp_path / "model", tmp_path / "bundle"
+    CXRStudio.from_preset("tiny").save_pretrained(source)
+    assert export(["--model", str(source), "--out", str(bundle), "--fp16", "--sampler", "ddim", "--steps", "7",
+                   "--sr-sampler", "unipc", "--sr-steps", "3", "--no-upscale"]) == 0
+    studio = CXRStudio.from_pretrained(bundle)
+    sampling = studio.config.sampling
+    assert (sampling.sampler, sampling.num_steps, sampling.sr_sampler, sampling.sr_num_steps, sampling.upscale) == ("ddim", 7, "unipc", 3, False)
+    stored = component_weights(bundle, "super_res_unet")
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    assert next(studio.super_res_unet.parameters()).dtype == torch.float32  # loads as float32
+    original = component_weights(source, "super_res_unet")
+    assert all(torch.allclose(original[k], stored[k].float(), atol=1e-3, rtol=1e-3) for k in original)

@@ -22,10 +22,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sampler", help="default sampler of the bundle (ddim, dpmpp, unipc)")
     parser.add_argument("--steps", type=int, help="default latent steps of the bundle")
     parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")
+    parser.add_argument("--sr-sampler", help="default super-resolution sampler of the bundle")
+    parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
     parser.add_argument("--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)")
     args = parser.parse_args(argv)
     studio = CXRStudio.from_pretrained(args.model)
-    changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance)) if v is not None}
+    changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance),
+                                 ("sr_sampler", args.sr_sampler), ("sr_num_steps", args.sr_steps)) if v is not None}
     if args.no_upscale:
         changes["upscale"] = False
     if changes:  # the bundle's sampling defaults: what the app's sliders start from
