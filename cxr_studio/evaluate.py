@@ -44,8 +44,8 @@ from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
-from cxr_studio.pipeline.super_resolution import upsample
 from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
+from cxr_studio.pipeline.super_resolution import upsample
 
 def _say(message: str) -> None:
     print(f"[evaluate] {message}", file=sys.stderr, flush=True)

@@ -25,8 +25,8 @@ from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skip
 from cxr_studio.diffusion.schedules import training_scheduler, training_target
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
-from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
+from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
 from training.config import TrainConfig
 from training.loop import Trainer
