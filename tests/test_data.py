@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -198,6 +199,13 @@ def test_phantom_to_manifest_to_dataset(phantom_manifest):
     pairs = SuperResPairs(phantom_manifest, size=64, factor=2, crop=32, splits=("train", "val", "test"))
     pair = pairs[0]
     assert pair["high"].shape == (1, 32, 32) and pair["low"].shape == (1, 16, 16)
+    whole = SuperResPairs(phantom_manifest, size=64, factor=2, crop=32, splits=("train", "val", "test"), full_low=True)
+    for index in range(len(whole)):  # the crop is exactly where low_box says it is in the whole image
+        item = whole[index]
+        top, left, side = item["low_box"].tolist()
+        assert item["low_full"].shape == (1, 32, 32) and side == 16
+        assert torch.equal(item["low_full"][:, top : top + side, left : left + side], item["low"])
+    assert len({tuple(whole[i]["low_box"].tolist()) for i in range(len(whole))}) > 1  # crops move between images
 
 
 def test_no_patient_is_in_two_splits(phantom_manifest, tmp_path):

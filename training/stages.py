@@ -298,7 +298,8 @@ class SuperResTask(_StageBase):
 
     def _pairs(self, split: str) -> SuperResPairs:
         c = self.studio.config
-        return SuperResPairs(self.config.manifest, size=c.output_size, factor=c.super_res.factor, crop=self.crop, seed=self.config.seed, splits=(split,))
+        return SuperResPairs(self.config.manifest, size=c.output_size, factor=c.super_res.factor, crop=self.crop, seed=self.config.seed, splits=(split,),
+                             full_low=self.config.sr_low_res == "autoencoder")
 
     def train_dataset(self) -> Dataset:
         return self._pairs("train")
@@ -310,16 +311,23 @@ class SuperResTask(_StageBase):
             return None
 
     @torch.no_grad()
-    def _low_res(self, low: torch.Tensor) -> torch.Tensor:
-        """The condition: bicubic downsampling, or what the cascade really feeds SR (Cheff's fine-tuning)."""
-        if self.config.sr_low_res == "autoencoder":
-            return self.studio.text_to_image.decode(self.studio.text_to_image.encode_image(low))
-        return low
+    def _low_res(self, batch: dict[str, Any]) -> torch.Tensor:
+        """The condition: bicubic downsampling, or what the cascade really feeds SR (Cheff's fine-tuning):
+        the autoencoder's reconstruction of the whole low-resolution image, then the crop. Why whole: its
+        GroupNorm statistics are the image's; a crop alone (all lung, say) decodes with the wrong contrast."""
+        if self.config.sr_low_res != "autoencoder":
+            return batch["low"].to(self.studio.device)
+        recon = self._reconstruct(batch["low_full"].to(self.studio.device))
+        return torch.stack([r[:, top : top + side, left : left + side] for r, (top, left, side) in zip(recon, batch["low_box"].tolist())])
+
+    @torch.no_grad()
+    def _reconstruct(self, low: torch.Tensor) -> torch.Tensor:
+        return self.studio.text_to_image.decode(self.studio.text_to_image.encode_image(low))
 
     def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
         device = self.studio.device
         high = batch["high"].to(device)
-        condition = upsample(self._low_res(batch["low"].to(device)), self.studio.config.super_res.factor)
+        condition = upsample(self._low_res(batch), self.studio.config.super_res.factor)
         steps = self.noise_schedule.config.num_train_timesteps
         # conditioning augmentation: noise the condition by a random amount and tell the model how much
         aug_max = augmentation_timestep(self.studio.config.super_res.noise_augmentation, steps)
@@ -342,7 +350,8 @@ class SuperResTask(_StageBase):
             if image is None:
                 continue
             low = imaging.to_tensor(imaging.resize(image, (c.image_size, c.image_size))).to(self.studio.device)
-            low = self._low_res(low)
+            if self.config.sr_low_res == "autoencoder":
+                low = self._reconstruct(low)
             sr = self.studio.super_resolution(low, seeds=[0], num_steps=c.sampling.sr_num_steps, sampler=c.sampling.sr_sampler, noise_level=c.sampling.sr_noise_level)
             rows.append([imaging.from_tensor(upsample(low, c.super_res.factor))[0], imaging.from_tensor(sr)[0], image])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The exact recipe of the bundled demo cascade (assets/demo): a 4,000-image phantom set at 512 px, then
-# every stage with its own batch size, on the CPU. Re-running it with --resume continues where it stopped.
+# The recipe of the bundled demo cascade (assets/demo): a 4,000-image phantom set at 512 px, then every
+# stage with its own batch size, on the CPU. Re-running it with --resume continues where it stopped.
+# The bundled weights were trained in this order over several sessions (latent stage: 2,500 steps, then
+# resumed to 5,000; the decoder fine-tuning and the first super-resolution run side by side on copies of
+# the folder, which touch different components); see assets/demo/MODEL_CARD.md.
 # Usage: bash training/train_demo.sh [OUT_DIR] [--resume]
 set -euo pipefail
 out=${1:-runs/demo}
@@ -9,7 +12,10 @@ data=data/phantom512
 [ -f "$data/manifest.csv" ] || python -m cxr_studio.data.phantom --n 4000 --size 512 --seed 0 --out "$data" --workers 2
 common=(--manifest "$data/manifest.csv" --out "$out/model" --preset demo --seed 0 "$@")
 python -m training.train_autoencoder "${common[@]}" --max-steps 800 --batch-size 8 --lr 2e-4 --warmup-steps 50
-python -m training.train_latent_diffusion "${common[@]}" --max-steps 2500 --batch-size 16 --lr 2e-4 --warmup-steps 100
-python -m training.train_super_resolution "${common[@]}" --max-steps 500 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 50
-python -m training.train_super_resolution "${common[@]}" --max-steps 150 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
-python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --no-upscale
+python -m training.train_latent_diffusion "${common[@]}" --max-steps 5000 --batch-size 16 --lr 2e-4 --warmup-steps 100
+# decoder only, encoder frozen: the latents the latent stage learned stay as they are
+python -m training.train_autoencoder "${common[@]}" --ae-freeze-encoder --max-steps 1400 --batch-size 8 --lr 1e-4 --warmup-steps 50
+# v-prediction SR (the demo preset's schedule); --sr-reinit only matters for a folder made before it
+python -m training.train_super_resolution "${common[@]}" --sr-reinit --max-steps 3000 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 100
+python -m training.train_super_resolution "${common[@]}" --max-steps SR_FT_STEPS --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
+python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --sr-sampler SR_SAMPLER --sr-steps SR_STEPS

@@ -66,14 +66,17 @@ class ManifestDataset(Dataset):
 class SuperResPairs(ManifestDataset):
     """``(high, low)`` pairs for super-resolution: a random ``crop`` px window of the ``size`` px image and the
     same window downsampled by ``factor`` (bicubic, antialiased). ``high`` ``(1, crop, crop)``, ``low``
-    ``(1, crop/factor, crop/factor)``, both in ``[-1, 1]``.
+    ``(1, crop/factor, crop/factor)``, both in ``[-1, 1]``. ``full_low``: also ``low_full`` (the whole
+    downsampled image) and ``low_box`` ``(top, left, side)`` of ``low`` in it, so that a model with global
+    statistics (the autoencoder's GroupNorm) can process the image whole and the crop be cut afterwards.
     """
 
-    def __init__(self, manifest: str | os.PathLike[str], *, size: int, factor: int, crop: int, seed: int = 0, splits: Sequence[str] = ("train",)) -> None:
+    def __init__(self, manifest: str | os.PathLike[str], *, size: int, factor: int, crop: int, seed: int = 0, splits: Sequence[str] = ("train",),
+                 full_low: bool = False) -> None:
         super().__init__(manifest, size=size, splits=splits)
         if crop % factor or crop > size:
             raise InputError(f"crop {crop} must be a multiple of the factor {factor} and at most the size {size}.")
-        self.factor, self.crop, self.seed = factor, crop, seed
+        self.factor, self.crop, self.seed, self.full_low = factor, crop, seed, full_low
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         image = self.load(index, self.size)
@@ -87,7 +90,11 @@ class SuperResPairs(ManifestDataset):
         high = image[top : top + self.crop, left : left + self.crop]
         small = self.crop // self.factor
         low = low_full[top // self.factor : top // self.factor + small, left // self.factor : left // self.factor + small]
-        return {"high": imaging.to_tensor(high)[0], "low": imaging.to_tensor(low)[0], "report": self.rows[index]["report"], "index": index}
+        item = {"high": imaging.to_tensor(high)[0], "low": imaging.to_tensor(low)[0], "report": self.rows[index]["report"], "index": index}
+        if self.full_low:  # the whole low-resolution image and where the crop lies in it (for processing it whole)
+            item["low_full"] = imaging.to_tensor(low_full)[0]
+            item["low_box"] = torch.tensor([top // self.factor, left // self.factor, small])
+        return item
 
 
 def collate_skipping(items: list[dict[str, Any] | None]) -> dict[str, Any] | None:
