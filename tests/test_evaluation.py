@@ -101,3 +101,12 @@ def test_lpips_backbone_files_pth_and_bad_ones(vgg16_file, tmp_path):
                           ("partial.pth", "not a VGG16")):
         with pytest.raises(InputError, match=message):
             LPIPS(tmp_path / name)
+
+
+def test_quick_super_resolution_rows_follow_the_chosen_sampler(studio, tmp_path):
+    manifest = write_dataset(tmp_path, n=40, size=64, seed=0, quiet=True)
+    rows = quick.super_resolution_rows(studio, str(manifest), n=2, sampler="unipc", steps=2)
+    assert (rows["sr_sampler"], rows["sr_num_steps"]) == ("unipc", 2)
+    for name in ("autoencoder_plus_super_resolution", "autoencoder_plus_bicubic"):
+        assert rows[name]["images"] == 2 and rows[name]["size"] == studio.config.output_size and np.isfinite(rows[name]["psnr"])
+    assert studio.config.sampling.sr_sampler != "unipc" or studio.config.sampling.sr_num_steps != 2  # the studio itself is unchanged

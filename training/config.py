@@ -31,7 +31,7 @@ class TrainConfig:
     clip_grad: float = 1.0
     ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
     seed: int = 0
-    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (no native bf16 here: 2-3x slower); no | bf16 | fp16
+    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (reproducible; bf16 autocast is opt-in there); no | bf16 | fp16
     compile: str = "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
     channels_last: bool = False  # NHWC memory format for the trained modules
     log_every: int = 10

@@ -17,5 +17,5 @@ python -m training.train_latent_diffusion "${common[@]}" --max-steps 5000 --batc
 python -m training.train_autoencoder "${common[@]}" --ae-freeze-encoder --max-steps 1400 --batch-size 8 --lr 1e-4 --warmup-steps 50
 # v-prediction SR (the demo preset's schedule); --sr-reinit only matters for a folder made before it
 python -m training.train_super_resolution "${common[@]}" --sr-reinit --max-steps 3000 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 100
-python -m training.train_super_resolution "${common[@]}" --max-steps SR_FT_STEPS --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
-python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --sr-sampler SR_SAMPLER --sr-steps SR_STEPS
+python -m training.train_super_resolution "${common[@]}" --max-steps 600 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
+python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --sr-sampler ddim --sr-steps 6
