@@ -6,7 +6,6 @@ Half-precision weights halve the folder (the demo must stay small); they load as
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -32,8 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.no_upscale:
         changes["upscale"] = False
     if changes:  # the bundle's sampling defaults: what the app's sliders start from
-        config = studio.config.replace(sampling=dataclasses.replace(studio.config.sampling, **changes))
-        studio = CXRStudio(config=config, model_id=studio.model_id, **studio.components())
+        studio = studio.with_sampling(changes)
     model_hash = studio.save_pretrained(args.out, dtype=torch.float16 if args.fp16 else None)
     print(f"wrote {args.out} ({studio.config.name}@{model_hash[:12]})")
     return 0

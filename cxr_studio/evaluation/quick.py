@@ -51,15 +51,11 @@ def effusion_laterality(studio: Any, *, n: int = 16, num_steps: int | None = Non
 
 def super_resolution_rows(studio: Any, manifest: str, *, n: int, sampler: str | None = None, steps: int | None = None) -> dict[str, Any]:
     """The evaluation's AE + SR and AE + bicubic rows on the first ``n`` test images, with this SR sampler and steps."""
-    import dataclasses
-
-    from cxr_studio import CXRStudio
     from cxr_studio.evaluate import reconstruction as measure
     from cxr_studio.evaluation.classifier import load_split
 
-    changes = {k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None}
-    config = studio.config.replace(sampling=dataclasses.replace(studio.config.sampling, **changes))
-    studio = CXRStudio(config=config, model_id=studio.model_id, device=studio.device, **studio.components())
+    studio = studio.with_sampling({k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None})
+    config = studio.config
     low = load_split(manifest, "test", size=config.image_size, limit=n)[0]
     high = load_split(manifest, "test", size=config.output_size, limit=n)[0]
     rows = measure(studio, low, high_res=high)

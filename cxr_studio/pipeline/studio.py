@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -135,6 +136,11 @@ class CXRStudio:
             "latent_unet": self.latent_unet,
             "super_res_unet": self.super_res_unet,
         }
+
+    def with_sampling(self, changes: dict[str, Any]) -> CXRStudio:
+        """The same weights with other sampling defaults: ``changes`` maps ``SamplingDefaults`` fields to values."""
+        config = self.config.replace(sampling=dataclasses.replace(self.config.sampling, **changes))
+        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
 
     def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
         """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash.
