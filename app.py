@@ -384,7 +384,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         run = gr.Button("Generate", variant="primary")
                         stop = gr.Button("Stop")
                 with gr.Column(scale=3):
-                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=520, object_fit="contain", elem_id="gallery")
+                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=640, object_fit="contain", elem_id="gallery")
                     files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
                     selected = gr.Textbox(visible=False)
                     with gr.Row():
@@ -603,11 +603,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# A radiograph is always shown whole: Gradio sizes a lone gallery image to the column's width, taller than the
+# gallery box, so its lower part would sit below the fold; capping the tile's height lets object-fit contain it.
+CSS = "#gallery .thumbnail-lg { max-height: 600px; }"
+
+
 def launch_settings(host: str, port: int, auth: tuple[str, str] | None) -> dict:
     """Local and private: no share link, no browser run history, no monitoring page, an upload limit."""
     return {
         "server_name": host, "server_port": port, "share": False, "auth": auth, "max_file_size": MAX_UPLOAD, "run_history": False,
-        "enable_monitoring": False, "strict_cors": True, "mcp_server": False, "ssr_mode": False, "pwa": False, "footer_links": [],
+        "enable_monitoring": False, "strict_cors": True, "mcp_server": False, "ssr_mode": False, "pwa": False, "footer_links": [], "css": CSS,
     }
 
 

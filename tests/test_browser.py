@@ -85,6 +85,9 @@ def test_generate(page):
     image = page.locator("#gallery img").first
     image.wait_for()
     assert image.get_attribute("alt").startswith("SYNTHETIC · seed")  # the caption carries seed and settings
+    shown, frame = image.bounding_box(), page.locator("#gallery .grid-wrap").bounding_box()
+    assert shown["y"] + shown["height"] <= frame["y"] + frame["height"] + 1, "the radiograph runs below the gallery box"
+    assert image.evaluate("el => getComputedStyle(el).objectFit") == "contain"  # letterboxed, never cropped
     page.get_by_text("synthetic-seed").first.wait_for()  # the 16-bit PNG with its parameters is offered
     shoot(page, "generate")
 

@@ -18,12 +18,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cxr_studio import CXRStudio
+from cxr_studio import CXRStudio, InputError
 from cxr_studio.config import PRESETS
 from cxr_studio.data import phantom
 from training import runs
 from training.config import TrainConfig
-from training.loop import Trainer
+from training.loop import Trainer, learning_rate_schedule
 from training.stages import build_task, train
 from training.train_cascade import main as train_cascade
 
@@ -85,6 +85,30 @@ def test_killed_then_resumed_run_matches_an_uninterrupted_run(manifest, tmp_path
     train(TrainConfig(**{**resumed.__dict__, "resume": True}))
     a, b = final_weights(reference.run_dir), final_weights(resumed.run_dir)
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_learning_rate_schedules_warm_up_then_hold_or_decay_and_survive_a_longer_resume():
+    def lrs(schedule: str, max_steps: int, *, state: dict | None = None, steps: int) -> tuple[list[float], dict]:
+        optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        scheduler = learning_rate_schedule(optimizer, TrainConfig(lr_schedule=schedule, max_steps=max_steps, warmup_steps=10))
+        if state is not None:
+            scheduler.load_state_dict(state)
+        seen = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            seen.append(scheduler.get_last_lr()[0])
+        return seen, scheduler.state_dict()
+
+    constant, _ = lrs("constant", 100, steps=100)
+    assert constant[0] < constant[4] < constant[20] == constant[-1] == pytest.approx(1e-3)
+    cosine, state = lrs("cosine", 100, steps=50)
+    assert max(cosine) == pytest.approx(1e-3, rel=0.02) and all(a >= b for a, b in zip(cosine[10:], cosine[11:]))
+    assert cosine[-1] == pytest.approx(0.5e-3 * (1 + np.cos(np.pi * 40 / 90)))  # 40 of the 90 decay steps done
+    resumed, _ = lrs("cosine", 200, state=state, steps=150)  # resumed with --max-steps 200: the longer curve from step 50
+    assert resumed[0] > cosine[-1] and resumed[-1] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(InputError, match="lr_schedule"):
+        TrainConfig(lr_schedule="step")
 
 
 def component_weights(folder: Path, name: str) -> dict:

@@ -12,6 +12,7 @@ from typing import Any
 from cxr_studio import InputError
 
 STAGES = ("autoencoder", "latent", "super_res")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class TrainConfig:
     lr: float = 2e-4
     weight_decay: float = 0.01
     warmup_steps: int = 100
+    # constant after the warm-up, or cosine decay to 0 at max_steps (diffusers' schedule); on --resume with a
+    # larger --max-steps the cosine is recomputed for the new length from the current step
+    lr_schedule: str = "constant"
     clip_grad: float = 1.0
     ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
     seed: int = 0
@@ -72,6 +76,8 @@ class TrainConfig:
                 "perceptual_weight > 0 needs --perceptual-backbone: a local VGG16 state dict (torchvision's, "
                 ".safetensors or .pth). CXR Studio never downloads it; leave the weight at 0 to train without LPIPS."
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise InputError(f"lr_schedule {self.lr_schedule!r}; accepted: {', '.join(LR_SCHEDULES)}.")
         if self.sr_low_res not in ("bicubic", "autoencoder"):
             raise InputError(f"sr_low_res {self.sr_low_res!r}; accepted bicubic or autoencoder.")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):

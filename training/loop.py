@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from accelerate import Accelerator
+from diffusers.optimization import get_cosine_schedule_with_warmup
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -64,6 +65,14 @@ class BatchPlan(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return self.stop - self.start
+
+
+def learning_rate_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up over ``warmup_steps``, then constant or a cosine decay reaching 0 at ``max_steps``."""
+    warmup = max(1, config.warmup_steps)
+    if config.lr_schedule == "cosine":
+        return get_cosine_schedule_with_warmup(optimizer, num_warmup_steps=warmup, num_training_steps=config.max_steps)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
 
 
 def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
@@ -138,8 +147,7 @@ class Trainer:
         dataset = self.task.train_dataset()
         params = [p for m in self.task.modules.values() for p in m.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        warmup = max(1, cfg.warmup_steps)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+        scheduler = learning_rate_schedule(optimizer, cfg)
         # EMA warm-up (decay grows with the step count) so short runs are not dominated by the random init
         emas = {name: EMAModel(m.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=0.75) for name, m in self.task.modules.items()}
         start = 0
