@@ -238,7 +238,7 @@ def test_perceptual_term_needs_a_local_backbone_and_trains_with_one(manifest, tm
     assert any(row.get("lpips", 0) > 0 for row in logged)
 
 
-def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(manifest, tmp_path):
+def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(manifest, tmp_path, monkeypatch):
     from training.benchmark import bench_training
 
     # in this process: the precision accelerate was first given (fp32 on a CPU)
@@ -249,12 +249,22 @@ def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(mani
     with pytest.raises(Exception, match="mixed_precision 'fp8'"):
         config(manifest, tmp_path / "x", mixed_precision="fp8")
     # the benchmark runs each variant as a process of its own, bf16 autocast included
-    figures = bench_training(("tiny",), steps=4, variants=("fp32", "bf16"), stages=("super_res",))
+    figures = bench_training(("tiny",), steps=4, variants=("fp32", "bf16"), stages=("super_res",), batch_size=3)
     for variant in ("fp32", "bf16"):
         row = figures["tiny"]["super_res"][variant]
-        assert row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
+        assert row["batch"] == 3 and row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
         days = figures["tiny"]["projected_days_cheff_recipe_on_machex"]["super_res"][variant]
         assert days == pytest.approx(1_500_000 * 32 / row["images_per_s"] / 86400)
+    # a stage whose training state does not fit (the cheff latent stage on 24 GB) is timed forward + backward
+    import training.benchmark as bench
+
+    def killed(config):
+        raise MemoryError("train_latent_diffusion was killed (out of memory) at batch 2")
+
+    monkeypatch.setattr(bench, "_train_in_subprocess", killed)
+    row = bench.bench_training(("tiny",), steps=2, stages=("latent",), batch_size=2)["tiny"]["latent"]["fp32"]
+    assert row["mode"] == "forward_backward_only" and "out of memory" in row["training"]
+    assert row["batch"] == 2 and row["images_per_s"] == pytest.approx(2 / row["seconds_per_step"])
 
 
 def test_export_writes_a_half_precision_bundle_with_its_sampling_defaults(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import sys
 import tempfile
 from pathlib import Path
@@ -35,11 +36,12 @@ def projected_days(figures: dict[str, dict[str, dict[str, float]]]) -> dict[str,
 
 
 def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, variants: tuple[str, ...] = ("fp32",),
-                   stages: tuple[str, ...] = tuple(STAGE_BATCHES)) -> dict[str, object]:
+                   stages: tuple[str, ...] = tuple(STAGE_BATCHES), batch_size: int | None = None) -> dict[str, object]:
     """Training throughput (images/s) per preset, stage and variant (fp32, bf16 autocast, channels_last,
     torch.compile) on phantom data. The first half of the steps is warm-up (compilation, allocator) and not timed.
     Each run is a process of its own: accelerate fixes the precision once per process, and compiled code
-    must not be shared between variants."""
+    must not be shared between variants. ``batch_size`` replaces every stage's default batch (the ``cheff``
+    preset's latent stage at batch 16 needs more memory than a laptop has; images/s is then a lower bound)."""
     from cxr_studio.config import preset
     from cxr_studio.data.phantom import write_dataset
     from training.config import TrainConfig
@@ -51,22 +53,62 @@ def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, 
             manifest = write_dataset(Path(folder) / f"data-{name}", n=24, size=size, seed=0, quiet=True)
             per_stage: dict[str, object] = {}
             for stage in stages:  # in cascade order: each stage reads the folder the previous one wrote
-                batch = STAGE_BATCHES[stage]
+                batch = batch_size or STAGE_BATCHES[stage]
                 for variant in variants:
                     out = Path(folder) / f"model-{name}-{variant}"
                     config = TrainConfig(stage=stage, manifest=str(manifest), out=str(out), preset=name, max_steps=steps, batch_size=batch,
-                                         log_every=1, sample_every=10**6, validate_every=10**6, checkpoint_every=10**6,
+                                         log_every=1, sample_every=0, validate_every=0, checkpoint_every=10**6,
                                          sr_crop=min(128, size), **VARIANTS[variant])
-                    _train_in_subprocess(config)
-                    lines = [json.loads(l) for l in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
-                    timed = lines[len(lines) // 2 - 1 :]
-                    seconds = (timed[-1]["seconds"] - timed[0]["seconds"]) / (len(timed) - 1)
-                    row = {"batch": batch, "seconds_per_step": seconds, "images_per_s": batch / seconds,
-                           "first_step_s": lines[0]["seconds"]}
+                    try:
+                        _train_in_subprocess(config)
+                    except MemoryError as error:  # the whole training state does not fit: time what does
+                        print(f"  train {name}/{stage}/{variant}: {error}; timing forward + backward only", file=sys.stderr, flush=True)
+                        with multiprocessing.get_context("spawn").Pool(1) as pool:  # its memory goes back when it ends
+                            row = {**pool.apply(forward_backward, (config,), {"steps": steps}), "training": str(error)}
+                    else:
+                        lines = [json.loads(l) for l in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+                        timed = lines[len(lines) // 2 - 1 :]
+                        seconds = (timed[-1]["seconds"] - timed[0]["seconds"]) / (len(timed) - 1)
+                        row = {"batch": batch, "seconds_per_step": seconds, "images_per_s": batch / seconds,
+                               "first_step_s": lines[0]["seconds"]}
                     per_stage.setdefault(stage, {})[variant] = row
                     print(f"  train {name}/{stage}/{variant}: {json.dumps(row)}", file=sys.stderr, flush=True)
             results[name] = {**per_stage, "projected_days_cheff_recipe_on_machex": projected_days(per_stage)}
     return results
+
+
+def forward_backward(config, *, steps: int) -> dict[str, float | int | str]:
+    """Seconds per forward + backward pass of the stage's own loss on one batch, without the AdamW step,
+    its two moments and the EMA copy. For stages whose training state outgrows the machine (the ``cheff``
+    latent stage: about a billion parameters, times weights, gradients, two moments and EMA, is about 21 GB);
+    the images/s it gives is an upper bound on training throughput, so the projected days a lower bound."""
+    import gc
+    import time
+
+    import torch
+
+    from cxr_studio.data.dataset import collate_skipping
+    from training.stages import build_task
+
+    task = build_task(config)
+    dataset = task.train_dataset()
+    batch = collate_skipping([dataset[i % len(dataset)] for i in range(config.batch_size)])
+    generator = torch.Generator().manual_seed(config.seed)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")
+    times = []
+    for step in range(steps):
+        began = time.perf_counter()
+        with autocast:
+            loss, _ = task.loss(batch, step=step, generator=generator)
+        loss.backward()
+        for module in task.modules.values():
+            module.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - began)
+    del task, dataset, batch
+    gc.collect()
+    seconds = sum(times[len(times) // 2 :]) / len(times[len(times) // 2 :])  # the first half is warm-up
+    return {"batch": config.batch_size, "seconds_per_step": seconds, "images_per_s": config.batch_size / seconds,
+            "first_step_s": times[0], "mode": "forward_backward_only"}
 
 
 def _train_in_subprocess(config) -> None:
@@ -83,6 +125,8 @@ def _train_in_subprocess(config) -> None:
         flag = "--" + field.name.replace("_", "-")
         argv += [flag if value is True else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
     done = subprocess.run(argv, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    if done.returncode == -9:  # SIGKILL: on these machines the kernel's out-of-memory killer
+        raise MemoryError(f"{module} was killed (out of memory) at batch {config.batch_size}")
     if done.returncode != 0:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
 
@@ -93,12 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--variants", default="fp32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--stages", default=",".join(STAGE_BATCHES), help="comma-separated, in cascade order")
+    parser.add_argument("--batch-size", type=int, help="one batch for every stage (default: autoencoder 8, latent 16, super_res 8)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from cxr_studio.benchmark import machine
 
     results = {"machine": machine(), "training": bench_training(tuple(args.presets.split(",")), steps=args.steps, variants=tuple(args.variants.split(",")),
-                                                                    stages=tuple(args.stages.split(",")))}
+                                                                    stages=tuple(args.stages.split(",")), batch_size=args.batch_size)}
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

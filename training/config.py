@@ -39,8 +39,8 @@ class TrainConfig:
     compile: str = "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
     channels_last: bool = False  # NHWC memory format for the trained modules
     log_every: int = 10
-    validate_every: int = 250
-    sample_every: int = 250
+    validate_every: int = 250  # 0: never (benchmarks)
+    sample_every: int = 250  # 0: never
     checkpoint_every: int = 250
     keep_checkpoints: int = 2
     max_bad_steps: int = 5  # abort after this many non-finite losses in a row

@@ -211,9 +211,9 @@ class Trainer:
                 self._metrics(record)
                 progress.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}")
                 self._progress(step, status="running", loss=logs.get("loss"), eta_s=(cfg.max_steps - step) / max(rate, 1e-9), steps_per_s=rate)
-            if step % cfg.validate_every == 0 or step == cfg.max_steps:
+            if cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.max_steps):
                 self._validate(step, emas)
-            if step % cfg.sample_every == 0 or step == cfg.max_steps:
+            if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.max_steps):
                 self._with_ema(emas, lambda: self.task.samples(self.run_dir / "samples" / f"step-{step:08d}.png"))
             if step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(step, optimizer, scheduler, emas)
