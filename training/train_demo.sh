@@ -3,7 +3,8 @@
 # stage with its own batch size, on the CPU. Re-running it with --resume continues where it stopped.
 # The bundled weights were trained in this order over several sessions (latent stage: 2,500 steps, then
 # resumed to 5,000; the decoder fine-tuning and the first super-resolution run side by side on copies of
-# the folder, which touch different components); see assets/demo/MODEL_CARD.md.
+# the folder, which touch different components; the super-resolution fine-tuning saw the 1,400-step
+# decoder, and the decoder's cosine continuation to 3,400 steps came last); see assets/demo/MODEL_CARD.md.
 # Usage: bash training/train_demo.sh [OUT_DIR] [--resume]
 set -euo pipefail
 out=${1:-runs/demo}
@@ -15,6 +16,9 @@ python -m training.train_autoencoder "${common[@]}" --max-steps 800 --batch-size
 python -m training.train_latent_diffusion "${common[@]}" --max-steps 5000 --batch-size 16 --lr 2e-4 --warmup-steps 100
 # decoder only, encoder frozen: the latents the latent stage learned stay as they are
 python -m training.train_autoencoder "${common[@]}" --ae-freeze-encoder --max-steps 1400 --batch-size 8 --lr 1e-4 --warmup-steps 50
+# ... then resumed to 3,400 steps with the learning rate decaying (cosine) to 0
+python -m training.train_autoencoder "${common[@]}" --ae-freeze-encoder --max-steps 3400 --batch-size 8 --lr 1e-4 --warmup-steps 50 \
+    --lr-schedule cosine --validate-every 500 --sample-every 500 --resume
 # v-prediction SR (the demo preset's schedule); --sr-reinit only matters for a folder made before it
 python -m training.train_super_resolution "${common[@]}" --sr-reinit --max-steps 3000 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 100
 python -m training.train_super_resolution "${common[@]}" --max-steps 600 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
