@@ -292,11 +292,12 @@ def build_demo(model: AppModel) -> gr.Blocks:
         write_atomic(path, study.export_csv())
         return study.results(), str(path)
 
-    def train_start(manifest, out, preset, ae, latent, sr, finetune, resume):
+    def train_start(manifest, out, preset, ae, latent, sr, finetune, decoder, schedule, resume):
         from training import runs
 
         try:
-            runs.start_run(manifest=manifest, out=out, preset=preset, steps={"ae": ae, "latent": latent, "sr": sr, "sr_finetune": finetune}, resume=resume)
+            steps = {"ae": ae, "latent": latent, "ae_decoder": decoder, "sr": sr, "sr_finetune": finetune}
+            runs.start_run(manifest=manifest, out=out, preset=preset, steps=steps, resume=resume, extra_args=["--lr-schedule", schedule])
         except InputError as err:
             raise gr.Error(str(err)) from None
         return f"Started training into `{out}`."
@@ -533,6 +534,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         ae, latent = gr.Number(value=800, precision=0, label="Autoencoder steps"), gr.Number(value=2500, precision=0, label="Latent steps")
                         sr, finetune = gr.Number(value=500, precision=0, label="SR steps"), gr.Number(value=150, precision=0, label="SR fine-tune steps")
                     with gr.Row():
+                        decoder = gr.Number(value=0, precision=0, label="Decoder fine-tune steps (encoder frozen)")
+                        schedule = gr.Dropdown(["constant", "cosine"], value="constant", label="Learning-rate schedule")
+                    with gr.Row():
                         t_start, t_resume, t_stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
                     t_load = gr.Button("Load the trained cascade into the studio")
                 with gr.Column():
@@ -540,7 +544,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     curve = gr.LinePlot(x="step", y="loss", label="Training loss")
                     samples = gr.Image(label="Latest sample grid", format="png", interactive=False)
                     log = gr.Code(label="Log", lines=12)
-            settings = [manifest, out, t_preset, ae, latent, sr, finetune]
+            settings = [manifest, out, t_preset, ae, latent, sr, finetune, decoder, schedule]
             t_start.click(lambda *a: train_start(*a, False), settings, t_status)
             t_resume.click(lambda *a: train_start(*a, True), settings, t_status)
             t_stop.click(lambda folder: __import__("training.runs").runs.stop_run(folder, wait_s=0) and "Stopping after this step.", out, t_status)

@@ -205,12 +205,13 @@ def test_existing_run_without_resume_is_refused(manifest, tmp_path):
 def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
     out = tmp_path / "model"
     steps = {"ae": 100000, "latent": 0, "sr": 0, "sr_finetune": 0}
-    runs.start_run(manifest=manifest, out=out, preset="tiny", steps=steps, extra_args=["--log-every", "1", "--checkpoint-every", "100000"])
+    runs.start_run(manifest=manifest, out=out, preset="tiny", steps=steps, extra_args=["--log-every", "1", "--checkpoint-every", "100000", "--lr-schedule", "cosine"])
     deadline = time.time() + 120
     while time.time() < deadline and runs.read_progress(out)["step"] < 3:
         time.sleep(0.1)
     progress = runs.read_progress(out)
     assert progress["running"] and progress["stage"] == "autoencoder" and progress["losses"]
+    assert json.loads((out.parent / "model.runs" / "autoencoder" / "config.json").read_text())["lr_schedule"] == "cosine"
     assert runs.stop_run(out)
     assert runs.read_progress(out)["status"] == "stopped"
     stopped_at = runs.read_progress(out)["step"]

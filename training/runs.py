@@ -37,7 +37,8 @@ def start_run(
     resume: bool = False,
     extra_args: Sequence[str] = (),
 ) -> int:
-    """Start (or resume) training in a separate process; returns its pid. ``steps`` keys: ae, latent, sr, sr_finetune."""
+    """Start (or resume) training in a separate process; returns its pid. ``steps`` keys: ae, latent, ae_decoder, sr, sr_finetune;
+    ``extra_args`` are any other ``train_cascade`` flags (``["--lr-schedule", "cosine"]``)."""
     if is_running(out):
         raise InputError(f"a training run is already writing to {out}; stop it first.")
     if not Path(manifest).is_file():
