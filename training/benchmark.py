@@ -82,30 +82,28 @@ def forward_backward(config, *, steps: int) -> dict[str, float | int | str]:
     its two moments and the EMA copy. For stages whose training state outgrows the machine (the ``cheff``
     latent stage: about a billion parameters, times weights, gradients, two moments and EMA, is about 21 GB);
     the images/s it gives is an upper bound on training throughput, so the projected days a lower bound."""
-    import gc
     import time
 
     import torch
 
     from cxr_studio.data.dataset import collate_skipping
+    from training.loop import make_accelerator
     from training.stages import build_task
 
     task = build_task(config)
     dataset = task.train_dataset()
     batch = collate_skipping([dataset[i % len(dataset)] for i in range(config.batch_size)])
     generator = torch.Generator().manual_seed(config.seed)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.mixed_precision == "bf16")
+    accelerator = make_accelerator(config)  # the trainer's precision rules, so the variants mean the same here
     times = []
     for step in range(steps):
         began = time.perf_counter()
-        with autocast:
+        with accelerator.autocast():
             loss, _ = task.loss(batch, step=step, generator=generator)
         loss.backward()
         for module in task.modules.values():
             module.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - began)
-    del task, dataset, batch
-    gc.collect()
     seconds = sum(times[len(times) // 2 :]) / len(times[len(times) // 2 :])  # the first half is warm-up
     return {"batch": config.batch_size, "seconds_per_step": seconds, "images_per_s": config.batch_size / seconds,
             "first_step_s": times[0], "mode": "forward_backward_only"}

@@ -295,7 +295,8 @@ class Trainer:
 
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
-    """bf16 on GPUs; fp32 on CPUs, where bf16 has no hardware support here and runs 2-3x slower."""
+    """``auto``: bf16 on GPUs, fp32 on CPUs (reproducible, and the precision every bundled figure was made in;
+    ``--mixed-precision bf16`` is opt-in there, 1.6-1.7x faster on CPUs with AVX512-BF16)."""
     precision = config.mixed_precision
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
