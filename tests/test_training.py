@@ -283,3 +283,40 @@ def test_export_writes_a_half_precision_bundle_with_its_sampling_defaults(tmp_pa
     assert next(studio.super_res_unet.parameters()).dtype == torch.float32  # loads as float32
     original = component_weights(source, "super_res_unet")
     assert all(torch.allclose(original[k], stored[k].float(), atol=1e-3, rtol=1e-3) for k in original)
+
+
+def test_export_moves_a_cascade_to_another_size_with_the_same_weights(tmp_path):
+    from training.export import main as export
+
+    source, moved = tmp_path / "model", tmp_path / "moved"
+    CXRStudio.from_preset("tiny").save_pretrained(source)
+    assert export(["--model", str(source), "--out", str(moved), "--image-size", "64", "--sr-factor", "4"]) == 0
+    studio = CXRStudio.from_pretrained(moved)
+    assert (studio.config.image_size, studio.config.super_res.factor, studio.config.output_size) == (64, 4, 256)
+    assert studio.latent_unet.config.sample_size == 16 and studio.super_res_unet.config.sample_size == 256
+    for name in ("autoencoder", "latent_unet", "super_res_unet", "report_encoder"):
+        before, after = component_weights(source, name), component_weights(moved, name)
+        assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    result = studio.generate("Large right pleural effusion.", seed=0, num_steps=2, sr_num_steps=2)
+    assert result.low_res[0].size == (64, 64) and result.images[0].size == (256, 256)
+    assert export(["--model", str(source), "--out", str(tmp_path / "bad"), "--image-size", "36"]) == 2  # not a multiple of 8
+    assert not (tmp_path / "bad").exists()
+    with pytest.raises(InputError, match="sr_factor"):
+        studio.with_resolution(image_size=64, sr_factor=0)
+
+
+def test_latent_fine_tuning_keeps_the_folders_tokenizer_and_report_encoder(manifest, tmp_path):
+    trained, kept, fresh = (tmp_path / name / "model" for name in "abc")
+    train(config(manifest, trained, stage="latent", max_steps=2))
+    for out in (kept, fresh):
+        shutil.copytree(trained, out)
+    encoder = component_weights(trained, "report_encoder")
+    new = build_task(config(manifest, fresh, stage="latent", max_steps=2)).modules["report_encoder"].state_dict()
+    assert not all(torch.equal(encoder[k], new[k]) for k in encoder)  # Cheff's first run: a new encoder from scratch
+    task = build_task(config(manifest, kept, stage="latent", max_steps=2, latent_keep_encoder=True))
+    start = task.modules["report_encoder"].state_dict()
+    assert all(torch.equal(encoder[k], start[k]) for k in encoder)
+    shutil.rmtree(kept.parent / "model.runs")
+    train(config(manifest, kept, stage="latent", max_steps=2, latent_keep_encoder=True))
+    vocab = CXRStudio.from_pretrained(trained).tokenizer.get_vocab()
+    assert CXRStudio.from_pretrained(kept).tokenizer.get_vocab() == vocab

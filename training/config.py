@@ -57,6 +57,9 @@ class TrainConfig:
     perceptual_weight: float = 0.0
     perceptual_backbone: str = ""  # torchvision vgg16 weights, .safetensors or .pth
     # latent diffusion
+    # fine-tuning (e.g. at a new size after ``training.export --image-size``): keep the model folder's tokenizer
+    # and report encoder instead of training new ones from scratch beside the folder's latent UNet
+    latent_keep_encoder: bool = False
     report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
     sample_steps: int = 20
     # super-resolution

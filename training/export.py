@@ -1,16 +1,19 @@
 """Copy a trained cascade into a bundle: ``python -m training.export --model DIR --out assets/demo [--fp16]``.
 
-Half-precision weights halve the folder (the demo must stay small); they load as float32.
+Half-precision weights halve the folder (the demo must stay small); they load as float32. With
+``--image-size`` (and ``--sr-factor``) the copy is the same weights at another size, to be fine-tuned
+there stage by stage (see ``CXRStudio.with_resolution`` and ``training/train_demo.sh``).
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 
 import torch
 
-from cxr_studio import CXRStudio
+from cxr_studio import CXRStudio, InputError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -23,9 +26,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")
     parser.add_argument("--sr-sampler", help="default super-resolution sampler of the bundle")
     parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
+    parser.add_argument("--image-size", type=int, help="move the cascade to this first-stage size (then fine-tune it)")
+    parser.add_argument("--sr-factor", type=int, help="with --image-size: the new super-resolution factor")
     parser.add_argument("--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)")
     args = parser.parse_args(argv)
-    studio = CXRStudio.from_pretrained(args.model)
+    if args.sr_factor is not None and args.image_size is None:
+        parser.error("--sr-factor needs --image-size")
+    try:
+        studio = CXRStudio.from_pretrained(args.model)
+        if args.image_size is not None:
+            studio = studio.with_resolution(image_size=args.image_size, sr_factor=args.sr_factor)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance),
                                  ("sr_sampler", args.sr_sampler), ("sr_num_steps", args.sr_steps)) if v is not None}
     if args.no_upscale:

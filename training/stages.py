@@ -184,14 +184,20 @@ class LatentTask(_StageBase):
             from transformers import BertTokenizerFast
 
             self.tokenizer = BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
-        else:  # the tokenizer is trained first, on the training reports (Cheff)
+        else:  # the tokenizer is trained first, on the training reports (Cheff), or kept when fine-tuning
             studio_cfg = studio.config.report_encoder
-            self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
+            if config.latent_keep_encoder:
+                self.tokenizer = studio.tokenizer
+            else:
+                self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
             cache.parent.mkdir(parents=True, exist_ok=True)
             self.tokenizer.save_pretrained(str(cache))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
-            encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(studio.device)
+        if config.latent_keep_encoder:
+            encoder = studio.report_encoder
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(config.seed)
+                encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(studio.device)
         self.modules = {"report_encoder": encoder.train(), "latent_unet": studio.latent_unet.train()}
         self.noise_schedule = training_scheduler(studio.config.latent_schedule)
         self.max_tokens = studio.config.report_encoder.max_tokens

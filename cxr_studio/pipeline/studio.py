@@ -142,6 +142,29 @@ class CXRStudio:
         config = self.config.replace(sampling=dataclasses.replace(self.config.sampling, **changes))
         return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
 
+    def with_resolution(self, *, image_size: int, sr_factor: int | None = None) -> CXRStudio:
+        """The same weights at another first-stage size (and super-resolution factor).
+
+        Every part is convolutional or attends over positions, so the weights run at any size that the
+        UNets' downsampling divides; what they learned at one scale does not carry over as is (a latent
+        UNet trained on 32x32 latents draws noise at 64x64), so each stage is then fine-tuned at the new
+        size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew.
+        """
+        factor = self.config.super_res.factor if sr_factor is None else sr_factor
+        if not isinstance(factor, int) or factor < 1:
+            raise InputError(f"sr_factor must be a whole number of at least 1, got {factor!r}.")
+        latent_step = self.config.autoencoder.downsampling * 2 ** (len(self.config.latent_unet.block_out_channels) - 1)
+        sr_step = 2 ** (len(self.config.super_res.block_out_channels) - 1)
+        if not isinstance(image_size, int) or image_size < latent_step or image_size % latent_step or (image_size * factor) % sr_step:
+            raise InputError(
+                f"image_size {image_size!r} with factor {factor}: the size must be a multiple of {latent_step} "
+                f"(autoencoder and latent UNet downsampling) and size x factor a multiple of {sr_step}."
+            )
+        config = self.config.replace(image_size=image_size, super_res=dataclasses.replace(self.config.super_res, factor=factor))
+        self.latent_unet.register_to_config(sample_size=config.latent_size)
+        self.super_res_unet.register_to_config(sample_size=config.output_size)
+        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
+
     def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
         """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash.
 
