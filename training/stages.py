@@ -218,6 +218,8 @@ class LatentTask(_StageBase):
                         continue
                     latents.append(self.studio.text_to_image.encode_image(batch["image"]).cpu())
                     keep.append(batch["index"])
+                    if (start // 16) % 25 == 24:  # minutes at 256 px on a CPU: say how far it is
+                        log.info("encoding %s images: %d of %d", split, start + len(batch["index"]), len(images))
             path.parent.mkdir(parents=True, exist_ok=True)
             save_file({"latents": torch.cat(latents).contiguous(), "index": torch.cat(keep)}, path)
             log.info("cached %d %s latents in %s", sum(len(k) for k in keep), split, path)
