@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import cxr_studio  # noqa: E402
 import cxr_studio.export  # noqa: E402
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SAMPLERS  # noqa: E402
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS, SAMPLERS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
 from cxr_studio.files import write_atomic  # noqa: E402
 from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
@@ -529,7 +529,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         p_folder, p_count, p_size = gr.Textbox(value="data/phantom", label="Phantom folder"), gr.Number(value=1000, precision=0, label="Images"), gr.Number(value=512, precision=0, label="Size")
                     gr.Button("Make a phantom set").click(make_phantoms, [p_folder, p_count, p_size], manifest)
                     out = gr.Textbox(label="Model folder", value="runs/my-cascade/model")
-                    t_preset = gr.Dropdown(["tiny", "demo", "cheff"], value="demo", label="Preset")
+                    t_preset = gr.Dropdown(list(PRESETS), value="demo", label="Preset")
                     with gr.Row():
                         ae, latent = gr.Number(value=800, precision=0, label="Autoencoder steps"), gr.Number(value=2500, precision=0, label="Latent steps")
                         sr, finetune = gr.Number(value=500, precision=0, label="SR steps"), gr.Number(value=150, precision=0, label="SR fine-tune steps")

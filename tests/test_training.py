@@ -118,14 +118,15 @@ def component_weights(folder: Path, name: str) -> dict:
 def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(manifest, tmp_path):
     first, out = tmp_path / "a" / "model", tmp_path / "b" / "model"
     train(config(manifest, first, stage="autoencoder", max_steps=2))
-    shutil.copytree(first, out)  # fine-tune a trained folder in a run of its own
+    # fine-tune a trained folder in a run of its own, at twice the size (the demo's move to 256 px)
+    CXRStudio.from_pretrained(first).with_resolution(image_size=64).save_pretrained(out)
     train(config(manifest, out, stage="autoencoder", max_steps=4, ae_freeze_encoder=True, lr=1e-2, warmup_steps=1))
     before, after = component_weights(first, "autoencoder"), component_weights(out, "autoencoder")
     frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
     scaling = [json.loads((f / "studio_config.json").read_text())["autoencoder"]["scaling_factor"] for f in (first, out)]
-    assert scaling[0] == scaling[1]  # same encoder, same latents: the latent stage stays valid
+    assert scaling[0] == scaling[1]  # same encoder, same scale: the latent stage stays valid (at any size)
 
 
 def test_super_resolution_can_restart_with_another_prediction_type(manifest, tmp_path, monkeypatch):

@@ -157,8 +157,14 @@ class AutoencoderTask(_StageBase):
 
     @torch.no_grad()
     def export(self) -> None:
-        """Scale latents to unit variance (the diffusion stage assumes it), then save the cascade."""
+        """Scale latents to unit variance (the diffusion stage assumes it), then save the cascade. A frozen
+        encoder keeps its scale: the latent stage was trained on latents scaled by it (and at another image
+        size the same encoder's latents spread a little differently)."""
         autoencoder = self.modules["autoencoder"]
+        if self.config.ae_freeze_encoder:
+            _save(self.studio, self.studio.config, self.config.out, autoencoder=autoencoder)
+            log.info("decoder exported to %s (latent scaling factor kept)", self.config.out)
+            return
         dataset = self.train_dataset()
         batch = collate_skipping([dataset[i] for i in range(min(64, len(dataset)))])
         latents = autoencoder.encode(batch["image"].to(self.studio.device)).latent_dist.mode()
