@@ -29,6 +29,18 @@ def test_ssim_and_psnr_match_scikit_image():
     assert psnr(as_tensor(a), as_tensor(shifted), data_range=1.0).item() < 25
 
 
+def test_ssim_is_exact_under_bf16_autocast_and_keeps_its_gradient():
+    rng = np.random.default_rng(1)
+    a = torch.from_numpy(rng.random((2, 1, 64, 64), dtype=np.float32)) * 0.2 + 0.6  # bright, low-contrast: the hard case
+    b = (a + 0.01 * torch.from_numpy(rng.standard_normal(a.shape, dtype=np.float32))).requires_grad_()
+    reference = ssim(a, b.detach(), data_range=1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # how the trainer runs the autoencoder loss with --mixed-precision bf16
+        value = ssim(a, b, data_range=1.0)
+    assert value.dtype == torch.float32 and torch.allclose(value, reference, atol=1e-6)
+    value.sum().backward()
+    assert b.grad is not None and torch.isfinite(b.grad).all() and b.grad.abs().sum() > 0
+
+
 @pytest.fixture(scope="module")
 def studio():
     return CXRStudio.from_preset("tiny")

@@ -21,15 +21,20 @@ def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, window: i
     scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``
     away from the borders.
     """
-    window = min(window, x.shape[-1], x.shape[-2]) | 1  # odd, and no larger than the image
-    kernel = _gaussian_window(window, sigma, x.device, x.dtype)
-    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
-    var_x = F.conv2d(x * x, kernel) - mu_x**2
-    var_y = F.conv2d(y * y, kernel) - mu_y**2
-    cov = F.conv2d(x * y, kernel) - mu_x * mu_y
-    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return ssim_map.flatten(1).mean(1)
+    # At least float32, autocast off: the variances are differences of nearly equal moments, which bf16's
+    # 8-bit mantissa turns into noise (a bf16-autocast autoencoder run went NaN within 30 steps).
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        dtype = torch.promote_types(x.dtype, torch.float32)  # float64 stays float64
+        x, y = x.to(dtype), y.to(dtype)
+        window = min(window, x.shape[-1], x.shape[-2]) | 1  # odd, and no larger than the image
+        kernel = _gaussian_window(window, sigma, x.device, x.dtype)
+        c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+        mu_x, mu_y = F.conv2d(x, kernel), F.conv2d(y, kernel)
+        var_x = F.conv2d(x * x, kernel) - mu_x**2
+        var_y = F.conv2d(y * y, kernel) - mu_y**2
+        cov = F.conv2d(x * y, kernel) - mu_x * mu_y
+        ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        return ssim_map.flatten(1).mean(1)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0) -> torch.Tensor:
