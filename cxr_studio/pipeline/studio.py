@@ -148,7 +148,9 @@ class CXRStudio:
         Every part is convolutional or attends over positions, so the weights run at any size that the
         UNets' downsampling divides; what they learned at one scale does not carry over as is (a latent
         UNet trained on 32x32 latents draws noise at 64x64), so each stage is then fine-tuned at the new
-        size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew.
+        size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew. The
+        modules are shared with this studio, not copied (their configs' ``sample_size``, metadata only,
+        follow the new size).
         """
         factor = self.config.super_res.factor if sr_factor is None else sr_factor
         if not isinstance(factor, int) or factor < 1:
