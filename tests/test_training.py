@@ -317,7 +317,6 @@ def test_latent_fine_tuning_keeps_the_folders_tokenizer_and_report_encoder(manif
     task = build_task(config(manifest, kept, stage="latent", max_steps=2, latent_keep_encoder=True))
     start = task.modules["report_encoder"].state_dict()
     assert all(torch.equal(encoder[k], start[k]) for k in encoder)
-    shutil.rmtree(kept.parent / "model.runs")
     train(config(manifest, kept, stage="latent", max_steps=2, latent_keep_encoder=True))
     vocab = CXRStudio.from_pretrained(trained).tokenizer.get_vocab()
     assert CXRStudio.from_pretrained(kept).tokenizer.get_vocab() == vocab

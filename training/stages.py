@@ -184,23 +184,20 @@ class AutoencoderTask(_StageBase):
 class LatentTask(_StageBase):
     def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
         super().__init__(config, studio)
-        cache = config.run_dir / "tokenizer"
-        reports = [row["report"] for row in ManifestDataset(config.manifest, size=8).rows]
-        if cache.is_dir():  # a resumed run keeps the vocabulary it started with
-            from transformers import BertTokenizerFast
-
-            self.tokenizer = BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
-        else:  # the tokenizer is trained first, on the training reports (Cheff), or kept when fine-tuning
-            studio_cfg = studio.config.report_encoder
-            if config.latent_keep_encoder:
-                self.tokenizer = studio.tokenizer
-            else:
-                self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            self.tokenizer.save_pretrained(str(cache))
-        if config.latent_keep_encoder:
-            encoder = studio.report_encoder
+        if config.latent_keep_encoder:  # fine-tuning: the folder's vocabulary and encoder (a resume loads the checkpoint's)
+            self.tokenizer, encoder = studio.tokenizer, studio.report_encoder
         else:
+            cache = config.run_dir / "tokenizer"
+            if cache.is_dir():  # a resumed run keeps the vocabulary it started with
+                from transformers import BertTokenizerFast
+
+                self.tokenizer = BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
+            else:  # the tokenizer is trained first, on the training reports (Cheff)
+                reports = [row["report"] for row in ManifestDataset(config.manifest, size=8).rows]
+                studio_cfg = studio.config.report_encoder
+                self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                self.tokenizer.save_pretrained(str(cache))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
                 encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(studio.device)
