@@ -291,9 +291,10 @@ def test_export_moves_a_cascade_to_another_size_with_the_same_weights(tmp_path):
 
     source, moved = tmp_path / "model", tmp_path / "moved"
     CXRStudio.from_preset("tiny").save_pretrained(source)
-    assert export(["--model", str(source), "--out", str(moved), "--image-size", "64", "--sr-factor", "4"]) == 0
+    assert export(["--model", str(source), "--out", str(moved), "--image-size", "64", "--sr-factor", "4", "--name", "tiny64"]) == 0
     studio = CXRStudio.from_pretrained(moved)
     assert (studio.config.image_size, studio.config.super_res.factor, studio.config.output_size) == (64, 4, 256)
+    assert studio.config.name == "tiny64" and studio.model_id.startswith("tiny64@")
     assert studio.latent_unet.config.sample_size == 16 and studio.super_res_unet.config.sample_size == 256
     for name in ("autoencoder", "latent_unet", "super_res_unet", "report_encoder"):
         before, after = component_weights(source, name), component_weights(moved, name)

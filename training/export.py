@@ -28,14 +28,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
     parser.add_argument("--image-size", type=int, help="move the cascade to this first-stage size (then fine-tune it)")
     parser.add_argument("--sr-factor", type=int, help="with --image-size: the new super-resolution factor")
+    parser.add_argument("--name", help="with --image-size: the configuration's new name (e.g. demo, once at the demo preset's size)")
     parser.add_argument("--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)")
     args = parser.parse_args(argv)
-    if args.sr_factor is not None and args.image_size is None:
-        parser.error("--sr-factor needs --image-size")
+    if (args.sr_factor is not None or args.name is not None) and args.image_size is None:
+        parser.error("--sr-factor and --name need --image-size")
     try:
         studio = CXRStudio.from_pretrained(args.model)
         if args.image_size is not None:
-            studio = studio.with_resolution(image_size=args.image_size, sr_factor=args.sr_factor)
+            studio = studio.with_resolution(image_size=args.image_size, sr_factor=args.sr_factor, name=args.name)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

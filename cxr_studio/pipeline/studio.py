@@ -142,7 +142,7 @@ class CXRStudio:
         config = self.config.replace(sampling=dataclasses.replace(self.config.sampling, **changes))
         return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
 
-    def with_resolution(self, *, image_size: int, sr_factor: int | None = None) -> CXRStudio:
+    def with_resolution(self, *, image_size: int, sr_factor: int | None = None, name: str | None = None) -> CXRStudio:
         """The same weights at another first-stage size (and super-resolution factor).
 
         Every part is convolutional or attends over positions, so the weights run at any size that the
@@ -150,7 +150,7 @@ class CXRStudio:
         UNet trained on 32x32 latents draws noise at 64x64), so each stage is then fine-tuned at the new
         size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew. The
         modules are shared with this studio, not copied (their configs' ``sample_size``, metadata only,
-        follow the new size).
+        follow the new size). ``name`` renames the configuration (the preset it now matches).
         """
         factor = self.config.super_res.factor if sr_factor is None else sr_factor
         if not isinstance(factor, int) or factor < 1:
@@ -162,7 +162,8 @@ class CXRStudio:
                 f"image_size {image_size!r} with factor {factor}: the size must be a multiple of {latent_step} "
                 f"(autoencoder and latent UNet downsampling) and size x factor a multiple of {sr_step}."
             )
-        config = self.config.replace(image_size=image_size, super_res=dataclasses.replace(self.config.super_res, factor=factor))
+        config = self.config.replace(image_size=image_size, super_res=dataclasses.replace(self.config.super_res, factor=factor),
+                                     name=name or self.config.name)
         self.latent_unet.register_to_config(sample_size=config.latent_size)
         self.super_res_unet.register_to_config(sample_size=config.output_size)
         return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
