@@ -333,7 +333,7 @@ def test_the_bundled_demo_cascade_loads_offline_and_generates(monkeypatch):
     demo = cxr_studio.load_default()
     assert demo.model_id.startswith("demo@") and demo.config.name == "demo"
     expected = preset("demo")  # the preset is the bundle's architecture and size
-    for part in ("image_size", "super_res", "latent_unet", "report_encoder", "sr_schedule", "latent_schedule"):
+    for part in ("image_size", "super_res", "latent_unet", "report_encoder", "sr_schedule", "latent_schedule", "sampling"):
         assert getattr(demo.config, part) == getattr(expected, part), part
     result = demo.generate("Large right pleural effusion.", seed=0, num_steps=4, upscale=False)
-    assert result.images[0].size == (128, 128) and 0.05 < result.pixels.mean() < 0.95
+    assert result.images[0].size == (256, 256) and 0.05 < result.pixels.mean() < 0.95

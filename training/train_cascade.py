@@ -1,6 +1,6 @@
 """Train every stage of the cascade in order and leave a folder that ``CXRStudio.from_pretrained`` loads.
 
-``python -m training.train_cascade --manifest M --preset {tiny,demo,cheff} --out DIR``
+``python -m training.train_cascade --manifest M --preset {tiny,demo,demo128,cheff} --out DIR``
 
 Stages: autoencoder -> report encoder + latent UNet (on cached latents of the trained autoencoder) ->
 optionally the decoder alone, fine-tuned with the encoder frozen (``--ae-decoder-steps``; the latents do not

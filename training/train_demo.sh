@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The recipe of the bundled demo cascade (assets/demo): a 4,000-image phantom set at 512 px, then every
-# stage with its own batch size, on the CPU. Re-running it with --resume continues where it stopped.
-# The bundled weights were trained in this order over several sessions (latent stage: 2,500 steps, then
+# The recipe of the bundled demo cascade (assets/demo): a 4,000-image phantom set at 512 px, every stage
+# trained at 128 px first (preset demo128, x4 super-resolution to 512 px: 4x fewer latent positions, so
+# about 4x faster on a CPU), then moved to 256 px with x2 super-resolution and fine-tuned there
+# (training/train_demo256.sh). Re-running it with --resume continues where it stopped.
+# The 128 px weights were trained in this order over several sessions (latent stage: 2,500 steps, then
 # resumed to 5,000; the decoder fine-tuning and the first super-resolution run side by side on copies of
 # the folder, which touch different components; the super-resolution fine-tuning saw the 1,400-step
 # decoder, and the decoder's cosine continuation to 3,400 steps came last); see assets/demo/MODEL_CARD.md.
@@ -11,7 +13,7 @@ out=${1:-runs/demo}
 shift || true
 data=data/phantom512
 [ -f "$data/manifest.csv" ] || python -m cxr_studio.data.phantom --n 4000 --size 512 --seed 0 --out "$data" --workers 2
-common=(--manifest "$data/manifest.csv" --out "$out/model" --preset demo --seed 0 "$@")
+common=(--manifest "$data/manifest.csv" --out "$out/model128" --preset demo128 --seed 0 "$@")
 python -m training.train_autoencoder "${common[@]}" --max-steps 800 --batch-size 8 --lr 2e-4 --warmup-steps 50
 python -m training.train_latent_diffusion "${common[@]}" --max-steps 5000 --batch-size 16 --lr 2e-4 --warmup-steps 100
 # decoder only, encoder frozen: the latents the latent stage learned stay as they are
@@ -22,4 +24,5 @@ python -m training.train_autoencoder "${common[@]}" --ae-freeze-encoder --max-st
 # v-prediction SR (the demo preset's schedule); --sr-reinit only matters for a folder made before it
 python -m training.train_super_resolution "${common[@]}" --sr-reinit --max-steps 3000 --batch-size 8 --sr-crop 128 --lr 2e-4 --warmup-steps 100
 python -m training.train_super_resolution "${common[@]}" --max-steps 600 --batch-size 8 --sr-crop 128 --lr 1e-4 --warmup-steps 10 --sr-low-res autoencoder
-python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --sr-sampler ddim --sr-steps 6
+# 256 px: the same weights moved, each stage fine-tuned there, then exported as assets/demo
+bash training/train_demo256.sh "$out/model128" "$out" "$@"
