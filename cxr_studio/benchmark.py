@@ -7,6 +7,7 @@ measurement and the whole run is written as JSON with the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -86,6 +87,7 @@ def bench_stages(presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: 
     """Per preset and stage: parameters, GFLOPs per forward, latency at batch 1 and 4, peak RSS so far."""
     import torch
 
+    from cxr_studio.models.latent_unet import predict
     from cxr_studio.pipeline.studio import CXRStudio
 
     results: dict[str, object] = {}
@@ -111,7 +113,7 @@ def bench_stages(presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: 
         tokens = {"input_ids": torch.ones_like(mask), "attention_mask": mask}
         add("report_encoder", studio.report_encoder, lambda b: lambda: studio.report_encoder(input_ids=tokens["input_ids"].repeat(b, 1), attention_mask=mask.repeat(b, 1)))
         latent = torch.randn(1, c.autoencoder.latent_channels, c.latent_size, c.latent_size)
-        add("latent_unet", studio.latent_unet, lambda b: lambda: studio.latent_unet(latent.repeat(b, 1, 1, 1), 500, encoder_hidden_states=embeds.repeat(b, 1, 1), encoder_attention_mask=mask.repeat(b, 1)))
+        add("latent_unet", studio.latent_unet, lambda b: lambda: predict(studio.latent_unet, latent.repeat(b, 1, 1, 1), 500, prompt_embeds=embeds.repeat(b, 1, 1), prompt_mask=mask.repeat(b, 1)))
         image = torch.zeros(1, 1, c.image_size, c.image_size)
         add("autoencoder_encode", studio.autoencoder, lambda b: lambda: studio.autoencoder.encode(image.repeat(b, 1, 1, 1)))
         add("autoencoder_decode", studio.autoencoder, lambda b: lambda: studio.autoencoder.decode(latent.repeat(b, 1, 1, 1)))
@@ -149,35 +151,57 @@ def bench_generate(model: str | None = None) -> dict[str, object]:
     }
 
 
-def bench_samplers(model: str | None = None, reports: tuple[str, ...] = ("Large right pleural effusion.", "Left chest wall pacemaker.", "Normal chest radiograph."), threshold_db: float = 30.0) -> dict[str, object]:
-    """Steps versus quality: DPM-Solver++ and UniPC at 10/20/50 steps against DDIM with 150 steps (the papers'
-    recipe), same start noise; PSNR of the low-res image against the reference, and the speed-up of the
-    fewest steps that reach ``threshold_db``."""
-    from cxr_studio.evaluation.metrics import psnr
+SAMPLER_REPORTS = (
+    "Large left pleural effusion.",
+    "Large right pneumothorax with a visible pleural line.",
+    "Large lobulated mass in the left upper lung zone.",
+    "Left chest wall pacemaker with leads in the right atrium and right ventricle.",
+    "Moderate pulmonary edema. Cardiomegaly.",
+    "Right chest tube with its tip at the apex.",
+    "Large consolidation in the right lower zone.",
+    "No acute cardiopulmonary abnormality.",
+)
+
+
+def bench_samplers(model: str | None = None, *, seeds: int = 8, steps_grid: tuple[int, ...] = (5, 10, 15, 20, 25, 50),
+                   reference_steps: int = 150, default_target_db: float = 30.0) -> dict[str, object]:
+    """Steps against quality for every sampler in the menu: PSNR and SSIM of the low-resolution image against
+    DDIM with ``reference_steps`` steps from the same start noise (one report and seed per image, ``seeds``
+    images), with wall time per image. The headline: model evaluations of DDIM-150 over those of the fewest
+    steps at which the model's default sampler reaches ``default_target_db`` (equal quality)."""
+    import torch
+
+    from cxr_studio.config import SAMPLERS
+    from cxr_studio.evaluation.metrics import psnr, ssim
 
     studio = _studio(model)
-    import torch
+    reports = [SAMPLER_REPORTS[k % len(SAMPLER_REPORTS)] for k in range(seeds)]
 
     def run(sampler: str, steps: int) -> tuple[torch.Tensor, float]:
         start = time.perf_counter()
-        images = [torch.from_numpy(studio.generate(r, seed=k, sampler=sampler, num_steps=steps, upscale=False).pixels) for k, r in enumerate(reports)]
+        images = [torch.from_numpy(studio.generate(r, seed=k, sampler=sampler, num_steps=steps, upscale=False).pixels)
+                  for k, r in enumerate(reports)]
         return torch.stack(images), (time.perf_counter() - start) / len(reports)
 
-    reference, reference_s = run("ddim", 150)
-    rows = {"ddim-150": {"psnr_db": float("inf"), "seconds_per_image": reference_s}}
-    for sampler in ("ddim", "dpmpp", "unipc"):
-        for steps in (10, 20, 50):
+    reference, reference_s = run("ddim", reference_steps)
+    rows: dict[str, dict[str, float]] = {}
+    for sampler in SAMPLERS:
+        for steps in steps_grid:
             images, seconds = run(sampler, steps)
-            value = float(psnr(images[:, None], reference[:, None], data_range=1.0).mean())
-            rows[f"{sampler}-{steps}"] = {"psnr_db": value, "seconds_per_image": seconds}
-    fastest = min((k for k, v in rows.items() if v["psnr_db"] >= threshold_db and k != "ddim-150"), key=lambda k: rows[k]["seconds_per_image"], default=None)
+            per_image = psnr(images, reference, data_range=1.0)
+            rows[f"{sampler}-{steps}"] = {
+                "sampler": sampler, "steps": steps, "psnr_db": float(per_image.mean()), "psnr_min_db": float(per_image.min()),
+                "ssim": float(ssim(images, reference, data_range=1.0).mean()), "seconds_per_image": seconds,
+            }
+            print(f"  samplers/{sampler}-{steps}: {json.dumps(rows[f'{sampler}-{steps}'])}", file=sys.stderr, flush=True)
+    default = studio.config.sampling.sampler
+    reaching = [r["steps"] for r in rows.values() if r["sampler"] == default and r["psnr_db"] >= default_target_db]
     return {
-        "model": studio.model_id,
-        "reference": "ddim-150",
-        "threshold_db": threshold_db,
-        "results": rows,
-        "fastest_at_threshold": fastest,
-        "speedup": reference_s / rows[fastest]["seconds_per_image"] if fastest else None,
+        "model": studio.model_id, "schedule": dataclasses.asdict(studio.config.latent_schedule),
+        "reference": f"ddim-{reference_steps}", "reference_seconds_per_image": reference_s, "images": seeds,
+        "results": rows, "default_sampler": default, "default_target_db": default_target_db,
+        "default_steps_at_target": min(reaching, default=None),
+        "evaluations_ratio_vs_reference": reference_steps / min(reaching) if reaching else None,
     }
 
 
@@ -223,10 +247,12 @@ def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
             written[-1].write_text(line_plot(xs, series))
     samplers = results.get("samplers")
     if isinstance(samplers, dict):
-        rows = samplers["results"]
-        series = {s: [rows.get(f"{s}-{n}", {}).get("psnr_db") for n in (10, 20, 50)] for s in ("ddim", "dpmpp", "unipc")}
+        rows = list(samplers["results"].values())
+        steps = sorted({r["steps"] for r in rows})
+        series = {s: [next((r["psnr_db"] for r in rows if r["sampler"] == s and r["steps"] == n), None) for n in steps]
+                  for s in dict.fromkeys(r["sampler"] for r in rows)}
         written.append(folder / "psnr_vs_steps.svg")
-        written[-1].write_text(line_plot([10, 20, 50], series))
+        written[-1].write_text(line_plot(steps, series))
     return written
 
 
@@ -247,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--presets", default="tiny,demo,cheff", help="presets for the stages section")
     parser.add_argument("--all-cores", action="store_true", help="use every core (the default pins phantom timing to one core)")
     parser.add_argument("--plots", type=Path, help="write SVG plots (scaling, samplers) into this folder")
+    parser.add_argument("--sampler-seeds", type=int, default=8, help="images (one report and seed each) in the samplers section")
+    parser.add_argument("--sampler-steps", default="5,10,15,20,25,50", help="step counts the samplers section measures")
     args = parser.parse_args(argv)
     import torch
 
@@ -258,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
         options = {"model": args.model} if name in ("generate", "samplers", "scaling") else {}
         if name == "stages":
             options = {"presets": tuple(args.presets.split(","))}
+        if name == "samplers":
+            options |= {"seeds": args.sampler_seeds, "steps_grid": tuple(int(n) for n in args.sampler_steps.split(","))}
         results[name] = SECTIONS[name](**options)
         print(name, json.dumps(results[name], default=float), flush=True)
         if everything:

@@ -174,7 +174,7 @@ def check_compatible(components: dict[str, Any], config: StudioConfig) -> None:
         ("report encoder width", components["report_encoder"].config.hidden_size, config.report_encoder.hidden_size),
         ("report encoder depth", components["report_encoder"].config.num_hidden_layers, config.report_encoder.num_layers),
         ("autoencoder latent channels", components["autoencoder"].config.latent_channels, latent_channels),
-        ("latent UNet input channels", components["latent_unet"].config.in_channels, latent_channels),
+        ("latent UNet input channels", components["latent_unet"].config.in_channels, latent_channels + config.latent_unet.coordinate_channels),
         ("latent UNet cross-attention width", components["latent_unet"].config.cross_attention_dim, components["report_encoder"].config.hidden_size),
         ("report encoder vocabulary", components["report_encoder"].config.vocab_size, len(components["tokenizer"])),
         ("super-resolution input channels", components["super_res_unet"].config.in_channels, 2),

@@ -52,6 +52,7 @@ class LatentUNetConfig:
     attention_levels: tuple[bool, ...] = (False, True, True, True)  # cross-attention per level
     num_heads: int = 8
     norm_num_groups: int = 32
+    coordinate_channels: int = 0  # 2: column and row coordinates beside the latents (where "left" is)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,11 @@ class ScheduleConfig:
     beta_start: float = 0.0015
     beta_end: float = 0.0295  # Cheff 7.6: 0.0195 leaves structure in x_T
     prediction_type: str = "epsilon"
+    # Lin et al. 2024: rescale the betas so the last step is pure noise (alpha_bar_T = 0). With epsilon
+    # prediction alpha_bar_T ~ 3e-6 makes x0 = (x - sqrt(1 - a) eps) / sqrt(a) amplify the noise error ~580x
+    # at the first step; zero terminal SNR needs v-prediction (epsilon carries no information there).
+    rescale_betas_zero_snr: bool = False
+    timestep_spacing: str = "trailing"  # every sampler's steps; "trailing" starts at t = T - 1 (Lin et al.)
 
 
 @dataclass(frozen=True)
@@ -195,11 +201,16 @@ PRESETS: dict[str, StudioConfig] = {
         image_size=256,
         autoencoder=AutoencoderConfig(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False),
         report_encoder=ReportEncoderConfig(vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96),
-        latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4, norm_num_groups=16),
+        latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4,
+                                     norm_num_groups=16, coordinate_channels=2),
         super_res=SuperResConfig(factor=2, block_out_channels=(16, 32, 64, 128), layers_per_block=1, attention_levels=(False,) * 4, norm_num_groups=8),
         # v-prediction: with epsilon prediction the cosine schedule's first steps (alpha_bar ~ 1e-9) turn a
         # small noise error into a saturated image that a briefly trained SR UNet never recovers from
         sr_schedule=ScheduleConfig(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"),
+        # v-prediction with zero terminal SNR (Lin et al. 2024): the latent stage's first sampling step no longer
+        # divides a noise prediction by sqrt(alpha_bar_T) ~ 0.0017, which multistep solvers cannot survive.
+        # The bundled demo is fine-tuned into it with --latent-reschedule (see its model card)
+        latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
         # DDIM, as the bundle: on this model DPM-Solver++ at 20 steps draws washed-out, ghostly radiographs
         # where DDIM at 25 draws the report's findings (the sample grids written during training use these)
         sampling=SamplingDefaults(num_steps=25, sampler="ddim", sr_num_steps=6, sr_sampler="ddim"),

@@ -14,7 +14,12 @@ project trains on the manifest, not an ImageNet Inception or a public CXR model)
   test images, in the feature space of the finding classifier, and also in Inception-v3 space when
   ``--inception FILE`` names a local TorchScript Inception (e.g. clean-fid's ``inception-2015-12-05.pt``); diversity as mean pairwise MS-SSIM among samples of one report.
 - Faithfulness (Diff-CXR table V): the classifier scores generated images against the labels of the
-  report they came from: per-finding AUC and mAUC; laterality accuracy on one-sided findings; device presence.
+  report they came from: per-finding AUC and mAUC; device presence; laterality as "named side only" (the
+  named side positive and the other negative, at thresholds fitted on real validation images), per
+  one-sided finding and sided device: named side only / both sides / wrong side / missed. The judge's own
+  figures on real test images come first: below 97 % named-side-only its verdict on samples means nothing.
+- Prompt sheet: fixed one-sided and bilateral reports, several seeds each, beside the phantom's own
+  rendering of the report (:mod:`cxr_studio.evaluation.prompt_sheet`), judged like the samples.
 - Utility (Packhäuser table 1): the classifier trained on synthetic images only vs on as many real
   ones, both tested on the real test split: the mAUC gap in points.
 - Device removal: the phantom benchmark of :mod:`cxr_studio.evaluation.device_removal`.
@@ -41,10 +46,11 @@ import torch
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
-from cxr_studio.evaluation.distribution import fid, kid, precision_recall
+from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
-from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, ClassifierConfig, FindingClassifier, finding_sides
+from cxr_studio.data.manifest import CHEXPERT_LABELS
+from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
 from cxr_studio.pipeline.super_resolution import upsample
 
 def _say(message: str) -> None:
@@ -99,20 +105,6 @@ def generate_for(studio: Any, rows: list[dict[str, str]], *, size: int, seed: in
     return imaging.to_batch(np.stack(pixels), size)
 
 
-def laterality(probabilities: np.ndarray, rows: list[dict[str, str]]) -> dict[str, Any]:
-    """Among images whose report names one-sided findings on one side only: is the classifier's more likely side that side?"""
-    left, right = TARGETS.index(SIDE_TARGETS[0]), TARGETS.index(SIDE_TARGETS[1])
-    confusion = {"left": {"left": 0, "right": 0}, "right": {"left": 0, "right": 0}}
-    for p, row in zip(probabilities, rows):
-        sides = finding_sides(row.get("findings", ""))
-        if len(sides) == 1:
-            truth = sides.pop()
-            confusion[truth]["left" if p[left] > p[right] else "right"] += 1
-    total = sum(sum(v.values()) for v in confusion.values())
-    correct = confusion["left"]["left"] + confusion["right"]["right"]
-    return {"accuracy": correct / total if total else None, "cases": total, "confusion": confusion}
-
-
 def _diversity(studio: Any, report: str, *, n: int, seed: int) -> float:
     """Mean pairwise MS-SSIM among ``n`` samples of one report (lower = more diverse)."""
     pixels = torch.from_numpy(studio.generate(report, seed=seed, num_images=n, upscale=False).pixels[:, None])
@@ -127,29 +119,54 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
     return float(ms_ssim(pick[i], pick[j], data_range=1.0).mean())
 
 
-def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 96, max_train: int = 2000,
-             classifier_steps: int = 300, classifier_dir: str | Path | None = None, utility_samples: int = 128,
+JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
+
+
+def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 128, max_train: int = 2000,
+             classifier_steps: int = 1500, sheet_seeds: int = 8, classifier_dir: str | Path | None = None, utility_samples: int = 128,
              steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
              sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
              inception: str | Path | None = None, vgg16: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
     started = time.perf_counter()
     report: dict[str, Any] = {"model": studio.model_id, "manifest": Path(manifest).name, "judge_size": judge_size, "seed": seed}
-    # 1. Real data: the classifier's training split and the test split, at the judge's resolution
+    # 1. Real data at the judge's resolution: training split (the judge learns), validation split (its
+    # verdict thresholds), test split (the judge's own figures, and the reference for every sample figure)
     _say("loading the manifest")
     train_x, train_t, train_k, train_rows = judge.load_split(manifest, "train", size=judge_size, limit=max_train)
     test_x, test_t, test_k, test_rows = judge.load_split(manifest, "test", size=judge_size)
+    needed = PR_NEIGHBOURS + 1
+    if len(test_x) < needed or min(num_samples, len(test_rows)) < needed:
+        raise InputError(
+            f"{Path(manifest).name}: {len(test_x)} test images and {min(num_samples, len(test_rows))} samples; the realism "
+            f"figures (precision/recall with k={PR_NEIGHBOURS}) need at least {needed} of each: use a larger manifest "
+            f"(a few hundred phantoms: python -m cxr_studio.data.phantom --n 400) and --num-samples {needed} or more."
+        )
     report["images"] = {"train": len(train_x), "test": len(test_x)}
-    # 2. The judge: trained on the real training split (or loaded)
+    # 2. The judge: trained on the real training split (or loaded), thresholds fitted on real validation images
     if classifier_dir and (Path(classifier_dir) / "model.safetensors").is_file():
         model = FindingClassifier.load(classifier_dir)
     else:
-        _say(f"training the finding classifier ({classifier_steps} steps)")
-        model = judge.fit_classifier(train_x, train_t, train_k, config=ClassifierConfig(image_size=judge_size), steps=classifier_steps, seed=seed)
-        if classifier_dir:
-            model.save(classifier_dir)
-    real_auc = judge.per_target_auc(judge.predict(model, test_x), test_t, test_k)
-    report["classifier_on_real_test"] = {"auc": real_auc, "mauc": judge.mean_auc(real_auc)}
+        _say(f"training the finding classifier ({classifier_steps} steps at {judge_size} px)")
+        model = judge.fit_classifier(train_x, train_t, train_k, config=ClassifierConfig(image_size=judge_size),
+                                     steps=classifier_steps, seed=seed)
+    if not model.thresholds:
+        try:
+            val_x, val_t, val_k, _ = judge.load_split(manifest, "val", size=judge_size, limit=max_train)
+            report["judge_thresholds_from"] = "val split"
+        except InputError:  # no validation split: the training images (optimistic thresholds, said so in the report)
+            val_x, val_t, val_k = train_x, train_t, train_k
+            report["judge_thresholds_from"] = "train split (the manifest has no val split)"
+        model.thresholds = judge.fit_thresholds(judge.predict(model, val_x), val_t, val_k)
+    if classifier_dir:
+        model.save(classifier_dir)
+    test_p = judge.predict(model, test_x)
+    real_auc = judge.per_target_auc(test_p, test_t, test_k)
+    real_sides = judge.side_verdicts(test_p, test_rows, model.thresholds)
+    report["classifier_on_real_test"] = {
+        "auc": {k: v for k, v in real_auc.items() if k in CHEXPERT_LABELS}, "mauc": judge.mean_auc(real_auc),
+        "laterality": real_sides, "valid": real_sides["rate"] is None or real_sides["rate"] >= JUDGE_MIN_NAMED_SIDE_ONLY,
+    }
     # 3. Reconstruction at the model's resolution (and through super-resolution)
     _say("reconstruction")
     model_res = judge.load_split(manifest, "test", size=studio.config.image_size, limit=64)[0]
@@ -188,7 +205,8 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
     fake_p = judge.predict(model, fake)
     auc = judge.per_target_auc(fake_p, fake_t, fake_k, min_positives=2)
     devices = TARGETS.index("Support Devices")
-    report["faithfulness"] = {"auc": auc, "mauc": judge.mean_auc(auc), "laterality": laterality(fake_p, rows),
+    report["faithfulness"] = {"auc": {k: v for k, v in auc.items() if k in CHEXPERT_LABELS}, "mauc": judge.mean_auc(auc),
+                              "laterality": judge.side_verdicts(fake_p, rows, model.thresholds),
                               "device_presence_auc": auc.get("Support Devices"),
                               "device_presence_accuracy": float(((fake_p[:, devices] > 0.5) == (fake_t[:, devices] > 0.5)).mean())}
     # 7. Metric against sampling steps
@@ -198,8 +216,21 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         p = judge.predict(model, sub)
         a = judge.per_target_auc(p, fake_t[:sweep_samples], fake_k[:sweep_samples], min_positives=1)
         sweep.append({"steps": steps, "kid": kid(real_f, judge.embed(model, sub), subsets=20, subset_size=min(len(sub), len(real_f)), seed=seed)[0],
-                      "mauc": judge.mean_auc(a), "laterality": laterality(p, rows[:sweep_samples])["accuracy"]})
+                      "mauc": judge.mean_auc(a), "laterality": judge.side_verdicts(p, rows[:sweep_samples], model.thresholds)["rate"]})
     report["against_steps"] = sweep
+    # 7b. The prompt sheet: fixed one-sided and bilateral reports, real phantom and samples judged alike
+    sheet_images: dict[str, Any] = {}
+    if sheet_seeds:
+        from cxr_studio.evaluation import prompt_sheet
+
+        _say(f"prompt sheet: {len(prompt_sheet.SHEET)} reports x {sheet_seeds} seeds")
+        sheet = prompt_sheet.render(studio, seeds=sheet_seeds, judge_size=judge_size, seed=seed)
+        report["prompt_sheet"] = {
+            "seeds": sheet_seeds, "reports": sheet["rows"],
+            "laterality_real": judge.side_verdicts(judge.predict(model, sheet["real"]), sheet["manifest_rows"], model.thresholds),
+            "laterality_samples": judge.side_verdicts(judge.predict(model, sheet["synthetic"]), sheet["manifest_rows"], model.thresholds),
+        }
+        sheet_images = sheet
     # 8. Utility: synthetic-only vs real-only training, tested on the real test split
     if utility_samples:
         _say(f"utility: generating {utility_samples} synthetic training images")
@@ -238,8 +269,9 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
             "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
         }
     report["seconds"] = time.perf_counter() - started
-    examples = {"real test images": test_x[:8, 0], "SYNTHETIC: the first 8 samples": fake[:8, 0]}
-    for j, name in enumerate(TARGETS[:-2]):  # example grids per finding, from reports that name it
+    examples: dict[str, Any] = {"prompt sheet": sheet_images} if sheet_images else {}
+    examples |= {"real test images": test_x[:8, 0], "SYNTHETIC: the first 8 samples": fake[:8, 0]}
+    for j, name in enumerate(CHEXPERT_LABELS):  # example grids per finding, from reports that name it
         with_finding = np.nonzero(fake_t[:, j] > 0.5)[0][:6]
         if len(with_finding):
             examples[f"SYNTHETIC: {name}"] = fake[with_finding, 0]
@@ -258,7 +290,35 @@ def _png_data_uri(images: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
+def _framed(image: np.ndarray) -> np.ndarray:
+    """A ``(1, s, s)`` image in ``[-1, 1]`` with a white 2 px frame: the real phantom of a prompt-sheet row."""
+    out = image.copy()
+    out[:, :2], out[:, -2:], out[:, :, :2], out[:, :, -2:] = 1, 1, 1, 1
+    return out
+
+
+def _laterality_table(columns: dict[str, dict[str, Any]]) -> str:
+    """Per sided item and overall: named side only / both / wrong / missed, one column group per image set."""
+    from cxr_studio.evaluation.classifier import VERDICTS
+
+    head = "".join(f"<th colspan='{len(VERDICTS) + 1}'>{html.escape(name)}</th>" for name in columns)
+    sub = "".join("<th>rate</th>" + "".join(f"<th>{v.replace('_', ' ')}</th>" for v in VERDICTS) for _ in columns)
+    items = next(iter(columns.values()))["per_item"]
+
+    def cells(row: dict[str, Any]) -> str:
+        rate = "-" if row.get("rate") is None else f"{row['rate']:.0%}"
+        return f"<td>{rate}</td>" + "".join(f"<td>{row[v]}</td>" for v in VERDICTS)
+
+    body = "".join(f"<tr><td>{html.escape(item)}</td>" + "".join(cells(c["per_item"][item]) for c in columns.values()) + "</tr>"
+                   for item in items)
+    body += "<tr><td><b>all</b></td>" + "".join(cells(c) for c in columns.values()) + "</tr>"
+    body += ("<tr><td><i>relative (secondary: p(named) &gt; p(other), blind to both-sided drawings)</i></td>"
+             + "".join(f"<td colspan='{len(VERDICTS) + 1}'>" + ("-" if c["relative_accuracy"] is None else f"{c['relative_accuracy']:.0%}")
+                       + "</td>" for c in columns.values()) + "</tr>")
+    return f"<table><tr><th></th>{head}</tr><tr><th></th>{sub}</tr>{body}</table>"
+
+
+def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
         for k, v in d.items():
@@ -273,25 +333,46 @@ def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
 
     sweep = report.get("against_steps", [])
     xs = [s["steps"] for s in sweep]
-    lat = report["faithfulness"]["laterality"]["confusion"]
+    judge_real = report["classifier_on_real_test"]
+    lat = report["faithfulness"]["laterality"]
+    warning = ("" if judge_real["valid"] else
+               f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} named-side-only on real "
+               f"test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts on samples mean nothing.</b></p>")
     sections = [
         f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1><p>Manifest {html.escape(report['manifest'])}; "
         f"{report['images']['train']} training and {report['images']['test']} test images; {report['seconds']:.0f} s. Every generated image is synthetic.</p>",
+        "<h2>The judge on real test images (its own quality, first)</h2>" + warning
+        + table({"mAUC": judge_real["mauc"], "named side only": judge_real["laterality"]["rate"],
+                 "thresholds fitted on": report.get("judge_thresholds_from", "(loaded with the judge)")}),
         "<h2>Reconstruction</h2>" + "".join(f"<h3>{k}</h3>" + table(v) for k, v in report["reconstruction"].items()),
         "<h2>Realism and diversity</h2>" + table(report["realism"]) + table(report["diversity"]),
         "<h2>Faithfulness to the report</h2>" + table({"mAUC": report["faithfulness"]["mauc"], **report["faithfulness"]["auc"],
-                                                          "laterality accuracy": report["faithfulness"]["laterality"]["accuracy"],
                                                           "device presence accuracy": report["faithfulness"]["device_presence_accuracy"]}),
-        "<h3>Laterality (rows: the report's side; columns: the judge's)</h3><table><tr><td></td><td>left</td><td>right</td></tr>"
-        + "".join(f"<tr><td>{t}</td><td>{lat[t]['left']}</td><td>{lat[t]['right']}</td></tr>" for t in ("left", "right")) + "</table>",
-        "<h2>Against sampling steps</h2>" + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "laterality": [s["laterality"] for s in sweep]})
+        "<h3>Laterality: named side only (the named side positive, the other negative)</h3>"
+        + _laterality_table({"real test images": judge_real["laterality"], "samples for test reports": lat}),
+        "<h2>Against sampling steps</h2>" + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "named side only": [s["laterality"] for s in sweep]})
         + line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
-        "<h2>Classifier on real test images (the judge's own quality)</h2>" + table({"mAUC": report["classifier_on_real_test"]["mauc"]}),
     ]
+    if "prompt_sheet" in report:
+        sheet = report["prompt_sheet"]
+        sections.append(
+            f"<h2>Prompt sheet</h2><p>Each row: the phantom's own rendering of the report (left, boxed), then {sheet['seeds']} "
+            "SYNTHETIC samples of the same report (seeds 0 onward). The patient's right is on the image's left.</p>"
+            + _laterality_table({f"real phantoms ({sheet['seeds']} per report)": sheet["laterality_real"],
+                                 "SYNTHETIC samples": sheet["laterality_samples"]})
+        )
+        grid = examples.get("prompt sheet")
+        if grid:
+            n = sheet["seeds"]
+            for r, row in enumerate(sheet["reports"]):
+                strip = np.concatenate([_framed(grid["real"][r * n]), *grid["synthetic"][r * n : (r + 1) * n]], -1)
+                sections.append(f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
+                                f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">')
     for key in ("realism_inception", "utility", "device_removal", "privacy"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
-    sections.append("<h2>Examples</h2>" + "".join(f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">' for k, v in examples.items()))
+    sections.append("<h2>Examples</h2>" + "".join(f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">'
+                                                  for k, v in examples.items() if k != "prompt sheet"))
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;margin:6px 0} td{border:1px solid #ccc;padding:2px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>CXR Studio evaluation</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
 
@@ -299,20 +380,21 @@ def render_html(report: dict[str, Any], examples: dict[str, np.ndarray]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
-    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--manifest", required=True, help="manifest.csv with train, val and test splits")
     parser.add_argument("--out", required=True, type=Path, help="report folder (report.json, index.html, classifier/)")
-    parser.add_argument("--num-samples", type=int, default=64)
-    parser.add_argument("--judge-size", type=int, default=96)
-    parser.add_argument("--max-train", type=int, default=2000)
-    parser.add_argument("--classifier-steps", type=int, default=300)
+    parser.add_argument("--num-samples", type=int, default=64, help="samples for test-split reports (at least 4)")
+    parser.add_argument("--judge-size", type=int, default=128, help="the judge's image size in pixels")
+    parser.add_argument("--max-train", type=int, default=2000, help="training images for the judge")
+    parser.add_argument("--classifier-steps", type=int, default=1500, help="the judge's training steps (batch 32)")
+    parser.add_argument("--sheet-seeds", type=int, default=8, help="samples per prompt-sheet report (0 skips the sheet)")
     parser.add_argument("--utility-samples", type=int, default=128, help="0 skips the utility experiment")
-    parser.add_argument("--steps-sweep", default="10,25,50")
+    parser.add_argument("--steps-sweep", default="10,25,50", help="sampling steps for the metric-against-steps plot")
     parser.add_argument("--device-cases", type=int, default=12, help="0 skips the device-removal benchmark")
     parser.add_argument("--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)")
     parser.add_argument("--privacy-calibration", type=int, default=200, help="training images for the threshold (0 skips)")
     parser.add_argument("--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too")
     parser.add_argument("--vgg16", help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the judge, the samples and every subset")
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default
 
@@ -320,7 +402,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
         steps = [int(s) for s in args.steps_sweep.split(",") if s.strip()]
         report, examples = evaluate(studio, args.manifest, num_samples=args.num_samples, judge_size=args.judge_size, max_train=args.max_train,
-                                    classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier",
+                                    classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier", sheet_seeds=args.sheet_seeds,
                                     utility_samples=args.utility_samples, steps_sweep=steps, device_cases=args.device_cases,
                                     sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed,
                                     inception=args.inception, vgg16=args.vgg16)

@@ -14,7 +14,7 @@ from cxr_studio.data.phantom import write_dataset
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim
 from cxr_studio.evaluation.privacy import PrivacyScreen, plant_copies
-from cxr_studio.models.classifier import TARGETS, FindingClassifier, targets_for
+from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, FindingClassifier, side_target, targets_for
 
 
 class Identity(torch.nn.Module):
@@ -75,23 +75,71 @@ def test_ms_ssim_matches_torchmetrics_and_known_cases():
 
 
 def test_targets_from_a_manifest_row():
-    row = {"Pleural Effusion": "1", "Cardiomegaly": "-1", "Edema": "", "findings": "pleural_effusion:left:small;cardiomegaly"}
+    row = {"Pleural Effusion": "1", "Cardiomegaly": "-1", "Edema": "", "findings": "pleural_effusion:left:small;cardiomegaly:both:large",
+           "devices": "pacemaker:right;ecg_leads;chest_tube:left"}
     targets, known = targets_for(row)
     assert targets[TARGETS.index("Pleural Effusion")] == 1 and known[TARGETS.index("Cardiomegaly")] == 0
-    assert targets[TARGETS.index("Left-sided finding")] == 1 and targets[TARGETS.index("Right-sided finding")] == 0
-    assert targets_for({"Edema": "1"})[1][-1] == 0  # no findings column: laterality unknown, not negative
-    both, _ = targets_for({"findings": "edema:both;nodule:right:small:upper"})
-    assert both[-2] == both[-1] == 1  # regression: "both" crashed the laterality count
+    on = {name for name, value in zip(TARGETS, targets) if value and name in SIDE_TARGETS}
+    assert on == {"Pleural effusion, left", "Pacemaker/ICD generator, right", "Chest tube, left"}
+    assert known[[TARGETS.index(t) for t in SIDE_TARGETS]].all()
+    # no findings / devices columns: their side targets are unknown, not negative
+    _, known = targets_for({"Edema": "1", "findings": ""})
+    assert known[side_target("Nodule", "left")] == 1 and known[side_target("Chest tube", "left")] == 0
+    assert targets_for({"Edema": "1"})[1][side_target("Nodule", "right")] == 0
+
+
+def test_named_side_only_counts_a_drawing_on_both_sides_as_wrong():
+    """The old relative measure (p(named) > p(other)) passes a finding drawn on both sides; this one cannot."""
+    from cxr_studio.evaluation.classifier import side_verdicts
+
+    rows = [{"findings": "mass:left:large:upper", "devices": ""}] * 4 + [{"findings": "", "devices": "chest_tube:right"}]
+    p = np.zeros((5, len(TARGETS)), np.float32)
+    left, right = side_target("Mass", "left"), side_target("Mass", "right")
+    p[0, left] = 0.9  # named side only
+    p[1, [left, right]] = 0.9, 0.8  # both sides: the relative measure calls this right
+    p[2, right] = 0.9  # wrong side
+    p[3, [left, right]] = 0.2, 0.1  # missed (under the threshold), relatively "right"
+    p[4, side_target("Chest tube", "right")] = 0.7
+    verdict = side_verdicts(p, rows, {name: 0.5 for name in TARGETS})
+    mass = verdict["per_item"]["Mass"]
+    assert (mass["named_side_only"], mass["both_sides"], mass["wrong_side"], mass["missed"]) == (1, 1, 1, 1)
+    assert verdict["per_item"]["Chest tube"]["rate"] == 1.0 and verdict["per_item"]["Nodule"]["rate"] is None
+    assert verdict["rate"] == 2 / 5 and verdict["relative_accuracy"] == 4 / 5
+    # a per-target threshold moves a verdict: the chest tube at 0.7 is missed under a 0.8 cut
+    strict = side_verdicts(p, rows, {**{name: 0.5 for name in TARGETS}, "Chest tube, right": 0.8})
+    assert strict["per_item"]["Chest tube"]["missed"] == 1
+
+
+def test_thresholds_maximise_balanced_accuracy():
+    from cxr_studio.evaluation.classifier import fit_thresholds
+
+    j = side_target("Nodule", "left")
+    probabilities = np.zeros((6, len(TARGETS)), np.float32)
+    probabilities[:, j] = [0.1, 0.2, 0.3, 0.35, 0.6, 0.9]
+    targets = np.zeros_like(probabilities)
+    targets[3:, j] = 1  # positives 0.35, 0.6, 0.9: any cut between 0.3 and 0.35 separates them
+    thresholds = fit_thresholds(probabilities, targets, np.ones_like(probabilities))
+    assert 0.3 < thresholds["Nodule, left"] < 0.35
+    assert thresholds["Edema"] == 0.5  # no positives: the default
 
 
 def test_classifier_saves_and_loads(tmp_path):
     from cxr_studio.models.classifier import ClassifierConfig
 
     model = FindingClassifier(ClassifierConfig(image_size=32)).eval()
+    model.thresholds = {"Nodule, left": 0.25}
     x = torch.randn(2, 1, 32, 32)
     model.save(tmp_path / "judge")
     loaded = FindingClassifier.load(tmp_path / "judge")
-    assert torch.equal(model(x), loaded(x)) and model.features(x).shape == (2, 128)
+    assert torch.equal(model(x), loaded(x)) and model.features(x).shape == (2, 256)
+    assert loaded.thresholds == {"Nodule, left": 0.25}
+
+
+def test_precision_recall_needs_more_images_than_neighbours():
+    from cxr_studio import InputError
+
+    with pytest.raises(InputError, match="at least 4 images in each set; got 3 real"):
+        precision_recall(np.zeros((3, 4)), np.zeros((10, 4)))
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +190,19 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
                           "--classifier-steps", "5", "--utility-samples", "6", "--steps-sweep", "2,3", "--device-cases", "2",
                           "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path)),
-                          "--vgg16", str(vgg16_stand_in(tmp_path))])
+                          "--vgg16", str(vgg16_stand_in(tmp_path)), "--sheet-seeds", "2"])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
+    page = (out / "index.html").read_text()
+    # the judge's own figures on real images come first; a judge under 97 % named-side-only is flagged as void
+    judge_real = report["classifier_on_real_test"]
+    assert judge_real["valid"] == (judge_real["laterality"]["rate"] >= 0.97)
+    assert ("its laterality verdicts on samples mean nothing" in page) == (not judge_real["valid"])
+    assert report["judge_thresholds_from"] == "val split"
+    sheet = report["prompt_sheet"]
+    assert sheet["laterality_real"]["cases"] == sheet["laterality_samples"]["cases"] == 16 * 2  # 8 items x 2 sides x 2 seeds
+    assert set(sheet["laterality_samples"]["per_item"]) == set(report["faithfulness"]["laterality"]["per_item"])
+    assert page.count("prompt sheet") == 0 and "Prompt sheet" in page and "pleural effusion, left" in page
     for key in ("reconstruction", "realism", "realism_inception", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
         assert key in report, key
     rows = report["reconstruction"]
@@ -156,6 +214,19 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     assert "<svg" in (out / "index.html").read_text() and "data:image/png;base64," in (out / "index.html").read_text()
     assert (out / "classifier" / "model.safetensors").is_file()
     assert evaluate.main(["--model", str(tiny), "--manifest", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+
+
+def test_a_small_manifest_is_an_input_error_that_says_how_many(tmp_path, capsys):
+    """Regression: 32 phantoms with --num-samples 8 crashed with an IndexError inside precision/recall."""
+    from cxr_studio import evaluate
+
+    small = write_dataset(tmp_path / "small", n=32, size=64, seed=0, workers=1, quiet=True)
+    tiny = tmp_path / "tiny"
+    CXRStudio.from_preset("tiny").save_pretrained(tiny)
+    code = evaluate.main(["--model", str(tiny), "--manifest", str(small), "--out", str(tmp_path / "r"), "--num-samples", "8",
+                          "--judge-size", "32", "--classifier-steps", "2"])
+    assert code == 2
+    assert "need at least 4 of each" in capsys.readouterr().err
 
 
 def test_privacy_enhancing_sampling_replaces_flagged_images(phantoms):

@@ -321,3 +321,37 @@ def test_latent_fine_tuning_keeps_the_folders_tokenizer_and_report_encoder(manif
     train(config(manifest, kept, stage="latent", max_steps=2, latent_keep_encoder=True))
     vocab = CXRStudio.from_pretrained(trained).tokenizer.get_vocab()
     assert CXRStudio.from_pretrained(kept).tokenizer.get_vocab() == vocab
+
+
+def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(manifest, tmp_path, monkeypatch):
+    """--latent-reschedule keeps the folder's latent weights as the start (coordinate channels added with zero
+    weights: the same predictions) and trains and exports them under the preset's schedule; every sampler then
+    draws finite images from the zero-SNR schedule."""
+    from cxr_studio.models.latent_unet import predict
+
+    out = tmp_path / "model"
+    train(config(manifest, out, stage="autoencoder", max_steps=2))
+    train(config(manifest, out, stage="latent", max_steps=2))
+    before = CXRStudio.from_pretrained(out)
+    assert before.config.latent_schedule.prediction_type == "epsilon"
+    zero_snr = dataclasses.replace(PRESETS["tiny"].latent_schedule, prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    with_coordinates = dataclasses.replace(PRESETS["tiny"].latent_unet, coordinate_channels=2)
+    monkeypatch.setitem(PRESETS, "tiny", PRESETS["tiny"].replace(latent_schedule=zero_snr, latent_unet=with_coordinates))
+    task = build_task(config(manifest, out, stage="latent", max_steps=4, latent_reschedule=True, latent_keep_encoder=True, snr_gamma=5.0))
+    unet = task.modules["latent_unet"]
+    assert unet.config.in_channels == before.latent_unet.config.in_channels + 2
+    x, embeds = torch.randn(2, unet.config.out_channels, 8, 8), torch.randn(2, 5, before.report_encoder.config.hidden_size)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    with torch.no_grad():
+        assert torch.equal(predict(unet.eval(), x, 10, prompt_embeds=embeds, prompt_mask=mask),
+                           predict(before.latent_unet, x, 10, prompt_embeds=embeds, prompt_mask=mask))
+    unet.train()
+    start = {k: v.clone() for k, v in unet.state_dict().items()}
+    Trainer(task.config, task).run()
+    after = CXRStudio.from_pretrained(out)
+    assert after.config.latent_schedule == zero_snr and after.config.latent_unet.coordinate_channels == 2
+    assert not all(torch.equal(start[k], v) for k, v in after.latent_unet.state_dict().items())
+    assert after.latent_unet.conv_in.weight[:, -2:].abs().sum() > 0  # the coordinates are used now
+    for sampler in ("ddim", "dpmpp", "unipc"):
+        pixels = after.generate("Large left pleural effusion.", seed=0, sampler=sampler, num_steps=3, upscale=False).pixels
+        assert np.isfinite(pixels).all() and 0 <= pixels.min() and pixels.max() <= 1

@@ -60,6 +60,11 @@ class TrainConfig:
     # fine-tuning (e.g. at a new size after ``training.export --image-size``): keep the model folder's tokenizer
     # and report encoder instead of training new ones from scratch beside the folder's latent UNet
     latent_keep_encoder: bool = False
+    # fine-tune the folder's latent UNet under --preset's latent schedule (e.g. epsilon -> v-prediction with zero
+    # terminal SNR, Lin et al. 2024) and coordinate channels (added with zero weights); the folder's weights start
+    latent_reschedule: bool = False
+    # min-SNR-gamma loss weighting (Hang et al. 2023) for both diffusion stages; 0 = plain MSE. 5 is the paper's
+    snr_gamma: float = 0.0
     report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
     sample_steps: int = 20
     # super-resolution
@@ -81,6 +86,8 @@ class TrainConfig:
             )
         if self.lr_schedule not in LR_SCHEDULES:
             raise InputError(f"lr_schedule {self.lr_schedule!r}; accepted: {', '.join(LR_SCHEDULES)}.")
+        if self.snr_gamma < 0:
+            raise InputError(f"snr_gamma must be 0 (off) or positive, got {self.snr_gamma}.")
         if self.sr_low_res not in ("bicubic", "autoencoder"):
             raise InputError(f"sr_low_res {self.sr_low_res!r}; accepted bicubic or autoencoder.")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
@@ -93,6 +100,8 @@ class TrainConfig:
         autoencoder) are runs of their own."""
         if self.stage == "super_res" and self.sr_low_res == "autoencoder":
             return "super_res_finetune"
+        if self.stage == "latent" and self.latent_reschedule:  # a new parameterisation: a fine-tuning run of its own
+            return "latent_rescheduled"
         if self.stage == "autoencoder" and self.ae_freeze_encoder:  # decoder-only fine-tuning after the autoencoder run
             return "autoencoder_decoder"
         return self.stage

@@ -22,9 +22,11 @@ from torch.utils.data import Dataset, TensorDataset
 from cxr_studio import CXRStudio, imaging, save_png
 from cxr_studio.config import StudioConfig, preset
 from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
-from cxr_studio.diffusion.schedules import training_scheduler, training_target
+from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, training_target, weighted_mse
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
+from cxr_studio.models.latent_unet import add_coordinate_channels
+from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
@@ -183,6 +185,15 @@ class AutoencoderTask(_StageBase):
 
 class LatentTask(_StageBase):
     def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
+        if config.latent_reschedule:  # the same weights, trained from here on under the preset's parameterisation
+            source = preset(config.preset)
+            c = studio.config
+            unet = add_coordinate_channels(studio.latent_unet, source.latent_unet.coordinate_channels)
+            c = c.replace(latent_schedule=source.latent_schedule,
+                          latent_unet=dataclasses.replace(c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels))
+            studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **{**studio.components(), "latent_unet": unet})
+            log.info("latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels", config.preset,
+                     source.latent_schedule, source.latent_unet.coordinate_channels)
         super().__init__(config, studio)
         if config.latent_keep_encoder:  # fine-tuning: the folder's vocabulary and encoder (a resume loads the checkpoint's)
             self.tokenizer, encoder = studio.tokenizer, studio.report_encoder
@@ -254,8 +265,9 @@ class LatentTask(_StageBase):
         noise = torch.randn(latents.shape, generator=generator, device=device)
         t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(latents, noise, t)
-        predicted = self.modules["latent_unet"](noisy, t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample
-        loss = F.mse_loss(predicted, training_target(self.noise_schedule, latents, noise, t))
+        predicted = predict_latent(self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask)
+        loss = weighted_mse(predicted, training_target(self.noise_schedule, latents, noise, t),
+                            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
         return loss, {"loss": float(loss.detach())}
 
     def _studio(self) -> CXRStudio:
@@ -348,7 +360,8 @@ class SuperResTask(_StageBase):
         t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(high, noise, t)
         predicted = self.modules["super_res_unet"](torch.cat([noisy, condition], dim=1), t, class_labels=aug_t).sample
-        loss = F.mse_loss(predicted, training_target(self.noise_schedule, high, noise, t))
+        loss = weighted_mse(predicted, training_target(self.noise_schedule, high, noise, t),
+                            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()

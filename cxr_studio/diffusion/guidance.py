@@ -6,6 +6,8 @@ from collections.abc import Callable
 
 import torch
 
+from cxr_studio.models.latent_unet import predict
+
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -25,7 +27,7 @@ def classifier_free_guidance(
     """
 
     def conditional(embeds: torch.Tensor, mask: torch.Tensor) -> DenoiseFn:
-        return lambda x, t: unet(x, t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample
+        return lambda x, t: predict(unet, x, t, prompt_embeds=embeds, prompt_mask=mask)
 
     if guidance_scale == 1.0:
         return conditional(prompt_embeds, prompt_mask)
@@ -35,7 +37,7 @@ def classifier_free_guidance(
     mask = torch.cat([negative_mask, prompt_mask])
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        eps_negative, eps_report = unet(torch.cat([x, x]), t, encoder_hidden_states=embeds, encoder_attention_mask=mask).sample.chunk(2)
+        eps_negative, eps_report = predict(unet, torch.cat([x, x]), t, prompt_embeds=embeds, prompt_mask=mask).chunk(2)
         return eps_negative + guidance_scale * (eps_report - eps_negative)
 
     return guided

@@ -18,6 +18,8 @@ def training_scheduler(config: ScheduleConfig) -> DDPMScheduler:
         beta_start=config.beta_start,
         beta_end=config.beta_end,
         prediction_type=config.prediction_type,
+        rescale_betas_zero_snr=config.rescale_betas_zero_snr,
+        timestep_spacing=config.timestep_spacing,
         clip_sample=False,  # DDPM's default clipping to [-1, 1] is wrong for latents
     )
 
@@ -39,6 +41,32 @@ def training_target(scheduler: DDPMScheduler, sample: torch.Tensor, noise: torch
     raise InputError(f"unknown prediction type {kind!r}; accepted: {', '.join(PREDICTION_TYPES)}.")
 
 
+def loss_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, snr_gamma: float) -> torch.Tensor | None:
+    """Per-sample weights ``(B,)`` of the denoising MSE under min-SNR-gamma (Hang et al. 2023): the x0 loss
+    weighted by ``min(SNR, gamma)``, expressed for the schedule's prediction type as diffusers' training
+    scripts do (epsilon: ``/ SNR``; v: ``/ (SNR + 1)``). ``snr_gamma = 0``: ``None``, plain MSE."""
+    if not snr_gamma:
+        return None
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, timesteps).float()
+    weights = snr.clamp(max=snr_gamma)
+    kind = scheduler.config.prediction_type
+    if kind == "epsilon":
+        return weights / snr.clamp(min=1e-8)
+    if kind == "v_prediction":
+        return weights / (snr + 1)
+    return weights
+
+
+def weighted_mse(predicted: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error, each sample's mean weighted by ``weights`` ``(B,)`` when given."""
+    if weights is None:
+        return torch.nn.functional.mse_loss(predicted, target)
+    per_sample = ((predicted.float() - target.float()) ** 2).flatten(1).mean(1)
+    return (per_sample * weights.to(per_sample.device)).mean()
+
+
 def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> SchedulerMixin:
     """A sampler by name (``ddim``, ``dpmpp``, ``unipc``) with exactly the training schedule's betas.
 
@@ -46,11 +74,11 @@ def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> Sch
     prediction for the direction term). The multistep solvers have only pixel-space dynamic thresholding,
     so callers clip their predictions with ``guidance.clip_predicted_sample`` instead.
     """
-    base = training_scheduler(config).config
-    if name == "ddim":  # "trailing" spacing visits t = T-1, which "leading" never does
-        return DDIMScheduler.from_config(
-            base, timestep_spacing="trailing", clip_sample=clip > 0, clip_sample_range=clip or 1.0, set_alpha_to_one=False
-        )
+    if config.rescale_betas_zero_snr and config.prediction_type == "epsilon":
+        raise InputError("a zero-terminal-SNR schedule needs v_prediction or sample prediction (epsilon is undefined at t = T).")
+    base = training_scheduler(config).config  # the betas, prediction type and timestep spacing of the training schedule
+    if name == "ddim":
+        return DDIMScheduler.from_config(base, clip_sample=clip > 0, clip_sample_range=clip or 1.0, set_alpha_to_one=False)
     if name == "dpmpp":
         return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2)
     if name == "unipc":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +18,17 @@ from cxr_studio import imaging
 from cxr_studio.data.manifest import read_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.metrics import roc_auc
-from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier, targets_for
+from cxr_studio.models.classifier import (
+    PATIENT_SIDES,
+    SIDE_TARGETS,
+    SIDED_ITEMS,
+    TARGETS,
+    ClassifierConfig,
+    FindingClassifier,
+    side_target,
+    sided_items,
+    targets_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +58,7 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
 
 
 def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,
-                   steps: int = 300, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
+                   steps: int = 1500, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
                    progress: Callable[[int, int, float], None] | None = None) -> FindingClassifier:
     """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, cosine
     decay, random horizontal shifts of a few pixels; never flips, which would swap the sides)."""
@@ -100,5 +111,54 @@ def per_target_auc(probabilities: np.ndarray, targets: np.ndarray, known: np.nda
 
 def mean_auc(scores: dict[str, float], *, exclude: Sequence[str] = ("No Finding",)) -> float | None:
     """mAUC over the findings (the side targets and "No Finding" are not findings)."""
-    values = [v for k, v in scores.items() if k not in exclude and k not in TARGETS[-2:] and v is not None]
+    values = [v for k, v in scores.items() if k not in exclude and k not in SIDE_TARGETS and v is not None]
     return float(np.mean(values)) if values else None
+
+
+def fit_thresholds(probabilities: np.ndarray, targets: np.ndarray, known: np.ndarray) -> dict[str, float]:
+    """Per target, the probability cut that maximises balanced accuracy (Youden's J) on real images with
+    known positives and negatives; targets without both keep 0.5. Fit on images the judge did not train on."""
+    thresholds = {}
+    for j, name in enumerate(TARGETS):
+        use = known[:, j] > 0
+        p, positive = probabilities[use, j], targets[use, j] > 0.5
+        if not positive.any() or positive.all():
+            thresholds[name] = 0.5
+            continue
+        candidates = np.unique(np.concatenate([p, [0.5]]))
+        cuts = (candidates[:-1] + candidates[1:]) / 2 if len(candidates) > 1 else candidates
+        balanced = [((p[positive] > c).mean() + (p[~positive] <= c).mean()) / 2 for c in cuts]
+        thresholds[name] = float(cuts[int(np.argmax(balanced))])
+    return thresholds
+
+
+VERDICTS = ("named_side_only", "both_sides", "wrong_side", "missed")
+
+
+def side_verdicts(probabilities: np.ndarray, rows: Sequence[dict[str, str]], thresholds: dict[str, float]) -> dict[str, Any]:
+    """Laterality as "named side only": for every row that names a :data:`SIDED_ITEMS` item on one side, is
+    the judge positive on that side and negative on the other (at ``thresholds``)? Counted per item as
+    named side only / both sides / wrong side / missed; ``rate`` is named side only over all cases.
+
+    ``relative_accuracy`` is the old, secondary measure (p(named side) > p(other side)), which a drawing on
+    both sides passes; it is kept only to compare with earlier figures.
+    """
+    per_item = {item: dict.fromkeys(VERDICTS, 0) for item in SIDED_ITEMS}
+    relative = []
+    for p, row in zip(probabilities, rows):
+        for item, sides in sided_items(row).items():
+            if len(sides) != 1:
+                continue
+            (named,) = sides
+            (other,) = set(PATIENT_SIDES) - sides
+            hit = {side: p[side_target(item, side)] > thresholds.get(f"{item}, {side}", 0.5) for side in PATIENT_SIDES}
+            verdict = ("both_sides" if hit[other] else "named_side_only") if hit[named] else ("wrong_side" if hit[other] else "missed")
+            per_item[item][verdict] += 1
+            relative.append(p[side_target(item, named)] > p[side_target(item, other)])
+    cases = {item: sum(c.values()) for item, c in per_item.items()}
+    total = sum(cases.values())
+    rows_out = {item: {**counts, "cases": cases[item], "rate": counts["named_side_only"] / cases[item] if cases[item] else None}
+                for item, counts in per_item.items()}
+    overall = {v: sum(c[v] for c in per_item.values()) for v in VERDICTS}
+    return {"rate": overall["named_side_only"] / total if total else None, "cases": total, **overall, "per_item": rows_out,
+            "relative_accuracy": float(np.mean(relative)) if relative else None}

@@ -12,6 +12,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from cxr_studio.errors import InputError
+
+PR_NEIGHBOURS = 3  # Kynkäänniemi et al.'s k
+
 
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to the two feature sets."""
@@ -46,8 +50,15 @@ def _radii(features: np.ndarray, k: int) -> np.ndarray:
     return np.sort(distances, axis=1)[:, k]  # column 0 is the point itself
 
 
-def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> tuple[float, float]:
-    """Improved precision (share of fakes inside the real manifold) and recall (reals inside the fake one)."""
+def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = PR_NEIGHBOURS) -> tuple[float, float]:
+    """Improved precision (share of fakes inside the real manifold) and recall (reals inside the fake one).
+
+    Each set needs more than ``k`` images (a point's k-th neighbour other than itself)."""
+    if min(len(real), len(fake)) <= k:
+        raise InputError(
+            f"precision/recall with k={k} nearest neighbours needs at least {k + 1} images in each set; "
+            f"got {len(real)} real and {len(fake)} generated."
+        )
     real_radii, fake_radii = _radii(real, k), _radii(fake, k)
     cross = np.sqrt(np.maximum(((fake[:, None] - real[None]) ** 2).sum(-1), 0))  # (fake, real)
     precision = float((cross <= real_radii[None]).any(1).mean())
