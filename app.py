@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import cxr_studio  # noqa: E402
 import cxr_studio.export  # noqa: E402
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS, SAMPLERS  # noqa: E402
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS  # noqa: E402
 from cxr_studio.data import phantom  # noqa: E402
 from cxr_studio.files import write_atomic  # noqa: E402
 from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
@@ -367,7 +367,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         gr.Button("Write report").click(compose, [h_finding, h_side, h_severity, h_devices], report)
                     negative = gr.Textbox(label="Negative report (steer away from)", value="")
                     with gr.Row():
-                        sampler = gr.Dropdown(list(SAMPLERS), value=defaults.sampler, label="Sampler")
+                        sampler = gr.Dropdown(list(model.studio.samplers), value=defaults.sampler, label="Sampler")
                         steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
                         guidance = gr.Slider(0, 15, value=defaults.guidance_scale, step=0.5, label="Guidance")
                     with gr.Row():

@@ -35,3 +35,18 @@ def environment_problems() -> list[str]:
     if os.environ.get("HF_HUB_OFFLINE", "1") in ("0", "false", "False"):
         problems.append("HF_HUB_OFFLINE=0: CXR Studio runs offline; unset it (hub helpers switch it on only when asked)")
     return problems
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), read from ``/proc/cpuinfo``'s flags.
+
+    Without it bf16 autocast is emulated and slow: one demo latent UNet pass took 12.5 s under bf16 on an
+    AVX2-only EPYC against 0.33 s in float32, so bf16 must never be what such a machine falls into."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo") as handle:
+                cpuinfo = handle.read()
+        except OSError:
+            return False  # unknown: float32 is the safe side
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -82,7 +82,7 @@ def client(studio):
 def test_generate_through_the_api_returns_pngs_with_parameters(client):
     from cxr_studio import read_png_parameters, read_radiograph
 
-    gallery, files, seed = client.predict("Large left pleural effusion.", "", "dpmpp", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate")
+    gallery, files, seed = client.predict("Large left pleural effusion.", "", "ddim", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate")
     assert seed == 7 and len(gallery) == 2
     paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
     parameters = read_png_parameters(paths[1])
@@ -102,9 +102,9 @@ def test_bad_input_becomes_a_notification(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="less than minimum"):  # the widget's own range check
-        client.predict("x", "", "dpmpp", 0, 2.0, 7, False, 1, False, False, "", api_name="/generate")
+        client.predict("x", "", "ddim", 0, 2.0, 7, False, 1, False, False, "", api_name="/generate")
     with pytest.raises(AppError, match="seed .* an integer from 0"):  # the library's InputError, shown as is
-        client.predict("x", "", "dpmpp", 2, 2.0, 2**70, False, 1, False, False, "", api_name="/generate")
+        client.predict("x", "", "ddim", 2, 2.0, 2**70, False, 1, False, False, "", api_name="/generate")
 
 
 def test_auth_must_be_user_colon_password(capsys):

@@ -337,3 +337,33 @@ def test_the_bundled_demo_cascade_loads_offline_and_generates(monkeypatch):
         assert getattr(demo.config, part) == getattr(expected, part), part
     result = demo.generate("Large right pleural effusion.", seed=0, num_steps=4, upscale=False)
     assert result.images[0].size == (256, 256) and 0.05 < result.pixels.mean() < 0.95
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS)
+def test_zero_terminal_snr_v_prediction_samples_to_its_target(sampler):
+    """The demo preset's latent schedule ends at alpha_bar = 0 (pure noise): every sampler starts there without
+    dividing by zero and an exact denoiser lands on its target, with no clipping at all."""
+    config = PRESETS["demo"].latent_schedule
+    schedule = training_scheduler(config)
+    assert config.rescale_betas_zero_snr and float(schedule.alphas_cumprod[-1]) == 0.0
+    generator = torch.Generator().manual_seed(3)
+    target = torch.randn(1, 3, 16, 16, generator=generator).clamp(-3, 3)
+
+    def exact(x, t):
+        a = schedule.alphas_cumprod[t]
+        return a.sqrt() * (x - a.sqrt() * target) / (1 - a).sqrt() - (1 - a).sqrt() * target
+
+    out = denoise(exact, torch.randn(target.shape, generator=generator), make_sampler(sampler, config), 10)
+    assert torch.isfinite(out).all() and (out - target).abs().max() < 0.02
+
+
+def test_the_menu_offers_only_samplers_that_converge():
+    """Epsilon prediction with alpha_bar_T ~ 3e-6 (the first demo schedule): DDIM only; an SD-like epsilon schedule
+    (alpha_bar_T ~ 5e-3) and the zero-SNR v-prediction schedule: every sampler."""
+    from cxr_studio.diffusion.schedules import converging_samplers
+
+    assert converging_samplers(ScheduleConfig()) == ("ddim",)
+    assert converging_samplers(ScheduleConfig(beta_start=0.00085, beta_end=0.012)) == SAMPLERS
+    assert converging_samplers(PRESETS["demo"].latent_schedule) == SAMPLERS
+    with pytest.raises(InputError, match="zero-terminal-SNR"):
+        make_sampler("ddim", ScheduleConfig(rescale_betas_zero_snr=True))

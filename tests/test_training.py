@@ -355,3 +355,23 @@ def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(m
     for sampler in ("ddim", "dpmpp", "unipc"):
         pixels = after.generate("Large left pleural effusion.", seed=0, sampler=sampler, num_steps=3, upscale=False).pixels
         assert np.isfinite(pixels).all() and 0 <= pixels.min() and pixels.max() <= 1
+
+
+def test_bf16_never_falls_on_a_cpu_without_native_bf16(manifest, tmp_path, monkeypatch, caplog):
+    """An AVX2-only CPU ran the demo UNet 38x slower under bf16 autocast: there, bf16 becomes float32 with a warning."""
+    from cxr_studio import environment
+    from training.loop import mixed_precision
+
+    avx2_only = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
+    sapphire = "flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert not environment.cpu_has_native_bf16(avx2_only) and environment.cpu_has_native_bf16(sapphire)
+    if torch.cuda.is_available():
+        pytest.skip("the CPU rule applies to CPU training")
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda cpuinfo=None: False)
+    with caplog.at_level(logging.WARNING, logger="training"):
+        assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="bf16")) == "no"
+    assert "no native bf16" in caplog.text
+    assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"
+    monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda cpuinfo=None: True)
+    assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="bf16")) == "bf16"
+    assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"  # opt-in even where native

@@ -58,10 +58,10 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
 
 
 def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,
-                   steps: int = 1500, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
+                   steps: int = 3000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
                    progress: Callable[[int, int, float], None] | None = None) -> FindingClassifier:
-    """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, cosine
-    decay, random horizontal shifts of a few pixels; never flips, which would swap the sides)."""
+    """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, one-cycle
+    schedule) with :func:`augment`; never flips, which would swap the sides."""
     config = config or ClassifierConfig(image_size=images.shape[-1])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -71,17 +71,29 @@ def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *
     x_all, t_all, k_all = torch.from_numpy(images), torch.from_numpy(targets), torch.from_numpy(known)
     for step in range(steps):
         pick = torch.from_numpy(rng.integers(0, len(images), batch_size))
-        x = x_all[pick]
-        shift = [int(v) for v in rng.integers(-4, 5, 2)]
-        x = torch.roll(x, shifts=shift, dims=(2, 3))
+        x = augment(x_all[pick], rng)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(x), t_all[pick], weight=k_all[pick])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if progress is not None:
-            progress(step + 1, steps, float(loss))
+            progress(step + 1, steps, float(loss.detach()))
     return model.eval()
+
+
+def augment(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A batch ``(B, 1, S, S)`` in ``[-1, 1]`` as another exposure and position of the same patients: a shift of
+    up to S/16 px, gamma 0.8-1.25, and quantum-like noise, so that 3,000 phantoms do not get memorised
+    (without it the judge missed one nodule in seven on real test images). Never flipped (sides)."""
+    size = images.shape[-1]
+    shift = [int(v) for v in rng.integers(-(size // 16), size // 16 + 1, 2)]
+    x = torch.roll(images, shifts=shift, dims=(2, 3))
+    gamma = torch.from_numpy(np.exp(rng.uniform(np.log(0.8), np.log(1.25), (len(x), 1, 1, 1))).astype(np.float32))
+    x = ((x + 1) / 2).clamp(0, 1) ** gamma
+    sigma = torch.from_numpy(rng.uniform(0, 0.02, (len(x), 1, 1, 1)).astype(np.float32))
+    noise = torch.from_numpy(rng.standard_normal(x.shape).astype(np.float32))
+    return (x + sigma * noise).clamp(0, 1) * 2 - 1
 
 
 @torch.no_grad()

@@ -90,6 +90,11 @@ def targets_for(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
     return targets, known
 
 
+def _pool(maps: torch.Tensor) -> torch.Tensor:
+    """``(B, D, h, w)`` -> ``(B, 2D)``: mean and max over the positions."""
+    return torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], 1)
+
+
 class FindingClassifier(torch.nn.Module):
     """``images`` ``(B, 1, S, S)`` in ``[-1, 1]`` -> ``logits`` ``(B, len(TARGETS))``; ``features`` ``(B, D)``.
 
@@ -109,7 +114,7 @@ class FindingClassifier(torch.nn.Module):
             num_channels=1, embedding_size=config.embedding_size, hidden_sizes=list(config.hidden_sizes),
             depths=list(config.depths), layer_type="basic",
         ))
-        width = config.hidden_sizes[-1]
+        width = 2 * config.hidden_sizes[-1]  # mean- and max-pooled: a small nodule is lost in a mean over half a chest
         self.labels_head = torch.nn.Linear(width, len(CHEXPERT_LABELS))
         self.side_heads = torch.nn.ModuleDict({side: torch.nn.Linear(width, len(SIDED_ITEMS)) for side in PATIENT_SIDES})
         self.thresholds: dict[str, float] = {}
@@ -120,9 +125,9 @@ class FindingClassifier(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         maps = self._maps(images)
         w = maps.shape[-1]  # an odd width's middle column belongs to both halves (a 1-column map to both sides)
-        pooled = {"right": maps[..., : (w + 1) // 2].mean((2, 3)), "left": maps[..., w // 2 :].mean((2, 3))}  # patient's sides
-        sided = torch.stack([self.side_heads[side](pooled[side]) for side in PATIENT_SIDES], -1)  # (B, items, sides)
-        return torch.cat([self.labels_head(maps.mean((2, 3))), sided.flatten(1)], 1)  # SIDE_TARGETS order
+        halves = {"right": maps[..., : (w + 1) // 2], "left": maps[..., w // 2 :]}  # the patient's sides
+        sided = torch.stack([self.side_heads[side](_pool(halves[side])) for side in PATIENT_SIDES], -1)  # (B, items, sides)
+        return torch.cat([self.labels_head(_pool(maps)), sided.flatten(1)], 1)  # SIDE_TARGETS order
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:

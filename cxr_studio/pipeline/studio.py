@@ -18,6 +18,7 @@ from cxr_studio import imaging
 from cxr_studio.checkpoints import load_studio, save_studio
 from cxr_studio.config import SAMPLERS, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.schedules import converging_samplers
 from cxr_studio.errors import InputError
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
@@ -398,6 +399,12 @@ class CXRStudio:
             start, end = _clean_report(start), _clean_report(end)
         return edits.interpolate(self, start, end, mode=mode, num_frames=num_frames, report=_clean_report(report), seed=_check_seed(seed),
                                  settings=settings, callback=callback)
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        """The samplers that converge for this model's latent schedule (the app's menu): see
+        :func:`cxr_studio.diffusion.schedules.converging_samplers`."""
+        return converging_samplers(self.config.latent_schedule)
 
     def _settings(self, num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler) -> dict[str, Any]:
         """Defaults filled in from ``config.sampling`` and every value range-checked."""
