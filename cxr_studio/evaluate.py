@@ -122,8 +122,8 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
 JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
 
 
-def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 128, max_train: int = 4000,
-             classifier_steps: int = 3000, sheet_seeds: int = 8, classifier_dir: str | Path | None = None, utility_samples: int = 128,
+def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 128, max_train: int = 8000,
+             classifier_steps: int = 4000, sheet_seeds: int = 8, classifier_dir: str | Path | None = None, utility_samples: int = 128,
              steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
              sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
              inception: str | Path | None = None, vgg16: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -384,8 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="report folder (report.json, index.html, classifier/)")
     parser.add_argument("--num-samples", type=int, default=64, help="samples for test-split reports (at least 4)")
     parser.add_argument("--judge-size", type=int, default=128, help="the judge's image size in pixels")
-    parser.add_argument("--max-train", type=int, default=4000, help="training images for the judge")
-    parser.add_argument("--classifier-steps", type=int, default=3000, help="the judge's training steps (batch 32)")
+    parser.add_argument("--max-train", type=int, default=8000, help="training images for the judge")
+    parser.add_argument("--classifier-steps", type=int, default=4000, help="the judge's training steps (batch 32)")
     parser.add_argument("--sheet-seeds", type=int, default=8, help="samples per prompt-sheet report (0 skips the sheet)")
     parser.add_argument("--utility-samples", type=int, default=128, help="0 skips the utility experiment")
     parser.add_argument("--steps-sweep", default="10,25,50", help="sampling steps for the metric-against-steps plot")

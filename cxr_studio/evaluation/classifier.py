@@ -58,7 +58,7 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
 
 
 def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,
-                   steps: int = 3000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
+                   steps: int = 4000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
                    progress: Callable[[int, int, float], None] | None = None) -> FindingClassifier:
     """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, one-cycle
     schedule) with :func:`augment`; never flips, which would swap the sides."""

@@ -60,7 +60,9 @@ def manifest_row(case: Any) -> dict[str, str]:
     }
 
 
-def render(studio: Any, *, seeds: int, judge_size: int, seed: int = 0, rows: tuple[SheetRow, ...] = SHEET) -> dict[str, Any]:
+def render(
+    studio: Any, *, seeds: int, judge_size: int, seed: int = 0, rows: tuple[SheetRow, ...] = SHEET
+) -> dict[str, Any]:
     """Real phantoms (``seeds`` patients per row) and ``seeds`` samples of the first one's report.
 
     Returns ``{"rows": [{label, report, manifest_row}], "real": (R * seeds, 1, s, s), "synthetic": (R * seeds,
@@ -70,8 +72,10 @@ def render(studio: Any, *, seeds: int, judge_size: int, seed: int = 0, rows: tup
     size = max(studio.config.image_size, 64)
     real, fake, meta, manifest_rows = [], [], [], []
     for index, row in enumerate(rows):
-        cases = [render_case(np.random.default_rng([seed, index, k]), size=size, findings=row.findings, devices=row.devices)
-                 for k in range(seeds)]
+        cases = [
+            render_case(np.random.default_rng([seed, index, k]), size=size, findings=row.findings, devices=row.devices)
+            for k in range(seeds)
+        ]
         report = cases[0].report
         real += [c.image for c in cases]
         fake += list(studio.generate(report, seed=seed, num_images=seeds, upscale=False).pixels)

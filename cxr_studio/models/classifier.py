@@ -110,13 +110,20 @@ class FindingClassifier(torch.nn.Module):
         from transformers import ResNetConfig, ResNetModel
 
         self.config = config
-        self.trunk = ResNetModel(ResNetConfig(
-            num_channels=1, embedding_size=config.embedding_size, hidden_sizes=list(config.hidden_sizes),
-            depths=list(config.depths), layer_type="basic",
-        ))
+        self.trunk = ResNetModel(
+            ResNetConfig(
+                num_channels=1,
+                embedding_size=config.embedding_size,
+                hidden_sizes=list(config.hidden_sizes),
+                depths=list(config.depths),
+                layer_type="basic",
+            )
+        )
         width = 2 * config.hidden_sizes[-1]  # mean- and max-pooled: a small nodule is lost in a mean over half a chest
         self.labels_head = torch.nn.Linear(width, len(CHEXPERT_LABELS))
-        self.side_heads = torch.nn.ModuleDict({side: torch.nn.Linear(width, len(SIDED_ITEMS)) for side in PATIENT_SIDES})
+        self.side_heads = torch.nn.ModuleDict(
+            {side: torch.nn.Linear(width, len(SIDED_ITEMS)) for side in PATIENT_SIDES}
+        )
         self.thresholds: dict[str, float] = {}
 
     def _maps(self, images: torch.Tensor) -> torch.Tensor:
@@ -126,7 +133,9 @@ class FindingClassifier(torch.nn.Module):
         maps = self._maps(images)
         w = maps.shape[-1]  # an odd width's middle column belongs to both halves (a 1-column map to both sides)
         halves = {"right": maps[..., : (w + 1) // 2], "left": maps[..., w // 2 :]}  # the patient's sides
-        sided = torch.stack([self.side_heads[side](_pool(halves[side])) for side in PATIENT_SIDES], -1)  # (B, items, sides)
+        sided = torch.stack(
+            [self.side_heads[side](_pool(halves[side])) for side in PATIENT_SIDES], -1
+        )  # (B, items, sides)
         return torch.cat([self.labels_head(_pool(maps)), sided.flatten(1)], 1)  # SIDE_TARGETS order
 
     @torch.no_grad()

@@ -14,7 +14,9 @@ from diffusers import UNet2DConditionModel
 from cxr_studio.config import LatentUNetConfig
 
 
-def build_latent_unet(config: LatentUNetConfig, *, latent_channels: int, latent_size: int, context_dim: int) -> UNet2DConditionModel:
+def build_latent_unet(
+    config: LatentUNetConfig, *, latent_channels: int, latent_size: int, context_dim: int
+) -> UNet2DConditionModel:
     """A new UNet; call it through :func:`predict`."""
     down = tuple("CrossAttnDownBlock2D" if attn else "DownBlock2D" for attn in config.attention_levels)
     up = tuple("CrossAttnUpBlock2D" if attn else "UpBlock2D" for attn in reversed(config.attention_levels))
@@ -43,13 +45,22 @@ def with_coordinates(latents: torch.Tensor, channels: int) -> torch.Tensor:
     if not channels:
         return latents
     b, _, h, w = latents.shape
-    ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=latents.device, dtype=latents.dtype),
-                            torch.linspace(-1, 1, w, device=latents.device, dtype=latents.dtype), indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, h, device=latents.device, dtype=latents.dtype),
+        torch.linspace(-1, 1, w, device=latents.device, dtype=latents.dtype),
+        indexing="ij",
+    )
     return torch.cat([latents, torch.stack([xs, ys][:channels]).expand(b, -1, -1, -1)], 1)
 
 
-def predict(unet: UNet2DConditionModel, latents: torch.Tensor, timesteps: torch.Tensor | int, *, prompt_embeds: torch.Tensor,
-            prompt_mask: torch.Tensor) -> torch.Tensor:
+def predict(
+    unet: UNet2DConditionModel,
+    latents: torch.Tensor,
+    timesteps: torch.Tensor | int,
+    *,
+    prompt_embeds: torch.Tensor,
+    prompt_mask: torch.Tensor,
+) -> torch.Tensor:
     """The latent UNet's call contract: noisy ``latents`` ``(B, C, h, w)`` at ``timesteps``, the report's
     ``prompt_embeds`` ``(B, L, D)`` with ``prompt_mask`` ``(B, L)`` -> the schedule's prediction ``(B, C, h, w)``."""
     inputs = with_coordinates(latents, coordinate_channels(unet))
