@@ -336,7 +336,8 @@ def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(m
     assert before.config.latent_schedule.prediction_type == "epsilon"
     zero_snr = dataclasses.replace(PRESETS["tiny"].latent_schedule, prediction_type="v_prediction", rescale_betas_zero_snr=True)
     with_coordinates = dataclasses.replace(PRESETS["tiny"].latent_unet, coordinate_channels=2)
-    monkeypatch.setitem(PRESETS, "tiny", PRESETS["tiny"].replace(latent_schedule=zero_snr, latent_unet=with_coordinates))
+    no_clip = dataclasses.replace(PRESETS["tiny"].sampling, latent_clip=0.0)
+    monkeypatch.setitem(PRESETS, "tiny", PRESETS["tiny"].replace(latent_schedule=zero_snr, latent_unet=with_coordinates, sampling=no_clip))
     task = build_task(config(manifest, out, stage="latent", max_steps=4, latent_reschedule=True, latent_keep_encoder=True, snr_gamma=5.0))
     unet = task.modules["latent_unet"]
     assert unet.config.in_channels == before.latent_unet.config.in_channels + 2
@@ -350,6 +351,7 @@ def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(m
     Trainer(task.config, task).run()
     after = CXRStudio.from_pretrained(out)
     assert after.config.latent_schedule == zero_snr and after.config.latent_unet.coordinate_channels == 2
+    assert after.config.sampling.latent_clip == 0.0  # the clip was epsilon's crutch: the preset's sampling default comes along
     assert not all(torch.equal(start[k], v) for k, v in after.latent_unet.state_dict().items())
     assert after.latent_unet.conv_in.weight[:, -2:].abs().sum() > 0  # the coordinates are used now
     for sampler in ("ddim", "dpmpp", "unipc"):

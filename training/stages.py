@@ -190,7 +190,8 @@ class LatentTask(_StageBase):
             c = studio.config
             unet = add_coordinate_channels(studio.latent_unet, source.latent_unet.coordinate_channels)
             c = c.replace(latent_schedule=source.latent_schedule,
-                          latent_unet=dataclasses.replace(c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels))
+                          latent_unet=dataclasses.replace(c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels),
+                          sampling=dataclasses.replace(c.sampling, latent_clip=source.sampling.latent_clip))
             studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **{**studio.components(), "latent_unet": unet})
             log.info("latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels", config.preset,
                      source.latent_schedule, source.latent_unet.coordinate_channels)
