@@ -214,8 +214,8 @@ PRESETS: dict[str, StudioConfig] = {
         # DDIM, as the bundle: on this model DPM-Solver++ at 20 steps draws washed-out, ghostly radiographs
         # where DDIM at 25 draws the report's findings (the sample grids written during training use these)
         # latent_clip 0: the +-5 clean-latent clip was a crutch for epsilon prediction; under v-prediction it only
-        # bends DDIM's guided trajectory away from the multistep solvers' (DDIM-300 vs DPM-Solver++-150: 19.6 dB
-        # with the clip, 28.0 without, on the 128 px fine-tuning experiment of the model card)
+        # bends DDIM's guided trajectory away from the multistep solvers' (DDIM-400 vs DPM-Solver++-200: 19.6 dB
+        # with the clip; DDIM-300 vs DPM-Solver++-150 28.0 dB without: the model card's 128 px experiment)
         sampling=SamplingDefaults(num_steps=25, sampler="ddim", sr_num_steps=6, sr_sampler="ddim", latent_clip=0.0),
     ),
     # The paper's sizes (Cheff 7.3): report transformer of depth 32 and width 1280.
