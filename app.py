@@ -321,7 +321,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
     @errors_as_notifications
     def load_model(folder):
         model.studio = cxr_studio.CXRStudio.from_pretrained(folder) if folder else cxr_studio.load_default()
-        return model_summary()
+        # the sampler menu follows the model: only the samplers that converge for its schedule
+        menu = gr.Dropdown(choices=list(model.studio.samplers), value=model.studio.config.sampling.sampler)
+        return model_summary(), menu
 
     def read_evaluation(folder):
         page = Path(folder or "") / "index.html"
@@ -560,8 +562,8 @@ def build_demo(model: AppModel) -> gr.Blocks:
                 report_html = gr.HTML()
                 show_report.click(errors_as_notifications(read_evaluation), report_folder, report_html)
             folder = gr.Textbox(label="Model folder (empty: the bundled demo cascade)")
-            gr.Button("Load").click(load_model, folder, summary)
-            t_load.click(load_model, out, summary)
+            gr.Button("Load").click(load_model, folder, [summary, sampler])
+            t_load.click(load_model, out, [summary, sampler])
         with gr.Tab("Phantom"):
             with gr.Row():
                 with gr.Column():

@@ -201,22 +201,14 @@ PRESETS: dict[str, StudioConfig] = {
         image_size=256,
         autoencoder=AutoencoderConfig(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False),
         report_encoder=ReportEncoderConfig(vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96),
-        latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4,
-                                     norm_num_groups=16, coordinate_channels=2),
+        latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4, norm_num_groups=16),
         super_res=SuperResConfig(factor=2, block_out_channels=(16, 32, 64, 128), layers_per_block=1, attention_levels=(False,) * 4, norm_num_groups=8),
         # v-prediction: with epsilon prediction the cosine schedule's first steps (alpha_bar ~ 1e-9) turn a
         # small noise error into a saturated image that a briefly trained SR UNet never recovers from
         sr_schedule=ScheduleConfig(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"),
-        # v-prediction with zero terminal SNR (Lin et al. 2024): the latent stage's first sampling step no longer
-        # divides a noise prediction by sqrt(alpha_bar_T) ~ 0.0017, which multistep solvers cannot survive.
-        # The bundled demo is fine-tuned into it with --latent-reschedule (see its model card)
-        latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
         # DDIM, as the bundle: on this model DPM-Solver++ at 20 steps draws washed-out, ghostly radiographs
         # where DDIM at 25 draws the report's findings (the sample grids written during training use these)
-        # latent_clip 0: the +-5 clean-latent clip was a crutch for epsilon prediction; under v-prediction it only
-        # bends DDIM's guided trajectory away from the multistep solvers' (DDIM-400 vs DPM-Solver++-200: 19.6 dB
-        # with the clip; DDIM-300 vs DPM-Solver++-150 28.0 dB without: the model card's 128 px experiment)
-        sampling=SamplingDefaults(num_steps=25, sampler="ddim", sr_num_steps=6, sr_sampler="ddim", latent_clip=0.0),
+        sampling=SamplingDefaults(num_steps=25, sampler="ddim", sr_num_steps=6, sr_sampler="ddim"),
     ),
     # The paper's sizes (Cheff 7.3): report transformer of depth 32 and width 1280.
     "cheff": StudioConfig(
@@ -234,8 +226,23 @@ PRESETS["demo128"] = PRESETS["demo"].replace(
 )
 
 
+# The recipe the bundled demo is being moved to (issue 17; the model card's recipe log): the demo architecture
+# with v-prediction and zero terminal SNR (Lin et al. 2024: the first sampling step no longer divides a noise
+# prediction by sqrt(alpha_bar_T) ~ 0.0017, which the multistep solvers cannot survive), two coordinate
+# channels beside the latents, and no clean-latent clip: the +-5 clip was a crutch for epsilon prediction and
+# under v-prediction only bends DDIM's guided path away from the multistep solvers' (DDIM-400 against
+# DPM-Solver++-200: 19.6 dB with it; DDIM-300 against DPM-Solver++-150: 28.0 dB without). A folder of the
+# demo preset is fine-tuned into it with --latent-reschedule --preset demo_v (training/train_demo_zero_snr.sh).
+PRESETS["demo_v"] = PRESETS["demo"].replace(
+    name="demo_v",
+    latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
+    latent_unet=dataclasses.replace(PRESETS["demo"].latent_unet, coordinate_channels=2),
+    sampling=dataclasses.replace(PRESETS["demo"].sampling, latent_clip=0.0),
+)
+
+
 def preset(name: str) -> StudioConfig:
-    """The named preset (``tiny``, ``demo``, ``demo128``, ``cheff``)."""
+    """The named preset (``tiny``, ``demo``, ``demo128``, ``demo_v``, ``cheff``)."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}.")
     return PRESETS[name]

@@ -33,17 +33,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--variant", choices=VARIANTS, required=True, help="what changes against the folder's latent stage"
     )
-    parser.add_argument("--preset", default="demo128", help="preset whose schedule and clip the v variants adopt")
+    parser.add_argument(
+        "--preset", default="demo128", help="the folder's preset; v variants take demo_v's schedule and clip"
+    )
     parser.add_argument("--manifest", default="data/phantom512/manifest.csv", help="training manifest (the demo's)")
     parser.add_argument("--steps", type=int, default=800, help="training steps (batch 16, lr 2e-4, cosine)")
     parser.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its newest checkpoint")
     args = parser.parse_args(argv)
-    base = PRESETS[args.preset]
-    coordinates = 2 if args.variant == "coords" else 0
-    PRESETS[args.preset] = base.replace(
-        latent_unet=dataclasses.replace(base.latent_unet, coordinate_channels=coordinates)
-    )
+    base, target = PRESETS[args.preset], PRESETS["demo_v"]  # the v variants take demo_v's schedule and clip
+    if args.variant != "eps":
+        coordinates = 2 if args.variant == "coords" else 0
+        PRESETS[args.preset] = base.replace(
+            latent_schedule=target.latent_schedule,
+            latent_unet=dataclasses.replace(base.latent_unet, coordinate_channels=coordinates),
+            sampling=dataclasses.replace(base.sampling, latent_clip=target.sampling.latent_clip),
+        )
     setup_logging()
     train(
         TrainConfig(
