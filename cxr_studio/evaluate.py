@@ -44,12 +44,12 @@ import numpy as np
 import torch
 
 from cxr_studio import imaging
+from cxr_studio.data.manifest import CHEXPERT_LABELS
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
-from cxr_studio.data.manifest import CHEXPERT_LABELS
 from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
 from cxr_studio.pipeline.super_resolution import upsample
 
@@ -124,6 +124,7 @@ JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images bel
 
 def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 128, max_train: int = 8000,
              classifier_steps: int = 4000, sheet_seeds: int = 8, classifier_dir: str | Path | None = None, utility_samples: int = 128,
+             utility_steps: int = 300,
              steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
              sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
              inception: str | Path | None = None, vgg16: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -238,8 +239,8 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         synth_x = generate_for(studio, synth_rows, size=judge_size, seed=seed + 20_000)
         synth_t = np.stack([judge.targets_for(r)[0] for r in synth_rows])
         synth_k = np.stack([judge.targets_for(r)[1] for r in synth_rows])
-        on_synth = judge.fit_classifier(synth_x, synth_t, synth_k, steps=classifier_steps, seed=seed)
-        on_real = judge.fit_classifier(train_x[:utility_samples], train_t[:utility_samples], train_k[:utility_samples], steps=classifier_steps, seed=seed)
+        on_synth = judge.fit_classifier(synth_x, synth_t, synth_k, steps=utility_steps, seed=seed)
+        on_real = judge.fit_classifier(train_x[:utility_samples], train_t[:utility_samples], train_k[:utility_samples], steps=utility_steps, seed=seed)
         m_synth = judge.mean_auc(judge.per_target_auc(judge.predict(on_synth, test_x), test_t, test_k))
         m_real = judge.mean_auc(judge.per_target_auc(judge.predict(on_real, test_x), test_t, test_k))
         report["utility"] = {"training_images": utility_samples, "mauc_real_only": m_real, "mauc_synthetic_only": m_synth,
@@ -388,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--classifier-steps", type=int, default=4000, help="the judge's training steps (batch 32)")
     parser.add_argument("--sheet-seeds", type=int, default=8, help="samples per prompt-sheet report (0 skips the sheet)")
     parser.add_argument("--utility-samples", type=int, default=128, help="0 skips the utility experiment")
+    parser.add_argument("--utility-steps", type=int, default=300,
+                        help="training steps of the two utility classifiers (128 images each: the judge's 4,000 would memorise them)")
     parser.add_argument("--steps-sweep", default="10,25,50", help="sampling steps for the metric-against-steps plot")
     parser.add_argument("--device-cases", type=int, default=12, help="0 skips the device-removal benchmark")
     parser.add_argument("--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)")
@@ -403,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         steps = [int(s) for s in args.steps_sweep.split(",") if s.strip()]
         report, examples = evaluate(studio, args.manifest, num_samples=args.num_samples, judge_size=args.judge_size, max_train=args.max_train,
                                     classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier", sheet_seeds=args.sheet_seeds,
-                                    utility_samples=args.utility_samples, steps_sweep=steps, device_cases=args.device_cases,
+                                    utility_samples=args.utility_samples, utility_steps=args.utility_steps, steps_sweep=steps, device_cases=args.device_cases,
                                     sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed,
                                     inception=args.inception, vgg16=args.vgg16)
     except (InputError, ValueError) as err:

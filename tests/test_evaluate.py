@@ -188,7 +188,7 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     CXRStudio.from_preset("tiny").save_pretrained(tiny)
     out = tmp_path / "report"
     code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
-                          "--classifier-steps", "5", "--utility-samples", "6", "--steps-sweep", "2,3", "--device-cases", "2",
+                          "--classifier-steps", "5", "--utility-samples", "6", "--utility-steps", "5", "--steps-sweep", "2,3", "--device-cases", "2",
                           "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path)),
                           "--vgg16", str(vgg16_stand_in(tmp_path)), "--sheet-seeds", "2"])
     assert code == 0
