@@ -367,3 +367,18 @@ def test_the_menu_offers_only_samplers_that_converge():
     assert converging_samplers(PRESETS["demo_v"].latent_schedule) == SAMPLERS
     with pytest.raises(InputError, match="zero-terminal-SNR"):
         make_sampler("ddim", ScheduleConfig(rescale_betas_zero_snr=True))
+
+
+def test_min_snr_gamma_weights_follow_the_prediction_type():
+    """Hang et al. 2023: the x0 loss weighted by min(SNR, gamma); epsilon divides by SNR, v by SNR + 1."""
+    from cxr_studio.diffusion.schedules import loss_weights, weighted_mse
+
+    t = torch.tensor([0, 300, 999])
+    for kind, divide in (("epsilon", lambda snr: snr), ("v_prediction", lambda snr: snr + 1)):
+        schedule = training_scheduler(ScheduleConfig(prediction_type=kind))
+        a = schedule.alphas_cumprod[t]
+        snr = a / (1 - a)
+        torch.testing.assert_close(loss_weights(schedule, t, snr_gamma=5.0), snr.clamp(max=5.0) / divide(snr))
+        assert loss_weights(schedule, t, snr_gamma=0.0) is None
+    x, y = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
+    assert float(weighted_mse(x, y, torch.tensor([1.0, 0.0, 2.0]))) == 1.0 and float(weighted_mse(x, y, None)) == 1.0
