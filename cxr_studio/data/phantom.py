@@ -132,6 +132,15 @@ class PhantomCase:
     def impression(self) -> str:
         return self.report.split("IMPRESSION:", 1)[-1].strip()
 
+    def manifest_columns(self) -> dict[str, str]:
+        """This case's ``report``, label, ``findings`` and ``devices`` columns as the manifest writes them."""
+        return {
+            "report": self.report,
+            **{k: str(v) for k, v in self.labels.items()},
+            "findings": ";".join(f.describe() for f in self.findings),
+            "devices": ";".join(d.describe() for d in self.devices),
+        }
+
 
 # ----------------------------------------------------------------------------------------------------
 # Sampling what to draw
@@ -931,12 +940,9 @@ def _write_cases(out: Path, indices: range, size: int, seed: int, bit_depth: int
                 "study_id": f"{patient_id}-s1",
                 "view": "PA",
                 "split": split_for_patient(patient_id),
-                "report": case.report,
-                **{k: str(v) for k, v in case.labels.items()},
                 "device_mask_path": f"masks/{stem}.png",
                 "clean_path": f"clean/{stem}.png",
-                "findings": ";".join(f.describe() for f in case.findings),
-                "devices": ";".join(d.describe() for d in case.devices),
+                **case.manifest_columns(),
             }
         )
         if not quiet and count % max(1, n // 20) == 0:

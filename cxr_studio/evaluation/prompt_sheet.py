@@ -50,22 +50,12 @@ SHEET: tuple[SheetRow, ...] = (
 )
 
 
-def manifest_row(case: Any) -> dict[str, str]:
-    """The columns the judge reads (labels, ``findings``, ``devices``) for a rendered phantom case."""
-    return {
-        **{k: str(v) for k, v in case.labels.items()},
-        "findings": ";".join(f.describe() for f in case.findings),
-        "devices": ";".join(d.describe() for d in case.devices),
-        "report": case.report,
-    }
-
-
 def render(
     studio: Any, *, seeds: int, judge_size: int, seed: int = 0, rows: tuple[SheetRow, ...] = SHEET
 ) -> dict[str, Any]:
     """Real phantoms (``seeds`` patients per row) and ``seeds`` samples of the first one's report.
 
-    Returns ``{"rows": [{label, report, manifest_row}], "real": (R * seeds, 1, s, s), "synthetic": (R * seeds,
+    Returns ``{"rows": [{label, report}], "real": (R * seeds, 1, s, s), "synthetic": (R * seeds,
     1, s, s), "manifest_rows": [...]}``, images in ``[-1, 1]`` at ``judge_size``; row ``r``'s images are
     ``[r * seeds, (r + 1) * seeds)``.
     """
@@ -79,7 +69,7 @@ def render(
         report = cases[0].report
         real += [c.image for c in cases]
         fake += list(studio.generate(report, seed=seed, num_images=seeds, upscale=False).pixels)
-        first = manifest_row(cases[0])
+        first = cases[0].manifest_columns()
         meta.append({"label": row.label, "report": report})
         manifest_rows += [first] * seeds
     return {
