@@ -216,6 +216,12 @@ def build_demo(model: AppModel) -> gr.Blocks:
         return str(path)
 
     @errors_as_notifications
+    def export_study(paths):
+        if not paths:
+            raise InputError("generate images first.")
+        return str(cxr_studio.export.study_from_pngs(paths, output_path("synthetic-study", ".zip")))
+
+    @errors_as_notifications
     def inpaint(radiograph, editor, report, preset, strength, fill, grow_px, feather_px, steps, seed, jumps, request: gr.Request,
                 progress=gr.Progress()):
         if radiograph is None:
@@ -392,12 +398,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     selected = gr.Textbox(visible=False)
                     with gr.Row():
                         to_dicom = gr.Button("Export selected as DICOM (Secondary Capture, synthetic)")
+                        to_study = gr.Button("Export all as one DICOM study (zip)")
                         dicom_file = gr.File(label="DICOM", interactive=False)
             run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, screen_manifest], [gallery, files, seed],
                       concurrency_id="model")
             stop.click(model.request_stop, None, None, queue=False)
             gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
             to_dicom.click(export_dicom, selected, dicom_file)
+            to_study.click(export_study, files, dicom_file)
         with gr.Tab("Inpaint"):
             radiograph = gr.State()
             with gr.Row():

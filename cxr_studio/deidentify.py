@@ -5,7 +5,7 @@ or shown (``read_radiograph`` does it unless told ``deidentify=False``). Rules, 
 dataset including nested sequences:
 
 - private tags, curves (groups 50xx) and overlays (60xx, which can carry burned-in text) are removed;
-- every person name (VR PN) is removed, except Patient's Name, which becomes ``ANONYMOUS``;
+- every person name (VR PN) is removed, except Patient's Name, which becomes ``ANONYMOUS^``;
 - every date, time and date-time (DA, TM, DT) is emptied (Annex E: zero length or removed);
 - the identifying attributes of Annex E's table (IDs, institutions, addresses, physicians, devices,
   free-text comments and descriptions) are removed, Patient ID becomes a salted pseudonym;
@@ -22,30 +22,107 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-PROFILE = "DICOM PS3.15 Annex E Basic Application Level Confidentiality Profile (CXR Studio)"
+PROFILE = "PS3.15 Annex E Basic Profile (CXR Studio)"  # LO: at most 64 characters; the code says the rest
 
 # Annex E attributes removed outright (X / X/Z / X/D actions that we resolve to removal), by keyword.
-REMOVE = frozenset({
-    "AccessionNumber", "AcquisitionComments", "AdditionalPatientHistory", "AdmissionID", "AdmittingDiagnosesDescription",
-    "Allergies", "BranchOfService", "ConsultingPhysicianName", "ContentCreatorName", "CountryOfResidence", "CurrentPatientLocation",
-    "DerivationDescription", "DeviceSerialNumber", "DeviceUID", "EthnicGroup", "FillerOrderNumberImagingServiceRequest",
-    "ImageComments", "InstitutionAddress", "InstitutionalDepartmentName", "InstitutionName", "IssuerOfPatientID",
-    "MedicalAlerts", "MedicalRecordLocator", "MilitaryRank", "NameOfPhysiciansReadingStudy", "Occupation", "OperatorsName",
-    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "PatientAddress", "PatientAge", "PatientBirthName",
-    "PatientBirthTime", "PatientComments", "PatientInsurancePlanCodeSequence", "PatientMotherBirthName", "PatientReligiousPreference",
-    "PatientSize", "PatientState", "PatientTelephoneNumbers", "PatientWeight", "PerformedProcedureStepDescription",
-    "PerformedProcedureStepID", "PerformingPhysicianName", "PhysiciansOfRecord", "PlacerOrderNumberImagingServiceRequest",
-    "PregnancyStatus", "ReferencedPatientSequence", "ReferencedStudySequence", "ReferringPhysicianAddress", "ReferringPhysicianName",
-    "ReferringPhysicianTelephoneNumbers", "RegionOfResidence", "RequestAttributesSequence", "RequestedProcedureDescription",
-    "RequestedProcedureID", "RequestingPhysician", "ResponsibleOrganization", "ResponsiblePerson", "ScheduledProcedureStepDescription",
-    "ScheduledProcedureStepID", "SeriesDescription", "SmokingStatus", "SpecialNeeds", "StationName", "StudyDescription", "StudyID",
-    "TextComments", "TextString", "TopicAuthor", "TopicKeywords", "TopicSubject", "TopicTitle", "VerifyingObserverName",
-    "VerifyingOrganization", "VisitComments", "ProtocolName", "PatientSexNeutered", "PatientTransportArrangements",
-    "IconImageSequence",  # a thumbnail of the pixels, with whatever text they carry
-})
+REMOVE = frozenset(
+    {
+        "AccessionNumber",
+        "AcquisitionComments",
+        "AdditionalPatientHistory",
+        "AdmissionID",
+        "AdmittingDiagnosesDescription",
+        "Allergies",
+        "BranchOfService",
+        "ConsultingPhysicianName",
+        "ContentCreatorName",
+        "CountryOfResidence",
+        "CurrentPatientLocation",
+        "DerivationDescription",
+        "DeviceSerialNumber",
+        "DeviceUID",
+        "EthnicGroup",
+        "FillerOrderNumberImagingServiceRequest",
+        "ImageComments",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "InstitutionName",
+        "IssuerOfPatientID",
+        "MedicalAlerts",
+        "MedicalRecordLocator",
+        "MilitaryRank",
+        "NameOfPhysiciansReadingStudy",
+        "Occupation",
+        "OperatorsName",
+        "OtherPatientIDs",
+        "OtherPatientIDsSequence",
+        "OtherPatientNames",
+        "PatientAddress",
+        "PatientAge",
+        "PatientBirthName",
+        "PatientBirthTime",
+        "PatientComments",
+        "PatientInsurancePlanCodeSequence",
+        "PatientMotherBirthName",
+        "PatientReligiousPreference",
+        "PatientSize",
+        "PatientState",
+        "PatientTelephoneNumbers",
+        "PatientWeight",
+        "PerformedProcedureStepDescription",
+        "PerformedProcedureStepID",
+        "PerformingPhysicianName",
+        "PhysiciansOfRecord",
+        "PlacerOrderNumberImagingServiceRequest",
+        "PregnancyStatus",
+        "ReferencedPatientSequence",
+        "ReferencedStudySequence",
+        "ReferringPhysicianAddress",
+        "ReferringPhysicianName",
+        "ReferringPhysicianTelephoneNumbers",
+        "RegionOfResidence",
+        "RequestAttributesSequence",
+        "RequestedProcedureDescription",
+        "RequestedProcedureID",
+        "RequestingPhysician",
+        "ResponsibleOrganization",
+        "ResponsiblePerson",
+        "ScheduledProcedureStepDescription",
+        "ScheduledProcedureStepID",
+        "SeriesDescription",
+        "SmokingStatus",
+        "SpecialNeeds",
+        "StationName",
+        "StudyDescription",
+        "StudyID",
+        "TextComments",
+        "TextString",
+        "TopicAuthor",
+        "TopicKeywords",
+        "TopicSubject",
+        "TopicTitle",
+        "VerifyingObserverName",
+        "VerifyingOrganization",
+        "VisitComments",
+        "ProtocolName",
+        "PatientSexNeutered",
+        "PatientTransportArrangements",
+        "IconImageSequence",  # a thumbnail of the pixels, with whatever text they carry
+    }
+)
 # UIDs that name a class or a syntax, not an instance: kept.
-KEEP_UIDS = frozenset({"SOPClassUID", "MediaStorageSOPClassUID", "TransferSyntaxUID", "ReferencedSOPClassUID", "CodingSchemeUID",
-                       "ImplementationClassUID", "RelatedGeneralSOPClassUID", "OriginalSpecializedSOPClassUID"})
+KEEP_UIDS = frozenset(
+    {
+        "SOPClassUID",
+        "MediaStorageSOPClassUID",
+        "TransferSyntaxUID",
+        "ReferencedSOPClassUID",
+        "CodingSchemeUID",
+        "ImplementationClassUID",
+        "RelatedGeneralSOPClassUID",
+        "OriginalSpecializedSOPClassUID",
+    }
+)
 
 
 def pseudonym(value: str, salt: bytes) -> str:
@@ -66,7 +143,7 @@ def deidentify(ds: Any, *, salt: bytes = b"cxr-studio") -> Any:
             del dataset[element.tag]
         elif element.VR == "PN":
             if keyword == "PatientName":
-                element.value = "ANONYMOUS"
+                element.value = "ANONYMOUS^"  # family name only: the caret says so (PS3.5 6.2.1.2)
             else:
                 del dataset[element.tag]
         elif element.VR in ("DA", "TM", "DT"):
@@ -77,7 +154,11 @@ def deidentify(ds: Any, *, salt: bytes = b"cxr-studio") -> Any:
             element.value = renew(old) if element.VM <= 1 else [renew(uid) for uid in old]
 
     ds.walk(clean)
-    if getattr(ds, "file_meta", None) is not None and "MediaStorageSOPInstanceUID" in ds.file_meta and "SOPInstanceUID" in ds:
+    if (
+        getattr(ds, "file_meta", None) is not None
+        and "MediaStorageSOPInstanceUID" in ds.file_meta
+        and "SOPInstanceUID" in ds
+    ):
         ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.PatientID = pseudonym(patient_id, salt) if patient_id else ""
     ds.PatientIdentityRemoved = "YES"

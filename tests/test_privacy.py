@@ -62,7 +62,7 @@ def test_a_dicom_header_is_de_identified_on_read():
     text = header_text(clean.dicom)
     leaked = [phi for phi in PHI if phi in text]
     assert not leaked, leaked
-    assert clean.dicom.PatientIdentityRemoved == "YES" and clean.dicom.PatientName == "ANONYMOUS"
+    assert clean.dicom.PatientIdentityRemoved == "YES" and clean.dicom.PatientName == "ANONYMOUS^"
     assert clean.dicom.StudyDate == "" and clean.dicom.Modality == "CR" and clean.dicom.PatientSex == "F"
     assert not any(e.tag.is_private for e in clean.dicom.iterall())
     assert not any(0x6000 <= e.tag.group <= 0x60FF for e in clean.dicom)
@@ -109,7 +109,7 @@ def test_the_app_forgets_an_upload_once_read(tmp_path, monkeypatch):
     upload = folder / "Doe_Jane_MRN-4711.dcm"
     upload.write_bytes(dicom_with_phi())
     radiograph = app.read_upload(str(upload))
-    assert radiograph.dicom.PatientName == "ANONYMOUS"
+    assert radiograph.dicom.PatientName == "ANONYMOUS^"
     assert not upload.exists() and not folder.exists()  # the name that carried PHI is gone from disk
     outside = tmp_path / "Doe_Jane.dcm"
     outside.write_bytes(dicom_with_phi())
