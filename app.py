@@ -22,16 +22,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cxr-studio-"))  # private, cleaned by delete_cache
 
-import gradio as gr  # noqa: E402
-import numpy as np  # noqa: E402
+import gradio as gr
+import numpy as np
 
-import cxr_studio  # noqa: E402
-import cxr_studio.export  # noqa: E402
-from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png  # noqa: E402
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS  # noqa: E402
-from cxr_studio.data import phantom  # noqa: E402
-from cxr_studio.files import write_atomic  # noqa: E402
-from cxr_studio.evaluation.reader_study import ReaderStudy  # noqa: E402
+import cxr_studio
+import cxr_studio.export
+from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS
+from cxr_studio.data import phantom
+from cxr_studio.evaluation.reader_study import ReaderStudy
+from cxr_studio.files import write_atomic
 
 MAX_UPLOAD = "200mb"
 # One model call at a time (CPU or one GPU); at most 16 waiting, beyond that gradio answers "queue is full"
@@ -183,36 +183,80 @@ def build_demo(model: AppModel) -> gr.Blocks:
     defaults = model.studio.config.sampling
 
     @errors_as_notifications
-    def generate(report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, screen_manifest, request: gr.Request,
-                 progress=gr.Progress()):
-        options = {"negative_report": negative, "sampler": sampler, "num_steps": int(steps), "guidance_scale": float(guidance),
-                   "upscale": bool(upscale), "callback": model.progress(progress, request)}
+    def generate(
+        report,
+        negative,
+        sampler,
+        steps,
+        guidance,
+        seed,
+        random_seed,
+        count,
+        upscale,
+        private,
+        screen_manifest,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
+        options = {
+            "negative_report": negative,
+            "sampler": sampler,
+            "num_steps": int(steps),
+            "guidance_scale": float(guidance),
+            "upscale": bool(upscale),
+            "callback": model.progress(progress, request),
+        }
         if private:  # Packhäuser's privacy-enhancing sampling: images resembling a training image are replaced
             from cxr_studio.evaluation.privacy import generate_private
 
             first = int(seed) if not random_seed else int.from_bytes(os.urandom(6), "big")
-            result, _ = generate_private(model.studio, report, screen=model.screen(screen_manifest, progress)[0], num_images=int(count),
-                                         seed=first, **options)
+            result, _ = generate_private(
+                model.studio,
+                report,
+                screen=model.screen(screen_manifest, progress)[0],
+                num_images=int(count),
+                seed=first,
+                **options,
+            )
         else:
-            result = model.studio.generate(report, seed=None if random_seed else int(seed), num_images=int(count), **options)
+            result = model.studio.generate(
+                report, seed=None if random_seed else int(seed), num_images=int(count), **options
+            )
         files = []
         for i in range(len(result.images)):
             files.append(str(output_path(f"synthetic-seed{result.seeds[i]}")))
             save_png(files[-1], result.pixels[i], bit_depth=16, parameters=result.parameters_for(i), synthetic=True)
-        captions = [f"SYNTHETIC · seed {s} · {result.parameters['sampler']} {result.parameters['num_steps']} steps · cfg {result.parameters['guidance_scale']}" for s in result.seeds]
+        captions = [
+            f"SYNTHETIC · seed {s} · {result.parameters['sampler']} {result.parameters['num_steps']} steps · cfg {result.parameters['guidance_scale']}"
+            for s in result.seeds
+        ]
         return list(zip(files, captions)), files, result.seeds[0]
 
     def recall(files, evt: gr.SelectData):
         """A gallery image's settings back into the form."""
         p = read_png_parameters(files[evt.index])
-        return p["report"], p["negative_report"], p["sampler"], p["num_steps"], p["guidance_scale"], p["seed"], False, files[evt.index]
+        return (
+            p["report"],
+            p["negative_report"],
+            p["sampler"],
+            p["num_steps"],
+            p["guidance_scale"],
+            p["seed"],
+            False,
+            files[evt.index],
+        )
 
     @errors_as_notifications
     def export_dicom(selected):
         if not selected:
             raise InputError("select an image in the gallery first.")
         path = output_path("synthetic", ".dcm")
-        write_atomic(path, cxr_studio.export.synthetic_dicom(imaging.read_radiograph(selected).display, read_png_parameters(selected)))
+        write_atomic(
+            path,
+            cxr_studio.export.synthetic_dicom(
+                imaging.read_radiograph(selected).display, read_png_parameters(selected)
+            ),
+        )
         return str(path)
 
     @errors_as_notifications
@@ -222,16 +266,50 @@ def build_demo(model: AppModel) -> gr.Blocks:
         return str(cxr_studio.export.study_from_pngs(paths, output_path("synthetic-study", ".zip")))
 
     @errors_as_notifications
-    def inpaint(radiograph, editor, report, preset, strength, fill, grow_px, feather_px, steps, seed, jumps, request: gr.Request,
-                progress=gr.Progress()):
+    def inpaint(
+        radiograph,
+        editor,
+        report,
+        preset,
+        strength,
+        fill,
+        grow_px,
+        feather_px,
+        steps,
+        seed,
+        jumps,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
-        result = model.studio.inpaint(radiograph, editor_mask(editor), report=report, preset=preset, strength=float(strength), fill=fill, grow_px=int(grow_px),
-                                      feather_px=int(feather_px), num_steps=int(steps), seed=int(seed), resample_jumps=int(jumps),
-                                      callback=model.progress(progress, request))
+        result = model.studio.inpaint(
+            radiograph,
+            editor_mask(editor),
+            report=report,
+            preset=preset,
+            strength=float(strength),
+            fill=fill,
+            grow_px=int(grow_px),
+            feather_px=int(feather_px),
+            num_steps=int(steps),
+            seed=int(seed),
+            resample_jumps=int(jumps),
+            callback=model.progress(progress, request),
+        )
         png, dcm = output_path(f"edited-{result.bit_depth}bit"), output_path("edited", ".dcm")
-        save_png(png, result.image if result.image.dtype in (np.uint8, np.uint16) else result.display, bit_depth=16, parameters=result.parameters)
-        write_atomic(dcm, cxr_studio.export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom))
+        save_png(
+            png,
+            result.image if result.image.dtype in (np.uint8, np.uint16) else result.display,
+            bit_depth=16,
+            parameters=result.parameters,
+        )
+        write_atomic(
+            dcm,
+            cxr_studio.export.derived_dicom(
+                result.image, result.bit_depth, result.parameters, source=radiograph.dicom
+            ),
+        )
         before, after = shown(radiograph.display, "before"), shown(result.display, "after")
         return (before, after), shown(np.clip(result.difference * 4, 0, 1), "difference"), [str(png), str(dcm)]
 
@@ -239,24 +317,62 @@ def build_demo(model: AppModel) -> gr.Blocks:
     def outpaint(radiograph, left, right, top, bottom, report, seeds, request: gr.Request, progress=gr.Progress()):
         if radiograph is None:
             raise InputError("upload a radiograph first.")
-        results = [model.studio.outpaint(radiograph, left=int(left), right=int(right), top=int(top), bottom=int(bottom), report=report, seed=s,
-                                         callback=model.progress(progress, request)) for s in range(int(seeds))]
-        return [(shown(r.display, "outpainted"), f"seed {r.parameters['seed']} · edited, not anonymous") for r in results]
+        results = [
+            model.studio.outpaint(
+                radiograph,
+                left=int(left),
+                right=int(right),
+                top=int(top),
+                bottom=int(bottom),
+                report=report,
+                seed=s,
+                callback=model.progress(progress, request),
+            )
+            for s in range(int(seeds))
+        ]
+        return [
+            (shown(r.display, "outpainted"), f"seed {r.parameters['seed']} · edited, not anonymous") for r in results
+        ]
 
     @errors_as_notifications
-    def interpolate(mode, report_a, report_b, seed_a, seed_b, image_a, image_b, report, frames, request: gr.Request, progress=gr.Progress()):
+    def interpolate(
+        mode,
+        report_a,
+        report_b,
+        seed_a,
+        seed_b,
+        image_a,
+        image_b,
+        report,
+        frames,
+        request: gr.Request,
+        progress=gr.Progress(),
+    ):
         start, end = {"report": (report_a, report_b), "seed": (int(seed_a), int(seed_b))}.get(mode, (image_a, image_b))
         if start is None or end is None:
             raise InputError("give both endpoints.")
-        result = model.studio.interpolate(start, end, mode=mode, num_frames=int(frames), report=report, seed=int(seed_a),
-                                          callback=model.progress(progress, request))
+        result = model.studio.interpolate(
+            start,
+            end,
+            mode=mode,
+            num_frames=int(frames),
+            report=report,
+            seed=int(seed_a),
+            callback=model.progress(progress, request),
+        )
         gif = output_path("interpolation", ".gif")
         write_atomic(gif, result.gif())
         return [(shown(p, f"frame{i}"), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
 
     def review(real, synthetic, level, width, invert):
         """Both images through the same window/level, at the same height on screen."""
-        show = lambda r: None if r is None else shown(imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert), "review")  # noqa: E731
+        show = lambda r: (
+            None
+            if r is None
+            else shown(
+                imaging.window(imaging.fit_height(r.display, 512), level=level, width=width, invert=invert), "review"
+            )
+        )
         return show(real), show(synthetic)
 
     def screen_synthetic(synthetic, manifest, progress=gr.Progress()):
@@ -264,11 +380,17 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
         if synthetic is None:
             raise InputError("upload the synthetic radiograph first.")
-        screen, rows = model.screen(manifest, progress)
+        screen, _rows = model.screen(manifest, progress)
         match = screen_pixels(screen, synthetic.display[None])[0]
-        verdict = "**FLAGGED: too close to a training image** (do not share it as anonymous)" if match.flagged else "passes the screen"
-        text = (f"{verdict}\n\nscore {match.score:.4f} against threshold {screen.threshold:.4f} (the 99.9th percentile of "
-                f"training-versus-training scores over {len(screen.calibration)} images); nearest: training row {match.nearest}")
+        verdict = (
+            "**FLAGGED: too close to a training image** (do not share it as anonymous)"
+            if match.flagged
+            else "passes the screen"
+        )
+        text = (
+            f"{verdict}\n\nscore {match.score:.4f} against threshold {screen.threshold:.4f} (the 99.9th percentile of "
+            f"training-versus-training scores over {len(screen.calibration)} images); nearest: training row {match.nearest}"
+        )
         return text, shown((screen.images[match.nearest] + 1) / 2, "nearest-training")
 
     def study_add(folder, real_files, synthetic_files):
@@ -303,10 +425,27 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
         try:
             steps = {"ae": ae, "latent": latent, "ae_decoder": decoder, "sr": sr, "sr_finetune": finetune}
-            runs.start_run(manifest=manifest, out=out, preset=preset, steps=steps, resume=resume, extra_args=["--lr-schedule", schedule])
+            runs.start_run(
+                manifest=manifest,
+                out=out,
+                preset=preset,
+                steps=steps,
+                resume=resume,
+                extra_args=["--lr-schedule", schedule],
+            )
         except InputError as err:
             raise gr.Error(str(err)) from None
         return f"Started training into `{out}`."
+
+    def train_stop(out):
+        from training import runs
+
+        # wait_s=0: SIGTERM and return at once; False means "signalled, still finishing its step"
+        return (
+            "No run is active."
+            if runs.stop_run(out, wait_s=0)
+            else "Stopping after this step (a checkpoint is saved)."
+        )
 
     def train_poll(out):
         import pandas as pd
@@ -315,7 +454,9 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
         p = runs.read_progress(out)
         eta = f", ETA {p['eta_s'] / 60:.0f} min" if p.get("eta_s") else ""
-        status = f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
+        status = (
+            f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
+        )
         curve = pd.DataFrame(p["losses"], columns=["step", "loss"])
         return status, curve, "\n".join(p["log"]), p["latest_samples"]
 
@@ -339,17 +480,31 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
     def model_summary() -> str:
         s = model.studio
-        sizes = {k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M" for k, v in s.components().items() if k != "tokenizer"}
+        sizes = {
+            k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M"
+            for k, v in s.components().items()
+            if k != "tokenizer"
+        }
         card = cxr_studio.DEFAULT_MODEL / "MODEL_CARD.md"
         text = card.read_text() if s.model_id.startswith("demo@") and card.is_file() else ""
-        text = "\n".join(line for line in text.splitlines() if not line.startswith("!["))  # relative image links do not resolve here
+        text = "\n".join(
+            line for line in text.splitlines() if not line.startswith("![")
+        )  # relative image links do not resolve here
         return f"**Loaded:** `{s.model_id}` on `{s.device}` · {s.config.image_size} px -> {s.config.output_size} px\n\n**Components:** {sizes}\n\n{text}"
 
     def phantom_case(finding_names, side, severity, zone, device_names, seed):
         """Widget values -> (image, device-free image, report) of one phantom patient."""
         try:
-            findings = [phantom.Finding(n, side if n in phantom.SIDED else None, severity, zone if n in phantom.ZONED else None) for n in finding_names]
-            devices = [phantom.Device(n, side if n in {"pacemaker", "icd", "chest_tube", "central_line"} else None) for n in device_names]
+            findings = [
+                phantom.Finding(
+                    n, side if n in phantom.SIDED else None, severity, zone if n in phantom.ZONED else None
+                )
+                for n in finding_names
+            ]
+            devices = [
+                phantom.Device(n, side if n in {"pacemaker", "icd", "chest_tube", "central_line"} else None)
+                for n in device_names
+            ]
             case = phantom.render_case(int(seed), size=512, findings=findings, devices=devices)
         except InputError as err:
             raise gr.Error(str(err)) from None
@@ -357,18 +512,43 @@ def build_demo(model: AppModel) -> gr.Blocks:
 
     def compose(finding, side, severity, devices):
         """The structured helper: chosen finding and devices -> report text."""
-        findings = [] if finding == "none" else [phantom.Finding(finding, side if finding in phantom.SIDED else None, severity, "lower" if finding in phantom.ZONED else None)]
-        return phantom.report_for(findings, [phantom.Device(d, side if d in {"pacemaker", "icd", "chest_tube", "central_line"} else None) for d in devices])
+        findings = (
+            []
+            if finding == "none"
+            else [
+                phantom.Finding(
+                    finding,
+                    side if finding in phantom.SIDED else None,
+                    severity,
+                    "lower" if finding in phantom.ZONED else None,
+                )
+            ]
+        )
+        return phantom.report_for(
+            findings,
+            [
+                phantom.Device(d, side if d in {"pacemaker", "icd", "chest_tube", "central_line"} else None)
+                for d in devices
+            ],
+        )
 
     with gr.Blocks(title="CXR Studio", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown(f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. Generated images are **synthetic** and labelled as such; edited real images are still patient images.")
+        gr.Markdown(
+            f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. Generated images are **synthetic** and labelled as such; edited real images are still patient images."
+        )
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column(scale=2):
-                    report = gr.Textbox(label="Report", lines=4, value="FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion.")
+                    report = gr.Textbox(
+                        label="Report",
+                        lines=4,
+                        value="FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion.",
+                    )
                     with gr.Accordion("Structured helper", open=False):
                         with gr.Row():
-                            h_finding = gr.Dropdown(["none", *phantom.FINDINGS], value="pleural_effusion", label="Finding")
+                            h_finding = gr.Dropdown(
+                                ["none", *phantom.FINDINGS], value="pleural_effusion", label="Finding"
+                            )
                             h_side = gr.Radio(list(phantom.SIDES), value="right", label="Side (patient's)")
                             h_severity = gr.Radio(list(phantom.SEVERITIES), value="large", label="Severity")
                         h_devices = gr.CheckboxGroup(list(phantom.DEVICES), label="Devices")
@@ -382,10 +562,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                         random_seed = gr.Checkbox(value=True, label="Random seed")
                         count = gr.Slider(1, 8, value=1, step=1, label="Images")
-                        upscale = gr.Checkbox(value=defaults.upscale, label=f"Super-resolution to {model.studio.config.output_size} px")
+                        upscale = gr.Checkbox(
+                            value=defaults.upscale, label=f"Super-resolution to {model.studio.config.output_size} px"
+                        )
                     with gr.Accordion("Privacy filter", open=False):
-                        gr.Markdown("Screen every image against the training set and replace any that resembles a training image "
-                                    "(privacy-enhancing sampling, Packhäuser et al. 2023).")
+                        gr.Markdown(
+                            "Screen every image against the training set and replace any that resembles a training image "
+                            "(privacy-enhancing sampling, Packhäuser et al. 2023)."
+                        )
                         with gr.Row():
                             private = gr.Checkbox(value=False, label="Screen and replace")
                             screen_manifest = gr.Textbox(label="Training manifest", value="data/phantom/manifest.csv")
@@ -393,15 +577,40 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         run = gr.Button("Generate", variant="primary")
                         stop = gr.Button("Stop")
                 with gr.Column(scale=3):
-                    gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=640, object_fit="contain", elem_id="gallery")
-                    files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
+                    gallery = gr.Gallery(
+                        label="SYNTHETIC images",
+                        columns=2,
+                        format="png",
+                        height=640,
+                        object_fit="contain",
+                        elem_id="gallery",
+                    )
+                    files = gr.File(
+                        label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False
+                    )
                     selected = gr.Textbox(visible=False)
                     with gr.Row():
                         to_dicom = gr.Button("Export selected as DICOM (Secondary Capture, synthetic)")
                         to_study = gr.Button("Export all as one DICOM study (zip)")
                         dicom_file = gr.File(label="DICOM", interactive=False)
-            run.click(generate, [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, screen_manifest], [gallery, files, seed],
-                      concurrency_id="model")
+            run.click(
+                generate,
+                [
+                    report,
+                    negative,
+                    sampler,
+                    steps,
+                    guidance,
+                    seed,
+                    random_seed,
+                    count,
+                    upscale,
+                    private,
+                    screen_manifest,
+                ],
+                [gallery, files, seed],
+                concurrency_id="model",
+            )
             stop.click(model.request_stop, None, None, queue=False)
             gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
             to_dicom.click(export_dicom, selected, dicom_file)
@@ -410,15 +619,30 @@ def build_demo(model: AppModel) -> gr.Blocks:
             radiograph = gr.State()
             with gr.Row():
                 with gr.Column():
-                    upload = gr.File(label="Radiograph (PNG, JPEG, TIFF or DICOM)", file_types=UPLOAD_TYPES, type="filepath", elem_id="inpaint-upload")
+                    upload = gr.File(
+                        label="Radiograph (PNG, JPEG, TIFF or DICOM)",
+                        file_types=UPLOAD_TYPES,
+                        type="filepath",
+                        elem_id="inpaint-upload",
+                    )
                     with gr.Row():
                         level = gr.Slider(0, 1, value=0.5, label="Level")
                         width = gr.Slider(0.05, 1, value=1.0, label="Width")
                         invert = gr.Checkbox(label="Invert")
-                    editor = gr.ImageEditor(type="numpy", image_mode="RGBA", format="png", layers=False, transforms=(), fixed_canvas=False,
-                                            brush=gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16),
-                                            eraser=gr.Eraser(default_size=16), label="Paint what to regenerate", height=560,
-                                            sources=(), elem_id="inpaint-editor")
+                    editor = gr.ImageEditor(
+                        type="numpy",
+                        image_mode="RGBA",
+                        format="png",
+                        layers=False,
+                        transforms=(),
+                        fixed_canvas=False,
+                        brush=gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16),
+                        eraser=gr.Eraser(default_size=16),
+                        label="Paint what to regenerate",
+                        height=560,
+                        sources=(),
+                        elem_id="inpaint-editor",
+                    )
                     first = EDIT_PRESETS["remove device"]
                     i_report = gr.Textbox(label="Report for the region (optional)", placeholder=first.report)
                     with gr.Row():
@@ -435,31 +659,88 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         i_run = gr.Button("Inpaint", variant="primary")
                         i_stop = gr.Button("Stop")
                 with gr.Column():
-                    slider = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="inpaint-slider")
-                    difference = gr.Image(label="Difference (x4)", format="png", interactive=False, elem_id="inpaint-difference")
-                    i_files = gr.File(label="Result in the original bit depth (PNG) and as DICOM (derived)", file_count="multiple", interactive=False)
+                    slider = gr.ImageSlider(
+                        label="Before / after", type="numpy", format="png", elem_id="inpaint-slider"
+                    )
+                    difference = gr.Image(
+                        label="Difference (x4)", format="png", interactive=False, elem_id="inpaint-difference"
+                    )
+                    i_files = gr.File(
+                        label="Result in the original bit depth (PNG) and as DICOM (derived)",
+                        file_count="multiple",
+                        interactive=False,
+                    )
             upload.change(errors_as_notifications(load_upload), [upload, level, width, invert], [radiograph, editor])
             for trigger in (level.release, width.release, invert.change):
                 trigger(rewindow, [radiograph, level, width, invert], editor)
-            preset.change(lambda p: (EDIT_PRESETS[p].strength, EDIT_PRESETS[p].fill, EDIT_PRESETS[p].grow_px, EDIT_PRESETS[p].feather_px,
-                                     gr.Textbox(placeholder=EDIT_PRESETS[p].report)), preset, [i_strength, i_fill, grow_px, feather_px, i_report])
-            i_run.click(inpaint, [radiograph, editor, i_report, preset, i_strength, i_fill, grow_px, feather_px, i_steps, i_seed, jumps], [slider, difference, i_files], concurrency_id="model")
+            preset.change(
+                lambda p: (
+                    EDIT_PRESETS[p].strength,
+                    EDIT_PRESETS[p].fill,
+                    EDIT_PRESETS[p].grow_px,
+                    EDIT_PRESETS[p].feather_px,
+                    gr.Textbox(placeholder=EDIT_PRESETS[p].report),
+                ),
+                preset,
+                [i_strength, i_fill, grow_px, feather_px, i_report],
+            )
+            i_run.click(
+                inpaint,
+                [
+                    radiograph,
+                    editor,
+                    i_report,
+                    preset,
+                    i_strength,
+                    i_fill,
+                    grow_px,
+                    feather_px,
+                    i_steps,
+                    i_seed,
+                    jumps,
+                ],
+                [slider, difference, i_files],
+                concurrency_id="model",
+            )
             i_stop.click(model.request_stop, None, None, queue=False)
         with gr.Tab("Outpaint"):
             o_state = gr.State()
             with gr.Row():
                 with gr.Column():
-                    o_upload = gr.File(label="Radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="outpaint-upload")
+                    o_upload = gr.File(
+                        label="Radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="outpaint-upload"
+                    )
                     o_preview = gr.Image(label="Input", format="png", interactive=False)
                     with gr.Row():
-                        o_left, o_right = gr.Slider(0, 512, value=0, step=8, label="Left"), gr.Slider(0, 512, value=0, step=8, label="Right")
-                        o_top, o_bottom = gr.Slider(0, 512, value=64, step=8, label="Top"), gr.Slider(0, 512, value=0, step=8, label="Bottom")
+                        o_left, o_right = (
+                            gr.Slider(0, 512, value=0, step=8, label="Left"),
+                            gr.Slider(0, 512, value=0, step=8, label="Right"),
+                        )
+                        o_top, o_bottom = (
+                            gr.Slider(0, 512, value=64, step=8, label="Top"),
+                            gr.Slider(0, 512, value=0, step=8, label="Bottom"),
+                        )
                     o_report = gr.Textbox(label="Report (optional)")
                     o_seeds = gr.Slider(1, 4, value=2, step=1, label="Seeds")
                     o_run = gr.Button("Outpaint", variant="primary")
-                o_gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2, object_fit="contain", elem_id="outpaint-gallery")
-            o_upload.change(errors_as_notifications(load_upload), [o_upload, gr.State(0.5), gr.State(1.0), gr.State(False)], [o_state, o_preview])
-            o_run.click(outpaint, [o_state, o_left, o_right, o_top, o_bottom, o_report, o_seeds], o_gallery, concurrency_id="model")
+                o_gallery = gr.Gallery(
+                    label="Edited (kept pixels exact)",
+                    format="png",
+                    columns=2,
+                    object_fit="contain",
+                    elem_id="outpaint-gallery",
+                )
+            o_upload.change(
+                errors_as_notifications(load_upload),
+                [o_upload, gr.State(0.5), gr.State(1.0), gr.State(False)],
+                [o_state, o_preview],
+            )
+            o_run.click(
+                outpaint,
+                [o_state, o_left, o_right, o_top, o_bottom, o_report, o_seeds],
+                o_gallery,
+                concurrency_id="model",
+            )
         with gr.Tab("Interpolate"):
             with gr.Row():
                 with gr.Column():
@@ -467,55 +748,107 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     report_a = gr.Textbox(label="Start report", value="Normal chest radiograph.")
                     report_b = gr.Textbox(label="End report", value="Large left pleural effusion.")
                     with gr.Row():
-                        seed_a, seed_b = gr.Number(value=0, precision=0, label="Seed (start)"), gr.Number(value=1, precision=0, label="Seed (end)")
+                        seed_a, seed_b = (
+                            gr.Number(value=0, precision=0, label="Seed (start)"),
+                            gr.Number(value=1, precision=0, label="Seed (end)"),
+                        )
                     with gr.Row():
                         image_a = gr.File(label="Start image", file_types=UPLOAD_TYPES, type="filepath")
                         image_b = gr.File(label="End image", file_types=UPLOAD_TYPES, type="filepath")
                     start_image, end_image = gr.State(), gr.State()
-                    image_a.change(errors_as_notifications(read_upload), image_a, start_image, api_name="interpolate_start_image")
-                    image_b.change(errors_as_notifications(read_upload), image_b, end_image, api_name="interpolate_end_image")
+                    image_a.change(
+                        errors_as_notifications(read_upload), image_a, start_image, api_name="interpolate_start_image"
+                    )
+                    image_b.change(
+                        errors_as_notifications(read_upload), image_b, end_image, api_name="interpolate_end_image"
+                    )
                     f_report = gr.Textbox(label="Report (seed and image modes)")
                     frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
                     f_run = gr.Button("Interpolate", variant="primary")
                 with gr.Column():
-                    strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames")
+                    strip = gr.Gallery(
+                        label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames"
+                    )
                     gif = gr.File(label="Animated GIF", interactive=False)
-            f_run.click(interpolate, [mode, report_a, report_b, seed_a, seed_b, start_image, end_image, f_report, frames], [strip, gif], concurrency_id="model")
+            f_run.click(
+                interpolate,
+                [mode, report_a, report_b, seed_a, seed_b, start_image, end_image, f_report, frames],
+                [strip, gif],
+                concurrency_id="model",
+            )
         with gr.Tab("Review"):
             gr.Markdown("Real and synthetic side by side through the same window/level.")
             real_state, synth_state = gr.State(), gr.State()
             with gr.Row():
-                real_upload = gr.File(label="Real radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="review-real-upload")
-                synth_upload = gr.File(label="Synthetic radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="review-synthetic-upload")
+                real_upload = gr.File(
+                    label="Real radiograph", file_types=UPLOAD_TYPES, type="filepath", elem_id="review-real-upload"
+                )
+                synth_upload = gr.File(
+                    label="Synthetic radiograph",
+                    file_types=UPLOAD_TYPES,
+                    type="filepath",
+                    elem_id="review-synthetic-upload",
+                )
             with gr.Row():
-                r_level, r_width, r_invert = gr.Slider(0, 1, value=0.5, label="Level"), gr.Slider(0.05, 1, value=1.0, label="Width"), gr.Checkbox(label="Invert")
+                r_level, r_width, r_invert = (
+                    gr.Slider(0, 1, value=0.5, label="Level"),
+                    gr.Slider(0.05, 1, value=1.0, label="Width"),
+                    gr.Checkbox(label="Invert"),
+                )
             with gr.Row():
                 real_view = gr.Image(label="Real", format="png", interactive=False, elem_id="review-real")
                 synth_view = gr.Image(label="SYNTHETIC", format="png", interactive=False, elem_id="review-synthetic")
             read = errors_as_notifications(read_upload)
-            real_upload.change(read, real_upload, real_state).then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
-            synth_upload.change(read, synth_upload, synth_state, api_name="review_synthetic_upload").then(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view])
+            real_upload.change(read, real_upload, real_state).then(
+                review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view]
+            )
+            synth_upload.change(read, synth_upload, synth_state, api_name="review_synthetic_upload").then(
+                review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view]
+            )
             for control in (r_level, r_width, r_invert):
-                control.change(review, [real_state, synth_state, r_level, r_width, r_invert], [real_view, synth_view], show_progress="hidden", trigger_mode="always_last")
+                control.change(
+                    review,
+                    [real_state, synth_state, r_level, r_width, r_invert],
+                    [real_view, synth_view],
+                    show_progress="hidden",
+                    trigger_mode="always_last",
+                )
             with gr.Accordion("Privacy screen: does the synthetic image copy a training image?", open=False):
-                gr.Markdown("Compares the synthetic image with every image of a training split (registered correlation of fine "
-                            "structure; threshold calibrated on training-versus-training pairs). Edited real images are patient "
-                            "images whatever the screen says.")
+                gr.Markdown(
+                    "Compares the synthetic image with every image of a training split (registered correlation of fine "
+                    "structure; threshold calibrated on training-versus-training pairs). Edited real images are patient "
+                    "images whatever the screen says."
+                )
                 with gr.Row():
                     p_manifest = gr.Textbox(label="Training manifest", value="data/phantom/manifest.csv")
                     p_run = gr.Button("Screen the synthetic image")
                 with gr.Row():
                     p_result = gr.Markdown()
-                    p_nearest = gr.Image(label="Nearest training image", format="png", interactive=False, elem_id="review-nearest")
-                p_run.click(errors_as_notifications(screen_synthetic), [synth_state, p_manifest], [p_result, p_nearest], concurrency_id="model")
+                    p_nearest = gr.Image(
+                        label="Nearest training image", format="png", interactive=False, elem_id="review-nearest"
+                    )
+                p_run.click(
+                    errors_as_notifications(screen_synthetic),
+                    [synth_state, p_manifest],
+                    [p_result, p_nearest],
+                    concurrency_id="model",
+                )
             with gr.Accordion("Blinded reader study", open=False):
-                gr.Markdown("Each reader sees their own randomised, balanced sequence; images are prepared identically and answers are saved at once.")
+                gr.Markdown(
+                    "Each reader sees their own randomised, balanced sequence; images are prepared identically and answers are saved at once."
+                )
                 study_folder = gr.Textbox(value="runs/reader-study", label="Study folder")
                 with gr.Row():
-                    real_files = gr.File(label="Real images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
-                    synthetic_files = gr.File(label="Synthetic images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath")
+                    real_files = gr.File(
+                        label="Real images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath"
+                    )
+                    synthetic_files = gr.File(
+                        label="Synthetic images", file_count="multiple", file_types=UPLOAD_TYPES, type="filepath"
+                    )
                 study_status = gr.Markdown()
-                gr.Button("Add cases").click(errors_as_notifications(study_add), [study_folder, real_files, synthetic_files], study_status)
+                gr.Button("Add cases").click(
+                    errors_as_notifications(study_add), [study_folder, real_files, synthetic_files], study_status
+                )
                 reader = gr.Textbox(label="Reader (a pseudonym)")
                 current = gr.State()
                 case_image = gr.Image(label="Real or synthetic?", format="png", interactive=False, height=560)
@@ -523,31 +856,56 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     confidence = gr.Slider(1, 5, value=3, step=1, label="Confidence")
                     start_study = gr.Button("Start / continue")
                     said_real, said_synthetic = gr.Button("Real"), gr.Button("Synthetic")
-                start_study.click(errors_as_notifications(study_next), [study_folder, reader], [case_image, study_status, current])
+                start_study.click(
+                    errors_as_notifications(study_next), [study_folder, reader], [case_image, study_status, current]
+                )
                 for button, answer in ((said_real, "real"), (said_synthetic, "synthetic")):
-                    button.click(errors_as_notifications(lambda f, r, c, k, a=answer: study_answer(f, r, c, k, a)), [study_folder, reader, current, confidence],
-                                 [case_image, study_status, current], api_name=f"study_answer_{answer}")
+                    button.click(
+                        errors_as_notifications(lambda f, r, c, k, a=answer: study_answer(f, r, c, k, a)),
+                        [study_folder, reader, current, confidence],
+                        [case_image, study_status, current],
+                        api_name=f"study_answer_{answer}",
+                    )
                 with gr.Row():
                     results_button = gr.Button("Results")
-                    results_json, results_csv = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC"), gr.File(label="Answers (CSV)", interactive=False)
+                    results_json, results_csv = (
+                        gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC"),
+                        gr.File(label="Answers (CSV)", interactive=False),
+                    )
                 results_button.click(errors_as_notifications(study_results), study_folder, [results_json, results_csv])
         with gr.Tab("Train"):
             with gr.Row():
                 with gr.Column():
                     manifest = gr.Textbox(label="Manifest", value="data/phantom/manifest.csv")
                     with gr.Row():
-                        p_folder, p_count, p_size = gr.Textbox(value="data/phantom", label="Phantom folder"), gr.Number(value=1000, precision=0, label="Images"), gr.Number(value=512, precision=0, label="Size")
+                        p_folder, p_count, p_size = (
+                            gr.Textbox(value="data/phantom", label="Phantom folder"),
+                            gr.Number(value=1000, precision=0, label="Images"),
+                            gr.Number(value=512, precision=0, label="Size"),
+                        )
                     gr.Button("Make a phantom set").click(make_phantoms, [p_folder, p_count, p_size], manifest)
                     out = gr.Textbox(label="Model folder", value="runs/my-cascade/model")
                     t_preset = gr.Dropdown(list(PRESETS), value="demo", label="Preset")
                     with gr.Row():
-                        ae, latent = gr.Number(value=800, precision=0, label="Autoencoder steps"), gr.Number(value=2500, precision=0, label="Latent steps")
-                        sr, finetune = gr.Number(value=500, precision=0, label="SR steps"), gr.Number(value=150, precision=0, label="SR fine-tune steps")
+                        ae, latent = (
+                            gr.Number(value=800, precision=0, label="Autoencoder steps"),
+                            gr.Number(value=2500, precision=0, label="Latent steps"),
+                        )
+                        sr, finetune = (
+                            gr.Number(value=500, precision=0, label="SR steps"),
+                            gr.Number(value=150, precision=0, label="SR fine-tune steps"),
+                        )
                     with gr.Row():
                         decoder = gr.Number(value=0, precision=0, label="Decoder fine-tune steps (encoder frozen)")
-                        schedule = gr.Dropdown(["constant", "cosine"], value="constant", label="Learning-rate schedule")
+                        schedule = gr.Dropdown(
+                            ["constant", "cosine"], value="constant", label="Learning-rate schedule"
+                        )
                     with gr.Row():
-                        t_start, t_resume, t_stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
+                        t_start, t_resume, t_stop = (
+                            gr.Button("Start", variant="primary"),
+                            gr.Button("Resume"),
+                            gr.Button("Stop"),
+                        )
                     t_load = gr.Button("Load the trained cascade into the studio")
                 with gr.Column():
                     t_status = gr.Markdown("No run yet.")
@@ -557,13 +915,15 @@ def build_demo(model: AppModel) -> gr.Blocks:
             settings = [manifest, out, t_preset, ae, latent, sr, finetune, decoder, schedule]
             t_start.click(lambda *a: train_start(*a, False), settings, t_status)
             t_resume.click(lambda *a: train_start(*a, True), settings, t_status)
-            t_stop.click(lambda folder: __import__("training.runs").runs.stop_run(folder, wait_s=0) and "Stopping after this step.", out, t_status)
+            t_stop.click(train_stop, out, t_status)
             gr.Timer(2.0).tick(train_poll, out, [t_status, curve, log, samples], show_progress="hidden")
         with gr.Tab("Model"):
             summary = gr.Markdown(model_summary())
             with gr.Accordion("Evaluation report", open=False):
-                gr.Markdown("Make one with `python -m cxr_studio.evaluate --model DIR --manifest M --out REPORT_DIR` "
-                            "(reconstruction, realism, faithfulness, utility, device removal, privacy), then show it here.")
+                gr.Markdown(
+                    "Make one with `python -m cxr_studio.evaluate --model DIR --manifest M --out REPORT_DIR` "
+                    "(reconstruction, realism, faithfulness, utility, device removal, privacy), then show it here."
+                )
                 with gr.Row():
                     report_folder = gr.Textbox(label="Report folder", value="runs/eval/demo")
                     show_report = gr.Button("Show")
@@ -583,10 +943,23 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     p_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                     button = gr.Button("Render phantom", variant="primary")
                 with gr.Column():
-                    image = gr.Image(label="SYNTHETIC phantom - not a patient image", format="png", type="pil", interactive=False, elem_id="phantom-image")
-                    clean = gr.Image(label="Same patient without devices (SYNTHETIC)", format="png", type="pil", interactive=False)
+                    image = gr.Image(
+                        label="SYNTHETIC phantom - not a patient image",
+                        format="png",
+                        type="pil",
+                        interactive=False,
+                        elem_id="phantom-image",
+                    )
+                    clean = gr.Image(
+                        label="Same patient without devices (SYNTHETIC)", format="png", type="pil", interactive=False
+                    )
                     p_report = gr.Textbox(label="Report", lines=6)
-            button.click(phantom_case, [findings, side, severity, zone, devices, p_seed], [image, clean, p_report], api_name="phantom_case")
+            button.click(
+                phantom_case,
+                [findings, side, severity, zone, devices, p_seed],
+                [image, clean, p_report],
+                api_name="phantom_case",
+            )
     return demo
 
 
@@ -608,7 +981,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: this environment is not safe to run CXR Studio:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
     try:
-        studio = cxr_studio.CXRStudio.from_pretrained(args.model, device=args.device) if args.model else cxr_studio.load_default(device=args.device)
+        studio = (
+            cxr_studio.CXRStudio.from_pretrained(args.model, device=args.device)
+            if args.model
+            else cxr_studio.load_default(device=args.device)
+        )
     except InputError as err:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
         return 2
@@ -625,8 +1002,19 @@ CSS = "#gallery .thumbnail-lg { max-height: 600px; }"
 def launch_settings(host: str, port: int, auth: tuple[str, str] | None) -> dict:
     """Local and private: no share link, no browser run history, no monitoring page, an upload limit."""
     return {
-        "server_name": host, "server_port": port, "share": False, "auth": auth, "max_file_size": MAX_UPLOAD, "run_history": False,
-        "enable_monitoring": False, "strict_cors": True, "mcp_server": False, "ssr_mode": False, "pwa": False, "footer_links": [], "css": CSS,
+        "server_name": host,
+        "server_port": port,
+        "share": False,
+        "auth": auth,
+        "max_file_size": MAX_UPLOAD,
+        "run_history": False,
+        "enable_monitoring": False,
+        "strict_cors": True,
+        "mcp_server": False,
+        "ssr_mode": False,
+        "pwa": False,
+        "footer_links": [],
+        "css": CSS,
     }
 
 

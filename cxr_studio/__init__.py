@@ -25,7 +25,25 @@ _LAZY = {
     "TruncationWarning": "cxr_studio.models.report_encoder",
 }
 
-__all__ = ["InputError", "Radiograph", "read_radiograph", "read_png_parameters", "save_png", "load_default", "DEFAULT_MODEL", "__version__", *_LAZY]
+__all__ = [
+    "DEFAULT_MODEL",
+    "PRESETS",
+    # the lazy attributes (_LAZY), spelled out so that tools see them
+    "CXRStudio",
+    "GenerationCancelled",
+    "GenerationResult",
+    "InputError",
+    "Radiograph",
+    "SamplingDefaults",
+    "StudioConfig",
+    "TruncationWarning",
+    "__version__",
+    "load_default",
+    "read_png_parameters",
+    "read_radiograph",
+    "save_png",
+]
+assert set(__all__) >= set(_LAZY)
 
 DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "demo"  # the bundled demo cascade
 
@@ -40,6 +58,7 @@ def load_default(*, device: str | None = None) -> CXRStudio:
             "'bash training/train_demo.sh' and copy runs/demo/model there."
         )
     return CXRStudio.from_pretrained(DEFAULT_MODEL, device=device)
+
 
 if TYPE_CHECKING:
     from cxr_studio.config import PRESETS, SamplingDefaults, StudioConfig

@@ -23,7 +23,11 @@ import numpy as np
 
 def machine() -> dict[str, object]:
     """What the figures were measured on."""
-    info: dict[str, object] = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count()}
+    info: dict[str, object] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -62,18 +66,22 @@ def _timed(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> tu
     return float(np.median(times)), float(min(times))
 
 
+_SDPA_REGISTERED = False  # torch's counter misses CPU flash attention; its formula is registered once
+
+
 def _gflops(fn: Callable[[], object]) -> float:
     """GFLOPs of one call (2 per multiply-add; CPU attention registered, which torch's counter misses)."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode, register_flop_formula, sdpa_flop_count
 
-    op = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    try:
-        @register_flop_formula(op, get_raw=True)
-        def _sdpa_cpu(q, k, v, *args, out_val=None, **kwargs):  # noqa: ANN001, ARG001
+    global _SDPA_REGISTERED
+    if not _SDPA_REGISTERED:  # once per process: registering twice raises
+
+        @register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu, get_raw=True)
+        def _sdpa_cpu(q, k, v, *args, out_val=None, **kwargs):
             return sdpa_flop_count(q.shape, k.shape, v.shape)
-    except Exception:  # already registered in this process
-        pass
+
+        _SDPA_REGISTERED = True
     with FlopCounterMode(display=False) as counter:
         fn()
     return counter.get_total_flops() / 1e9
@@ -83,43 +91,82 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench_stages(presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: tuple[int, ...] = (1, 4)) -> dict[str, object]:
-    """Per preset and stage: parameters, GFLOPs per forward, latency at batch 1 and 4, peak RSS so far."""
+def _bench_preset(name: str, batches: tuple[int, ...]) -> dict[str, object]:
+    """One preset's stages for :func:`bench_stages` (its own function, so the timed closures bind this preset)."""
     import torch
 
     from cxr_studio.models.latent_unet import predict
     from cxr_studio.pipeline.studio import CXRStudio
 
+    studio = CXRStudio.from_preset(name)
+    c = studio.config
+    embeds, mask = studio.encode_report(["Large right pleural effusion. No pneumothorax."])
+    stages = {}
+
+    def add(stage: str, module: torch.nn.Module, make: Callable[[int], Callable[[], object]]) -> None:
+        entry: dict[str, float] = {"params_m": sum(p.numel() for p in module.parameters()) / 1e6}
+        with torch.inference_mode():
+            entry["gflops_bs1"] = _gflops(make(1))
+            for batch in batches:
+                if name == "cheff" and batch > 1 and stage in ("super_res_unet", "autoencoder_decode"):
+                    continue  # minutes per call on a CPU; batch 1 tells the cost
+                median, best = _timed(make(batch), repeats=2 if name == "cheff" else 3)
+                entry[f"latency_bs{batch}_s"], entry[f"latency_bs{batch}_min_s"] = median, best
+        entry["peak_rss_mb"] = _rss_mb()
+        stages[stage] = entry
+        print(f"  {name}/{stage}: {json.dumps(entry)}", file=sys.stderr, flush=True)
+
+    tokens = {"input_ids": torch.ones_like(mask), "attention_mask": mask}
+    add(
+        "report_encoder",
+        studio.report_encoder,
+        lambda b: (
+            lambda: studio.report_encoder(input_ids=tokens["input_ids"].repeat(b, 1), attention_mask=mask.repeat(b, 1))
+        ),
+    )
+    latent = torch.randn(1, c.autoencoder.latent_channels, c.latent_size, c.latent_size)
+    add(
+        "latent_unet",
+        studio.latent_unet,
+        lambda b: (
+            lambda: predict(
+                studio.latent_unet,
+                latent.repeat(b, 1, 1, 1),
+                500,
+                prompt_embeds=embeds.repeat(b, 1, 1),
+                prompt_mask=mask.repeat(b, 1),
+            )
+        ),
+    )
+    image = torch.zeros(1, 1, c.image_size, c.image_size)
+    add(
+        "autoencoder_encode",
+        studio.autoencoder,
+        lambda b: lambda: studio.autoencoder.encode(image.repeat(b, 1, 1, 1)),
+    )
+    add(
+        "autoencoder_decode",
+        studio.autoencoder,
+        lambda b: lambda: studio.autoencoder.decode(latent.repeat(b, 1, 1, 1)),
+    )
+    high = torch.zeros(1, 2, c.output_size, c.output_size)
+    add(
+        "super_res_unet",
+        studio.super_res_unet,
+        lambda b: (
+            lambda: studio.super_res_unet(high.repeat(b, 1, 1, 1), 500, class_labels=torch.zeros(b, dtype=torch.long))
+        ),
+    )
+    return {"image_size": c.image_size, "output_size": c.output_size, "stages": stages}
+
+
+def bench_stages(
+    presets: tuple[str, ...] = ("tiny", "demo", "cheff"), batches: tuple[int, ...] = (1, 4)
+) -> dict[str, object]:
+    """Per preset and stage: parameters, GFLOPs per forward, latency at batch 1 and 4, peak RSS so far."""
     results: dict[str, object] = {}
     for name in presets:
-        studio = CXRStudio.from_preset(name)
-        c = studio.config
-        embeds, mask = studio.encode_report(["Large right pleural effusion. No pneumothorax."])
-        stages = {}
-
-        def add(stage: str, module: torch.nn.Module, make: Callable[[int], Callable[[], object]]) -> None:
-            entry: dict[str, float] = {"params_m": sum(p.numel() for p in module.parameters()) / 1e6}
-            with torch.inference_mode():
-                entry["gflops_bs1"] = _gflops(make(1))
-                for batch in batches:
-                    if name == "cheff" and batch > 1 and stage in ("super_res_unet", "autoencoder_decode"):
-                        continue  # minutes per call on a CPU; batch 1 tells the cost
-                    median, best = _timed(make(batch), repeats=2 if name == "cheff" else 3)
-                    entry[f"latency_bs{batch}_s"], entry[f"latency_bs{batch}_min_s"] = median, best
-            entry["peak_rss_mb"] = _rss_mb()
-            stages[stage] = entry
-            print(f"  {name}/{stage}: {json.dumps(entry)}", file=sys.stderr, flush=True)
-
-        tokens = {"input_ids": torch.ones_like(mask), "attention_mask": mask}
-        add("report_encoder", studio.report_encoder, lambda b: lambda: studio.report_encoder(input_ids=tokens["input_ids"].repeat(b, 1), attention_mask=mask.repeat(b, 1)))
-        latent = torch.randn(1, c.autoencoder.latent_channels, c.latent_size, c.latent_size)
-        add("latent_unet", studio.latent_unet, lambda b: lambda: predict(studio.latent_unet, latent.repeat(b, 1, 1, 1), 500, prompt_embeds=embeds.repeat(b, 1, 1), prompt_mask=mask.repeat(b, 1)))
-        image = torch.zeros(1, 1, c.image_size, c.image_size)
-        add("autoencoder_encode", studio.autoencoder, lambda b: lambda: studio.autoencoder.encode(image.repeat(b, 1, 1, 1)))
-        add("autoencoder_decode", studio.autoencoder, lambda b: lambda: studio.autoencoder.decode(latent.repeat(b, 1, 1, 1)))
-        high = torch.zeros(1, 2, c.output_size, c.output_size)
-        add("super_res_unet", studio.super_res_unet, lambda b: lambda: studio.super_res_unet(high.repeat(b, 1, 1, 1), 500, class_labels=torch.zeros(b, dtype=torch.long)))
-        results[name] = {"image_size": c.image_size, "output_size": c.output_size, "stages": stages}
+        results[name] = _bench_preset(name, batches)
     return results
 
 
@@ -127,12 +174,8 @@ def _studio(model: str | None):
     from cxr_studio import load_default
     from cxr_studio.pipeline.studio import CXRStudio
 
-    if model:
-        return CXRStudio.from_pretrained(model)
-    try:
-        return load_default()
-    except Exception:  # no bundled cascade: random weights of the same size time the same
-        return CXRStudio.from_preset("demo")
+    # no fallback to random weights: a benchmark of something other than what was asked is worse than an error
+    return CXRStudio.from_pretrained(model) if model else load_default()
 
 
 def bench_generate(model: str | None = None) -> dict[str, object]:
@@ -145,8 +188,20 @@ def bench_generate(model: str | None = None) -> dict[str, object]:
     c = studio.config
     return {
         "model": studio.model_id,
-        "low_res": {"size": c.image_size, "steps": c.sampling.num_steps, "guidance": c.sampling.guidance_scale, "median_s": low[0], "min_s": low[1]},
-        "cascade": {"size": c.output_size, "steps": c.sampling.num_steps, "sr_steps": c.sampling.sr_num_steps, "median_s": full[0], "min_s": full[1]},
+        "low_res": {
+            "size": c.image_size,
+            "steps": c.sampling.num_steps,
+            "guidance": c.sampling.guidance_scale,
+            "median_s": low[0],
+            "min_s": low[1],
+        },
+        "cascade": {
+            "size": c.output_size,
+            "steps": c.sampling.num_steps,
+            "sr_steps": c.sampling.sr_num_steps,
+            "median_s": full[0],
+            "min_s": full[1],
+        },
         "peak_rss_mb": _rss_mb(),
     }
 
@@ -163,8 +218,14 @@ SAMPLER_REPORTS = (
 )
 
 
-def bench_samplers(model: str | None = None, *, seeds: int = 8, steps_grid: tuple[int, ...] = (5, 10, 15, 20, 25, 50),
-                   reference_steps: int = 150, default_target_db: float = 30.0) -> dict[str, object]:
+def bench_samplers(
+    model: str | None = None,
+    *,
+    seeds: int = 8,
+    steps_grid: tuple[int, ...] = (5, 10, 15, 20, 25, 50),
+    reference_steps: int = 150,
+    default_target_db: float = 30.0,
+) -> dict[str, object]:
     """Steps against quality for every sampler in the menu: PSNR and SSIM of the low-resolution image against
     DDIM with ``reference_steps`` steps from the same start noise (one report and seed per image, ``seeds``
     images), with wall time per image. The headline: model evaluations of DDIM-150 over those of the fewest
@@ -179,8 +240,10 @@ def bench_samplers(model: str | None = None, *, seeds: int = 8, steps_grid: tupl
 
     def run(sampler: str, steps: int) -> tuple[torch.Tensor, float]:
         start = time.perf_counter()
-        images = [torch.from_numpy(studio.generate(r, seed=k, sampler=sampler, num_steps=steps, upscale=False).pixels)
-                  for k, r in enumerate(reports)]
+        images = [
+            torch.from_numpy(studio.generate(r, seed=k, sampler=sampler, num_steps=steps, upscale=False).pixels)
+            for k, r in enumerate(reports)
+        ]
         return torch.stack(images), (time.perf_counter() - start) / len(reports)
 
     reference, reference_s = run("ddim", reference_steps)
@@ -190,23 +253,39 @@ def bench_samplers(model: str | None = None, *, seeds: int = 8, steps_grid: tupl
             images, seconds = run(sampler, steps)
             per_image = psnr(images, reference, data_range=1.0)
             rows[f"{sampler}-{steps}"] = {
-                "sampler": sampler, "steps": steps, "psnr_db": float(per_image.mean()), "psnr_min_db": float(per_image.min()),
-                "ssim": float(ssim(images, reference, data_range=1.0).mean()), "seconds_per_image": seconds,
+                "sampler": sampler,
+                "steps": steps,
+                "psnr_db": float(per_image.mean()),
+                "psnr_min_db": float(per_image.min()),
+                "ssim": float(ssim(images, reference, data_range=1.0).mean()),
+                "seconds_per_image": seconds,
             }
-            print(f"  samplers/{sampler}-{steps}: {json.dumps(rows[f'{sampler}-{steps}'])}", file=sys.stderr, flush=True)
+            print(
+                f"  samplers/{sampler}-{steps}: {json.dumps(rows[f'{sampler}-{steps}'])}", file=sys.stderr, flush=True
+            )
     default = studio.config.sampling.sampler
     reaching = [r["steps"] for r in rows.values() if r["sampler"] == default and r["psnr_db"] >= default_target_db]
     return {
-        "model": studio.model_id, "schedule": dataclasses.asdict(studio.config.latent_schedule),
-        "reference": f"ddim-{reference_steps}", "reference_seconds_per_image": reference_s, "images": seeds,
-        "results": rows, "default_sampler": default, "default_target_db": default_target_db,
+        "model": studio.model_id,
+        "schedule": dataclasses.asdict(studio.config.latent_schedule),
+        "reference": f"ddim-{reference_steps}",
+        "reference_seconds_per_image": reference_s,
+        "images": seeds,
+        "results": rows,
+        "default_sampler": default,
+        "default_target_db": default_target_db,
         "default_steps_at_target": min(reaching, default=None),
         "evaluations_ratio_vs_reference": reference_steps / min(reaching) if reaching else None,
     }
 
 
-def bench_scaling(model: str | None = None, *, steps_grid: tuple[int, ...] = (10, 25, 50), batches: tuple[int, ...] = (1, 2, 4, 8),
-                  sizes: tuple[int, ...] = (64, 128, 256, 512)) -> dict[str, object]:
+def bench_scaling(
+    model: str | None = None,
+    *,
+    steps_grid: tuple[int, ...] = (10, 25, 50),
+    batches: tuple[int, ...] = (1, 2, 4, 8),
+    sizes: tuple[int, ...] = (64, 128, 256, 512),
+) -> dict[str, object]:
     """How cost grows: low-res generation against denoising steps and batch size (throughput), and the
     autoencoder decoder against output resolution (it is convolutional, so any latent size runs)."""
     import torch
@@ -214,10 +293,15 @@ def bench_scaling(model: str | None = None, *, steps_grid: tuple[int, ...] = (10
     studio = _studio(model)
     report = "Large right pleural effusion."
     studio.generate(report, seed=0, num_steps=2, upscale=False)  # warm-up
-    steps = {n: _timed(lambda n=n: studio.generate(report, seed=0, num_steps=n, upscale=False), repeats=2, warmup=0)[0] for n in steps_grid}
+    steps = {
+        n: _timed(lambda n=n: studio.generate(report, seed=0, num_steps=n, upscale=False), repeats=2, warmup=0)[0]
+        for n in steps_grid
+    }
     batch = {}
     for b in batches:
-        seconds = _timed(lambda b=b: studio.generate(report, seed=0, num_images=b, upscale=False), repeats=2, warmup=0)[0]
+        seconds = _timed(
+            lambda b=b: studio.generate(report, seed=0, num_images=b, upscale=False), repeats=2, warmup=0
+        )[0]
         batch[b] = {"seconds": seconds, "images_per_s": b / seconds}
     decode = {}
     channels = studio.config.autoencoder.latent_channels
@@ -225,8 +309,14 @@ def bench_scaling(model: str | None = None, *, steps_grid: tuple[int, ...] = (10
         latents = torch.randn(1, channels, size // 4, size // 4, device=studio.device)
         with torch.no_grad():
             decode[size] = _timed(lambda latents=latents: studio.decode(latents), repeats=2, warmup=1)[0]
-    return {"model": studio.model_id, "device": str(studio.device), "seconds_vs_steps": steps, "batch": batch,
-            "decode_seconds_vs_size": decode, "peak_rss_mb": _rss_mb()}
+    return {
+        "model": studio.model_id,
+        "device": str(studio.device),
+        "seconds_vs_steps": steps,
+        "batch": batch,
+        "decode_seconds_vs_size": decode,
+        "peak_rss_mb": _rss_mb(),
+    }
 
 
 def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
@@ -238,9 +328,18 @@ def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
     scaling = results.get("scaling")
     if isinstance(scaling, dict):
         plots = {
-            "seconds_vs_steps": ([int(k) for k in scaling["seconds_vs_steps"]], {"seconds per image": list(scaling["seconds_vs_steps"].values())}),
-            "throughput_vs_batch": ([int(k) for k in scaling["batch"]], {"images/s": [v["images_per_s"] for v in scaling["batch"].values()]}),
-            "decode_vs_resolution": ([int(k) for k in scaling["decode_seconds_vs_size"]], {"decode seconds": list(scaling["decode_seconds_vs_size"].values())}),
+            "seconds_vs_steps": (
+                [int(k) for k in scaling["seconds_vs_steps"]],
+                {"seconds per image": list(scaling["seconds_vs_steps"].values())},
+            ),
+            "throughput_vs_batch": (
+                [int(k) for k in scaling["batch"]],
+                {"images/s": [v["images_per_s"] for v in scaling["batch"].values()]},
+            ),
+            "decode_vs_resolution": (
+                [int(k) for k in scaling["decode_seconds_vs_size"]],
+                {"decode seconds": list(scaling["decode_seconds_vs_size"].values())},
+            ),
         }
         for name, (xs, series) in plots.items():
             written.append(folder / f"{name}.svg")
@@ -249,8 +348,10 @@ def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
     if isinstance(samplers, dict):
         rows = list(samplers["results"].values())
         steps = sorted({r["steps"] for r in rows})
-        series = {s: [next((r["psnr_db"] for r in rows if r["sampler"] == s and r["steps"] == n), None) for n in steps]
-                  for s in dict.fromkeys(r["sampler"] for r in rows)}
+        series = {
+            s: [next((r["psnr_db"] for r in rows if r["sampler"] == s and r["steps"] == n), None) for n in steps]
+            for s in dict.fromkeys(r["sampler"] for r in rows)
+        }
         written.append(folder / "psnr_vs_steps.svg")
         written[-1].write_text(line_plot(steps, series))
     return written
@@ -269,16 +370,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.benchmark", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append", help="run only these sections")
     parser.add_argument("--out", type=Path, help="write the JSON results here")
-    parser.add_argument("--model", help="model folder for the generate and samplers sections (default: the bundled demo)")
+    parser.add_argument(
+        "--model", help="model folder for the generate and samplers sections (default: the bundled demo)"
+    )
     parser.add_argument("--presets", default="tiny,demo,cheff", help="presets for the stages section")
-    parser.add_argument("--all-cores", action="store_true", help="use every core (the default pins phantom timing to one core)")
+    parser.add_argument(
+        "--all-cores", action="store_true", help="use every core (the default pins phantom timing to one core)"
+    )
     parser.add_argument("--plots", type=Path, help="write SVG plots (scaling, samplers) into this folder")
-    parser.add_argument("--sampler-seeds", type=int, default=8, help="images (one report and seed each) in the samplers section")
-    parser.add_argument("--sampler-steps", default="5,10,15,20,25,50", help="step counts the samplers section measures")
+    parser.add_argument(
+        "--sampler-seeds", type=int, default=8, help="images (one report and seed each) in the samplers section"
+    )
+    parser.add_argument(
+        "--sampler-steps", default="5,10,15,20,25,50", help="step counts the samplers section measures"
+    )
     args = parser.parse_args(argv)
     import torch
 
-    results: dict[str, object] = {"machine": machine(), "torch_threads": torch.get_num_threads(), "cuda": torch.cuda.is_available()}
+    results: dict[str, object] = {
+        "machine": machine(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+    }
     for name in args.only or list(SECTIONS):
         everything = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if name == "phantom" and not args.all_cores and everything:  # the phantom target is per core
@@ -287,7 +400,10 @@ def main(argv: list[str] | None = None) -> int:
         if name == "stages":
             options = {"presets": tuple(args.presets.split(","))}
         if name == "samplers":
-            options |= {"seeds": args.sampler_seeds, "steps_grid": tuple(int(n) for n in args.sampler_steps.split(","))}
+            options |= {
+                "seeds": args.sampler_seeds,
+                "steps_grid": tuple(int(n) for n in args.sampler_steps.split(",")),
+            }
         results[name] = SECTIONS[name](**options)
         print(name, json.dumps(results[name], default=float), flush=True)
         if everything:

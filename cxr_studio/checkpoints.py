@@ -101,7 +101,9 @@ def verify_folder(path: str | os.PathLike[str]) -> str:
     """Refuse pickles, escaping symlinks, missing or altered files; returns the model hash."""
     folder = Path(path)
     if not folder.is_dir():
-        raise InputError(f"model folder {folder} does not exist; a folder written by CXRStudio.save_pretrained is accepted.")
+        raise InputError(
+            f"model folder {folder} does not exist; a folder written by CXRStudio.save_pretrained is accepted."
+        )
     root = folder.resolve()
     for item in folder.rglob("*"):
         if item.is_symlink() and not item.resolve().is_relative_to(root):
@@ -147,17 +149,27 @@ def load_studio(path: str | os.PathLike[str], *, device: torch.device) -> tuple[
     loaders = {
         "tokenizer": lambda p: BertTokenizerFast.from_pretrained(p, local_files_only=True),
         # dtype: weights saved in float16 still compute in float32 (CPUs have no fast half precision)
-        "report_encoder": lambda p: BertModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
-        "autoencoder": lambda p: AutoencoderKL.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
-        "latent_unet": lambda p: UNet2DConditionModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
-        "super_res_unet": lambda p: UNet2DModel.from_pretrained(p, local_files_only=True, use_safetensors=True, dtype=torch.float32),
+        "report_encoder": lambda p: BertModel.from_pretrained(
+            p, local_files_only=True, use_safetensors=True, dtype=torch.float32
+        ),
+        "autoencoder": lambda p: AutoencoderKL.from_pretrained(
+            p, local_files_only=True, use_safetensors=True, dtype=torch.float32
+        ),
+        "latent_unet": lambda p: UNet2DConditionModel.from_pretrained(
+            p, local_files_only=True, use_safetensors=True, dtype=torch.float32
+        ),
+        "super_res_unet": lambda p: UNet2DModel.from_pretrained(
+            p, local_files_only=True, use_safetensors=True, dtype=torch.float32
+        ),
     }
     components = {}
     for name, load in loaders.items():
         try:
             components[name] = load(str(folder / name))
         except Exception as err:  # the libraries raise OSError, ValueError, RuntimeError, ... for bad folders
-            raise InputError(f"model folder: component {name}/ could not be loaded ({type(err).__name__}: {err}).") from err
+            raise InputError(
+                f"model folder: component {name}/ could not be loaded ({type(err).__name__}: {err})."
+            ) from err
     check_compatible(components, config)
     for name in ("report_encoder", "autoencoder", "latent_unet", "super_res_unet"):
         components[name] = components[name].to(device).eval()
@@ -168,17 +180,45 @@ def check_compatible(components: dict[str, Any], config: StudioConfig) -> None:
     """The components must fit each other and the studio config; name the first mismatch."""
     latent_channels = config.autoencoder.latent_channels
     checks = [
-        ("autoencoder block channels", tuple(components["autoencoder"].config.block_out_channels), tuple(config.autoencoder.block_out_channels)),
-        ("latent UNet block channels", tuple(components["latent_unet"].config.block_out_channels), tuple(config.latent_unet.block_out_channels)),
-        ("super-resolution block channels", tuple(components["super_res_unet"].config.block_out_channels), tuple(config.super_res.block_out_channels)),
+        (
+            "autoencoder block channels",
+            tuple(components["autoencoder"].config.block_out_channels),
+            tuple(config.autoencoder.block_out_channels),
+        ),
+        (
+            "latent UNet block channels",
+            tuple(components["latent_unet"].config.block_out_channels),
+            tuple(config.latent_unet.block_out_channels),
+        ),
+        (
+            "super-resolution block channels",
+            tuple(components["super_res_unet"].config.block_out_channels),
+            tuple(config.super_res.block_out_channels),
+        ),
         ("report encoder width", components["report_encoder"].config.hidden_size, config.report_encoder.hidden_size),
-        ("report encoder depth", components["report_encoder"].config.num_hidden_layers, config.report_encoder.num_layers),
+        (
+            "report encoder depth",
+            components["report_encoder"].config.num_hidden_layers,
+            config.report_encoder.num_layers,
+        ),
         ("autoencoder latent channels", components["autoencoder"].config.latent_channels, latent_channels),
-        ("latent UNet input channels", components["latent_unet"].config.in_channels, latent_channels + config.latent_unet.coordinate_channels),
-        ("latent UNet cross-attention width", components["latent_unet"].config.cross_attention_dim, components["report_encoder"].config.hidden_size),
+        (
+            "latent UNet input channels",
+            components["latent_unet"].config.in_channels,
+            latent_channels + config.latent_unet.coordinate_channels,
+        ),
+        (
+            "latent UNet cross-attention width",
+            components["latent_unet"].config.cross_attention_dim,
+            components["report_encoder"].config.hidden_size,
+        ),
         ("report encoder vocabulary", components["report_encoder"].config.vocab_size, len(components["tokenizer"])),
         ("super-resolution input channels", components["super_res_unet"].config.in_channels, 2),
-        ("autoencoder scaling factor", components["autoencoder"].config.scaling_factor, config.autoencoder.scaling_factor),
+        (
+            "autoencoder scaling factor",
+            components["autoencoder"].config.scaling_factor,
+            config.autoencoder.scaling_factor,
+        ),
     ]
     for what, found, expected in checks:
         if found != expected:

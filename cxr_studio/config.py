@@ -156,8 +156,16 @@ def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
 
 _SUBCONFIGS = {
     c.__name__: c
-    for c in (AutoencoderConfig, ReportEncoderConfig, LatentUNetConfig, SuperResConfig, ScheduleConfig, SamplingDefaults)
+    for c in (
+        AutoencoderConfig,
+        ReportEncoderConfig,
+        LatentUNetConfig,
+        SuperResConfig,
+        ScheduleConfig,
+        SamplingDefaults,
+    )
 }
+
 
 @dataclass(frozen=True)
 class EditPreset:
@@ -188,10 +196,26 @@ PRESETS: dict[str, StudioConfig] = {
     "tiny": StudioConfig(
         name="tiny",
         image_size=32,
-        autoencoder=AutoencoderConfig(block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, mid_block_attention=False),
-        report_encoder=ReportEncoderConfig(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_tokens=96),
-        latent_unet=LatentUNetConfig(block_out_channels=(32, 64), layers_per_block=1, attention_levels=(False, True), num_heads=2, norm_num_groups=8),
-        super_res=SuperResConfig(factor=2, block_out_channels=(8, 16), layers_per_block=1, attention_levels=(False, False), norm_num_groups=4),
+        autoencoder=AutoencoderConfig(
+            block_out_channels=(8, 16, 16), layers_per_block=1, norm_num_groups=4, mid_block_attention=False
+        ),
+        report_encoder=ReportEncoderConfig(
+            vocab_size=512, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, max_tokens=96
+        ),
+        latent_unet=LatentUNetConfig(
+            block_out_channels=(32, 64),
+            layers_per_block=1,
+            attention_levels=(False, True),
+            num_heads=2,
+            norm_num_groups=8,
+        ),
+        super_res=SuperResConfig(
+            factor=2,
+            block_out_channels=(8, 16),
+            layers_per_block=1,
+            attention_levels=(False, False),
+            norm_num_groups=4,
+        ),
         sampling=SamplingDefaults(num_steps=4, sr_num_steps=3),
     ),
     # The bundled default: 256 px first stage, x2 super-resolution to 512 px; trainable on a 2-core CPU in
@@ -199,13 +223,31 @@ PRESETS: dict[str, StudioConfig] = {
     "demo": StudioConfig(
         name="demo",
         image_size=256,
-        autoencoder=AutoencoderConfig(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False),
-        report_encoder=ReportEncoderConfig(vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96),
-        latent_unet=LatentUNetConfig(block_out_channels=(48, 96, 192), layers_per_block=1, attention_levels=(False, True, True), num_heads=4, norm_num_groups=16),
-        super_res=SuperResConfig(factor=2, block_out_channels=(16, 32, 64, 128), layers_per_block=1, attention_levels=(False,) * 4, norm_num_groups=8),
+        autoencoder=AutoencoderConfig(
+            block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False
+        ),
+        report_encoder=ReportEncoderConfig(
+            vocab_size=1024, hidden_size=128, num_layers=2, num_heads=4, intermediate_size=512, max_tokens=96
+        ),
+        latent_unet=LatentUNetConfig(
+            block_out_channels=(48, 96, 192),
+            layers_per_block=1,
+            attention_levels=(False, True, True),
+            num_heads=4,
+            norm_num_groups=16,
+        ),
+        super_res=SuperResConfig(
+            factor=2,
+            block_out_channels=(16, 32, 64, 128),
+            layers_per_block=1,
+            attention_levels=(False,) * 4,
+            norm_num_groups=8,
+        ),
         # v-prediction: with epsilon prediction the cosine schedule's first steps (alpha_bar ~ 1e-9) turn a
         # small noise error into a saturated image that a briefly trained SR UNet never recovers from
-        sr_schedule=ScheduleConfig(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"),
+        sr_schedule=ScheduleConfig(
+            num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction"
+        ),
         # DDIM, as the bundle: on this model DPM-Solver++ at 20 steps draws washed-out, ghostly radiographs
         # where DDIM at 25 draws the report's findings (the sample grids written during training use these)
         sampling=SamplingDefaults(num_steps=25, sampler="ddim", sr_num_steps=6, sr_sampler="ddim"),

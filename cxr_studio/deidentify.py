@@ -150,7 +150,7 @@ def deidentify(ds: Any, *, salt: bytes = b"cxr-studio") -> Any:
             element.value = ""
         elif element.VR == "UI" and keyword not in KEEP_UIDS and element.value:
             old = element.value if element.VM <= 1 else list(element.value)
-            renew = lambda uid: generate_uid(entropy_srcs=[salt.hex(), str(uid)])  # noqa: E731
+            renew = lambda uid: generate_uid(entropy_srcs=[salt.hex(), str(uid)])
             element.value = renew(old) if element.VM <= 1 else [renew(uid) for uid in old]
 
     ds.walk(clean)

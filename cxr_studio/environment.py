@@ -29,11 +29,15 @@ def environment_problems() -> list[str]:
         except metadata.PackageNotFoundError:
             continue  # the app itself fails clearly at import if it needs a missing package
         if _version(found) < minimum:
-            problems.append(f"{distribution} {found} is older than {'.'.join(map(str, minimum))}: {why}; pip install -r requirements.txt")
+            problems.append(
+                f"{distribution} {found} is older than {'.'.join(map(str, minimum))}: {why}; pip install -r requirements.txt"
+            )
     if os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "").strip() not in ("", "0"):
         problems.append("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set: it lets torch.load run pickled code; unset it")
     if os.environ.get("HF_HUB_OFFLINE", "1") in ("0", "false", "False"):
-        problems.append("HF_HUB_OFFLINE=0: CXR Studio runs offline; unset it (hub helpers switch it on only when asked)")
+        problems.append(
+            "HF_HUB_OFFLINE=0: CXR Studio runs offline; unset it (hub helpers switch it on only when asked)"
+        )
     return problems
 
 

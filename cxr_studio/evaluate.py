@@ -53,27 +53,42 @@ from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
 from cxr_studio.pipeline.super_resolution import upsample
 
+
 def _say(message: str) -> None:
     print(f"[evaluate] {message}", file=sys.stderr, flush=True)
 
 
 @torch.no_grad()
-def reconstruction(studio: Any, images: np.ndarray, *, high_res: np.ndarray | None = None, perceptual: Any = None) -> dict[str, Any]:
+def reconstruction(
+    studio: Any, images: np.ndarray, *, high_res: np.ndarray | None = None, perceptual: Any = None
+) -> dict[str, Any]:
     """Cheff's table 2 rows. ``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` at the model's resolution through the
     autoencoder; ``high_res`` ``(M, 1, S*f, S*f)``, the same first ``M`` test images at the output resolution,
     through autoencoder + super-resolution and, as the baseline, autoencoder + bicubic upsampling.
     ``perceptual``: an :class:`~cxr_studio.evaluation.perceptual.LPIPS` adds LPIPS to each row."""
     x = torch.from_numpy(images)
-    recon = torch.cat([studio.decode(studio.text_to_image.encode_image(x[i : i + 16])).cpu() for i in range(0, len(x), 16)])
+    recon = torch.cat(
+        [studio.decode(studio.text_to_image.encode_image(x[i : i + 16])).cpu() for i in range(0, len(x), 16)]
+    )
     out: dict[str, Any] = {"autoencoder": _similarity(x, recon, perceptual)}
     if high_res is not None and len(high_res) and studio.config.output_size > studio.config.image_size:
         m, sampling = len(high_res), studio.config.sampling
         high = torch.from_numpy(high_res)
-        upscaled = studio.super_resolution(recon[:m].to(studio.device), seeds=list(range(m)), num_steps=sampling.sr_num_steps,
-                                           sampler=sampling.sr_sampler, noise_level=sampling.sr_noise_level).cpu()
-        out["autoencoder_plus_super_resolution"] = {"size": studio.config.output_size, **_similarity(high, upscaled, perceptual)}
-        out["autoencoder_plus_bicubic"] = {"size": studio.config.output_size,
-                                           **_similarity(high, upsample(recon[:m], studio.config.super_res.factor), perceptual)}
+        upscaled = studio.super_resolution(
+            recon[:m].to(studio.device),
+            seeds=list(range(m)),
+            num_steps=sampling.sr_num_steps,
+            sampler=sampling.sr_sampler,
+            noise_level=sampling.sr_noise_level,
+        ).cpu()
+        out["autoencoder_plus_super_resolution"] = {
+            "size": studio.config.output_size,
+            **_similarity(high, upscaled, perceptual),
+        }
+        out["autoencoder_plus_bicubic"] = {
+            "size": studio.config.output_size,
+            **_similarity(high, upsample(recon[:m], studio.config.super_res.factor), perceptual),
+        }
     return out
 
 
@@ -82,20 +97,32 @@ def _similarity(reference: torch.Tensor, output: torch.Tensor, perceptual: Any =
     mean gradient magnitude of the output over the reference's (1 = as sharp; blur < 1; added noise > 1),
     because PSNR alone rewards a blurred upscale over a sharp one."""
     a, b = (reference + 1) / 2, (output + 1) / 2
-    row = {"images": len(a), "mse": float(((a - b) ** 2).mean()), "psnr": float(psnr(a, b, data_range=1.0).mean()),
-           "ssim": float(ssim(a, b, data_range=1.0).mean()), "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean()),
-           "sharpness_ratio": _gradient_energy(b) / max(_gradient_energy(a), 1e-12)}
+    row = {
+        "images": len(a),
+        "mse": float(((a - b) ** 2).mean()),
+        "psnr": float(psnr(a, b, data_range=1.0).mean()),
+        "ssim": float(ssim(a, b, data_range=1.0).mean()),
+        "ms_ssim": float(ms_ssim(a, b, data_range=1.0).mean()),
+        "sharpness_ratio": _gradient_energy(b) / max(_gradient_energy(a), 1e-12),
+    }
     if perceptual is not None:
         with torch.no_grad():
-            row["lpips"] = float(torch.cat([perceptual(reference[i : i + 8], output[i : i + 8]) for i in range(0, len(a), 8)]).mean())
+            row["lpips"] = float(
+                torch.cat([perceptual(reference[i : i + 8], output[i : i + 8]) for i in range(0, len(a), 8)]).mean()
+            )
     return row
 
 
 def _gradient_energy(images: torch.Tensor) -> float:
-    return float((images[..., 1:, :] - images[..., :-1, :]).abs().mean() + (images[..., :, 1:] - images[..., :, :-1]).abs().mean())
+    return float(
+        (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
+        + (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    )
 
 
-def generate_for(studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None) -> np.ndarray:
+def generate_for(
+    studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None
+) -> np.ndarray:
     """One image per row's report (seed ``seed + i``) at the model's resolution -> judge input ``(N, 1, size, size)``."""
     pixels = []
     for i, row in enumerate(rows):
@@ -122,15 +149,35 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
 JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
 
 
-def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_size: int = 128, max_train: int = 8000,
-             classifier_steps: int = 4000, sheet_seeds: int = 8, classifier_dir: str | Path | None = None, utility_samples: int = 128,
-             utility_steps: int = 300,
-             steps_sweep: Sequence[int] = (10, 25, 50), sweep_samples: int = 16, device_cases: int = 12,
-             sr_images: int = 4, privacy_calibration: int = 200, seed: int = 0,
-             inception: str | Path | None = None, vgg16: str | Path | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def evaluate(
+    studio: Any,
+    manifest: str | Path,
+    *,
+    num_samples: int = 64,
+    judge_size: int = 128,
+    max_train: int = 8000,
+    classifier_steps: int = 4000,
+    sheet_seeds: int = 8,
+    classifier_dir: str | Path | None = None,
+    utility_samples: int = 128,
+    utility_steps: int = 300,
+    steps_sweep: Sequence[int] = (10, 25, 50),
+    sweep_samples: int = 16,
+    device_cases: int = 12,
+    sr_images: int = 4,
+    privacy_calibration: int = 200,
+    seed: int = 0,
+    inception: str | Path | None = None,
+    vgg16: str | Path | None = None,
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
     started = time.perf_counter()
-    report: dict[str, Any] = {"model": studio.model_id, "manifest": Path(manifest).name, "judge_size": judge_size, "seed": seed}
+    report: dict[str, Any] = {
+        "model": studio.model_id,
+        "manifest": Path(manifest).name,
+        "judge_size": judge_size,
+        "seed": seed,
+    }
     # 1. Real data at the judge's resolution: training split (the judge learns), validation split (its
     # verdict thresholds), test split (the judge's own figures, and the reference for every sample figure)
     _say("loading the manifest")
@@ -149,8 +196,14 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         model = FindingClassifier.load(classifier_dir)
     else:
         _say(f"training the finding classifier ({classifier_steps} steps at {judge_size} px)")
-        model = judge.fit_classifier(train_x, train_t, train_k, config=ClassifierConfig(image_size=judge_size),
-                                     steps=classifier_steps, seed=seed)
+        model = judge.fit_classifier(
+            train_x,
+            train_t,
+            train_k,
+            config=ClassifierConfig(image_size=judge_size),
+            steps=classifier_steps,
+            seed=seed,
+        )
     if not model.thresholds:
         try:
             val_x, val_t, val_k, _ = judge.load_split(manifest, "val", size=judge_size, limit=max_train)
@@ -165,13 +218,17 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
     real_auc = judge.per_target_auc(test_p, test_t, test_k)
     real_sides = judge.side_verdicts(test_p, test_rows, model.thresholds)
     report["classifier_on_real_test"] = {
-        "auc": {k: v for k, v in real_auc.items() if k in CHEXPERT_LABELS}, "mauc": judge.mean_auc(real_auc),
-        "laterality": real_sides, "valid": real_sides["rate"] is None or real_sides["rate"] >= JUDGE_MIN_NAMED_SIDE_ONLY,
+        "auc": {k: v for k, v in real_auc.items() if k in CHEXPERT_LABELS},
+        "mauc": judge.mean_auc(real_auc),
+        "laterality": real_sides,
+        "valid": real_sides["rate"] is None or real_sides["rate"] >= JUDGE_MIN_NAMED_SIDE_ONLY,
     }
     # 3. Reconstruction at the model's resolution (and through super-resolution)
     _say("reconstruction")
     model_res = judge.load_split(manifest, "test", size=studio.config.image_size, limit=64)[0]
-    high_res = judge.load_split(manifest, "test", size=studio.config.output_size, limit=sr_images)[0] if sr_images else None
+    high_res = (
+        judge.load_split(manifest, "test", size=studio.config.output_size, limit=sr_images)[0] if sr_images else None
+    )
     perceptual = None
     if vgg16:
         from cxr_studio.evaluation.perceptual import LPIPS
@@ -188,36 +245,59 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
     real_f, fake_f = judge.embed(model, test_x), judge.embed(model, fake)
     precision, recall = precision_recall(real_f, fake_f)
     kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f), 1000), seed=seed)
-    report["realism"] = {"features": "finding classifier (pooled, %d-d)" % real_f.shape[1], "fid": fid(real_f, fake_f), "kid": kid_mean,
-                         "kid_std": kid_std, "precision": precision, "recall": recall,
-                         "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :])}
+    report["realism"] = {
+        "features": f"finding classifier (pooled, {real_f.shape[1]}-d)",
+        "fid": fid(real_f, fake_f),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :]),
+    }
     if inception:
         from cxr_studio.evaluation.features import TorchScriptFeatures
 
         extractor = TorchScriptFeatures(inception)
         real_i, fake_i = extractor(test_x), extractor(fake)
         p_i, r_i = precision_recall(real_i, fake_i)
-        report["realism_inception"] = {"features": extractor.name, "fid": fid(real_i, fake_i),
-                                       "kid": kid(real_i, fake_i, subsets=50, subset_size=min(len(real_i), len(fake_i), 1000), seed=seed)[0],
-                                       "precision": p_i, "recall": r_i}
-    report["diversity"] = {"ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
-                           "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed)}
+        report["realism_inception"] = {
+            "features": extractor.name,
+            "fid": fid(real_i, fake_i),
+            "kid": kid(real_i, fake_i, subsets=50, subset_size=min(len(real_i), len(fake_i), 1000), seed=seed)[0],
+            "precision": p_i,
+            "recall": r_i,
+        }
+    report["diversity"] = {
+        "ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
+        "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed),
+    }
     # 6. Faithfulness to the report
     fake_p = judge.predict(model, fake)
     auc = judge.per_target_auc(fake_p, fake_t, fake_k, min_positives=2)
     devices = TARGETS.index("Support Devices")
-    report["faithfulness"] = {"auc": {k: v for k, v in auc.items() if k in CHEXPERT_LABELS}, "mauc": judge.mean_auc(auc),
-                              "laterality": judge.side_verdicts(fake_p, rows, model.thresholds),
-                              "device_presence_auc": auc.get("Support Devices"),
-                              "device_presence_accuracy": float(((fake_p[:, devices] > 0.5) == (fake_t[:, devices] > 0.5)).mean())}
+    report["faithfulness"] = {
+        "auc": {k: v for k, v in auc.items() if k in CHEXPERT_LABELS},
+        "mauc": judge.mean_auc(auc),
+        "laterality": judge.side_verdicts(fake_p, rows, model.thresholds),
+        "device_presence_auc": auc.get("Support Devices"),
+        "device_presence_accuracy": float(((fake_p[:, devices] > 0.5) == (fake_t[:, devices] > 0.5)).mean()),
+    }
     # 7. Metric against sampling steps
     sweep = []
     for steps in steps_sweep:
         sub = generate_for(studio, rows[:sweep_samples], size=judge_size, seed=seed + 10_000, num_steps=steps)
         p = judge.predict(model, sub)
         a = judge.per_target_auc(p, fake_t[:sweep_samples], fake_k[:sweep_samples], min_positives=1)
-        sweep.append({"steps": steps, "kid": kid(real_f, judge.embed(model, sub), subsets=20, subset_size=min(len(sub), len(real_f)), seed=seed)[0],
-                      "mauc": judge.mean_auc(a), "laterality": judge.side_verdicts(p, rows[:sweep_samples], model.thresholds)["rate"]})
+        sweep.append(
+            {
+                "steps": steps,
+                "kid": kid(
+                    real_f, judge.embed(model, sub), subsets=20, subset_size=min(len(sub), len(real_f)), seed=seed
+                )[0],
+                "mauc": judge.mean_auc(a),
+                "laterality": judge.side_verdicts(p, rows[:sweep_samples], model.thresholds)["rate"],
+            }
+        )
     report["against_steps"] = sweep
     # 7b. The prompt sheet: fixed one-sided and bilateral reports, real phantom and samples judged alike
     sheet_images: dict[str, Any] = {}
@@ -227,9 +307,14 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         _say(f"prompt sheet: {len(prompt_sheet.SHEET)} reports x {sheet_seeds} seeds")
         sheet = prompt_sheet.render(studio, seeds=sheet_seeds, judge_size=judge_size, seed=seed)
         report["prompt_sheet"] = {
-            "seeds": sheet_seeds, "reports": sheet["rows"],
-            "laterality_real": judge.side_verdicts(judge.predict(model, sheet["real"]), sheet["manifest_rows"], model.thresholds),
-            "laterality_samples": judge.side_verdicts(judge.predict(model, sheet["synthetic"]), sheet["manifest_rows"], model.thresholds),
+            "seeds": sheet_seeds,
+            "reports": sheet["rows"],
+            "laterality_real": judge.side_verdicts(
+                judge.predict(model, sheet["real"]), sheet["manifest_rows"], model.thresholds
+            ),
+            "laterality_samples": judge.side_verdicts(
+                judge.predict(model, sheet["synthetic"]), sheet["manifest_rows"], model.thresholds
+            ),
         }
         sheet_images = sheet
     # 8. Utility: synthetic-only vs real-only training, tested on the real test split
@@ -240,11 +325,21 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         synth_t = np.stack([judge.targets_for(r)[0] for r in synth_rows])
         synth_k = np.stack([judge.targets_for(r)[1] for r in synth_rows])
         on_synth = judge.fit_classifier(synth_x, synth_t, synth_k, steps=utility_steps, seed=seed)
-        on_real = judge.fit_classifier(train_x[:utility_samples], train_t[:utility_samples], train_k[:utility_samples], steps=utility_steps, seed=seed)
+        on_real = judge.fit_classifier(
+            train_x[:utility_samples],
+            train_t[:utility_samples],
+            train_k[:utility_samples],
+            steps=utility_steps,
+            seed=seed,
+        )
         m_synth = judge.mean_auc(judge.per_target_auc(judge.predict(on_synth, test_x), test_t, test_k))
         m_real = judge.mean_auc(judge.per_target_auc(judge.predict(on_real, test_x), test_t, test_k))
-        report["utility"] = {"training_images": utility_samples, "mauc_real_only": m_real, "mauc_synthetic_only": m_synth,
-                             "gap_points": None if m_real is None or m_synth is None else 100 * (m_real - m_synth)}
+        report["utility"] = {
+            "training_images": utility_samples,
+            "mauc_real_only": m_real,
+            "mauc_synthetic_only": m_synth,
+            "gap_points": None if m_real is None or m_synth is None else 100 * (m_real - m_synth),
+        }
     # 9. Device removal (phantom ground truth)
     if device_cases:
         from cxr_studio.evaluation.device_removal import run as device_removal
@@ -264,9 +359,14 @@ def evaluate(studio: Any, manifest: str | Path, *, num_samples: int = 64, judge_
         planted = screen.screen(plant_copies(train_x[planted_from], seed=seed))
         fresh = screen.screen(test_x[: min(100, len(test_x))])
         report["privacy"] = {
-            "threshold": threshold, "calibration_quantile": 0.999, "samples_flagged": len(flagged), "samples": len(fake),
+            "threshold": threshold,
+            "calibration_quantile": 0.999,
+            "samples_flagged": len(flagged),
+            "samples": len(fake),
             "planted_copies_detected": float(np.mean([m.flagged for m in planted])),
-            "planted_copies_traced_to_source": float(np.mean([m.nearest == int(i) for m, i in zip(planted, planted_from)])),
+            "planted_copies_traced_to_source": float(
+                np.mean([m.nearest == int(i) for m, i in zip(planted, planted_from)])
+            ),
             "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
         }
     report["seconds"] = time.perf_counter() - started
@@ -310,12 +410,21 @@ def _laterality_table(columns: dict[str, dict[str, Any]]) -> str:
         rate = "-" if row.get("rate") is None else f"{row['rate']:.0%}"
         return f"<td>{rate}</td>" + "".join(f"<td>{row[v]}</td>" for v in VERDICTS)
 
-    body = "".join(f"<tr><td>{html.escape(item)}</td>" + "".join(cells(c["per_item"][item]) for c in columns.values()) + "</tr>"
-                   for item in items)
+    body = "".join(
+        f"<tr><td>{html.escape(item)}</td>" + "".join(cells(c["per_item"][item]) for c in columns.values()) + "</tr>"
+        for item in items
+    )
     body += "<tr><td><b>all</b></td>" + "".join(cells(c) for c in columns.values()) + "</tr>"
-    body += ("<tr><td><i>relative (secondary: p(named) &gt; p(other), blind to both-sided drawings)</i></td>"
-             + "".join(f"<td colspan='{len(VERDICTS) + 1}'>" + ("-" if c["relative_accuracy"] is None else f"{c['relative_accuracy']:.0%}")
-                       + "</td>" for c in columns.values()) + "</tr>")
+    body += (
+        "<tr><td><i>relative (secondary: p(named) &gt; p(other), blind to both-sided drawings)</i></td>"
+        + "".join(
+            f"<td colspan='{len(VERDICTS) + 1}'>"
+            + ("-" if c["relative_accuracy"] is None else f"{c['relative_accuracy']:.0%}")
+            + "</td>"
+            for c in columns.values()
+        )
+        + "</tr>"
+    )
     return f"<table><tr><th></th>{head}</tr><tr><th></th>{sub}</tr>{body}</table>"
 
 
@@ -328,30 +437,51 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
 
     def table(d: dict[str, Any]) -> str:
         d = flat(d)
-        rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else json.dumps(v, default=str))}</td></tr>"
-                       for k, v in d.items())
+        rows = "".join(
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else json.dumps(v, default=str))}</td></tr>"
+            for k, v in d.items()
+        )
         return f"<table>{rows}</table>"
 
     sweep = report.get("against_steps", [])
     xs = [s["steps"] for s in sweep]
     judge_real = report["classifier_on_real_test"]
     lat = report["faithfulness"]["laterality"]
-    warning = ("" if judge_real["valid"] else
-               f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} named-side-only on real "
-               f"test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts on samples mean nothing.</b></p>")
+    warning = (
+        ""
+        if judge_real["valid"]
+        else f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} named-side-only on real "
+        f"test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts on samples mean nothing.</b></p>"
+    )
     sections = [
-        f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1><p>Manifest {html.escape(report['manifest'])}; "
-        f"{report['images']['train']} training and {report['images']['test']} test images; {report['seconds']:.0f} s. Every generated image is synthetic.</p>",
-        "<h2>The judge on real test images (its own quality, first)</h2>" + warning
-        + table({"mAUC": judge_real["mauc"], "named side only": judge_real["laterality"]["rate"],
-                 "thresholds fitted on": report.get("judge_thresholds_from", "(loaded with the judge)")}),
+        (
+            f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1><p>Manifest {html.escape(report['manifest'])}; "
+            f"{report['images']['train']} training and {report['images']['test']} test images; {report['seconds']:.0f} s. "
+            "Every generated image is synthetic.</p>"
+        ),
+        "<h2>The judge on real test images (its own quality, first)</h2>"
+        + warning
+        + table(
+            {
+                "mAUC": judge_real["mauc"],
+                "named side only": judge_real["laterality"]["rate"],
+                "thresholds fitted on": report.get("judge_thresholds_from", "(loaded with the judge)"),
+            }
+        ),
         "<h2>Reconstruction</h2>" + "".join(f"<h3>{k}</h3>" + table(v) for k, v in report["reconstruction"].items()),
         "<h2>Realism and diversity</h2>" + table(report["realism"]) + table(report["diversity"]),
-        "<h2>Faithfulness to the report</h2>" + table({"mAUC": report["faithfulness"]["mauc"], **report["faithfulness"]["auc"],
-                                                          "device presence accuracy": report["faithfulness"]["device_presence_accuracy"]}),
+        "<h2>Faithfulness to the report</h2>"
+        + table(
+            {
+                "mAUC": report["faithfulness"]["mauc"],
+                **report["faithfulness"]["auc"],
+                "device presence accuracy": report["faithfulness"]["device_presence_accuracy"],
+            }
+        ),
         "<h3>Laterality: named side only (the named side positive, the other negative)</h3>"
         + _laterality_table({"real test images": judge_real["laterality"], "samples for test reports": lat}),
-        "<h2>Against sampling steps</h2>" + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "named side only": [s["laterality"] for s in sweep]})
+        "<h2>Against sampling steps</h2>"
+        + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "named side only": [s["laterality"] for s in sweep]})
         + line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
     ]
     if "prompt_sheet" in report:
@@ -359,21 +489,31 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
         sections.append(
             f"<h2>Prompt sheet</h2><p>Each row: the phantom's own rendering of the report (left, boxed), then {sheet['seeds']} "
             "SYNTHETIC samples of the same report (seeds 0 onward). The patient's right is on the image's left.</p>"
-            + _laterality_table({f"real phantoms ({sheet['seeds']} per report)": sheet["laterality_real"],
-                                 "SYNTHETIC samples": sheet["laterality_samples"]})
+            + _laterality_table(
+                {
+                    f"real phantoms ({sheet['seeds']} per report)": sheet["laterality_real"],
+                    "SYNTHETIC samples": sheet["laterality_samples"],
+                }
+            )
         )
         grid = examples.get("prompt sheet")
         if grid:
             n = sheet["seeds"]
             for r, row in enumerate(sheet["reports"]):
                 strip = np.concatenate([_framed(grid["real"][r * n]), *grid["synthetic"][r * n : (r + 1) * n]], -1)
-                sections.append(f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
-                                f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">')
+                sections.append(
+                    f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
+                    f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">'
+                )
     for key in ("realism_inception", "utility", "device_removal", "privacy"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
-    sections.append("<h2>Examples</h2>" + "".join(f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">'
-                                                  for k, v in examples.items() if k != "prompt sheet"))
+    sections.append(
+        "<h2>Examples</h2>"
+        + "".join(
+            f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">' for k, v in examples.items() if k != "prompt sheet"
+        )
+    )
     style = "body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;margin:6px 0} td{border:1px solid #ccc;padding:2px 8px}"
     return f"<!doctype html><html><head><meta charset='utf-8'><title>CXR Studio evaluation</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
 
@@ -387,16 +527,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--judge-size", type=int, default=128, help="the judge's image size in pixels")
     parser.add_argument("--max-train", type=int, default=8000, help="training images for the judge")
     parser.add_argument("--classifier-steps", type=int, default=4000, help="the judge's training steps (batch 32)")
-    parser.add_argument("--sheet-seeds", type=int, default=8, help="samples per prompt-sheet report (0 skips the sheet)")
+    parser.add_argument(
+        "--sheet-seeds", type=int, default=8, help="samples per prompt-sheet report (0 skips the sheet)"
+    )
     parser.add_argument("--utility-samples", type=int, default=128, help="0 skips the utility experiment")
-    parser.add_argument("--utility-steps", type=int, default=300,
-                        help="training steps of the two utility classifiers (128 images each: the judge's 4,000 would memorise them)")
+    parser.add_argument(
+        "--utility-steps",
+        type=int,
+        default=300,
+        help="training steps of the two utility classifiers (128 images each: the judge's 4,000 would memorise them)",
+    )
     parser.add_argument("--steps-sweep", default="10,25,50", help="sampling steps for the metric-against-steps plot")
     parser.add_argument("--device-cases", type=int, default=12, help="0 skips the device-removal benchmark")
-    parser.add_argument("--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)")
-    parser.add_argument("--privacy-calibration", type=int, default=200, help="training images for the threshold (0 skips)")
-    parser.add_argument("--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too")
-    parser.add_argument("--vgg16", help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows")
+    parser.add_argument(
+        "--sr-images", type=int, default=4, help="images through autoencoder + super-resolution (0 skips)"
+    )
+    parser.add_argument(
+        "--privacy-calibration", type=int, default=200, help="training images for the threshold (0 skips)"
+    )
+    parser.add_argument(
+        "--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too"
+    )
+    parser.add_argument(
+        "--vgg16",
+        help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the judge, the samples and every subset")
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default
@@ -404,11 +559,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
         steps = [int(s) for s in args.steps_sweep.split(",") if s.strip()]
-        report, examples = evaluate(studio, args.manifest, num_samples=args.num_samples, judge_size=args.judge_size, max_train=args.max_train,
-                                    classifier_steps=args.classifier_steps, classifier_dir=args.out / "classifier", sheet_seeds=args.sheet_seeds,
-                                    utility_samples=args.utility_samples, utility_steps=args.utility_steps, steps_sweep=steps, device_cases=args.device_cases,
-                                    sr_images=args.sr_images, privacy_calibration=args.privacy_calibration, seed=args.seed,
-                                    inception=args.inception, vgg16=args.vgg16)
+        report, examples = evaluate(
+            studio,
+            args.manifest,
+            num_samples=args.num_samples,
+            judge_size=args.judge_size,
+            max_train=args.max_train,
+            classifier_steps=args.classifier_steps,
+            classifier_dir=args.out / "classifier",
+            sheet_seeds=args.sheet_seeds,
+            utility_samples=args.utility_samples,
+            utility_steps=args.utility_steps,
+            steps_sweep=steps,
+            device_cases=args.device_cases,
+            sr_images=args.sr_images,
+            privacy_calibration=args.privacy_calibration,
+            seed=args.seed,
+            inception=args.inception,
+            vgg16=args.vgg16,
+        )
     except (InputError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -376,7 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Write a folder of synthetic PNGs (with their parameters) as one DICOM study.",
     )
     parser.add_argument("--pngs", type=Path, required=True, help="folder of synthetic PNGs written by the studio")
-    parser.add_argument("--out", type=Path, required=True, help="folder for the study's files (IM000001.dcm, ...) or a .zip")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for the study's files (IM000001.dcm, ...) or a .zip"
+    )
     parser.add_argument("--bit-depth", type=int, default=16, choices=(8, 16), help="stored bits per pixel")
     args = parser.parse_args(argv)
     try:

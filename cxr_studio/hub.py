@@ -16,7 +16,9 @@ from cxr_studio.errors import InputError
 ALLOWED_FILES = ["*.json", "*.safetensors", "*.md"]
 
 
-def push_to_hub(folder: str | os.PathLike[str], repo_id: str, *, token: str | None = None, private: bool = True) -> str:
+def push_to_hub(
+    folder: str | os.PathLike[str], repo_id: str, *, token: str | None = None, private: bool = True
+) -> str:
     """Upload a verified model folder to ``repo_id`` (created private by default); returns the commit URL."""
     from huggingface_hub import HfApi
 
@@ -30,13 +32,19 @@ def push_to_hub(folder: str | os.PathLike[str], repo_id: str, *, token: str | No
     return str(info)
 
 
-def pull_from_hub(repo_id: str, folder: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None) -> Path:
+def pull_from_hub(
+    repo_id: str, folder: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
+) -> Path:
     """Download a model folder from the Hub into ``folder`` and verify it; returns the folder."""
     from huggingface_hub import snapshot_download
 
     try:
-        path = snapshot_download(repo_id, revision=revision, local_dir=str(folder), allow_patterns=ALLOWED_FILES, token=token)
+        path = snapshot_download(
+            repo_id, revision=revision, local_dir=str(folder), allow_patterns=ALLOWED_FILES, token=token
+        )
     except Exception as err:  # offline (HF_HUB_OFFLINE), unknown repository, no access
-        raise InputError(f"could not download {repo_id!r} from the Hub (offline, or no such repository?): {err}") from err
+        raise InputError(
+            f"could not download {repo_id!r} from the Hub (offline, or no such repository?): {err}"
+        ) from err
     verify_folder(path)
     return Path(path)

@@ -162,9 +162,22 @@ def _read_raster(data: bytes, *, name: str) -> Radiograph:
         except UnidentifiedImageError as err:
             raise InputError(f"{name}: not a readable image; {ACCEPTED}.") from err
         # Pillow's decoders raise all of these on corrupt input (its own fuzz harness accepts the same set)
-        except (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, struct.error, ZeroDivisionError,
-                OverflowError, MemoryError) as err:
-            raise InputError(f"{name}: the image file is damaged or truncated ({type(err).__name__}: {err}); {ACCEPTED}.") from err
+        except (
+            OSError,
+            SyntaxError,
+            ValueError,
+            EOFError,
+            TypeError,
+            KeyError,
+            IndexError,
+            struct.error,
+            ZeroDivisionError,
+            OverflowError,
+            MemoryError,
+        ) as err:
+            raise InputError(
+                f"{name}: the image file is damaged or truncated ({type(err).__name__}: {err}); {ACCEPTED}."
+            ) from err
     return _from_pil(image, name=name, source_format=(image.format or "image").lower())
 
 
@@ -240,9 +253,7 @@ def _from_array(array: np.ndarray, *, name: str, source_format: str = "array") -
 
 def _integer_radiograph(pixels: np.ndarray, bit_depth: int, source_format: str) -> Radiograph:
     lut = np.arange(2**bit_depth, dtype=np.float32) / (2**bit_depth - 1)
-    return Radiograph(
-        pixels=pixels, display=lut[pixels], bit_depth=bit_depth, source_format=source_format, lut=lut
-    )
+    return Radiograph(pixels=pixels, display=lut[pixels], bit_depth=bit_depth, source_format=source_format, lut=lut)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -277,7 +288,9 @@ def _parse_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
         raise InputError(f"{name}: multi-frame DICOM ({frames} frames); a single-frame radiograph is accepted.")
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     if photometric not in {"MONOCHROME1", "MONOCHROME2"}:
-        raise InputError(f"{name}: DICOM photometric interpretation {photometric or 'missing'}; MONOCHROME1/2 accepted.")
+        raise InputError(
+            f"{name}: DICOM photometric interpretation {photometric or 'missing'}; MONOCHROME1/2 accepted."
+        )
     _check_size((int(ds.get("Columns", 0)), int(ds.get("Rows", 0))), name=name)
     try:
         stored = ds.pixel_array
@@ -318,8 +331,10 @@ def _parse_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
         try:
             remove_identifiers(header)
         except Exception as err:  # pydicom parses elements lazily: a corrupt one surfaces only here (found by fuzzing)
-            raise InputError(f"{name}: the DICOM header has malformed elements, so it cannot be de-identified safely; "
-                             "re-export the file from its source.") from err
+            raise InputError(
+                f"{name}: the DICOM header has malformed elements, so it cannot be de-identified safely; "
+                "re-export the file from its source."
+            ) from err
     return Radiograph(
         pixels=stored,
         display=lut[stored.astype(np.int64) - lo],
@@ -359,7 +374,7 @@ def _missing_decoder_hint(ds: pydicom.Dataset, err: Exception) -> str:
         if not decoder.is_available:
             missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in decoder.missing_dependencies.items())
             return f"transfer syntax {getattr(uid, 'name', uid)} needs a decoder plugin ({missing})."
-    except Exception:  # noqa: BLE001 - the hint is best effort; the original error is reported below
+    except Exception:  # noqa: BLE001, S110 - the hint is best effort; the original error is reported below
         pass
     return f"{err} (transfer syntax {getattr(uid, 'name', uid)})."
 

@@ -40,8 +40,12 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     editor = {"background": None, "layers": [handle_file(stroke)], "composite": None, "id": None}
     calls = {
         "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload"),
-        "generate": lambda: client.predict("Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, False, "", api_name="/generate"),
-        "inpaint": lambda: client.predict(editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"),
+        "generate": lambda: client.predict(
+            "Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, False, "", api_name="/generate"
+        ),
+        "inpaint": lambda: client.predict(
+            editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"
+        ),
     }
     upload_busy = False
     for _ in range(rounds):  # each round: upload (a new 16-bit radiograph in the session), generate, inpaint
@@ -50,7 +54,7 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
             try:
                 call()
                 outcome = "ok"
-            except Exception as err:  # the client raises for a full queue and for app errors alike
+            except Exception as err:  # noqa: BLE001 - the client raises for a full queue and for app errors alike
                 outcome = "busy" if "queue is full" in str(err).lower() else f"error: {err}"
                 if name == "inpaint" and upload_busy and "upload a radiograph first" in str(err):
                     outcome = "skipped"  # the clear answer when this round's upload was turned away as busy
@@ -64,14 +68,19 @@ def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
     import app
 
     demo = app.build_demo(app.AppModel(studio)).queue(**app.QUEUE)
-    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None}
+    )
     records: list[dict] = []
     lock = threading.Lock()
     try:
         with tempfile.TemporaryDirectory() as folder:
             upload, stroke = write_inputs(Path(folder))
             start = time.perf_counter()
-            threads = [threading.Thread(target=user, args=(url, upload, stroke, rounds, steps, records, lock)) for _ in range(users)]
+            threads = [
+                threading.Thread(target=user, args=(url, upload, stroke, rounds, steps, records, lock))
+                for _ in range(users)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -84,12 +93,16 @@ def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
         demo.close()
     ok = [r["seconds"] for r in records if r["outcome"] == "ok"]
     return {
-        "users": users, "requests": len(records), "ok": len(ok),
+        "users": users,
+        "requests": len(records),
+        "ok": len(ok),
         "busy": sum(r["outcome"] == "busy" for r in records),
         "skipped_after_busy_upload": sum(r["outcome"] == "skipped" for r in records),
         "failures": [r for r in records if r["outcome"].startswith("error")],
-        "p50_s": float(np.percentile(ok, 50)) if ok else None, "p95_s": float(np.percentile(ok, 95)) if ok else None,
-        "wall_s": wall, "healthy_after": all(r["outcome"] == "ok" for r in records_after),
+        "p50_s": float(np.percentile(ok, 50)) if ok else None,
+        "p95_s": float(np.percentile(ok, 95)) if ok else None,
+        "wall_s": wall,
+        "healthy_after": all(r["outcome"] == "ok" for r in records_after),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 

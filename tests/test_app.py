@@ -35,13 +35,6 @@ def test_library_never_imports_the_ui_or_training():
         assert not forbidden, f"{path.relative_to(ROOT)} imports {forbidden}"
 
 
-@pytest.fixture(scope="module")
-def studio():
-    import cxr_studio
-
-    return cxr_studio.CXRStudio.from_preset("tiny")
-
-
 def test_demo_builds(studio):
     assert isinstance(app.build_demo(app.AppModel(studio)), gr.Blocks)
 
@@ -74,7 +67,9 @@ def client(studio):
     from gradio_client import Client
 
     demo = app.build_demo(app.AppModel(studio)).queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None}
+    )
     yield Client(url, verbose=False)
     demo.close()
 
@@ -82,16 +77,24 @@ def client(studio):
 def test_generate_through_the_api_returns_pngs_with_parameters(client):
     from cxr_studio import read_png_parameters, read_radiograph
 
-    gallery, files, seed = client.predict("Large left pleural effusion.", "", "ddim", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate")
+    gallery, files, seed = client.predict(
+        "Large left pleural effusion.", "", "ddim", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate"
+    )
     assert seed == 7 and len(gallery) == 2
     paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
     parameters = read_png_parameters(paths[1])
-    assert parameters["seed"] == 8 and parameters["synthetic"] is True and parameters["report"] == "Large left pleural effusion."
+    assert (
+        parameters["seed"] == 8
+        and parameters["synthetic"] is True
+        and parameters["report"] == "Large left pleural effusion."
+    )
     assert read_radiograph(paths[0]).bit_depth == 16
 
 
 def test_phantom_handler_through_the_api(client):
-    image, clean, report = client.predict(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 4, api_name="/phantom_case")
+    image, _clean, report = client.predict(
+        ["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 4, api_name="/phantom_case"
+    )
     assert "left pleural effusion" in report.lower() and "pacemaker" in report.lower()
     from PIL import Image
 
@@ -122,7 +125,9 @@ def launch(studio):
     from gradio_client import Client
 
     demo = app.build_demo(app.AppModel(studio)).queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    _, url, _ = demo.launch(
+        prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None}
+    )
     return demo, Client(url, verbose=False)
 
 
@@ -138,7 +143,9 @@ def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
     layer = np.zeros((83, 97, 4), np.uint8)
     layer[30:50, 40:60] = (0, 255, 102, 127)  # the see-through brush: only the alpha counts
     Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
-    client.predict(handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload")  # keeps the radiograph in the session
+    client.predict(
+        handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload"
+    )  # keeps the radiograph in the session
     editor = {"background": None, "layers": [handle_file(str(tmp_path / "stroke.png"))], "composite": None, "id": None}
     _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
     png = next(f for f in files if str(f).endswith(".png"))
@@ -181,12 +188,17 @@ def test_a_reader_study_answer_survives_a_restart(studio, tmp_path):
         demo.close()
 
 
+@pytest.mark.slow
 def test_simultaneous_users_all_finish_and_the_queue_stays_healthy(studio):
     from load_app import run_load
 
     result = run_load(studio, users=4, rounds=1, steps=2)
     assert result["requests"] == 12 and not result["failures"], result["failures"]
-    assert result["ok"] + result["busy"] + result["skipped_after_busy_upload"] == 12 and result["ok"] >= 1 and result["healthy_after"]
+    assert (
+        result["ok"] + result["busy"] + result["skipped_after_busy_upload"] == 12
+        and result["ok"] >= 1
+        and result["healthy_after"]
+    )
 
 
 def test_startup_refuses_an_unsafe_environment(monkeypatch, capsys):
@@ -220,7 +232,8 @@ def test_review_privacy_screen_and_the_evaluation_report(client, tmp_path):
     manifest = write_dataset(tmp_path / "phantom", n=30, size=64, seed=0, workers=1, quiet=True)
     import csv
 
-    rows = list(csv.DictReader(open(manifest)))
+    with open(manifest, newline="") as handle:
+        rows = list(csv.DictReader(handle))
     copied = next(r for r in rows if r["split"] == "train")  # a training image itself: must be flagged
     unseen = next(r for r in rows if r["split"] != "train")  # another patient: must pass
     client.predict(handle_file(str(manifest.parent / copied["path"])), api_name="/review_synthetic_upload")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from cxr_studio import CXRStudio, InputError, read_radiograph
+from cxr_studio import InputError, read_radiograph
 from cxr_studio.editing.compositing import paste_back
 from cxr_studio.editing.masks import feather, grow, to_mask
 
@@ -32,11 +32,6 @@ def png(array: np.ndarray) -> bytes:
 
 
 GRAY = (np.arange(48 * 40, dtype=np.uint32).reshape(48, 40) * 37 % 65536).astype(np.uint16)
-
-
-@pytest.fixture(scope="module")
-def studio():
-    return CXRStudio.from_preset("tiny")
 
 
 # --- Uploads: type confusion and names -------------------------------------------------------------------
@@ -95,7 +90,10 @@ def test_the_same_file_twice_gives_the_same_radiograph(tmp_path):
         (np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40, 1), (np.float32, 32)),  # (H, W, 1)
         (np.linspace(0, 1, 6400, dtype=np.float32).reshape(80, 80)[::2, ::2], (np.float32, 32)),  # not contiguous
         (np.linspace(-3, 7, 1600).reshape(40, 40), (np.float32, 32)),  # floats outside [0, 1]: min-max normalised
-        (np.linspace(-3e38, 3e38, 1600, dtype=np.float32).reshape(40, 40), (np.float32, 32)),  # regression: NaN from overflow
+        (
+            np.linspace(-3e38, 3e38, 1600, dtype=np.float32).reshape(40, 40),
+            (np.float32, 32),
+        ),  # regression: NaN from overflow
         (np.linspace(0, 1, 1600, dtype=np.float32).reshape(1, 40, 40), "not a 2-D image"),  # channel-first
         (np.zeros((40, 40), np.int64), "pixel type int64"),
         (np.zeros((40, 40), np.int16), "pixel type int16"),
@@ -103,7 +101,22 @@ def test_the_same_file_twice_gives_the_same_radiograph(tmp_path):
         (np.full((40, 40), np.inf), "NaN or infinite"),
         (np.zeros((0, 40), np.uint8), "too small"),
     ],
-    ids=["bool", "f16", "constant", "all-zero", "HW1", "strided", "f64-range", "f32-extremes", "CHW", "i64", "i16", "nan", "inf", "0xN"],
+    ids=[
+        "bool",
+        "f16",
+        "constant",
+        "all-zero",
+        "HW1",
+        "strided",
+        "f64-range",
+        "f32-extremes",
+        "CHW",
+        "i64",
+        "i16",
+        "nan",
+        "inf",
+        "0xN",
+    ],
 )
 def test_arrays_are_normalised_or_rejected(array, outcome):
     if isinstance(outcome, str):
@@ -163,9 +176,15 @@ def test_outpaint_of_zero_pixels_and_bad_boxes(studio):
 images = st.one_of(
     hnp.arrays(np.uint8, st.tuples(st.integers(32, 64), st.integers(32, 64))),
     hnp.arrays(np.uint16, st.tuples(st.integers(32, 64), st.integers(32, 64))),
-    hnp.arrays(np.float32, st.tuples(st.integers(32, 64), st.integers(32, 64)), elements={"allow_nan": True, "allow_infinity": True}),
+    hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(32, 64), st.integers(32, 64)),
+        elements={"allow_nan": True, "allow_infinity": True},
+    ),
 )
-SETTINGS = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 @SETTINGS
@@ -192,8 +211,16 @@ def test_png_round_trip_is_bit_exact(array):
 def test_paste_back_keeps_every_unmasked_pixel(data):
     shape = data.draw(st.tuples(st.integers(8, 48), st.integers(8, 48)))
     dtype = data.draw(st.sampled_from([np.uint8, np.uint16, np.float32]))
-    original = data.draw(hnp.arrays(dtype, shape, elements={"allow_nan": False, "allow_infinity": False} if dtype == np.float32 else None))
-    generated = data.draw(hnp.arrays(dtype, shape, elements={"allow_nan": False, "allow_infinity": False} if dtype == np.float32 else None))
+    original = data.draw(
+        hnp.arrays(
+            dtype, shape, elements={"allow_nan": False, "allow_infinity": False} if dtype == np.float32 else None
+        )
+    )
+    generated = data.draw(
+        hnp.arrays(
+            dtype, shape, elements={"allow_nan": False, "allow_infinity": False} if dtype == np.float32 else None
+        )
+    )
     region = data.draw(hnp.arrays(np.bool_, shape))
     weights = feather(grow(region, data.draw(st.integers(0, 3))), data.draw(st.integers(0, 4)))
     out = paste_back(original, generated, weights)
@@ -262,7 +289,11 @@ def fuzz_corpus() -> list[bytes]:
         import data_store
 
         folder = Path(data_store.__file__).parent / "data"
-        corpus += [(folder / name).read_bytes() for name in ("CT_small.dcm", "MR_small.dcm", "RG1_UNCR.dcm") if (folder / name).is_file()][:3]
+        corpus += [
+            (folder / name).read_bytes()
+            for name in ("CT_small.dcm", "MR_small.dcm", "RG1_UNCR.dcm")
+            if (folder / name).is_file()
+        ][:3]
     except ImportError:
         pass
     return corpus
@@ -280,7 +311,12 @@ def test_a_corrupt_header_element_is_an_input_error():
 
 
 # derandomize: the same mutations every run, so CI is repeatable; CXR_FUZZ_EXAMPLES=3000 explores further
-@settings(deadline=None, max_examples=int(os.environ.get("CXR_FUZZ_EXAMPLES", "150")), derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    deadline=None,
+    max_examples=int(os.environ.get("CXR_FUZZ_EXAMPLES", "150")),
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.data())
 def test_fuzzed_files_load_or_raise_input_error(data):
     corpus = fuzz_corpus()

@@ -21,8 +21,13 @@ playwright = pytest.importorskip("playwright.sync_api", reason="pip install -r r
 CHROMIUM = os.environ.get("CXR_CHROMIUM") or next(
     (path for name in ("chromium", "chromium-browser", "google-chrome") if (path := shutil.which(name))), None
 )
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt install chromium (.ci/run does)")
-ARTIFACTS = Path(os.environ.get("CXR_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "browser"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: apt install chromium (.ci/run does)"),
+]
+ARTIFACTS = (
+    Path(os.environ.get("CXR_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")) / "browser"
+)
 TIMEOUT_MS = 120_000
 
 
@@ -36,7 +41,9 @@ def studio():
 @pytest.fixture(scope="module")
 def url(studio):
     demo = app.build_demo(app.AppModel(studio)).queue()
-    _, address, _ = demo.launch(prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None})
+    _, address, _ = demo.launch(
+        prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None}
+    )
     yield address
     demo.close()
 
@@ -86,7 +93,9 @@ def test_generate(page):
     image.wait_for()
     assert image.get_attribute("alt").startswith("SYNTHETIC · seed")  # the caption carries seed and settings
     shown, frame = image.bounding_box(), page.locator("#gallery .grid-wrap").bounding_box()
-    assert shown["y"] + shown["height"] <= frame["y"] + frame["height"] + 1, "the radiograph runs below the gallery box"
+    assert shown["y"] + shown["height"] <= frame["y"] + frame["height"] + 1, (
+        "the radiograph runs below the gallery box"
+    )
     assert image.evaluate("el => getComputedStyle(el).objectFit") == "contain"  # letterboxed, never cropped
     page.get_by_text("synthetic-seed").first.wait_for()  # the 16-bit PNG with its parameters is offered
     shoot(page, "generate")

@@ -12,13 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-from cxr_studio import CXRStudio, GenerationCancelled, InputError, StudioConfig, TruncationWarning, read_png_parameters, save_png
+from cxr_studio import (
+    CXRStudio,
+    GenerationCancelled,
+    InputError,
+    StudioConfig,
+    TruncationWarning,
+    read_png_parameters,
+    save_png,
+)
 from cxr_studio.checkpoints import write_checksums
-from cxr_studio.config import PRESETS, SAMPLERS, preset
+from cxr_studio.config import PRESETS, SAMPLERS, ScheduleConfig, preset
 from cxr_studio.diffusion.guidance import clip_predicted_sample
 from cxr_studio.diffusion.sampling import denoise
 from cxr_studio.diffusion.schedules import PREDICTION_TYPES, make_sampler, training_scheduler, training_target
-from cxr_studio.config import ScheduleConfig
 
 REPORT = "Large right pleural effusion. No pneumothorax."
 
@@ -27,11 +34,6 @@ def assert_nearly_equal(a: np.ndarray, b: np.ndarray) -> None:
     """Batched and single convolutions round differently in the last bits, and the random tiny model
     saturates many pixels to 0 or 1, where such a difference can flip one: allow a handful of pixels."""
     assert np.mean(np.abs(a - b) > 1e-3) < 0.01
-
-
-@pytest.fixture(scope="module")
-def studio() -> CXRStudio:
-    return CXRStudio.from_preset("tiny", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -96,13 +98,15 @@ def test_guidance_on_and_off(studio):
     assert np.array_equal(unguided, image(guidance_scale=1.0, negative_report="cardiomegaly"))
     assert not np.allclose(guided, image(guidance_scale=4.0, negative_report="cardiomegaly"))
     # guidance 0 is the unconditional model: the report no longer matters
-    assert np.allclose(image(guidance_scale=0.0), studio.generate("Normal chest.", seed=3, upscale=False, guidance_scale=0.0).pixels)
+    assert np.allclose(
+        image(guidance_scale=0.0), studio.generate("Normal chest.", seed=3, upscale=False, guidance_scale=0.0).pixels
+    )
 
 
 def test_long_reports_are_truncated_with_a_warning(studio):
     limit = studio.config.report_encoder.max_tokens
     with pytest.warns(TruncationWarning, match=r"were dropped \(limit"):
-        embeds, mask = studio.encode_report(REPORT * 20)
+        embeds, _mask = studio.encode_report(REPORT * 20)
     assert embeds.shape[1] == limit
     with warnings.catch_warnings():
         warnings.simplefilter("error", TruncationWarning)
@@ -117,7 +121,7 @@ def test_every_sampler_runs_with_the_training_betas(studio, sampler):
     assert torch.allclose(make_sampler(sampler, schedule).betas, training_scheduler(schedule).betas)
 
 
-SR_COSINE = dict(num_train_timesteps=2000, beta_schedule="squaredcos_cap_v2")
+SR_COSINE = {"num_train_timesteps": 2000, "beta_schedule": "squaredcos_cap_v2"}
 
 
 @pytest.mark.parametrize("kind", PREDICTION_TYPES)
@@ -154,7 +158,11 @@ def test_an_exact_denoiser_is_sampled_to_its_target_by_every_sampler(kind, sampl
         return {"epsilon": eps, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * target, "sample": target}[kind]
 
     scheduler = make_sampler(sampler, config, clip=1.0)
-    fn = exact if scheduler.config.get("clip_sample") else clip_predicted_sample(exact, schedule.alphas_cumprod, 1.0, prediction_type=kind)
+    fn = (
+        exact
+        if scheduler.config.get("clip_sample")
+        else clip_predicted_sample(exact, schedule.alphas_cumprod, 1.0, prediction_type=kind)
+    )
     out = denoise(fn, torch.randn(target.shape, generator=generator), scheduler, 8)
     assert (out - target).abs().max() < 0.02
 
@@ -167,7 +175,9 @@ def test_clip_predicted_sample_clips_only_what_is_out_of_range(kind):
     x0 = torch.linspace(-3, 3, 16).view(1, 1, 4, 4)  # half of it beyond +-1
     eps = (x - a.sqrt() * x0) / (1 - a).sqrt()
     output = {"epsilon": eps, "v_prediction": a.sqrt() * eps - (1 - a).sqrt() * x0, "sample": x0}[kind]
-    clipped = clip_predicted_sample(lambda x_, t_: output, schedule.alphas_cumprod, 1.0, prediction_type=kind)(x, torch.tensor(300))
+    clipped = clip_predicted_sample(lambda x_, t_: output, schedule.alphas_cumprod, 1.0, prediction_type=kind)(
+        x, torch.tensor(300)
+    )
     implied = schedule.step(clipped, 300, x).pred_original_sample
     torch.testing.assert_close(implied, x0.clamp(-1, 1), atol=1e-4, rtol=0)
 
@@ -229,7 +239,9 @@ def test_parameters_travel_in_the_png(studio, tmp_path):
     save_png(tmp_path / "x.png", result.pixels[1], bit_depth=16, parameters=result.parameters_for(1), synthetic=True)
     read = read_png_parameters(tmp_path / "x.png")
     assert read["seed"] == 9 + 1 and read["synthetic"] is True and read["report"] == REPORT
-    again = studio.generate(read["report"], seed=read["seed"], num_steps=read["num_steps"], guidance_scale=read["guidance_scale"])
+    again = studio.generate(
+        read["report"], seed=read["seed"], num_steps=read["num_steps"], guidance_scale=read["guidance_scale"]
+    )
     assert_nearly_equal(again.pixels[0], result.pixels[1])
 
 
@@ -333,7 +345,15 @@ def test_the_bundled_demo_cascade_loads_offline_and_generates(monkeypatch):
     demo = cxr_studio.load_default()
     assert demo.model_id.startswith("demo@") and demo.config.name == "demo"
     expected = preset("demo")  # the preset is the bundle's architecture and size
-    for part in ("image_size", "super_res", "latent_unet", "report_encoder", "sr_schedule", "latent_schedule", "sampling"):
+    for part in (
+        "image_size",
+        "super_res",
+        "latent_unet",
+        "report_encoder",
+        "sr_schedule",
+        "latent_schedule",
+        "sampling",
+    ):
         assert getattr(demo.config, part) == getattr(expected, part), part
     result = demo.generate("Large right pleural effusion.", seed=0, num_steps=4, upscale=False)
     assert result.images[0].size == (256, 256) and 0.05 < result.pixels.mean() < 0.95

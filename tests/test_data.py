@@ -9,8 +9,8 @@ import os
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
 from cxr_studio import InputError, read_radiograph
@@ -33,8 +33,7 @@ def png(path: Path, value: int = 100, size: tuple[int, int] = (48, 40)) -> Path:
 
 def write_csv(path: Path, header: list[str], rows: list[list[object]], *, gz: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = gzip.open(path, "wt", newline="") if gz else open(path, "w", newline="")
-    with handle:
+    with gzip.open(path, "wt", newline="") if gz else path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
@@ -52,13 +51,54 @@ def by_study(manifest: Path) -> dict[str, dict[str, str]]:
 def test_chexpert(tmp_path):
     root = tmp_path / "CheXpert-v1.0-small"
     rows = [
-        ["CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg", "Female", 68, "Frontal", "AP", *labels(No_Finding="1.0", Support_Devices="1.0")],
-        ["CheXpert-v1.0-small/train/patient00002/study2/view1_frontal.jpg", "Female", 87, "Frontal", "PA", *labels(Cardiomegaly="-1.0", Edema="1.0", Pneumothorax="0.0")],
-        ["CheXpert-v1.0-small/train/patient00002/study2/view2_lateral.jpg", "Female", 87, "Lateral", "", *labels(Cardiomegaly="-1.0")],
-        ["CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg", "Female", 86, "Frontal", "AP", *labels(Edema="maybe")],
+        [
+            "CheXpert-v1.0-small/train/patient00001/study1/view1_frontal.jpg",
+            "Female",
+            68,
+            "Frontal",
+            "AP",
+            *labels(No_Finding="1.0", Support_Devices="1.0"),
+        ],
+        [
+            "CheXpert-v1.0-small/train/patient00002/study2/view1_frontal.jpg",
+            "Female",
+            87,
+            "Frontal",
+            "PA",
+            *labels(Cardiomegaly="-1.0", Edema="1.0", Pneumothorax="0.0"),
+        ],
+        [
+            "CheXpert-v1.0-small/train/patient00002/study2/view2_lateral.jpg",
+            "Female",
+            87,
+            "Lateral",
+            "",
+            *labels(Cardiomegaly="-1.0"),
+        ],
+        [
+            "CheXpert-v1.0-small/train/patient00002/study1/view1_frontal.jpg",
+            "Female",
+            86,
+            "Frontal",
+            "AP",
+            *labels(Edema="maybe"),
+        ],
     ]
     write_csv(root / "train.csv", CHEXPERT_HEADER, rows)
-    write_csv(root / "valid.csv", CHEXPERT_HEADER, [["CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg", "Male", 73, "Frontal", "AP", *labels(No_Finding="1.0")]])
+    write_csv(
+        root / "valid.csv",
+        CHEXPERT_HEADER,
+        [
+            [
+                "CheXpert-v1.0-small/valid/patient64541/study1/view1_frontal.jpg",
+                "Male",
+                73,
+                "Frontal",
+                "AP",
+                *labels(No_Finding="1.0"),
+            ]
+        ],
+    )
     for row in rows[:3]:
         png(tmp_path / row[0])
     report = ingest("chexpert", root, tmp_path / "chexpert.csv", frontal_only=True, check_files=True)
@@ -66,8 +106,14 @@ def test_chexpert(tmp_path):
     assert report.unknown_labels == {"Edema=maybe": 1}
     manifest = read_manifest(tmp_path / "chexpert.csv")
     assert len(manifest) == 2
-    second = [r for r in manifest if r["patient_id"] == "patient00002"][0]
-    assert second["view"] == "PA" and second["Cardiomegaly"] == "-1" and second["Edema"] == "1" and second["Pneumothorax"] == "0" and second["Atelectasis"] == ""
+    second = next(r for r in manifest if r["patient_id"] == "patient00002")
+    assert (
+        second["view"] == "PA"
+        and second["Cardiomegaly"] == "-1"
+        and second["Edema"] == "1"
+        and second["Pneumothorax"] == "0"
+        and second["Atelectasis"] == ""
+    )
     assert all(read_radiograph(tmp_path / r["path"]).pixels.shape == (40, 48) for r in manifest)
     everything = ingest("chexpert", root, tmp_path / "all.csv")
     assert everything.rows_written == 5
@@ -77,8 +123,19 @@ def test_chexpert(tmp_path):
 
 
 def test_chestxray14_maps_findings_and_uses_the_official_test_list(tmp_path):
-    header = ["Image Index", "Finding Labels", "Follow-up #", "Patient ID", "Patient Age", "Patient Gender", "View Position",
-              "OriginalImage[Width", "Height]", "OriginalImagePixelSpacing[x", "y]"]
+    header = [
+        "Image Index",
+        "Finding Labels",
+        "Follow-up #",
+        "Patient ID",
+        "Patient Age",
+        "Patient Gender",
+        "View Position",
+        "OriginalImage[Width",
+        "Height]",
+        "OriginalImagePixelSpacing[x",
+        "y]",
+    ]
     rows = [
         ["00000001_000.png", "Cardiomegaly", 0, 1, 57, "M", "PA", 2682, 2749, 0.143, 0.143],
         ["00000001_001.png", "Effusion|Emphysema|Nodule", 1, 1, 58, "M", "PA", 2894, 2729, 0.143, 0.143],
@@ -94,19 +151,47 @@ def test_chestxray14_maps_findings_and_uses_the_official_test_list(tmp_path):
     m = by_study(tmp_path / "nih.csv")
     effusion = m["00000001_001.png"]
     assert effusion["Pleural Effusion"] == "1" and effusion["Lung Lesion"] == "1" and effusion["Lung Opacity"] == "1"
-    assert effusion["Cardiomegaly"] == "0" and effusion["No Finding"] == "0" and effusion["Fracture"] == ""  # not an NIH label
-    assert m["00000002_000.png"]["No Finding"] == "1" and m["00000002_000.png"]["split"] == "test" and m["00000002_000.png"]["view"] == "AP"
+    assert (
+        effusion["Cardiomegaly"] == "0" and effusion["No Finding"] == "0" and effusion["Fracture"] == ""
+    )  # not an NIH label
+    assert (
+        m["00000002_000.png"]["No Finding"] == "1"
+        and m["00000002_000.png"]["split"] == "test"
+        and m["00000002_000.png"]["view"] == "AP"
+    )
     assert m["00000001_000.png"]["patient_id"] == m["00000001_001.png"]["patient_id"] == "nih-00001"
 
 
 def test_mimic_reports_views_and_official_split(tmp_path):
-    write_csv(tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz", ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns"],
-              [["d1", "10000032", "50414267", "CHEST (PA AND LAT)", "PA", 3056, 2544], ["d2", "10000032", "50414267", "CHEST (PA AND LAT)", "LL", 3056, 2544],
-               ["d3", "10000764", "57375967", "CHEST (PORTABLE AP)", "AP", 3056, 2544]], gz=True)
-    write_csv(tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz", ["subject_id", "study_id", *CHEXPERT_LABELS],
-              [["10000032", "50414267", *labels(No_Finding="1.0")], ["10000764", "57375967", *labels(Pleural_Effusion="-1.0", Pneumonia="1.0")]], gz=True)
-    write_csv(tmp_path / "mimic-cxr-2.0.0-split.csv.gz", ["dicom_id", "study_id", "subject_id", "split"],
-              [["d1", "50414267", "10000032", "train"], ["d2", "50414267", "10000032", "train"], ["d3", "57375967", "10000764", "test"]], gz=True)
+    write_csv(
+        tmp_path / "mimic-cxr-2.0.0-metadata.csv.gz",
+        ["dicom_id", "subject_id", "study_id", "PerformedProcedureStepDescription", "ViewPosition", "Rows", "Columns"],
+        [
+            ["d1", "10000032", "50414267", "CHEST (PA AND LAT)", "PA", 3056, 2544],
+            ["d2", "10000032", "50414267", "CHEST (PA AND LAT)", "LL", 3056, 2544],
+            ["d3", "10000764", "57375967", "CHEST (PORTABLE AP)", "AP", 3056, 2544],
+        ],
+        gz=True,
+    )
+    write_csv(
+        tmp_path / "mimic-cxr-2.0.0-chexpert.csv.gz",
+        ["subject_id", "study_id", *CHEXPERT_LABELS],
+        [
+            ["10000032", "50414267", *labels(No_Finding="1.0")],
+            ["10000764", "57375967", *labels(Pleural_Effusion="-1.0", Pneumonia="1.0")],
+        ],
+        gz=True,
+    )
+    write_csv(
+        tmp_path / "mimic-cxr-2.0.0-split.csv.gz",
+        ["dicom_id", "study_id", "subject_id", "split"],
+        [
+            ["d1", "50414267", "10000032", "train"],
+            ["d2", "50414267", "10000032", "train"],
+            ["d3", "57375967", "10000764", "test"],
+        ],
+        gz=True,
+    )
     text = "                                 FINAL REPORT\n EXAMINATION:  CHEST (PA AND LAT)\n\n INDICATION:  Cough.\n\n FINDINGS: \n \n There is a small left pleural effusion.\n No pneumothorax.\n \n IMPRESSION: \n \n Small left effusion.\n"
     report_file = tmp_path / "mimic-cxr-reports" / "files" / "p10" / "p10000764" / "s57375967.txt"
     report_file.parent.mkdir(parents=True)
@@ -115,18 +200,60 @@ def test_mimic_reports_views_and_official_split(tmp_path):
     rows = read_manifest(tmp_path / "mimic.csv")
     assert [r["view"] for r in rows] == ["PA", "LATERAL", "AP"]
     ap = rows[2]
-    assert ap["report"] == "FINDINGS: There is a small left pleural effusion. No pneumothorax. IMPRESSION: Small left effusion."
+    assert (
+        ap["report"]
+        == "FINDINGS: There is a small left pleural effusion. No pneumothorax. IMPRESSION: Small left effusion."
+    )
     assert ap["split"] == "test" and ap["Pleural Effusion"] == "-1" and ap["Pneumonia"] == "1"
     assert ap["path"].endswith("files/p10/p10000764/s57375967/d3.jpg")
     assert report_sections("IMPRESSION: Nothing acute.") == "IMPRESSION: Nothing acute."
 
 
 def test_padchest_keeps_spanish_reports_and_maps_projections(tmp_path):
-    header = ["", "ImageID", "ImageDir", "StudyDate_DICOM", "StudyID", "PatientID", "PatientBirth", "PatientSex_DICOM", "ViewPosition_DICOM", "Projection", "Report", "Labels"]
+    header = [
+        "",
+        "ImageID",
+        "ImageDir",
+        "StudyDate_DICOM",
+        "StudyID",
+        "PatientID",
+        "PatientBirth",
+        "PatientSex_DICOM",
+        "ViewPosition_DICOM",
+        "Projection",
+        "Report",
+        "Labels",
+    ]
     rows = [
-        [0, "a.png", 0, 20140915, "s1", "p1", 1930.0, "F", "POSTEROANTERIOR", "PA", " sin hallazg patolog edad pacient .", "['normal']"],
+        [
+            0,
+            "a.png",
+            0,
+            20140915,
+            "s1",
+            "p1",
+            1930.0,
+            "F",
+            "POSTEROANTERIOR",
+            "PA",
+            " sin hallazg patolog edad pacient .",
+            "['normal']",
+        ],
         [1, "b.png", 0, 20150914, "s2", "p2", 1929.0, "M", "LATERAL", "L", " cifosis sever .", "['kyphosis']"],
-        [2, "c.png", 1, 20150914, "s3", "p3", 1929.0, "M", "AP", "AP_horizontal", " derram pleural .", "['pleural effusion', 'NSG tube']"],
+        [
+            2,
+            "c.png",
+            1,
+            20150914,
+            "s3",
+            "p3",
+            1929.0,
+            "M",
+            "AP",
+            "AP_horizontal",
+            " derram pleural .",
+            "['pleural effusion', 'NSG tube']",
+        ],
         [3, "d.png", 1, 20150914, "s4", "p4", 1929.0, "M", "", "COSTAL", "", "['normal']"],
         [4, "e.png", 1, 20150914, "s5", "p5", 1929.0, "M", "", "PA", "", "nan"],
     ]
@@ -134,16 +261,31 @@ def test_padchest_keeps_spanish_reports_and_maps_projections(tmp_path):
     report = ingest("padchest", tmp_path, tmp_path / "padchest.csv", frontal_only=True)
     assert report.lateral_skipped == 1 and report.view_unknown == 1 and report.unreadable_rows == 1
     m = by_study(tmp_path / "padchest.csv")
-    assert m["s1"]["report"] == "sin hallazg patolog edad pacient ." and m["s1"]["language"] == "es" and m["s1"]["No Finding"] == "1"
-    assert m["s3"]["view"] == "AP" and m["s3"]["Pleural Effusion"] == "1" and m["s3"]["Support Devices"] == "1" and m["s3"]["Cardiomegaly"] == ""
+    assert (
+        m["s1"]["report"] == "sin hallazg patolog edad pacient ."
+        and m["s1"]["language"] == "es"
+        and m["s1"]["No Finding"] == "1"
+    )
+    assert (
+        m["s3"]["view"] == "AP"
+        and m["s3"]["Pleural Effusion"] == "1"
+        and m["s3"]["Support Devices"] == "1"
+        and m["s3"]["Cardiomegaly"] == ""
+    )
     assert m["s3"]["path"] == os.path.join("1", "c.png")
 
 
 def test_vindr_labels_from_any_reader_and_boxes(tmp_path):
     header = ["image_id", "rad_id", "class_name", "x_min", "y_min", "x_max", "y_max"]
-    rows = [["img1", "R1", "Cardiomegaly", 100, 200, 300, 400], ["img1", "R2", "No finding", "", "", "", ""], ["img2", "R3", "No finding", "", "", "", ""]]
+    rows = [
+        ["img1", "R1", "Cardiomegaly", 100, 200, 300, 400],
+        ["img1", "R2", "No finding", "", "", "", ""],
+        ["img2", "R3", "No finding", "", "", "", ""],
+    ]
     write_csv(tmp_path / "annotations" / "annotations_train.csv", header, rows)
-    write_csv(tmp_path / "annotations" / "annotations_test.csv", header, [["img3", "R9", "Pleural effusion", 1, 2, 3, 4]])
+    write_csv(
+        tmp_path / "annotations" / "annotations_test.csv", header, [["img3", "R9", "Pleural effusion", 1, 2, 3, 4]]
+    )
     ingest("vindr-cxr", tmp_path, tmp_path / "vindr.csv")
     m = by_study(tmp_path / "vindr.csv")
     assert m["img1"]["Cardiomegaly"] == "1" and m["img1"]["No Finding"] == "0" and m["img2"]["No Finding"] == "1"
@@ -152,19 +294,42 @@ def test_vindr_labels_from_any_reader_and_boxes(tmp_path):
 
 
 def test_brax_and_folder_imports(tmp_path):
-    header = ["DicomPath", "PngPath", "PatientID", "AccessionNumber", "ViewPosition", "PatientSex", "PatientAge", *CHEXPERT_LABELS]
-    write_csv(tmp_path / "brax" / "master_spreadsheet_update.csv", header,
-              [["x.dcm", "images/p1/a.png", "p1", "acc1", "PA", "F", "050Y", *labels(Atelectasis="1.0")], ["y.dcm", "images/p1/b.png", "p1", "acc2", "L", "F", "050Y", *labels()]])
+    header = [
+        "DicomPath",
+        "PngPath",
+        "PatientID",
+        "AccessionNumber",
+        "ViewPosition",
+        "PatientSex",
+        "PatientAge",
+        *CHEXPERT_LABELS,
+    ]
+    write_csv(
+        tmp_path / "brax" / "master_spreadsheet_update.csv",
+        header,
+        [
+            ["x.dcm", "images/p1/a.png", "p1", "acc1", "PA", "F", "050Y", *labels(Atelectasis="1.0")],
+            ["y.dcm", "images/p1/b.png", "p1", "acc2", "L", "F", "050Y", *labels()],
+        ],
+    )
     ingest("brax", tmp_path / "brax", tmp_path / "brax.csv")
     m = by_study(tmp_path / "brax.csv")
-    assert m["acc1"]["Atelectasis"] == "1" and m["acc2"]["view"] == "LATERAL" and m["acc1"]["split"] == m["acc2"]["split"]
+    assert (
+        m["acc1"]["Atelectasis"] == "1" and m["acc2"]["view"] == "LATERAL" and m["acc1"]["split"] == m["acc2"]["split"]
+    )
     folder = tmp_path / "hospital"
     png(folder / "a" / "one.png")
     png(folder / "two.png")
-    write_csv(tmp_path / "reports.csv", ["filename", "report", "Pneumothorax"], [["one.png", "Left pneumothorax.", "1"]])
+    write_csv(
+        tmp_path / "reports.csv", ["filename", "report", "Pneumothorax"], [["one.png", "Left pneumothorax.", "1"]]
+    )
     ingest("folder", folder, tmp_path / "folder.csv", labels_csv=tmp_path / "reports.csv")
     rows = {Path(r["path"]).name: r for r in read_manifest(tmp_path / "folder.csv")}
-    assert rows["one.png"]["report"] == "Left pneumothorax." and rows["one.png"]["Pneumothorax"] == "1" and rows["two.png"]["report"] == ""
+    assert (
+        rows["one.png"]["report"] == "Left pneumothorax."
+        and rows["one.png"]["Pneumothorax"] == "1"
+        and rows["two.png"]["report"] == ""
+    )
 
 
 def test_bad_sources_are_input_errors(tmp_path):
@@ -189,7 +354,11 @@ def phantom_manifest(tmp_path_factory) -> Path:
 def test_phantom_to_manifest_to_dataset(phantom_manifest):
     rows = read_manifest(phantom_manifest)
     assert len(rows) == 30 and all(r["dataset"] == "phantom" for r in rows)
-    assert all((phantom_manifest.parent / r["device_mask_path"]).is_file() and (phantom_manifest.parent / r["clean_path"]).is_file() for r in rows)
+    assert all(
+        (phantom_manifest.parent / r["device_mask_path"]).is_file()
+        and (phantom_manifest.parent / r["clean_path"]).is_file()
+        for r in rows
+    )
     dataset = ManifestDataset(phantom_manifest, size=32, splits=("train", "val", "test"))
     item = dataset[0]
     assert item["image"].shape == (1, 32, 32) and -1 <= item["image"].min() and item["image"].max() <= 1
@@ -227,7 +396,10 @@ def test_prepare_resizes_skips_corrupt_drops_duplicates_and_resumes(phantom_mani
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
     duplicate = tmp_path / "duplicate.png"
     duplicate.write_bytes((phantom_manifest.parent / rows[0]["path"]).read_bytes())
-    extra = [dict(rows[1], path=os.path.relpath(bad, phantom_manifest.parent)), dict(rows[2], path=os.path.relpath(duplicate, phantom_manifest.parent))]
+    extra = [
+        dict(rows[1], path=os.path.relpath(bad, phantom_manifest.parent)),
+        dict(rows[2], path=os.path.relpath(duplicate, phantom_manifest.parent)),
+    ]
     source = phantom_manifest.parent / "with_problems.csv"
     write_manifest(source, rows + extra, extra=tuple(k for k in rows[0] if k not in COLUMNS))
     stats = prepare(source, tmp_path / "prepared", size=48, workers=2)
@@ -243,7 +415,12 @@ def test_prepare_resizes_skips_corrupt_drops_duplicates_and_resumes(phantom_mani
 def test_merge_keeps_datasets_and_separates_shared_patient_ids(phantom_manifest, tmp_path):
     other = tmp_path / "other" / "other.csv"
     rows = read_manifest(phantom_manifest)[:3]
-    moved = [dict(r, dataset="hospital", path=os.path.relpath((phantom_manifest.parent / r["path"]).resolve(), other.parent)) for r in rows]
+    moved = [
+        dict(
+            r, dataset="hospital", path=os.path.relpath((phantom_manifest.parent / r["path"]).resolve(), other.parent)
+        )
+        for r in rows
+    ]
     other.parent.mkdir(parents=True)
     write_manifest(other, moved, extra=tuple(k for k in rows[0] if k not in COLUMNS))
     count = merge([phantom_manifest, other], tmp_path / "merged" / "all.csv")

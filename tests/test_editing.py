@@ -8,14 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cxr_studio import CXRStudio, InputError
+from cxr_studio import InputError
 from cxr_studio.editing.compositing import classical_fill, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
-
-
-@pytest.fixture(scope="module")
-def studio() -> CXRStudio:
-    return CXRStudio.from_preset("tiny", seed=0)
 
 
 def noise_image(shape, dtype, seed=0):
@@ -80,7 +75,7 @@ def test_presets_strength_and_resampling(studio):
 
 
 def test_classical_fill_removes_what_the_mask_covers():
-    y, x = np.mgrid[0:64, 0:64] / 64.0
+    _y, x = np.mgrid[0:64, 0:64] / 64.0
     clean = (0.3 + 0.4 * x).astype(np.float32)  # a smooth gradient
     device = clean.copy()
     device[28:36, 10:50] = 1.0  # a bright wire across it
@@ -184,8 +179,12 @@ def test_interpolation_end_frames_match_their_endpoints(studio):
         assert np.mean(np.abs(frames.pixels[index] - alone) > 1e-3) < 0.01
     seeds = studio.interpolate(4, 9, mode="seed", report=reports[0], num_frames=3)
     # the random tiny model saturates pixels at 0 or 1, where the last bit of slerp's arithmetic can flip one
-    assert np.mean(np.abs(seeds.pixels[0] - studio.generate(reports[0], seed=4, upscale=False).pixels[0]) > 1e-3) < 0.01
-    assert np.mean(np.abs(seeds.pixels[-1] - studio.generate(reports[0], seed=9, upscale=False).pixels[0]) > 1e-3) < 0.01
+    assert (
+        np.mean(np.abs(seeds.pixels[0] - studio.generate(reports[0], seed=4, upscale=False).pixels[0]) > 1e-3) < 0.01
+    )
+    assert (
+        np.mean(np.abs(seeds.pixels[-1] - studio.generate(reports[0], seed=9, upscale=False).pixels[0]) > 1e-3) < 0.01
+    )
     a, b = noise_image((40, 40), np.uint8, 1), noise_image((40, 40), np.uint8, 2)
     blend = studio.interpolate(a, b, mode="latent-blend", num_frames=3)
     reconstruction = studio.decode(studio.encode(a))

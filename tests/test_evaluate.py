@@ -68,15 +68,22 @@ def test_ms_ssim_matches_torchmetrics_and_known_cases():
     x = torch.rand(2, 1, 192, 192, generator=g)
     y = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
     ours = ms_ssim(x, y, data_range=1.0)
-    reference = tm.multiscale_structural_similarity_index_measure(x, y, data_range=1.0, reduction="none", kernel_size=11, sigma=1.5)
+    reference = tm.multiscale_structural_similarity_index_measure(
+        x, y, data_range=1.0, reduction="none", kernel_size=11, sigma=1.5
+    )
     assert torch.allclose(ours, reference.float(), atol=2e-3), (ours, reference)
     assert torch.allclose(ms_ssim(x, x, data_range=1.0), torch.ones(2))
     assert ms_ssim(x[:, :, :32, :32], y[:, :, :32, :32], data_range=1.0).shape == (2,)  # small images still scored
 
 
 def test_targets_from_a_manifest_row():
-    row = {"Pleural Effusion": "1", "Cardiomegaly": "-1", "Edema": "", "findings": "pleural_effusion:left:small;cardiomegaly:both:large",
-           "devices": "pacemaker:right;ecg_leads;chest_tube:left"}
+    row = {
+        "Pleural Effusion": "1",
+        "Cardiomegaly": "-1",
+        "Edema": "",
+        "findings": "pleural_effusion:left:small;cardiomegaly:both:large",
+        "devices": "pacemaker:right;ecg_leads;chest_tube:left",
+    }
     targets, known = targets_for(row)
     assert targets[TARGETS.index("Pleural Effusion")] == 1 and known[TARGETS.index("Cardiomegaly")] == 0
     on = {name for name, value in zip(TARGETS, targets) if value and name in SIDE_TARGETS}
@@ -92,7 +99,9 @@ def test_named_side_only_counts_a_drawing_on_both_sides_as_wrong():
     """The old relative measure (p(named) > p(other)) passes a finding drawn on both sides; this one cannot."""
     from cxr_studio.evaluation.classifier import side_verdicts
 
-    rows = [{"findings": "mass:left:large:upper", "devices": ""}] * 4 + [{"findings": "", "devices": "chest_tube:right"}]
+    rows = [{"findings": "mass:left:large:upper", "devices": ""}] * 4 + [
+        {"findings": "", "devices": "chest_tube:right"}
+    ]
     p = np.zeros((5, len(TARGETS)), np.float32)
     left, right = side_target("Mass", "left"), side_target("Mass", "right")
     p[0, left] = 0.9  # named side only
@@ -187,10 +196,40 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     tiny = tmp_path / "tiny"
     CXRStudio.from_preset("tiny").save_pretrained(tiny)
     out = tmp_path / "report"
-    code = evaluate.main(["--model", str(tiny), "--manifest", str(phantoms), "--out", str(out), "--num-samples", "6", "--judge-size", "32",
-                          "--classifier-steps", "5", "--utility-samples", "6", "--utility-steps", "5", "--steps-sweep", "2,3", "--device-cases", "2",
-                          "--sr-images", "2", "--privacy-calibration", "10", "--inception", str(inception_stand_in(tmp_path)),
-                          "--vgg16", str(vgg16_stand_in(tmp_path)), "--sheet-seeds", "2"])
+    code = evaluate.main(
+        [
+            "--model",
+            str(tiny),
+            "--manifest",
+            str(phantoms),
+            "--out",
+            str(out),
+            "--num-samples",
+            "6",
+            "--judge-size",
+            "32",
+            "--classifier-steps",
+            "5",
+            "--utility-samples",
+            "6",
+            "--utility-steps",
+            "5",
+            "--steps-sweep",
+            "2,3",
+            "--device-cases",
+            "2",
+            "--sr-images",
+            "2",
+            "--privacy-calibration",
+            "10",
+            "--inception",
+            str(inception_stand_in(tmp_path)),
+            "--vgg16",
+            str(vgg16_stand_in(tmp_path)),
+            "--sheet-seeds",
+            "2",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     page = (out / "index.html").read_text()
@@ -200,10 +239,22 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     assert ("its laterality verdicts on samples mean nothing" in page) == (not judge_real["valid"])
     assert report["judge_thresholds_from"] == "val split"
     sheet = report["prompt_sheet"]
-    assert sheet["laterality_real"]["cases"] == sheet["laterality_samples"]["cases"] == 16 * 2  # 8 items x 2 sides x 2 seeds
+    assert (
+        sheet["laterality_real"]["cases"] == sheet["laterality_samples"]["cases"] == 16 * 2
+    )  # 8 items x 2 sides x 2 seeds
     assert set(sheet["laterality_samples"]["per_item"]) == set(report["faithfulness"]["laterality"]["per_item"])
     assert page.count("prompt sheet") == 0 and "Prompt sheet" in page and "pleural effusion, left" in page
-    for key in ("reconstruction", "realism", "realism_inception", "diversity", "faithfulness", "against_steps", "utility", "device_removal", "privacy"):
+    for key in (
+        "reconstruction",
+        "realism",
+        "realism_inception",
+        "diversity",
+        "faithfulness",
+        "against_steps",
+        "utility",
+        "device_removal",
+        "privacy",
+    ):
         assert key in report, key
     rows = report["reconstruction"]
     assert 0 <= rows["autoencoder"]["ms_ssim"] <= 1 and rows["autoencoder"]["lpips"] >= 0
@@ -223,8 +274,22 @@ def test_a_small_manifest_is_an_input_error_that_says_how_many(tmp_path, capsys)
     small = write_dataset(tmp_path / "small", n=32, size=64, seed=0, workers=1, quiet=True)
     tiny = tmp_path / "tiny"
     CXRStudio.from_preset("tiny").save_pretrained(tiny)
-    code = evaluate.main(["--model", str(tiny), "--manifest", str(small), "--out", str(tmp_path / "r"), "--num-samples", "8",
-                          "--judge-size", "32", "--classifier-steps", "2"])
+    code = evaluate.main(
+        [
+            "--model",
+            str(tiny),
+            "--manifest",
+            str(small),
+            "--out",
+            str(tmp_path / "r"),
+            "--num-samples",
+            "8",
+            "--judge-size",
+            "32",
+            "--classifier-steps",
+            "2",
+        ]
+    )
     assert code == 2
     assert "need at least 4 of each" in capsys.readouterr().err
 
@@ -237,7 +302,9 @@ def test_privacy_enhancing_sampling_replaces_flagged_images(phantoms):
     train, *_ = load_split(phantoms, "train", size=32)
     screen = PrivacyScreen(train)
     screen.calibrate(sample=None)
-    result, rejected = generate_private(studio, "Small left pleural effusion.", screen=screen, num_images=2, seed=5, upscale=False)
+    result, rejected = generate_private(
+        studio, "Small left pleural effusion.", screen=screen, num_images=2, seed=5, upscale=False
+    )
     assert len(result.seeds) == 2 and result.parameters["privacy_screen"]["rejected_seeds"] == rejected
     screen.threshold = -1.0  # every image looks like a training image: nothing may pass
     from cxr_studio import InputError
@@ -285,5 +352,6 @@ def test_similarity_rows_tell_blur_from_sharpness():
     blurred = upsample(torch.nn.functional.avg_pool2d(high, 8), 8)
     noisy = (high + 0.1 * torch.randn(high.shape, generator=generator)).clamp(-1, 1)
     assert _similarity(high, high)["sharpness_ratio"] == pytest.approx(1.0)
-    assert _similarity(high, blurred)["sharpness_ratio"] < 0.8 < 1.2 < _similarity(high, noisy)["sharpness_ratio"]
+    assert _similarity(high, blurred)["sharpness_ratio"] < 0.8
+    assert _similarity(high, noisy)["sharpness_ratio"] > 1.2
     assert _similarity(high, high)["ssim"] == pytest.approx(1.0) and _similarity(high, high)["mse"] == 0

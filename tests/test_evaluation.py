@@ -7,7 +7,6 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from cxr_studio import CXRStudio
 from cxr_studio.data.phantom import write_dataset
 from cxr_studio.evaluation import device_removal, quick
 from cxr_studio.evaluation.metrics import psnr, ssim
@@ -21,9 +20,15 @@ def test_ssim_and_psnr_match_scikit_image():
     rng = np.random.default_rng(0)
     a = rng.random((48, 48))
     b = np.clip(a + rng.normal(0, 0.1, a.shape), 0, 1)
-    reference = structural_similarity(a, b, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True)[1]
-    assert ssim(as_tensor(a), as_tensor(b), data_range=1.0).item() == pytest.approx(reference[5:-5, 5:-5].mean(), abs=1e-9)
-    assert psnr(as_tensor(a), as_tensor(b), data_range=1.0).item() == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1), abs=1e-9)
+    reference = structural_similarity(
+        a, b, data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, full=True
+    )[1]
+    assert ssim(as_tensor(a), as_tensor(b), data_range=1.0).item() == pytest.approx(
+        reference[5:-5, 5:-5].mean(), abs=1e-9
+    )
+    assert psnr(as_tensor(a), as_tensor(b), data_range=1.0).item() == pytest.approx(
+        peak_signal_noise_ratio(a, b, data_range=1), abs=1e-9
+    )
     assert ssim(as_tensor(a), as_tensor(a), data_range=1.0).item() == pytest.approx(1.0)
     shifted = np.clip(a + 0.1, 0, 1)
     assert psnr(as_tensor(a), as_tensor(shifted), data_range=1.0).item() < 25
@@ -31,19 +36,18 @@ def test_ssim_and_psnr_match_scikit_image():
 
 def test_ssim_is_exact_under_bf16_autocast_and_keeps_its_gradient():
     rng = np.random.default_rng(1)
-    a = torch.from_numpy(rng.random((2, 1, 64, 64), dtype=np.float32)) * 0.2 + 0.6  # bright, low-contrast: the hard case
+    a = (
+        torch.from_numpy(rng.random((2, 1, 64, 64), dtype=np.float32)) * 0.2 + 0.6
+    )  # bright, low-contrast: the hard case
     b = (a + 0.01 * torch.from_numpy(rng.standard_normal(a.shape, dtype=np.float32))).requires_grad_()
     reference = ssim(a, b.detach(), data_range=1.0)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # how the trainer runs the autoencoder loss with --mixed-precision bf16
+    with torch.autocast(
+        "cpu", dtype=torch.bfloat16
+    ):  # how the trainer runs the autoencoder loss with --mixed-precision bf16
         value = ssim(a, b, data_range=1.0)
     assert value.dtype == torch.float32 and torch.allclose(value, reference, atol=1e-6)
     value.sum().backward()
     assert b.grad is not None and torch.isfinite(b.grad).all() and b.grad.abs().sum() > 0
-
-
-@pytest.fixture(scope="module")
-def studio():
-    return CXRStudio.from_preset("tiny")
 
 
 def test_device_removal_benchmark_runs_both_methods(studio):
@@ -109,8 +113,12 @@ def test_lpips_backbone_files_pth_and_bad_ones(vgg16_file, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not weights")
     del state["features.28.weight"]
     torch.save(state, tmp_path / "partial.pth")
-    for name, message in (("missing.pth", "no such VGG16"), ("pickle.pth", "cannot read"), ("junk.safetensors", "cannot read"),
-                          ("partial.pth", "not a VGG16")):
+    for name, message in (
+        ("missing.pth", "no such VGG16"),
+        ("pickle.pth", "cannot read"),
+        ("junk.safetensors", "cannot read"),
+        ("partial.pth", "not a VGG16"),
+    ):
         with pytest.raises(InputError, match=message):
             LPIPS(tmp_path / name)
 
@@ -120,5 +128,11 @@ def test_quick_super_resolution_rows_follow_the_chosen_sampler(studio, tmp_path)
     rows = quick.super_resolution_rows(studio, str(manifest), n=2, sampler="unipc", steps=2)
     assert (rows["sr_sampler"], rows["sr_num_steps"]) == ("unipc", 2)
     for name in ("autoencoder_plus_super_resolution", "autoencoder_plus_bicubic"):
-        assert rows[name]["images"] == 2 and rows[name]["size"] == studio.config.output_size and np.isfinite(rows[name]["psnr"])
-    assert studio.config.sampling.sr_sampler != "unipc" or studio.config.sampling.sr_num_steps != 2  # the studio itself is unchanged
+        assert (
+            rows[name]["images"] == 2
+            and rows[name]["size"] == studio.config.output_size
+            and np.isfinite(rows[name]["psnr"])
+        )
+    assert (
+        studio.config.sampling.sr_sampler != "unipc" or studio.config.sampling.sr_num_steps != 2
+    )  # the studio itself is unchanged

@@ -13,11 +13,16 @@ import pytest
 import torch
 from PIL import Image
 
-from cxr_studio import InputError, read_png_parameters, read_radiograph, save_png
-from cxr_studio import imaging
+from cxr_studio import InputError, imaging, read_png_parameters, read_radiograph, save_png
 
-data_store = pytest.importorskip("data_store", reason="pydicom-data (requirements-test.txt) ships the real DICOM files")
-DICOM_DIR = Path(data_store.__file__).parent / "data"
+
+@pytest.fixture(scope="module")
+def dicom_dir() -> Path:
+    """pydicom-data's real DICOM files; skips only the tests that need them when it is missing."""
+    data_store = pytest.importorskip(
+        "data_store", reason="pydicom-data (requirements-test.txt) ships the real DICOM files"
+    )
+    return Path(data_store.__file__).parent / "data"
 
 
 def png_bytes(array: np.ndarray) -> bytes:
@@ -35,27 +40,27 @@ def gradient(height: int = 67, width: int = 53, dtype=np.uint16) -> np.ndarray:
 # --- real DICOM radiographs ---------------------------------------------------------------------------
 
 
-def test_chest_cr_uncompressed_and_jpeg2000_lossless_decode_identically():
-    plain = read_radiograph(DICOM_DIR / "RG1_UNCR.dcm")
-    j2k = read_radiograph(DICOM_DIR / "RG1_J2KR.dcm")
+def test_chest_cr_uncompressed_and_jpeg2000_lossless_decode_identically(dicom_dir):
+    plain = read_radiograph(dicom_dir / "RG1_UNCR.dcm")
+    j2k = read_radiograph(dicom_dir / "RG1_J2KR.dcm")
     assert plain.pixels.shape == (1955, 1841)
     assert plain.bit_depth == 15 and plain.pixels.dtype == np.uint16
     assert np.array_equal(plain.pixels, j2k.pixels)
     assert np.array_equal(plain.display, j2k.display)
 
 
-def test_monochrome1_is_inverted_so_dense_is_white():
-    cr = read_radiograph(DICOM_DIR / "RG1_UNCR.dcm")
+def test_monochrome1_is_inverted_so_dense_is_white(dicom_dir):
+    cr = read_radiograph(dicom_dir / "RG1_UNCR.dcm")
     assert cr.dicom.PhotometricInterpretation == "MONOCHROME1"
     assert np.all(np.diff(cr.lut) <= 0), "MONOCHROME1: higher stored values must display darker"
     assert cr.display[cr.pixels == cr.pixels.max()].max() < cr.display[cr.pixels == cr.pixels.min()].min()
-    mono2 = read_radiograph(DICOM_DIR / "MR2_UNCR.dcm")
+    mono2 = read_radiograph(dicom_dir / "MR2_UNCR.dcm")
     assert np.all(np.diff(mono2.lut) >= 0)
 
 
-def test_dicom_display_is_the_window_of_the_file():
-    cr = read_radiograph(DICOM_DIR / "RG3_UNCR.dcm")
-    ds = pydicom.dcmread(DICOM_DIR / "RG3_UNCR.dcm")
+def test_dicom_display_is_the_window_of_the_file(dicom_dir):
+    cr = read_radiograph(dicom_dir / "RG3_UNCR.dcm")
+    ds = pydicom.dcmread(dicom_dir / "RG3_UNCR.dcm")
     centre, width = float(np.atleast_1d(ds.WindowCenter)[0]), float(np.atleast_1d(ds.WindowWidth)[0])
     stored = cr.pixels.astype(np.float64)
     inside = np.abs(stored - centre) < width / 2 - 2
@@ -66,20 +71,20 @@ def test_dicom_display_is_the_window_of_the_file():
 
 
 @pytest.mark.parametrize("name", ["RG1_J2KI.dcm", "JPEG-LL.dcm", "vlut_04.dcm", "mlut_18.dcm", "MR2_J2KR.dcm"])
-def test_compressed_and_lut_dicoms_read(name):
-    image = read_radiograph(DICOM_DIR / name)
+def test_compressed_and_lut_dicoms_read(name, dicom_dir):
+    image = read_radiograph(dicom_dir / name)
     assert image.display.dtype == np.float32 and image.display.shape == image.pixels.shape
     assert 0.0 <= image.display.min() < image.display.max() <= 1.0
 
 
-def test_signed_dicom_keeps_signed_pixels():
-    image = read_radiograph(DICOM_DIR / "mlut_18.dcm")
+def test_signed_dicom_keeps_signed_pixels(dicom_dir):
+    image = read_radiograph(dicom_dir / "mlut_18.dcm")
     assert image.pixels.dtype.kind == "i"
     assert image.dicom.PixelRepresentation == 1
 
 
-def test_dicom_pixels_round_trip_through_display_inside_the_window():
-    cr = read_radiograph(DICOM_DIR / "RG1_UNCR.dcm")
+def test_dicom_pixels_round_trip_through_display_inside_the_window(dicom_dir):
+    cr = read_radiograph(dicom_dir / "RG1_UNCR.dcm")
     back = cr.to_pixels(cr.display)
     assert back.dtype == cr.pixels.dtype
     assert np.array_equal(back, cr.pixels)
@@ -95,19 +100,19 @@ def test_dicom_pixels_round_trip_through_display_inside_the_window():
         ("emri_small_jpeg_2k_lossless_too_short.dcm", "no pixel data"),
     ],
 )
-def test_unsupported_dicoms_raise_input_error(name, message):
+def test_unsupported_dicoms_raise_input_error(name, message, dicom_dir):
     with pytest.raises(InputError, match=message):
-        read_radiograph(DICOM_DIR / name)
+        read_radiograph(dicom_dir / name)
 
 
-def test_dicom_without_pixel_data_and_truncated_dicom():
-    ds = pydicom.dcmread(DICOM_DIR / "RG3_UNCR.dcm")
+def test_dicom_without_pixel_data_and_truncated_dicom(dicom_dir):
+    ds = pydicom.dcmread(dicom_dir / "RG3_UNCR.dcm")
     del ds.PixelData
     buffer = io.BytesIO()
     ds.save_as(buffer)
     with pytest.raises(InputError, match="no pixel data"):
         read_radiograph(buffer.getvalue())
-    data = (DICOM_DIR / "RG3_UNCR.dcm").read_bytes()
+    data = (dicom_dir / "RG3_UNCR.dcm").read_bytes()
     with pytest.raises(InputError):
         read_radiograph(data[: len(data) // 2])
 
@@ -163,7 +168,12 @@ def make_bomb_png(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize(
@@ -171,7 +181,10 @@ def make_bomb_png(width: int, height: int) -> bytes:
     [
         (b"", "empty"),
         (b"this is a report, not an image" * 10, "not a readable image"),
-        (png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))[:2000], "damaged or truncated"),
+        (
+            png_bytes(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))[:2000],
+            "damaged or truncated",
+        ),
         (png_bytes(np.zeros((1, 1), np.uint8)), "too small"),
         (make_bomb_png(100_000, 100_000), "decompression bomb"),
     ],

@@ -11,7 +11,17 @@ import pytest
 from cxr_studio import read_radiograph
 from cxr_studio.deidentify import burned_in_text, deidentify
 
-PHI = ("Doe^Jane", "MRN-4711", "19710203", "ACC-998877", "St. Elsewhere", "Dr^Who", "1.2.826.0.1.3680043.99.1234", "hidden private", "55 Main Street")
+PHI = (
+    "Doe^Jane",
+    "MRN-4711",
+    "19710203",
+    "ACC-998877",
+    "St. Elsewhere",
+    "Dr^Who",
+    "1.2.826.0.1.3680043.99.1234",
+    "hidden private",
+    "55 Main Street",
+)
 
 
 def dicom_with_phi() -> bytes:
@@ -94,8 +104,10 @@ def test_derived_export_carries_only_the_pseudonymised_identity():
     from cxr_studio.export import derived_dicom
 
     radiograph = read_radiograph(dicom_with_phi())
-    exported = read_radiograph(derived_dicom(radiograph.pixels, radiograph.bit_depth, {"edit": "inpaint"}, source=radiograph.dicom),
-                               deidentify=False).dicom
+    exported = read_radiograph(
+        derived_dicom(radiograph.pixels, radiograph.bit_depth, {"edit": "inpaint"}, source=radiograph.dicom),
+        deidentify=False,
+    ).dicom
     assert exported.PatientID == radiograph.dicom.PatientID and exported.ImageType[0] == "DERIVED"
     assert not [phi for phi in PHI if phi in header_text(exported)]
 
@@ -131,9 +143,12 @@ def test_an_export_survives_a_kill_mid_write(tmp_path):
         "while True: save_png(sys.argv[1], image, parameters={'n': int(rng.integers(1e9))})\n"
     )
     root = Path(__file__).resolve().parents[1]
-    for delay in (0.6, 0.9, 1.3, 1.7):
+    for delay in (0.1, 0.3, 0.45, 0.7):
         process = subprocess.Popen([sys.executable, "-c", script, str(target)], cwd=root)
-        time.sleep(delay)
+        deadline = time.monotonic() + 120
+        while not target.exists() and time.monotonic() < deadline:  # a busy machine starts Python slowly
+            time.sleep(0.05)
+        time.sleep(delay)  # then kill at some moment of a rewrite
         process.send_signal(signal.SIGKILL)
         process.wait()
         if target.exists():

@@ -40,8 +40,10 @@ def test_answers_survive_a_restart_and_a_kill(study, tmp_path):
     study.record("r1", case.case_id, "synthetic", 4, 3.2)
     reopened = ReaderStudy(study.folder)  # the app restarted
     assert reopened.next_case("r1").position == 2
-    script = (f"from cxr_studio.evaluation.reader_study import ReaderStudy; s = ReaderStudy({str(study.folder)!r}); "
-              "c = s.next_case('r1'); s.record('r1', c.case_id, 'real', 2, 1.0); import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    script = (
+        f"from cxr_studio.evaluation.reader_study import ReaderStudy; s = ReaderStudy({str(study.folder)!r}); "
+        "c = s.next_case('r1'); s.record('r1', c.case_id, 'real', 2, 1.0); import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+    )
     subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], check=False)
     assert ReaderStudy(study.folder).next_case("r1").position == 3
 

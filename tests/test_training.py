@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -28,7 +29,15 @@ from training.stages import build_task, train
 from training.train_cascade import main as train_cascade
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(log_every=2, validate_every=4, sample_every=4, checkpoint_every=2, sample_steps=2, batch_size=4, warmup_steps=2)
+FAST = {
+    "log_every": 2,
+    "validate_every": 4,
+    "sample_every": 4,
+    "checkpoint_every": 2,
+    "sample_steps": 2,
+    "batch_size": 4,
+    "warmup_steps": 2,
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +52,30 @@ def config(manifest: Path, out: Path, **overrides) -> TrainConfig:
 
 def test_cascade_trains_end_to_end_and_loads(manifest, tmp_path):
     out = tmp_path / "model"
-    argv = ["--manifest", str(manifest), "--out", str(out), "--preset", "tiny", "--ae-steps", "4", "--latent-steps", "4",
-            "--ae-decoder-steps", "2", "--sr-steps", "2", "--sr-finetune-steps", "2", "--batch-size", "4", "--sample-every", "4", "--sample-steps", "2"]
+    argv = [
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--ae-steps",
+        "4",
+        "--latent-steps",
+        "4",
+        "--ae-decoder-steps",
+        "2",
+        "--sr-steps",
+        "2",
+        "--sr-finetune-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--sample-every",
+        "4",
+        "--sample-steps",
+        "2",
+    ]
     assert train_cascade(argv) == 0
     studio = CXRStudio.from_pretrained(out)
     assert studio.generate("Large right pleural effusion.", seed=0).images[0].size == (64, 64)
@@ -62,17 +93,29 @@ def test_cascade_trains_end_to_end_and_loads(manifest, tmp_path):
 
 
 def final_weights(run_dir: Path) -> dict:
-    newest = sorted((run_dir / "checkpoints").glob("step-*"))[-1]
+    newest = max((run_dir / "checkpoints").glob("step-*"))
     return load_file(newest / "autoencoder.safetensors")
 
 
+@pytest.mark.slow
 def test_killed_then_resumed_run_matches_an_uninterrupted_run(manifest, tmp_path):
     steps = 30
     reference = config(manifest, tmp_path / "a" / "model", stage="autoencoder", max_steps=steps)
     train(reference)
     resumed = config(manifest, tmp_path / "b" / "model", stage="autoencoder", max_steps=steps)
-    argv = [sys.executable, "-m", "training.train_autoencoder", "--manifest", str(manifest), "--out", resumed.out, "--preset", "tiny",
-            "--max-steps", str(steps)] + [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
+    argv = [
+        sys.executable,
+        "-m",
+        "training.train_autoencoder",
+        "--manifest",
+        str(manifest),
+        "--out",
+        resumed.out,
+        "--preset",
+        "tiny",
+        "--max-steps",
+        str(steps),
+    ] + [f"--{k.replace('_', '-')}={v}" for k, v in FAST.items()]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = resumed.run_dir / "checkpoints"
     deadline = time.time() + 120
@@ -90,7 +133,9 @@ def test_killed_then_resumed_run_matches_an_uninterrupted_run(manifest, tmp_path
 def test_learning_rate_schedules_warm_up_then_hold_or_decay_and_survive_a_longer_resume():
     def lrs(schedule: str, max_steps: int, *, state: dict | None = None, steps: int) -> tuple[list[float], dict]:
         optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
-        scheduler = learning_rate_schedule(optimizer, TrainConfig(lr_schedule=schedule, max_steps=max_steps, warmup_steps=10))
+        scheduler = learning_rate_schedule(
+            optimizer, TrainConfig(lr_schedule=schedule, max_steps=max_steps, warmup_steps=10)
+        )
         if state is not None:
             scheduler.load_state_dict(state)
         seen = []
@@ -103,9 +148,11 @@ def test_learning_rate_schedules_warm_up_then_hold_or_decay_and_survive_a_longer
     constant, _ = lrs("constant", 100, steps=100)
     assert constant[0] < constant[4] < constant[20] == constant[-1] == pytest.approx(1e-3)
     cosine, state = lrs("cosine", 100, steps=50)
-    assert max(cosine) == pytest.approx(1e-3, rel=0.02) and all(a >= b for a, b in zip(cosine[10:], cosine[11:]))
+    assert max(cosine) == pytest.approx(1e-3, rel=0.02) and all(a >= b for a, b in itertools.pairwise(cosine[10:]))
     assert cosine[-1] == pytest.approx(0.5e-3 * (1 + np.cos(np.pi * 40 / 90)))  # 40 of the 90 decay steps done
-    resumed, _ = lrs("cosine", 200, state=state, steps=150)  # resumed with --max-steps 200: the longer curve from step 50
+    resumed, _ = lrs(
+        "cosine", 200, state=state, steps=150
+    )  # resumed with --max-steps 200: the longer curve from step 50
     assert resumed[0] > cosine[-1] and resumed[-1] == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(InputError, match="lr_schedule"):
         TrainConfig(lr_schedule="step")
@@ -125,7 +172,9 @@ def test_decoder_only_fine_tuning_keeps_the_encoder_and_its_latents(manifest, tm
     frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
-    scaling = [json.loads((f / "studio_config.json").read_text())["autoencoder"]["scaling_factor"] for f in (first, out)]
+    scaling = [
+        json.loads((f / "studio_config.json").read_text())["autoencoder"]["scaling_factor"] for f in (first, out)
+    ]
     assert scaling[0] == scaling[1]  # same encoder, same scale: the latent stage stays valid (at any size)
 
 
@@ -134,21 +183,45 @@ def test_super_resolution_can_restart_with_another_prediction_type(manifest, tmp
     train(config(manifest, out, stage="super_res", max_steps=2))
     before = {name: component_weights(out, name) for name in ("autoencoder", "super_res_unet")}
     tiny = PRESETS["tiny"]
-    monkeypatch.setitem(PRESETS, "tiny", tiny.replace(sr_schedule=dataclasses.replace(tiny.sr_schedule, prediction_type="v_prediction")))
+    monkeypatch.setitem(
+        PRESETS,
+        "tiny",
+        tiny.replace(sr_schedule=dataclasses.replace(tiny.sr_schedule, prediction_type="v_prediction")),
+    )
     train(config(manifest, out, stage="super_res", max_steps=2, sr_reinit=True, sr_low_res="autoencoder"))
     studio = CXRStudio.from_pretrained(out)
     assert studio.config.sr_schedule.prediction_type == "v_prediction"
     assert studio.config.latent_schedule == tiny.latent_schedule  # only the SR stage's settings changed
     after = {name: component_weights(out, name) for name in before}
     assert all(torch.equal(before["autoencoder"][k], after["autoencoder"][k]) for k in before["autoencoder"])
-    assert any(not torch.equal(before["super_res_unet"][k], after["super_res_unet"][k]) for k in before["super_res_unet"])
+    assert any(
+        not torch.equal(before["super_res_unet"][k], after["super_res_unet"][k]) for k in before["super_res_unet"]
+    )
     assert studio.upscale(np.full((32, 32), 0.5, np.float32), seed=0, num_steps=2).size == (64, 64)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_stops(manifest, tmp_path):
     out = tmp_path / "model"
-    argv = [sys.executable, "-m", "training.train_autoencoder", "--manifest", str(manifest), "--out", str(out), "--preset", "tiny",
-            "--max-steps", "100000", "--checkpoint-every", "100000", "--sample-every", "100000", "--validate-every", "100000"]
+    argv = [
+        sys.executable,
+        "-m",
+        "training.train_autoencoder",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--max-steps",
+        "100000",
+        "--checkpoint-every",
+        "100000",
+        "--sample-every",
+        "100000",
+        "--validate-every",
+        "100000",
+    ]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     progress = out.parent / "model.runs" / "autoencoder" / "progress.json"
     deadline = time.time() + 120
@@ -203,16 +276,25 @@ def test_existing_run_without_resume_is_refused(manifest, tmp_path):
         train(cfg)
 
 
+@pytest.mark.slow
 def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
     out = tmp_path / "model"
     steps = {"ae": 100000, "latent": 0, "sr": 0, "sr_finetune": 0}
-    runs.start_run(manifest=manifest, out=out, preset="tiny", steps=steps, extra_args=["--log-every", "1", "--checkpoint-every", "100000", "--lr-schedule", "cosine"])
+    runs.start_run(
+        manifest=manifest,
+        out=out,
+        preset="tiny",
+        steps=steps,
+        extra_args=["--log-every", "1", "--checkpoint-every", "100000", "--lr-schedule", "cosine"],
+    )
     deadline = time.time() + 120
     while time.time() < deadline and runs.read_progress(out)["step"] < 3:
         time.sleep(0.1)
     progress = runs.read_progress(out)
     assert progress["running"] and progress["stage"] == "autoencoder" and progress["losses"]
-    assert json.loads((out.parent / "model.runs" / "autoencoder" / "config.json").read_text())["lr_schedule"] == "cosine"
+    assert (
+        json.loads((out.parent / "model.runs" / "autoencoder" / "config.json").read_text())["lr_schedule"] == "cosine"
+    )
     assert runs.stop_run(out)
     assert runs.read_progress(out)["status"] == "stopped"
     stopped_at = runs.read_progress(out)["step"]
@@ -235,16 +317,28 @@ def test_perceptual_term_needs_a_local_backbone_and_trains_with_one(manifest, tm
         config(manifest, tmp_path / "model", stage="autoencoder", perceptual_weight=0.1)
     backbone = tmp_path / "vgg16.safetensors"
     save_file({f"features.{k}": v.contiguous() for k, v in vgg16_features().state_dict().items()}, str(backbone))
-    run = train(config(manifest, tmp_path / "model", stage="autoencoder", max_steps=2, perceptual_weight=0.1, perceptual_backbone=str(backbone)))
+    run = train(
+        config(
+            manifest,
+            tmp_path / "model",
+            stage="autoencoder",
+            max_steps=2,
+            perceptual_weight=0.1,
+            perceptual_backbone=str(backbone),
+        )
+    )
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any(row.get("lpips", 0) > 0 for row in logged)
 
 
+@pytest.mark.slow
 def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(manifest, tmp_path, monkeypatch):
     from training.benchmark import bench_training
 
     # in this process: the precision accelerate was first given (fp32 on a CPU)
-    run = train(config(manifest, tmp_path / "model", stage="super_res", max_steps=2, channels_last=True, compile="eager"))
+    run = train(
+        config(manifest, tmp_path / "model", stage="super_res", max_steps=2, channels_last=True, compile="eager")
+    )
     assert json.loads((run / "config.json").read_text())["compile"] == "eager"
     weights = component_weights(tmp_path / "model", "super_res_unet")
     assert all(torch.isfinite(v).all() for v in weights.values())
@@ -254,7 +348,11 @@ def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(mani
     figures = bench_training(("tiny",), steps=4, variants=("fp32", "bf16"), stages=("super_res",), batch_size=3)
     for variant in ("fp32", "bf16"):
         row = figures["tiny"]["super_res"][variant]
-        assert row["batch"] == 3 and row["images_per_s"] > 0 and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
+        assert (
+            row["batch"] == 3
+            and row["images_per_s"] > 0
+            and row["seconds_per_step"] * row["images_per_s"] == pytest.approx(row["batch"])
+        )
         days = figures["tiny"]["projected_days_cheff_recipe_on_machex"]["super_res"][variant]
         assert days == pytest.approx(1_500_000 * 32 / row["images_per_s"] / 86400)
     # a stage whose training state does not fit (the cheff latent stage on 24 GB) is timed forward + backward
@@ -274,11 +372,36 @@ def test_export_writes_a_half_precision_bundle_with_its_sampling_defaults(tmp_pa
 
     source, bundle = tmp_path / "model", tmp_path / "bundle"
     CXRStudio.from_preset("tiny").save_pretrained(source)
-    assert export(["--model", str(source), "--out", str(bundle), "--fp16", "--sampler", "ddim", "--steps", "7",
-                   "--sr-sampler", "unipc", "--sr-steps", "3", "--no-upscale"]) == 0
+    assert (
+        export(
+            [
+                "--model",
+                str(source),
+                "--out",
+                str(bundle),
+                "--fp16",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "7",
+                "--sr-sampler",
+                "unipc",
+                "--sr-steps",
+                "3",
+                "--no-upscale",
+            ]
+        )
+        == 0
+    )
     studio = CXRStudio.from_pretrained(bundle)
     sampling = studio.config.sampling
-    assert (sampling.sampler, sampling.num_steps, sampling.sr_sampler, sampling.sr_num_steps, sampling.upscale) == ("ddim", 7, "unipc", 3, False)
+    assert (sampling.sampler, sampling.num_steps, sampling.sr_sampler, sampling.sr_num_steps, sampling.upscale) == (
+        "ddim",
+        7,
+        "unipc",
+        3,
+        False,
+    )
     stored = component_weights(bundle, "super_res_unet")
     assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
     assert next(studio.super_res_unet.parameters()).dtype == torch.float32  # loads as float32
@@ -291,7 +414,12 @@ def test_export_moves_a_cascade_to_another_size_with_the_same_weights(tmp_path):
 
     source, moved = tmp_path / "model", tmp_path / "moved"
     CXRStudio.from_preset("tiny").save_pretrained(source)
-    assert export(["--model", str(source), "--out", str(moved), "--image-size", "64", "--sr-factor", "4", "--name", "tiny64"]) == 0
+    assert (
+        export(
+            ["--model", str(source), "--out", str(moved), "--image-size", "64", "--sr-factor", "4", "--name", "tiny64"]
+        )
+        == 0
+    )
     studio = CXRStudio.from_pretrained(moved)
     assert (studio.config.image_size, studio.config.super_res.factor, studio.config.output_size) == (64, 4, 256)
     assert studio.config.name == "tiny64" and studio.model_id.startswith("tiny64@")
@@ -301,7 +429,9 @@ def test_export_moves_a_cascade_to_another_size_with_the_same_weights(tmp_path):
         assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     result = studio.generate("Large right pleural effusion.", seed=0, num_steps=2, sr_num_steps=2)
     assert result.low_res[0].size == (64, 64) and result.images[0].size == (256, 256)
-    assert export(["--model", str(source), "--out", str(tmp_path / "bad"), "--image-size", "36"]) == 2  # not a multiple of 8
+    assert (
+        export(["--model", str(source), "--out", str(tmp_path / "bad"), "--image-size", "36"]) == 2
+    )  # not a multiple of 8
     assert not (tmp_path / "bad").exists()
     with pytest.raises(InputError, match="sr_factor"):
         studio.with_resolution(image_size=64, sr_factor=0)
@@ -334,28 +464,47 @@ def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(m
     train(config(manifest, out, stage="latent", max_steps=2))
     before = CXRStudio.from_pretrained(out)
     assert before.config.latent_schedule.prediction_type == "epsilon"
-    zero_snr = dataclasses.replace(PRESETS["tiny"].latent_schedule, prediction_type="v_prediction", rescale_betas_zero_snr=True)
+    zero_snr = dataclasses.replace(
+        PRESETS["tiny"].latent_schedule, prediction_type="v_prediction", rescale_betas_zero_snr=True
+    )
     with_coordinates = dataclasses.replace(PRESETS["tiny"].latent_unet, coordinate_channels=2)
     no_clip = dataclasses.replace(PRESETS["tiny"].sampling, latent_clip=0.0)
-    monkeypatch.setitem(PRESETS, "tiny", PRESETS["tiny"].replace(latent_schedule=zero_snr, latent_unet=with_coordinates, sampling=no_clip))
-    task = build_task(config(manifest, out, stage="latent", max_steps=4, latent_reschedule=True, latent_keep_encoder=True, snr_gamma=5.0))
+    monkeypatch.setitem(
+        PRESETS,
+        "tiny",
+        PRESETS["tiny"].replace(latent_schedule=zero_snr, latent_unet=with_coordinates, sampling=no_clip),
+    )
+    task = build_task(
+        config(
+            manifest, out, stage="latent", max_steps=4, latent_reschedule=True, latent_keep_encoder=True, snr_gamma=5.0
+        )
+    )
     unet = task.modules["latent_unet"]
     assert unet.config.in_channels == before.latent_unet.config.in_channels + 2
-    x, embeds = torch.randn(2, unet.config.out_channels, 8, 8), torch.randn(2, 5, before.report_encoder.config.hidden_size)
+    x, embeds = (
+        torch.randn(2, unet.config.out_channels, 8, 8),
+        torch.randn(2, 5, before.report_encoder.config.hidden_size),
+    )
     mask = torch.ones(2, 5, dtype=torch.long)
     with torch.no_grad():
-        assert torch.equal(predict(unet.eval(), x, 10, prompt_embeds=embeds, prompt_mask=mask),
-                           predict(before.latent_unet, x, 10, prompt_embeds=embeds, prompt_mask=mask))
+        assert torch.equal(
+            predict(unet.eval(), x, 10, prompt_embeds=embeds, prompt_mask=mask),
+            predict(before.latent_unet, x, 10, prompt_embeds=embeds, prompt_mask=mask),
+        )
     unet.train()
     start = {k: v.clone() for k, v in unet.state_dict().items()}
     Trainer(task.config, task).run()
     after = CXRStudio.from_pretrained(out)
     assert after.config.latent_schedule == zero_snr and after.config.latent_unet.coordinate_channels == 2
-    assert after.config.sampling.latent_clip == 0.0  # the clip was epsilon's crutch: the preset's sampling default comes along
+    assert (
+        after.config.sampling.latent_clip == 0.0
+    )  # the clip was epsilon's crutch: the preset's sampling default comes along
     assert not all(torch.equal(start[k], v) for k, v in after.latent_unet.state_dict().items())
     assert after.latent_unet.conv_in.weight[:, -2:].abs().sum() > 0  # the coordinates are used now
     for sampler in ("ddim", "dpmpp", "unipc"):
-        pixels = after.generate("Large left pleural effusion.", seed=0, sampler=sampler, num_steps=3, upscale=False).pixels
+        pixels = after.generate(
+            "Large left pleural effusion.", seed=0, sampler=sampler, num_steps=3, upscale=False
+        ).pixels
         assert np.isfinite(pixels).all() and 0 <= pixels.min() and pixels.max() <= 1
 
 
@@ -376,4 +525,6 @@ def test_bf16_never_falls_on_a_cpu_without_native_bf16(manifest, tmp_path, monke
     assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"
     monkeypatch.setattr(environment, "cpu_has_native_bf16", lambda cpuinfo=None: True)
     assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="bf16")) == "bf16"
-    assert mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"  # opt-in even where native
+    assert (
+        mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"
+    )  # opt-in even where native

@@ -13,7 +13,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 VARIANTS = {  # name -> TrainConfig overrides
     "fp32": {},
     "bf16": {"mixed_precision": "bf16"},
@@ -31,12 +30,20 @@ CHEFF_RECIPE_IMAGES = {"autoencoder": 3 * MACHEX_IMAGES, "latent": 750_000 * 256
 
 def projected_days(figures: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
     """Days Cheff's recipe on MaCheX would take at the measured throughput, per stage and variant."""
-    return {stage: {variant: CHEFF_RECIPE_IMAGES[stage] / row["images_per_s"] / 86400 for variant, row in rows.items()}
-            for stage, rows in figures.items() if stage in CHEFF_RECIPE_IMAGES}
+    return {
+        stage: {variant: CHEFF_RECIPE_IMAGES[stage] / row["images_per_s"] / 86400 for variant, row in rows.items()}
+        for stage, rows in figures.items()
+        if stage in CHEFF_RECIPE_IMAGES
+    }
 
 
-def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, variants: tuple[str, ...] = ("fp32",),
-                   stages: tuple[str, ...] = tuple(STAGE_BATCHES), batch_size: int | None = None) -> dict[str, object]:
+def bench_training(
+    presets: tuple[str, ...] = ("tiny", "demo"),
+    steps: int = 6,
+    variants: tuple[str, ...] = ("fp32",),
+    stages: tuple[str, ...] = tuple(STAGE_BATCHES),
+    batch_size: int | None = None,
+) -> dict[str, object]:
     """Training throughput (images/s) per preset, stage and variant (fp32, bf16 autocast, channels_last,
     torch.compile) on phantom data. The first half of the steps is warm-up (compilation, allocator) and not timed.
     Each run is a process of its own: accelerate fixes the precision once per process, and compiled code
@@ -56,21 +63,44 @@ def bench_training(presets: tuple[str, ...] = ("tiny", "demo"), steps: int = 6, 
                 batch = batch_size or STAGE_BATCHES[stage]
                 for variant in variants:
                     out = Path(folder) / f"model-{name}-{variant}"
-                    config = TrainConfig(stage=stage, manifest=str(manifest), out=str(out), preset=name, max_steps=steps, batch_size=batch,
-                                         log_every=1, sample_every=0, validate_every=0, checkpoint_every=10**6,
-                                         sr_crop=min(128, size), **VARIANTS[variant])
+                    config = TrainConfig(
+                        stage=stage,
+                        manifest=str(manifest),
+                        out=str(out),
+                        preset=name,
+                        max_steps=steps,
+                        batch_size=batch,
+                        log_every=1,
+                        sample_every=0,
+                        validate_every=0,
+                        checkpoint_every=10**6,
+                        sr_crop=min(128, size),
+                        **VARIANTS[variant],
+                    )
                     try:
                         _train_in_subprocess(config)
                     except MemoryError as error:  # the whole training state does not fit: time what does
-                        print(f"  train {name}/{stage}/{variant}: {error}; timing forward + backward only", file=sys.stderr, flush=True)
+                        print(
+                            f"  train {name}/{stage}/{variant}: {error}; timing forward + backward only",
+                            file=sys.stderr,
+                            flush=True,
+                        )
                         with multiprocessing.get_context("spawn").Pool(1) as pool:  # its memory goes back when it ends
                             row = {**pool.apply(forward_backward, (config,), {"steps": steps}), "training": str(error)}
                     else:
-                        lines = [json.loads(l) for l in (config.run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in l]
+                        lines = [
+                            json.loads(l)
+                            for l in (config.run_dir / "metrics.jsonl").read_text().splitlines()
+                            if '"loss"' in l
+                        ]
                         timed = lines[len(lines) // 2 - 1 :]
                         seconds = (timed[-1]["seconds"] - timed[0]["seconds"]) / (len(timed) - 1)
-                        row = {"batch": batch, "seconds_per_step": seconds, "images_per_s": batch / seconds,
-                               "first_step_s": lines[0]["seconds"]}
+                        row = {
+                            "batch": batch,
+                            "seconds_per_step": seconds,
+                            "images_per_s": batch / seconds,
+                            "first_step_s": lines[0]["seconds"],
+                        }
                     per_stage.setdefault(stage, {})[variant] = row
                     print(f"  train {name}/{stage}/{variant}: {json.dumps(row)}", file=sys.stderr, flush=True)
             results[name] = {**per_stage, "projected_days_cheff_recipe_on_machex": projected_days(per_stage)}
@@ -105,8 +135,13 @@ def forward_backward(config, *, steps: int) -> dict[str, float | int | str]:
             module.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - began)
     seconds = sum(times[len(times) // 2 :]) / len(times[len(times) // 2 :])  # the first half is warm-up
-    return {"batch": config.batch_size, "seconds_per_step": seconds, "images_per_s": config.batch_size / seconds,
-            "first_step_s": times[0], "mode": "forward_backward_only"}
+    return {
+        "batch": config.batch_size,
+        "seconds_per_step": seconds,
+        "images_per_s": config.batch_size / seconds,
+        "first_step_s": times[0],
+        "mode": "forward_backward_only",
+    }
 
 
 def _train_in_subprocess(config) -> None:
@@ -114,7 +149,11 @@ def _train_in_subprocess(config) -> None:
     import dataclasses
     import subprocess
 
-    module = {"autoencoder": "train_autoencoder", "latent": "train_latent_diffusion", "super_res": "train_super_resolution"}[config.stage]
+    module = {
+        "autoencoder": "train_autoencoder",
+        "latent": "train_latent_diffusion",
+        "super_res": "train_super_resolution",
+    }[config.stage]
     argv = [sys.executable, "-m", f"training.{module}"]
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -122,7 +161,7 @@ def _train_in_subprocess(config) -> None:
             continue
         flag = "--" + field.name.replace("_", "-")
         argv += [flag if value is True else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
-    done = subprocess.run(argv, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    done = subprocess.run(argv, check=False, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
     if done.returncode == -9:  # SIGKILL: on these machines the kernel's out-of-memory killer
         raise MemoryError(f"{module} was killed (out of memory) at batch {config.batch_size}")
     if done.returncode != 0:
@@ -135,13 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--variants", default="fp32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--stages", default=",".join(STAGE_BATCHES), help="comma-separated, in cascade order")
-    parser.add_argument("--batch-size", type=int, help="one batch for every stage (default: autoencoder 8, latent 16, super_res 8)")
+    parser.add_argument(
+        "--batch-size", type=int, help="one batch for every stage (default: autoencoder 8, latent 16, super_res 8)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from cxr_studio.benchmark import machine
 
-    results = {"machine": machine(), "training": bench_training(tuple(args.presets.split(",")), steps=args.steps, variants=tuple(args.variants.split(",")),
-                                                                    stages=tuple(args.stages.split(",")), batch_size=args.batch_size)}
+    results = {
+        "machine": machine(),
+        "training": bench_training(
+            tuple(args.presets.split(",")),
+            steps=args.steps,
+            variants=tuple(args.variants.split(",")),
+            stages=tuple(args.stages.split(",")),
+            batch_size=args.batch_size,
+        ),
+    }
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -35,8 +35,12 @@ class TrainConfig:
     clip_grad: float = 1.0
     ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
     seed: int = 0
-    mixed_precision: str = "auto"  # auto: bf16 on a GPU, fp32 on a CPU (reproducible; bf16 autocast is opt-in there); no | bf16 | fp16
-    compile: str = "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
+    mixed_precision: str = (
+        "auto"  # auto: bf16 on a GPU, fp32 on a CPU (reproducible; bf16 autocast is opt-in there); no | bf16 | fp16
+    )
+    compile: str = (
+        "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
+    )
     channels_last: bool = False  # NHWC memory format for the trained modules
     log_every: int = 10
     validate_every: int = 250  # 0: never (benchmarks)
@@ -102,7 +106,9 @@ class TrainConfig:
             return "super_res_finetune"
         if self.stage == "latent" and self.latent_reschedule:  # a new parameterisation: a fine-tuning run of its own
             return "latent_rescheduled"
-        if self.stage == "autoencoder" and self.ae_freeze_encoder:  # decoder-only fine-tuning after the autoencoder run
+        if (
+            self.stage == "autoencoder" and self.ae_freeze_encoder
+        ):  # decoder-only fine-tuning after the autoencoder run
             return "autoencoder_decoder"
         return self.stage
 
@@ -129,5 +135,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()
 
 def from_arguments(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """A TrainConfig from parsed arguments; only the flags given override the defaults."""
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name, None) is not None
+    }
     return TrainConfig(**{**values, **fixed})

@@ -28,8 +28,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
     parser.add_argument("--image-size", type=int, help="move the cascade to this first-stage size (then fine-tune it)")
     parser.add_argument("--sr-factor", type=int, help="with --image-size: the new super-resolution factor")
-    parser.add_argument("--name", help="with --image-size: the configuration's new name (e.g. demo, once at the demo preset's size)")
-    parser.add_argument("--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)")
+    parser.add_argument(
+        "--name", help="with --image-size: the configuration's new name (e.g. demo, once at the demo preset's size)"
+    )
+    parser.add_argument(
+        "--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)"
+    )
     args = parser.parse_args(argv)
     if (args.sr_factor is not None or args.name is not None) and args.image_size is None:
         parser.error("--sr-factor and --name need --image-size")
@@ -40,8 +44,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    changes = {k: v for k, v in (("sampler", args.sampler), ("num_steps", args.steps), ("guidance_scale", args.guidance),
-                                 ("sr_sampler", args.sr_sampler), ("sr_num_steps", args.sr_steps)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (
+            ("sampler", args.sampler),
+            ("num_steps", args.steps),
+            ("guidance_scale", args.guidance),
+            ("sr_sampler", args.sr_sampler),
+            ("sr_num_steps", args.sr_steps),
+        )
+        if v is not None
+    }
     if args.no_upscale:
         changes["upscale"] = False
     if changes:  # the bundle's sampling defaults: what the app's sliders start from

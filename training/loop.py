@@ -43,7 +43,9 @@ class Task(Protocol):
 
     def train_dataset(self) -> Dataset: ...
     def val_dataset(self) -> Dataset | None: ...
-    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def loss(
+        self, batch: dict[str, Any], *, step: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
     def samples(self, path: Path) -> None: ...  # a PNG grid for fixed inputs and seeds
     def export(self) -> None: ...  # write the trained modules into the model folder
     def extra_state(self) -> dict[str, Any]: ...  # e.g. a discriminator and its optimizer
@@ -107,7 +109,10 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for name, module in self.task.modules.items():
-            save_file({k: v.contiguous() for k, v in self.accelerator.unwrap_model(module).state_dict().items()}, tmp / f"{name}.safetensors")
+            save_file(
+                {k: v.contiguous() for k, v in self.accelerator.unwrap_model(module).state_dict().items()},
+                tmp / f"{name}.safetensors",
+            )
         state = {
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
@@ -115,7 +120,9 @@ class Trainer:
             "extra": self.task.extra_state(),
         }
         torch.save(state, tmp / "training_state.pt")
-        (tmp / "trainer.json").write_text(json.dumps({"step": step, "config": json.loads(self.config.to_json())}, indent=2))
+        (tmp / "trainer.json").write_text(
+            json.dumps({"step": step, "config": json.loads(self.config.to_json())}, indent=2)
+        )
         for file in tmp.iterdir():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -149,23 +156,36 @@ class Trainer:
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         scheduler = learning_rate_schedule(optimizer, cfg)
         # EMA warm-up (decay grows with the step count) so short runs are not dominated by the random init
-        emas = {name: EMAModel(m.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=0.75) for name, m in self.task.modules.items()}
+        emas = {
+            name: EMAModel(m.parameters(), decay=cfg.ema_decay, use_ema_warmup=True, power=0.75)
+            for name, m in self.task.modules.items()
+        }
         start = 0
         if cfg.resume and self.checkpoints():
             start = self.load_checkpoint(self.checkpoints()[-1], optimizer, scheduler, emas)
             log.info("resumed %s from step %d", cfg.stage, start)
         elif not cfg.resume and self.checkpoints():
-            raise InputError(f"{self.run_dir} already has checkpoints; pass --resume to continue or choose another --out.")
+            raise InputError(
+                f"{self.run_dir} already has checkpoints; pass --resume to continue or choose another --out."
+            )
         for name, module in self.task.modules.items():
             if cfg.channels_last:  # NHWC convolutions: faster on recent GPUs (tensor cores) and oneDNN CPUs
                 module.to(memory_format=torch.channels_last)
             self.task.modules[name] = acc.prepare(module)  # with --compile, accelerate wraps it in torch.compile
         optimizer, scheduler = acc.prepare(optimizer, scheduler)
-        plan = BatchPlan(len(dataset), cfg.batch_size, seed=cfg.seed, start=start * cfg.grad_accum, stop=cfg.max_steps * cfg.grad_accum)
+        plan = BatchPlan(
+            len(dataset),
+            cfg.batch_size,
+            seed=cfg.seed,
+            start=start * cfg.grad_accum,
+            stop=cfg.max_steps * cfg.grad_accum,
+        )
         loader = DataLoader(dataset, batch_sampler=plan, collate_fn=collate_skipping, num_workers=0)
         self._install_signal_handlers()
         step, bad_steps, began = start, 0, time.perf_counter()
-        progress = tqdm(total=cfg.max_steps, initial=start, desc=cfg.stage, disable=not acc.is_main_process, dynamic_ncols=True)
+        progress = tqdm(
+            total=cfg.max_steps, initial=start, desc=cfg.stage, disable=not acc.is_main_process, dynamic_ncols=True
+        )
         self._progress(step, status="running")
         batches = iter(loader)
         while step < cfg.max_steps and not self.stop_requested:
@@ -210,11 +230,18 @@ class Trainer:
                 record = {"step": step, "lr": scheduler.get_last_lr()[0], "seconds": round(elapsed, 2), **logs}
                 self._metrics(record)
                 progress.set_postfix(loss=f"{logs.get('loss', float('nan')):.4f}")
-                self._progress(step, status="running", loss=logs.get("loss"), eta_s=(cfg.max_steps - step) / max(rate, 1e-9), steps_per_s=rate)
+                self._progress(
+                    step,
+                    status="running",
+                    loss=logs.get("loss"),
+                    eta_s=(cfg.max_steps - step) / max(rate, 1e-9),
+                    steps_per_s=rate,
+                )
             if cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.max_steps):
                 self._validate(step, emas)
             if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.max_steps):
-                self._with_ema(emas, lambda: self.task.samples(self.run_dir / "samples" / f"step-{step:08d}.png"))
+                grid = self.run_dir / "samples" / f"step-{step:08d}.png"
+                self._with_ema(emas, lambda grid=grid: self.task.samples(grid))
             if step % cfg.checkpoint_every == 0:
                 self.save_checkpoint(step, optimizer, scheduler, emas)
         progress.close()
@@ -250,14 +277,26 @@ class Trainer:
         dataset = self.task.val_dataset()
         if dataset is None:
             return
-        plan = BatchPlan(len(dataset), self.config.batch_size, seed=0, start=0, stop=min(4, max(1, len(dataset) // self.config.batch_size)))
+        plan = BatchPlan(
+            len(dataset),
+            self.config.batch_size,
+            seed=0,
+            start=0,
+            stop=min(4, max(1, len(dataset) // self.config.batch_size)),
+        )
         losses = []
 
         def evaluate() -> None:
             with torch.no_grad():
                 for k, batch in enumerate(DataLoader(dataset, batch_sampler=plan, collate_fn=collate_skipping)):
                     if batch is not None:
-                        losses.append(float(self.task.loss(batch, step=-1, generator=step_generator(0, k, self.accelerator.device))[0]))
+                        losses.append(
+                            float(
+                                self.task.loss(
+                                    batch, step=-1, generator=step_generator(0, k, self.accelerator.device)
+                                )[0]
+                            )
+                        )
 
         self._with_ema(emas, evaluate)
         if losses:
@@ -274,10 +313,19 @@ class Trainer:
         if not self.accelerator.is_main_process:
             return
         grids = sorted((self.run_dir / "samples").glob("*.png")) if (self.run_dir / "samples").is_dir() else []
-        state = {"stage": self.config.stage, "step": step, "max_steps": self.config.max_steps, "pid": os.getpid(),
-                 "latest_samples": str(grids[-1]) if grids else None, "updated": time.time(), **fields}
+        state = {
+            "stage": self.config.stage,
+            "step": step,
+            "max_steps": self.config.max_steps,
+            "pid": os.getpid(),
+            "latest_samples": str(grids[-1]) if grids else None,
+            "updated": time.time(),
+            **fields,
+        }
         tmp = self.run_dir / ".progress.json.tmp"
-        tmp.write_text(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in state.items()}))
+        tmp.write_text(
+            json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in state.items()})
+        )
         os.replace(tmp, self.run_dir / "progress.json")
 
     def _install_signal_handlers(self) -> None:
@@ -296,8 +344,12 @@ class Trainer:
 
 def make_accelerator(config: TrainConfig) -> Accelerator:
     """The run's accelerator, at :func:`mixed_precision`."""
-    return Accelerator(mixed_precision=mixed_precision(config), gradient_accumulation_steps=1, cpu=not torch.cuda.is_available(),
-                       dynamo_backend=config.compile)
+    return Accelerator(
+        mixed_precision=mixed_precision(config),
+        gradient_accumulation_steps=1,
+        cpu=not torch.cuda.is_available(),
+        dynamo_backend=config.compile,
+    )
 
 
 def mixed_precision(config: TrainConfig) -> str:
@@ -310,11 +362,15 @@ def mixed_precision(config: TrainConfig) -> str:
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     if precision == "bf16" and not torch.cuda.is_available() and not cpu_has_native_bf16():
-        log.warning("--mixed-precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX flag), where bf16 autocast "
-                    "is many times slower than float32; training in float32 instead")
+        log.warning(
+            "--mixed-precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX flag), where bf16 autocast "
+            "is many times slower than float32; training in float32 instead"
+        )
         precision = "no"
     return precision
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )

@@ -45,7 +45,17 @@ def start_run(
         raise InputError(f"manifest {manifest} does not exist; make a phantom set or ingest a dataset first.")
     folder = runs_dir(out)
     folder.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "training.train_cascade", "--manifest", str(manifest), "--out", str(out), "--preset", preset]
+    argv = [
+        sys.executable,
+        "-m",
+        "training.train_cascade",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--preset",
+        preset,
+    ]
     for key, value in (steps or {}).items():
         argv += [f"--{key.replace('_', '-')}-steps", str(int(value))]
     argv += (["--resume"] if resume else []) + list(extra_args)
@@ -111,7 +121,9 @@ def read_progress(out: str | os.PathLike[str], *, log_lines: int = 20) -> dict[s
             if "loss" in record:
                 losses.append((record["step"], record["loss"]))
     console = folder / CONSOLE
-    tail = console.read_text(errors="replace").replace("\r", "\n").splitlines()[-log_lines:] if console.is_file() else []
+    tail = (
+        console.read_text(errors="replace").replace("\r", "\n").splitlines()[-log_lines:] if console.is_file() else []
+    )
     return {
         "running": is_running(out),
         "stage": current.get("run"),

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from cxr_studio import CXRStudio, imaging, save_png
 from cxr_studio.config import StudioConfig, preset
-from cxr_studio.data.dataset import ManifestDataset, SuperResPairs, collate_skipping
+from cxr_studio.data.dataset import EmptySplit, ManifestDataset, SuperResPairs, collate_skipping
 from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, training_target, weighted_mse
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
@@ -73,7 +73,7 @@ class _StageBase:
     def _val(self, dataset_cls, **kwargs) -> Dataset | None:
         try:
             return dataset_cls(self.config.manifest, splits=("val",), **kwargs)
-        except Exception:  # no validation split in this manifest
+        except EmptySplit:  # no validation split in this manifest (a corrupt one still raises)
             return None
 
 
@@ -89,7 +89,11 @@ class PatchDiscriminator(nn.Sequential):
         blocks: list[nn.Module] = [nn.Conv2d(1, channels, 4, 2, 1), nn.LeakyReLU(0.2)]
         width = channels
         for i in range(1, layers):
-            blocks += [nn.Conv2d(width, width * 2, 4, 2 if i < layers - 1 else 1, 1), nn.GroupNorm(8, width * 2), nn.LeakyReLU(0.2)]
+            blocks += [
+                nn.Conv2d(width, width * 2, 4, 2 if i < layers - 1 else 1, 1),
+                nn.GroupNorm(8, width * 2),
+                nn.LeakyReLU(0.2),
+            ]
             width *= 2
         blocks.append(nn.Conv2d(width, 1, 4, 1, 1))
         super().__init__(*blocks)
@@ -112,7 +116,9 @@ class AutoencoderTask(_StageBase):
     def val_dataset(self) -> Dataset | None:
         return self._val(ManifestDataset, size=self.studio.config.image_size)
 
-    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, Any], *, step: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         autoencoder = self.modules["autoencoder"]
         x = batch["image"].to(self.studio.device)
@@ -130,7 +136,9 @@ class AutoencoderTask(_StageBase):
             logs["lpips"] = float(perceptual.detach())
         if cfg.gan_weight > 0 and step >= cfg.gan_start:
             if torch.is_grad_enabled():  # hinge-loss discriminator update on this batch
-                d_loss = F.relu(1 - self.discriminator(x)).mean() + F.relu(1 + self.discriminator(recon.detach())).mean()
+                d_loss = (
+                    F.relu(1 - self.discriminator(x)).mean() + F.relu(1 + self.discriminator(recon.detach())).mean()
+                )
                 self.d_optimizer.zero_grad(set_to_none=True)
                 d_loss.backward()
                 self.d_optimizer.step()
@@ -155,7 +163,9 @@ class AutoencoderTask(_StageBase):
         recon = self.modules["autoencoder"](batch["image"].to(self.studio.device)).sample
         originals, outputs = imaging.from_tensor(batch["image"]), imaging.from_tensor(recon)
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_png(path, grid([list(originals), list(outputs)]), parameters={"grid": "top: input, bottom: reconstruction"})
+        save_png(
+            path, grid([list(originals), list(outputs)]), parameters={"grid": "top: input, bottom: reconstruction"}
+        )
 
     @torch.no_grad()
     def export(self) -> None:
@@ -189,14 +199,29 @@ class LatentTask(_StageBase):
             source = preset(config.preset)
             c = studio.config
             unet = add_coordinate_channels(studio.latent_unet, source.latent_unet.coordinate_channels)
-            c = c.replace(latent_schedule=source.latent_schedule,
-                          latent_unet=dataclasses.replace(c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels),
-                          sampling=dataclasses.replace(c.sampling, latent_clip=source.sampling.latent_clip))
-            studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **{**studio.components(), "latent_unet": unet})
-            log.info("latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels", config.preset,
-                     source.latent_schedule, source.latent_unet.coordinate_channels)
+            c = c.replace(
+                latent_schedule=source.latent_schedule,
+                latent_unet=dataclasses.replace(
+                    c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels
+                ),
+                sampling=dataclasses.replace(c.sampling, latent_clip=source.sampling.latent_clip),
+            )
+            studio = CXRStudio(
+                config=c,
+                model_id=studio.model_id,
+                device=studio.device,
+                **{**studio.components(), "latent_unet": unet},
+            )
+            log.info(
+                "latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels",
+                config.preset,
+                source.latent_schedule,
+                source.latent_unet.coordinate_channels,
+            )
         super().__init__(config, studio)
-        if config.latent_keep_encoder:  # fine-tuning: the folder's vocabulary and encoder (a resume loads the checkpoint's)
+        if (
+            config.latent_keep_encoder
+        ):  # fine-tuning: the folder's vocabulary and encoder (a resume loads the checkpoint's)
             self.tokenizer, encoder = studio.tokenizer, studio.report_encoder
         else:
             cache = config.run_dir / "tokenizer"
@@ -207,12 +232,16 @@ class LatentTask(_StageBase):
             else:  # the tokenizer is trained first, on the training reports (Cheff)
                 reports = [row["report"] for row in ManifestDataset(config.manifest, size=8).rows]
                 studio_cfg = studio.config.report_encoder
-                self.tokenizer = train_tokenizer(reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens)
+                self.tokenizer = train_tokenizer(
+                    reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens
+                )
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 self.tokenizer.save_pretrained(str(cache))
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
-                encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(studio.device)
+                encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(
+                    studio.device
+                )
         self.modules = {"report_encoder": encoder.train(), "latent_unet": studio.latent_unet.train()}
         self.noise_schedule = training_scheduler(studio.config.latent_schedule)
         self.max_tokens = studio.config.report_encoder.max_tokens
@@ -222,7 +251,7 @@ class LatentTask(_StageBase):
         path = self.config.run_dir / f"latents-{split}.safetensors"
         try:
             images = ManifestDataset(self.config.manifest, size=self.studio.config.image_size, splits=(split,))
-        except Exception:
+        except EmptySplit:  # no such split (validation is optional); a corrupt manifest still raises
             return None
         if not path.is_file():
             latents, keep = [], []
@@ -241,7 +270,11 @@ class LatentTask(_StageBase):
         cached = load_file(path)
         self.reports = getattr(self, "reports", {})
         self.reports[split] = [images.rows[int(i)]["report"] for i in cached["index"]]
-        return TensorDataset(cached["latents"], torch.arange(len(cached["index"])), torch.full((len(cached["index"]),), int(split == "val")))
+        return TensorDataset(
+            cached["latents"],
+            torch.arange(len(cached["index"])),
+            torch.full((len(cached["index"]),), int(split == "val")),
+        )
 
     def train_dataset(self) -> Dataset:
         dataset = self._latents("train")
@@ -253,7 +286,9 @@ class LatentTask(_StageBase):
         dataset = self._latents("val")
         return None if dataset is None else _Named(dataset, self)
 
-    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, Any], *, step: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         device = self.studio.device
         latents = batch["latents"].to(device)
         reports = list(batch["report"])
@@ -262,13 +297,20 @@ class LatentTask(_StageBase):
             reports = ["" if d else r for r, d in zip(reports, drop.tolist())]
         tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
         mask = tokens["attention_mask"].to(device)
-        embeds = self.modules["report_encoder"](input_ids=tokens["input_ids"].to(device), attention_mask=mask).last_hidden_state
+        embeds = self.modules["report_encoder"](
+            input_ids=tokens["input_ids"].to(device), attention_mask=mask
+        ).last_hidden_state
         noise = torch.randn(latents.shape, generator=generator, device=device)
-        t = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device)
+        t = torch.randint(
+            0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device
+        )
         noisy = self.noise_schedule.add_noise(latents, noise, t)
         predicted = predict_latent(self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask)
-        loss = weighted_mse(predicted, training_target(self.noise_schedule, latents, noise, t),
-                            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
+        loss = weighted_mse(
+            predicted,
+            training_target(self.noise_schedule, latents, noise, t),
+            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
+        )
         return loss, {"loss": float(loss.detach())}
 
     def _studio(self) -> CXRStudio:
@@ -279,7 +321,7 @@ class LatentTask(_StageBase):
     @torch.no_grad()
     def samples(self, path: Path) -> None:
         studio = self._studio()
-        result = studio.generate(list(GRID_REPORTS)[0], seed=0, upscale=False, num_steps=self.config.sample_steps)
+        result = studio.generate(next(iter(GRID_REPORTS)), seed=0, upscale=False, num_steps=self.config.sample_steps)
         images = [result.pixels[0]]
         for report in GRID_REPORTS[1:]:
             images.append(studio.generate(report, seed=0, upscale=False, num_steps=self.config.sample_steps).pixels[0])
@@ -322,8 +364,15 @@ class SuperResTask(_StageBase):
 
     def _pairs(self, split: str) -> SuperResPairs:
         c = self.studio.config
-        return SuperResPairs(self.config.manifest, size=c.output_size, factor=c.super_res.factor, crop=self.crop, seed=self.config.seed, splits=(split,),
-                             full_low=self.config.sr_low_res == "autoencoder")
+        return SuperResPairs(
+            self.config.manifest,
+            size=c.output_size,
+            factor=c.super_res.factor,
+            crop=self.crop,
+            seed=self.config.seed,
+            splits=(split,),
+            full_low=self.config.sr_low_res == "autoencoder",
+        )
 
     def train_dataset(self) -> Dataset:
         return self._pairs("train")
@@ -331,7 +380,7 @@ class SuperResTask(_StageBase):
     def val_dataset(self) -> Dataset | None:
         try:
             return self._pairs("val")
-        except Exception:
+        except EmptySplit:  # no validation split in this manifest
             return None
 
     @torch.no_grad()
@@ -342,13 +391,20 @@ class SuperResTask(_StageBase):
         if self.config.sr_low_res != "autoencoder":
             return batch["low"].to(self.studio.device)
         recon = self._reconstruct(batch["low_full"].to(self.studio.device))
-        return torch.stack([r[:, top : top + side, left : left + side] for r, (top, left, side) in zip(recon, batch["low_box"].tolist())])
+        return torch.stack(
+            [
+                r[:, top : top + side, left : left + side]
+                for r, (top, left, side) in zip(recon, batch["low_box"].tolist())
+            ]
+        )
 
     @torch.no_grad()
     def _reconstruct(self, low: torch.Tensor) -> torch.Tensor:
         return self.studio.text_to_image.decode(self.studio.text_to_image.encode_image(low))
 
-    def loss(self, batch: dict[str, Any], *, step: int, generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, batch: dict[str, Any], *, step: int, generator: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         device = self.studio.device
         high = batch["high"].to(device)
         condition = upsample(self._low_res(batch), self.studio.config.super_res.factor)
@@ -356,19 +412,26 @@ class SuperResTask(_StageBase):
         # conditioning augmentation: noise the condition by a random amount and tell the model how much
         aug_max = augmentation_timestep(self.studio.config.super_res.noise_augmentation, steps)
         aug_t = torch.randint(0, aug_max + 1, (len(high),), generator=generator, device=device)
-        condition = self.noise_schedule.add_noise(condition, torch.randn(condition.shape, generator=generator, device=device), aug_t)
+        condition = self.noise_schedule.add_noise(
+            condition, torch.randn(condition.shape, generator=generator, device=device), aug_t
+        )
         noise = torch.randn(high.shape, generator=generator, device=device)
         t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(high, noise, t)
         predicted = self.modules["super_res_unet"](torch.cat([noisy, condition], dim=1), t, class_labels=aug_t).sample
-        loss = weighted_mse(predicted, training_target(self.noise_schedule, high, noise, t),
-                            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
+        loss = weighted_mse(
+            predicted,
+            training_target(self.noise_schedule, high, noise, t),
+            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
+        )
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
     def samples(self, path: Path) -> None:
         c = self.studio.config
-        full = self._val(ManifestDataset, size=c.output_size) or ManifestDataset(self.config.manifest, size=c.output_size)
+        full = self._val(ManifestDataset, size=c.output_size) or ManifestDataset(
+            self.config.manifest, size=c.output_size
+        )
         rows = []
         for i in range(min(2, len(full))):
             image = full.load(i, c.output_size)
@@ -377,7 +440,13 @@ class SuperResTask(_StageBase):
             low = imaging.to_tensor(imaging.resize(image, (c.image_size, c.image_size))).to(self.studio.device)
             if self.config.sr_low_res == "autoencoder":
                 low = self._reconstruct(low)
-            sr = self.studio.super_resolution(low, seeds=[0], num_steps=c.sampling.sr_num_steps, sampler=c.sampling.sr_sampler, noise_level=c.sampling.sr_noise_level)
+            sr = self.studio.super_resolution(
+                low,
+                seeds=[0],
+                num_steps=c.sampling.sr_num_steps,
+                sampler=c.sampling.sr_sampler,
+                noise_level=c.sampling.sr_noise_level,
+            )
             rows.append([imaging.from_tensor(upsample(low, c.super_res.factor))[0], imaging.from_tensor(sr)[0], image])
         path.parent.mkdir(parents=True, exist_ok=True)
         save_png(path, grid(rows), parameters={"grid": "bicubic | super-resolved | original"}, synthetic=True)
@@ -398,8 +467,15 @@ def _reinit_super_res(studio: CXRStudio, source: StudioConfig, *, seed: int) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         unet = build_super_res_unet(config.super_res, output_size=config.output_size).to(studio.device)
-    log.info("super-resolution UNet re-initialised from preset %s (%s)", source.name, config.sr_schedule.prediction_type)
-    return CXRStudio(config=config, model_id=studio.model_id, device=studio.device, **{**studio.components(), "super_res_unet": unet})
+    log.info(
+        "super-resolution UNet re-initialised from preset %s (%s)", source.name, config.sr_schedule.prediction_type
+    )
+    return CXRStudio(
+        config=config,
+        model_id=studio.model_id,
+        device=studio.device,
+        **{**studio.components(), "super_res_unet": unet},
+    )
 
 
 SR_SAMPLING = ("sr_num_steps", "sr_sampler", "sr_noise_level")

@@ -49,16 +49,29 @@ def finished(config: TrainConfig) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser, skip=("stage", "max_steps"))
-    for flag, default in (("ae-steps", 1000), ("latent-steps", 3000), ("ae-decoder-steps", 0), ("sr-steps", 600), ("sr-finetune-steps", 200)):
-        parser.add_argument(f"--{flag}", type=int, default=default, help=f"steps of this stage (default {default}; 0 skips it)")
+    for flag, default in (
+        ("ae-steps", 1000),
+        ("latent-steps", 3000),
+        ("ae-decoder-steps", 0),
+        ("sr-steps", 600),
+        ("sr-finetune-steps", 200),
+    ):
+        parser.add_argument(
+            f"--{flag}", type=int, default=default, help=f"steps of this stage (default {default}; 0 skips it)"
+        )
     args = parser.parse_args(argv)
     if not args.manifest:
         parser.error("--manifest is required")
     setup_logging()
     from training.stages import train
 
-    steps = {"ae_steps": args.ae_steps, "latent_steps": args.latent_steps, "ae_decoder_steps": args.ae_decoder_steps,
-             "sr_steps": args.sr_steps, "sr_finetune_steps": args.sr_finetune_steps}
+    steps = {
+        "ae_steps": args.ae_steps,
+        "latent_steps": args.latent_steps,
+        "ae_decoder_steps": args.ae_decoder_steps,
+        "sr_steps": args.sr_steps,
+        "sr_finetune_steps": args.sr_finetune_steps,
+    }
     start = time.perf_counter()
     try:
         base = from_arguments(args, stage="autoencoder")

@@ -29,6 +29,10 @@ def _labels(row: dict[str, str]) -> np.ndarray:
     return np.array([float(row[k]) if row[k] != "" else np.nan for k in CHEXPERT_LABELS], dtype=np.float32)
 
 
+class EmptySplit(InputError):
+    """The manifest is readable but has no images in the asked split(s): a validation split is optional."""
+
+
 class ManifestDataset(Dataset):
     """Images, reports and labels of one split of a manifest, at ``size`` px."""
 
@@ -36,7 +40,7 @@ class ManifestDataset(Dataset):
         self.root = Path(manifest).parent
         self.rows = [r for r in read_manifest(manifest) if r["split"] in splits and r["view"] in views]
         if not self.rows:
-            raise InputError(f"manifest {Path(manifest).name} has no {'/'.join(views)} images in split(s) {list(splits)}.")
+            raise EmptySplit(f"manifest {Path(manifest).name} has no {'/'.join(views)} images in split(s) {list(splits)}.")
         self.size = size
         self.skipped: list[str] = []  # paths of unreadable images (relative to the manifest)
 

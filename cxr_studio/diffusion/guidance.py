@@ -43,7 +43,9 @@ def classifier_free_guidance(
     return guided
 
 
-def clip_predicted_sample(denoise_fn: DenoiseFn, alphas_cumprod: torch.Tensor, limit: float, *, prediction_type: str = "epsilon") -> DenoiseFn:
+def clip_predicted_sample(
+    denoise_fn: DenoiseFn, alphas_cumprod: torch.Tensor, limit: float, *, prediction_type: str = "epsilon"
+) -> DenoiseFn:
     """Clip the clean sample implied by each prediction to ``[-limit, limit]`` and return the prediction
     (of the same ``prediction_type``: epsilon, v_prediction or sample) that matches it: x0 clipping for
     solvers that work on data predictions (DPM-Solver++, UniPC) and cannot clip themselves."""

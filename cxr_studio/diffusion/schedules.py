@@ -27,7 +27,9 @@ def training_scheduler(config: ScheduleConfig) -> DDPMScheduler:
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 
-def training_target(scheduler: DDPMScheduler, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+def training_target(
+    scheduler: DDPMScheduler, sample: torch.Tensor, noise: torch.Tensor, timesteps: torch.Tensor
+) -> torch.Tensor:
     """What the denoiser learns to output for ``add_noise(sample, noise, timesteps)``, by the schedule's
     prediction type: the noise (DDPM), the velocity ``sqrt(a) * noise - sqrt(1 - a) * sample`` (Salimans &
     Ho 2022) or the clean sample."""
@@ -89,11 +91,17 @@ def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> Sch
     so callers clip their predictions with ``guidance.clip_predicted_sample`` instead.
     """
     if config.rescale_betas_zero_snr and config.prediction_type == "epsilon":
-        raise InputError("a zero-terminal-SNR schedule needs v_prediction or sample prediction (epsilon is undefined at t = T).")
-    base = training_scheduler(config).config  # the betas, prediction type and timestep spacing of the training schedule
+        raise InputError(
+            "a zero-terminal-SNR schedule needs v_prediction or sample prediction (epsilon is undefined at t = T)."
+        )
+    base = training_scheduler(
+        config
+    ).config  # the betas, prediction type and timestep spacing of the training schedule
     if name == "ddim":  # the last step lands on the predicted clean sample, as the multistep solvers' do (trailing
         # spacing's last timestep is T / steps, so without it the output kept noise of std sqrt(1 - alpha_bar_0))
-        return DDIMScheduler.from_config(base, clip_sample=clip > 0, clip_sample_range=clip or 1.0, set_alpha_to_one=True)
+        return DDIMScheduler.from_config(
+            base, clip_sample=clip > 0, clip_sample_range=clip or 1.0, set_alpha_to_one=True
+        )
     if name == "dpmpp":
         return DPMSolverMultistepScheduler.from_config(base, algorithm_type="dpmsolver++", solver_order=2)
     if name == "unipc":

@@ -29,7 +29,9 @@ def to_mask(mask: Image.Image | np.ndarray, shape: tuple[int, int], *, name: str
     if array.ndim != 2:
         raise InputError(f"{name} of shape {array.shape} is not a 2-D mask; white (1) = regenerate, black (0) = keep.")
     if array.shape != tuple(shape):
-        raise InputError(f"{name} is {array.shape[1]}x{array.shape[0]} but the image is {shape[1]}x{shape[0]}; masks must match the image size.")
+        raise InputError(
+            f"{name} is {array.shape[1]}x{array.shape[0]} but the image is {shape[1]}x{shape[0]}; masks must match the image size."
+        )
     if array.dtype == np.bool_:
         return array.copy()
     if array.dtype.kind in "ui":

@@ -33,8 +33,14 @@ from cxr_studio.models.classifier import (
 log = logging.getLogger(__name__)
 
 
-def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit: int | None = None,
-               views: Sequence[str] = ("PA", "AP")) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]]]:
+def load_split(
+    manifest: str | os.PathLike[str],
+    split: str,
+    *,
+    size: int,
+    limit: int | None = None,
+    views: Sequence[str] = ("PA", "AP"),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]]]:
     """``(images (N, 1, S, S) in [-1, 1], targets (N, T), known (N, T), rows)`` of one split; unreadable images skipped."""
     from pathlib import Path
 
@@ -47,7 +53,9 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
         except InputError as err:
             log.warning("skipping unreadable image in row %d: %s", index, err)
             continue
-        images.append(imaging.to_batch([display], size, crop=True)[0])  # resized at once: full-size images would not fit
+        images.append(
+            imaging.to_batch([display], size, crop=True)[0]
+        )  # resized at once: full-size images would not fit
         t, k = targets_for(row)
         targets.append(t)
         known.append(k)
@@ -57,9 +65,18 @@ def load_split(manifest: str | os.PathLike[str], split: str, *, size: int, limit
     return np.stack(images), np.stack(targets), np.stack(known), kept
 
 
-def fit_classifier(images: np.ndarray, targets: np.ndarray, known: np.ndarray, *, config: ClassifierConfig | None = None,
-                   steps: int = 4000, batch_size: int = 32, lr: float = 2e-3, seed: int = 0,
-                   progress: Callable[[int, int, float], None] | None = None) -> FindingClassifier:
+def fit_classifier(
+    images: np.ndarray,
+    targets: np.ndarray,
+    known: np.ndarray,
+    *,
+    config: ClassifierConfig | None = None,
+    steps: int = 4000,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FindingClassifier:
     """Train a classifier on ``images`` ``(N, 1, S, S)`` (masked BCE over the known targets, AdamW, one-cycle
     schedule) with :func:`augment`; never flips, which would swap the sides."""
     config = config or ClassifierConfig(image_size=images.shape[-1])
@@ -99,18 +116,28 @@ def augment(images: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 @torch.no_grad()
 def predict(model: FindingClassifier, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
     """Probabilities ``(N, T)``."""
-    return np.concatenate([model.probabilities(torch.from_numpy(images[i : i + batch_size])).numpy()
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            model.probabilities(torch.from_numpy(images[i : i + batch_size])).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 @torch.no_grad()
 def embed(model: FindingClassifier, images: np.ndarray, *, batch_size: int = 128) -> np.ndarray:
     """Features ``(N, D)`` float64."""
-    return np.concatenate([model.features(torch.from_numpy(images[i : i + batch_size])).double().numpy()
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            model.features(torch.from_numpy(images[i : i + batch_size])).double().numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
-def per_target_auc(probabilities: np.ndarray, targets: np.ndarray, known: np.ndarray, *, min_positives: int = 3) -> dict[str, float]:
+def per_target_auc(
+    probabilities: np.ndarray, targets: np.ndarray, known: np.ndarray, *, min_positives: int = 3
+) -> dict[str, float]:
     """ROC AUC per target with at least ``min_positives`` known positives and negatives (Diff-CXR table V)."""
     scores = {}
     for j, name in enumerate(TARGETS):
@@ -147,7 +174,9 @@ def fit_thresholds(probabilities: np.ndarray, targets: np.ndarray, known: np.nda
 VERDICTS = ("named_side_only", "both_sides", "wrong_side", "missed")
 
 
-def side_verdicts(probabilities: np.ndarray, rows: Sequence[dict[str, str]], thresholds: dict[str, float]) -> dict[str, Any]:
+def side_verdicts(
+    probabilities: np.ndarray, rows: Sequence[dict[str, str]], thresholds: dict[str, float]
+) -> dict[str, Any]:
     """Laterality as "named side only": for every row that names a :data:`SIDED_ITEMS` item on one side, is
     the judge positive on that side and negative on the other (at ``thresholds``)? Counted per item as
     named side only / both sides / wrong side / missed; ``rate`` is named side only over all cases.
@@ -164,13 +193,28 @@ def side_verdicts(probabilities: np.ndarray, rows: Sequence[dict[str, str]], thr
             (named,) = sides
             (other,) = set(PATIENT_SIDES) - sides
             hit = {side: p[side_target(item, side)] > thresholds.get(f"{item}, {side}", 0.5) for side in PATIENT_SIDES}
-            verdict = ("both_sides" if hit[other] else "named_side_only") if hit[named] else ("wrong_side" if hit[other] else "missed")
+            verdict = (
+                ("both_sides" if hit[other] else "named_side_only")
+                if hit[named]
+                else ("wrong_side" if hit[other] else "missed")
+            )
             per_item[item][verdict] += 1
             relative.append(p[side_target(item, named)] > p[side_target(item, other)])
     cases = {item: sum(c.values()) for item, c in per_item.items()}
     total = sum(cases.values())
-    rows_out = {item: {**counts, "cases": cases[item], "rate": counts["named_side_only"] / cases[item] if cases[item] else None}
-                for item, counts in per_item.items()}
+    rows_out = {
+        item: {
+            **counts,
+            "cases": cases[item],
+            "rate": counts["named_side_only"] / cases[item] if cases[item] else None,
+        }
+        for item, counts in per_item.items()
+    }
     overall = {v: sum(c[v] for c in per_item.values()) for v in VERDICTS}
-    return {"rate": overall["named_side_only"] / total if total else None, "cases": total, **overall, "per_item": rows_out,
-            "relative_accuracy": float(np.mean(relative)) if relative else None}
+    return {
+        "rate": overall["named_side_only"] / total if total else None,
+        "cases": total,
+        **overall,
+        "per_item": rows_out,
+        "relative_accuracy": float(np.mean(relative)) if relative else None,
+    }

@@ -24,7 +24,14 @@ from skimage.restoration import inpaint_biharmonic
 from cxr_studio.data.phantom import Device, render_case
 from cxr_studio.editing.masks import grow
 
-DEVICE_CHOICES = (("pacemaker", "left"), ("icd", "left"), ("central_line", "right"), ("chest_tube", "right"), ("ecg_leads", None), ("sternotomy_wires", None))
+DEVICE_CHOICES = (
+    ("pacemaker", "left"),
+    ("icd", "left"),
+    ("central_line", "right"),
+    ("chest_tube", "right"),
+    ("ecg_leads", None),
+    ("sternotomy_wires", None),
+)
 
 
 def score(result: np.ndarray, clean: np.ndarray, with_device: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -38,46 +45,84 @@ def score(result: np.ndarray, clean: np.ndarray, with_device: np.ndarray, mask: 
     ssim_map = structural_similarity(b, a, data_range=1.0, win_size=window | 1, full=True)[1]
     device = np.clip(with_device - clean, 0, None)[mask].sum()
     left = np.clip(result - clean, 0, None)[mask].sum()
-    return {"psnr": float(psnr), "ssim": float(ssim_map[region].mean()), "device_signal_left": float(left / max(device, 1e-9))}
+    return {
+        "psnr": float(psnr),
+        "ssim": float(ssim_map[region].mean()),
+        "device_signal_left": float(left / max(device, 1e-9)),
+    }
 
 
-def run(studio: Any, *, n: int = 24, size: int = 256, grow_px: int = 3, seed: int = 0, num_steps: int | None = None,
-        strength: float | None = None, report: str = "") -> dict[str, Any]:
+def run(
+    studio: Any,
+    *,
+    n: int = 24,
+    size: int = 256,
+    grow_px: int = 3,
+    seed: int = 0,
+    num_steps: int | None = None,
+    strength: float | None = None,
+    report: str = "",
+) -> dict[str, Any]:
     """Both methods on ``n`` cases; ``strength`` and ``report`` override the "remove device" preset's."""
     cases, ours, classic = [], [], []
     start = time.perf_counter()
     for k in range(n):
         name, side = DEVICE_CHOICES[k % len(DEVICE_CHOICES)]
-        case = render_case(np.random.default_rng([seed, 5000 + k]), size=size, findings=None, devices=[Device(name, side)])
+        case = render_case(
+            np.random.default_rng([seed, 5000 + k]), size=size, findings=None, devices=[Device(name, side)]
+        )
         if not case.device_mask.any():
             continue
         mask = grow(case.device_mask, grow_px)
-        edited = studio.inpaint(case.image, mask, preset="remove device", grow_px=0, seed=k, num_steps=num_steps, strength=strength, report=report)
+        edited = studio.inpaint(
+            case.image,
+            mask,
+            preset="remove device",
+            grow_px=0,
+            seed=k,
+            num_steps=num_steps,
+            strength=strength,
+            report=report,
+        )
         baseline = inpaint_biharmonic(case.image.astype(np.float64), mask)
         ours.append(score(edited.display, case.clean, case.image, mask))
         classic.append(score(baseline.astype(np.float32), case.clean, case.image, mask))
         cases.append(name)
-    mean = lambda rows, key: float(np.mean([r[key] for r in rows]))  # noqa: E731
+    mean = lambda rows, key: float(np.mean([r[key] for r in rows]))
     summary = {
         method: {key: mean(rows, key) for key in ("psnr", "ssim", "device_signal_left")}
         for method, rows in (("cascade", ours), ("biharmonic", classic))
     }
     return {
-        "model": studio.model_id, "cases": len(cases), "size": size, "grow_px": grow_px, "seconds": time.perf_counter() - start,
-        "summary": summary, "per_device": {d: {"cascade": mean([r for r, c in zip(ours, cases) if c == d], "psnr"),
-                                              "biharmonic": mean([r for r, c in zip(classic, cases) if c == d], "psnr")} for d in sorted(set(cases))},
+        "model": studio.model_id,
+        "cases": len(cases),
+        "size": size,
+        "grow_px": grow_px,
+        "seconds": time.perf_counter() - start,
+        "summary": summary,
+        "per_device": {
+            d: {
+                "cascade": mean([r for r, c in zip(ours, cases) if c == d], "psnr"),
+                "biharmonic": mean([r for r, c in zip(classic, cases) if c == d], "psnr"),
+            }
+            for d in sorted(set(cases))
+        },
         "cascade_beats_baseline_psnr": summary["cascade"]["psnr"] > summary["biharmonic"]["psnr"],
     }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxr_studio.evaluation.device_removal", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cxr_studio.evaluation.device_removal", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
     parser.add_argument("--n", type=int, default=24)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--strength", type=float, help="override the preset's strength (0.4)")
-    parser.add_argument("--report", default="", help="report for the region (default: the preset's, 'No support devices.')")
+    parser.add_argument(
+        "--report", default="", help="report for the region (default: the preset's, 'No support devices.')"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     from cxr_studio import CXRStudio, load_default

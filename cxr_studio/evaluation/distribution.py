@@ -29,7 +29,9 @@ def fid(real: np.ndarray, fake: np.ndarray) -> float:
     return float(((mu1 - mu2) ** 2).sum() + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
 
 
-def kid(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
+def kid(
+    real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel inception distance: mean and standard deviation over ``subsets`` random subsets."""
     rng = np.random.default_rng(seed)
     size = min(subset_size, len(real), len(fake))
@@ -40,7 +42,11 @@ def kid(real: np.ndarray, fake: np.ndarray, *, subsets: int = 100, subset_size: 
         y = fake[rng.choice(len(fake), size, replace=False)]
         k_xx, k_yy, k_xy = (x @ x.T / dim + 1) ** 3, (y @ y.T / dim + 1) ** 3, (x @ y.T / dim + 1) ** 3
         m = size
-        mmd = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1)) + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1)) - 2 * k_xy.mean()
+        mmd = (
+            (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+            + (k_yy.sum() - np.trace(k_yy)) / (m * (m - 1))
+            - 2 * k_xy.mean()
+        )
         values.append(mmd)
     return float(np.mean(values)), float(np.std(values))
 

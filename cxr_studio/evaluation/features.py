@@ -25,7 +25,9 @@ class TorchScriptFeatures:
     def __init__(self, path: str | os.PathLike[str], *, batch_size: int = 32) -> None:
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"{path.name}: no such feature network file (a TorchScript .pt, e.g. inception-2015-12-05.pt).")
+            raise InputError(
+                f"{path.name}: no such feature network file (a TorchScript .pt, e.g. inception-2015-12-05.pt)."
+            )
         try:
             self.net = torch.jit.load(str(path), map_location="cpu").eval()
         except (RuntimeError, ValueError) as err:
@@ -38,9 +40,13 @@ class TorchScriptFeatures:
         out = []
         for start in range(0, len(images), self.batch_size):
             x = torch.from_numpy(images[start : start + self.batch_size]).float()
-            x = F.interpolate((x + 1) * 127.5, size=(299, 299), mode="bilinear", align_corners=False).repeat(1, 3, 1, 1)
+            x = F.interpolate((x + 1) * 127.5, size=(299, 299), mode="bilinear", align_corners=False).repeat(
+                1, 3, 1, 1
+            )
             try:
-                features = self.net(x.round().clamp(0, 255), return_features=True)  # the StyleGAN / clean-fid signature
+                features = self.net(
+                    x.round().clamp(0, 255), return_features=True
+                )  # the StyleGAN / clean-fid signature
             except (RuntimeError, TypeError):
                 features = self.net(x.round().clamp(0, 255))
             out.append(features.flatten(1).double().numpy())

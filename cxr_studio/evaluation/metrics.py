@@ -14,7 +14,9 @@ def _gaussian_window(size: int, sigma: float, device: torch.device, dtype: torch
     return (g[:, None] * g[None, :])[None, None]  # (1, 1, size, size)
 
 
-def ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def ssim(
+    x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, window: int = 11, sigma: float = 1.5
+) -> torch.Tensor:
     """Mean SSIM per image (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, valid convolution).
 
     ``x``, ``y``: ``(B, 1, H, W)``; ``data_range`` 2 for ``[-1, 1]`` images. Returns ``(B,)``; matches
@@ -56,8 +58,15 @@ def roc_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # Wang, Simoncelli & Bovik 2003
 
 
-def ms_ssim(x: torch.Tensor, y: torch.Tensor, *, data_range: float = 2.0, window: int = 11, sigma: float = 1.5,
-            weights: tuple[float, ...] = MS_SSIM_WEIGHTS) -> torch.Tensor:
+def ms_ssim(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    data_range: float = 2.0,
+    window: int = 11,
+    sigma: float = 1.5,
+    weights: tuple[float, ...] = MS_SSIM_WEIGHTS,
+) -> torch.Tensor:
     """Multi-scale SSIM per image, ``(B,)`` (Medfusion's reconstruction metric).
 
     ``x``, ``y``: ``(B, 1, H, W)``. Contrast-structure terms at every scale, luminance at the coarsest,

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 from safetensors.torch import load_file
+from torch import nn
 
 from cxr_studio.errors import InputError
 
@@ -41,13 +41,17 @@ def vgg16_features() -> nn.Sequential:
 
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise InputError(f"{path.name}: no such VGG16 weights file (torchvision's vgg16 state dict as .safetensors or .pth).")
+        raise InputError(
+            f"{path.name}: no such VGG16 weights file (torchvision's vgg16 state dict as .safetensors or .pth)."
+        )
     try:
         if path.suffix == ".safetensors":
             return load_file(str(path))
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file is the user's input, not our bug
-        raise InputError(f"{path.name}: cannot read VGG16 weights ({type(err).__name__}); expected a state dict in .safetensors or .pth.") from err
+        raise InputError(
+            f"{path.name}: cannot read VGG16 weights ({type(err).__name__}); expected a state dict in .safetensors or .pth."
+        ) from err
 
 
 class LPIPS(nn.Module):
@@ -55,7 +59,9 @@ class LPIPS(nn.Module):
 
     Frozen; gradients flow to the inputs, so it serves as a loss term."""
 
-    def __init__(self, backbone: str | os.PathLike[str], *, linear_weights: str | os.PathLike[str] = LPIPS_WEIGHTS) -> None:
+    def __init__(
+        self, backbone: str | os.PathLike[str], *, linear_weights: str | os.PathLike[str] = LPIPS_WEIGHTS
+    ) -> None:
         super().__init__()
         self.features = vgg16_features()
         state = _read_state(Path(backbone))
@@ -66,7 +72,9 @@ class LPIPS(nn.Module):
         try:
             self.features.load_state_dict({k: wanted[k] for k in self.features.state_dict()})
         except RuntimeError as err:
-            raise InputError(f"{Path(backbone).name}: VGG16 weights of the wrong shape ({str(err).splitlines()[-1].strip()}).") from err
+            raise InputError(
+                f"{Path(backbone).name}: VGG16 weights of the wrong shape ({str(err).splitlines()[-1].strip()})."
+            ) from err
         linear = load_file(str(linear_weights))
         for i in range(len(TAPS)):
             self.register_buffer(f"lin{i}", linear[f"lin{i}"].float())

@@ -84,7 +84,12 @@ def registered_correlation(query: np.ndarray, reference: np.ndarray, start: tupl
 
     x0 = np.array([start[0], start[1], np.log(start[2])])
     simplex = np.stack([x0, x0 + [1.0, 0, 0], x0 + [0, 1.0, 0], x0 + [0, 0, 0.02]])  # scipy's default is ~0 around 0
-    result = minimize(loss, x0, method="Nelder-Mead", options={"xatol": 0.02, "fatol": 1e-5, "maxfev": 150, "initial_simplex": simplex})
+    result = minimize(
+        loss,
+        x0,
+        method="Nelder-Mead",
+        options={"xatol": 0.02, "fatol": 1e-5, "maxfev": 150, "initial_simplex": simplex},
+    )
     return -float(result.fun)
 
 
@@ -102,7 +107,9 @@ class Match:
 class PrivacyScreen:
     """Near-copy screen against a training set; see the module docstring."""
 
-    def __init__(self, train_images: np.ndarray, *, embed: Callable[[np.ndarray], np.ndarray] | None = None, refine: int = 5) -> None:
+    def __init__(
+        self, train_images: np.ndarray, *, embed: Callable[[np.ndarray], np.ndarray] | None = None, refine: int = 5
+    ) -> None:
         self.embed, self.refine = embed, refine
         self.images = train_images[:, 0]
         self.thumbs = thumbnails(train_images)
@@ -116,7 +123,9 @@ class PrivacyScreen:
         self.threshold = np.inf
         self.calibration: np.ndarray | None = None
 
-    def _score(self, image: np.ndarray, feature: np.ndarray | None, exclude: int | None = None) -> tuple[int, float, float | None]:
+    def _score(
+        self, image: np.ndarray, feature: np.ndarray | None, exclude: int | None = None
+    ) -> tuple[int, float, float | None]:
         # 1. Coarse: every training thumbnail against the query over the shift/zoom grid (exact search,
         #    N x grid products), plus the nearest neighbours by classifier features when there are any
         thumb = thumbnails(image[None, None])[0]
@@ -145,9 +154,17 @@ class PrivacyScreen:
     def calibrate(self, *, quantile: float = 0.999, sample: int | None = 500, seed: int = 0) -> float:
         """Threshold = ``quantile`` of training images' scores against their nearest *other* training image."""
         rng = np.random.default_rng(seed)
-        indices = np.arange(len(self.images)) if sample is None or sample >= len(self.images) else rng.choice(len(self.images), sample, replace=False)
-        self.calibration = np.array([self._score(self.images[i], None if self.features is None else self.features[i], exclude=int(i))[1]
-                                     for i in indices])
+        indices = (
+            np.arange(len(self.images))
+            if sample is None or sample >= len(self.images)
+            else rng.choice(len(self.images), sample, replace=False)
+        )
+        self.calibration = np.array(
+            [
+                self._score(self.images[i], None if self.features is None else self.features[i], exclude=int(i))[1]
+                for i in indices
+            ]
+        )
         self.threshold = float(np.quantile(self.calibration, quantile))
         return self.threshold
 
@@ -155,11 +172,17 @@ class PrivacyScreen:
         """``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` (same size as the training images) -> one :class:`Match` each."""
         if not np.isfinite(self.threshold):
             self.calibrate()
-        features = _normalise(self.embed(images)) if self.embed is not None and self.features is not None else [None] * len(images)
+        features = (
+            _normalise(self.embed(images))
+            if self.embed is not None and self.features is not None
+            else [None] * len(images)
+        )
         matches = []
         for image, feature in zip(images[:, 0], features):
             index, score, similarity = self._score(image, feature)
-            matches.append(Match(nearest=index, score=score, feature_similarity=similarity, flagged=score > self.threshold))
+            matches.append(
+                Match(nearest=index, score=score, feature_similarity=similarity, flagged=score > self.threshold)
+            )
         return matches
 
 
@@ -177,8 +200,9 @@ def plant_copies(images: np.ndarray, *, seed: int = 0) -> np.ndarray:
     return out
 
 
-def screen_for_manifest(manifest: str, *, size: int = 96, limit: int | None = 2000, calibration: int = 200,
-                        seed: int = 0) -> tuple[PrivacyScreen, list[dict[str, str]]]:
+def screen_for_manifest(
+    manifest: str, *, size: int = 96, limit: int | None = 2000, calibration: int = 200, seed: int = 0
+) -> tuple[PrivacyScreen, list[dict[str, str]]]:
     """A calibrated screen over the training split of a manifest (at most ``limit`` images, ``size`` px),
     and the manifest rows behind its indices (to show a match's nearest training image)."""
     from cxr_studio.evaluation.classifier import load_split
@@ -196,8 +220,16 @@ def screen_pixels(screen: PrivacyScreen, pixels01: np.ndarray) -> list[Match]:
     return screen.screen(imaging.to_batch(pixels01, screen.images.shape[-1]))
 
 
-def generate_private(studio: Any, report: str, *, screen: PrivacyScreen, num_images: int = 1, seed: int = 0, max_rounds: int = 4,
-                     **options: Any) -> tuple[Any, list[int]]:
+def generate_private(
+    studio: Any,
+    report: str,
+    *,
+    screen: PrivacyScreen,
+    num_images: int = 1,
+    seed: int = 0,
+    max_rounds: int = 4,
+    **options: Any,
+) -> tuple[Any, list[int]]:
     """Privacy-enhancing sampling (Packhäuser et al. 2023): generate, screen every image against the
     training set, and replace flagged ones with fresh seeds (up to ``max_rounds`` times).
 
@@ -221,8 +253,19 @@ def generate_private(studio: Any, report: str, *, screen: PrivacyScreen, num_ima
                 kept_images.append(result.images[i])
                 kept_low.append(result.low_res[i])
         if len(kept_seeds) == num_images:
-            parameters = {**result.parameters, "privacy_screen": {"threshold": screen.threshold, "rejected_seeds": rejected}}
-            return replace(result, images=kept_images, low_res=kept_low, pixels=np.stack(kept_pixels), seeds=kept_seeds,
-                           parameters=parameters), rejected
-    raise InputError(f"{num_images - len(kept_seeds)} image(s) still resembled training images after {max_rounds} rounds; "
-                     "the model may memorise this report: review it before use.")
+            parameters = {
+                **result.parameters,
+                "privacy_screen": {"threshold": screen.threshold, "rejected_seeds": rejected},
+            }
+            return replace(
+                result,
+                images=kept_images,
+                low_res=kept_low,
+                pixels=np.stack(kept_pixels),
+                seeds=kept_seeds,
+                parameters=parameters,
+            ), rejected
+    raise InputError(
+        f"{num_images - len(kept_seeds)} image(s) still resembled training images after {max_rounds} rounds; "
+        "the model may memorise this report: review it before use."
+    )

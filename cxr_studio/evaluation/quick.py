@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 
 
-
 def reconstruction(studio: Any, manifest: str, *, n: int = 64, split: str = "test") -> dict[str, float]:
     """MSE, PSNR, SSIM and MS-SSIM of decode(encode(x)) at the low resolution on ``[0, 1]`` images (Cheff table 2,
     row 2): the evaluation's own reconstruction figures on the first ``n`` images of ``split``."""
@@ -41,7 +40,9 @@ def effusion_laterality(studio: Any, *, n: int = 16, num_steps: int | None = Non
     """Generate large right and left effusions from the same seeds; the side is right when the asymmetry says so."""
     correct, margins = 0, []
     for seed in range(n):
-        right = studio.generate("Large right pleural effusion.", seed=seed, upscale=False, num_steps=num_steps).pixels[0]
+        right = studio.generate("Large right pleural effusion.", seed=seed, upscale=False, num_steps=num_steps).pixels[
+            0
+        ]
         left = studio.generate("Large left pleural effusion.", seed=seed, upscale=False, num_steps=num_steps).pixels[0]
         a, b = lower_zone_asymmetry(right), lower_zone_asymmetry(left)
         correct += (a > 0) + (b < 0)
@@ -49,22 +50,31 @@ def effusion_laterality(studio: Any, *, n: int = 16, num_steps: int | None = Non
     return {"accuracy": correct / (2 * n), "mean_asymmetry_difference": float(np.mean(margins)), "pairs": n}
 
 
-def super_resolution_rows(studio: Any, manifest: str, *, n: int, sampler: str | None = None, steps: int | None = None) -> dict[str, Any]:
+def super_resolution_rows(
+    studio: Any, manifest: str, *, n: int, sampler: str | None = None, steps: int | None = None
+) -> dict[str, Any]:
     """The evaluation's AE + SR and AE + bicubic rows on the first ``n`` test images, with this SR sampler and steps."""
     from cxr_studio.evaluate import reconstruction as measure
     from cxr_studio.evaluation.classifier import load_split
 
-    studio = studio.with_sampling({k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None})
+    studio = studio.with_sampling(
+        {k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None}
+    )
     config = studio.config
     low = load_split(manifest, "test", size=config.image_size, limit=n)[0]
     high = load_split(manifest, "test", size=config.output_size, limit=n)[0]
     rows = measure(studio, low, high_res=high)
-    return {"sr_sampler": config.sampling.sr_sampler, "sr_num_steps": config.sampling.sr_num_steps,
-            **{k: v for k, v in rows.items() if k != "autoencoder"}}
+    return {
+        "sr_sampler": config.sampling.sr_sampler,
+        "sr_num_steps": config.sampling.sr_num_steps,
+        **{k: v for k, v in rows.items() if k != "autoencoder"},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cxr_studio.evaluation.quick", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m cxr_studio.evaluation.quick", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--model")
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--n", type=int, default=64)
@@ -75,10 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cxr_studio import CXRStudio, load_default
 
     studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
-    figures = {"model": studio.model_id, "reconstruction": reconstruction(studio, args.manifest, n=args.n),
-               "effusion_laterality": effusion_laterality(studio, n=max(4, args.n // 4))}
+    figures = {
+        "model": studio.model_id,
+        "reconstruction": reconstruction(studio, args.manifest, n=args.n),
+        "effusion_laterality": effusion_laterality(studio, n=max(4, args.n // 4)),
+    }
     if args.sr_images:
-        figures["super_resolution"] = super_resolution_rows(studio, args.manifest, n=args.sr_images, sampler=args.sr_sampler, steps=args.sr_steps)
+        figures["super_resolution"] = super_resolution_rows(
+            studio, args.manifest, n=args.sr_images, sampler=args.sr_sampler, steps=args.sr_steps
+        )
     print(json.dumps(figures, indent=2))
     return 0
 

@@ -62,7 +62,10 @@ class ReaderStudy:
                 pixels = imaging.resize_center_crop(radiograph.display, size)
                 case_id = hashlib.sha256(imaging.to_uint8(pixels).tobytes()).hexdigest()[:16]
                 imaging.to_pil(pixels).save(self.folder / f"{case_id}.png", format="PNG")  # no text chunks: blind
-                self.db.execute("INSERT OR IGNORE INTO cases VALUES (?, ?, ?)", (case_id, truth, str(source) if isinstance(source, (str, os.PathLike)) else "array"))
+                self.db.execute(
+                    "INSERT OR IGNORE INTO cases VALUES (?, ?, ?)",
+                    (case_id, truth, str(source) if isinstance(source, (str, os.PathLike)) else "array"),
+                )
         return self.db.execute("SELECT COUNT(*) FROM cases").fetchone()[0]
 
     def sequence(self, reader: str) -> list[str]:
@@ -98,14 +101,18 @@ class ReaderStudy:
         if not 1 <= int(confidence) <= 5:
             raise InputError(f"confidence {confidence!r}; 1 to 5 accepted.")
         position = self.sequence(reader).index(case_id) + 1
-        self.db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (reader, position, case_id, answer, int(confidence), float(seconds), time.time()))
+        self.db.execute(
+            "INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (reader, position, case_id, answer, int(confidence), float(seconds), time.time()),
+        )
 
     def results(self) -> dict[str, Any]:
         """Accuracy, binomial test against chance, sensitivity and specificity for 'synthetic', ROC AUC."""
         from scipy.stats import binomtest
 
-        rows = self.db.execute("SELECT a.answer, a.confidence, c.truth FROM answers a JOIN cases c USING (case_id)").fetchall()
+        rows = self.db.execute(
+            "SELECT a.answer, a.confidence, c.truth FROM answers a JOIN cases c USING (case_id)"
+        ).fetchall()
         if not rows:
             return {"answers": 0}
         answer = np.array([r[0] == "synthetic" for r in rows])

@@ -70,13 +70,19 @@ def build_report_encoder(config: ReportEncoderConfig, *, vocab_size: int) -> Ber
     return BertModel(bert_config).eval()
 
 
-def tokenize_reports(tokenizer: BertTokenizerFast, reports: Sequence[str], *, max_tokens: int, warn: bool = True) -> dict[str, torch.Tensor]:
+def tokenize_reports(
+    tokenizer: BertTokenizerFast, reports: Sequence[str], *, max_tokens: int, warn: bool = True
+) -> dict[str, torch.Tensor]:
     """Reports -> ``input_ids`` and ``attention_mask`` ``(B, L)``, padded to the longest, cut at ``max_tokens``.
 
     Cut reports raise a :class:`TruncationWarning` saying how many tokens were dropped (never the text:
     reports may carry patient data); training passes ``warn=False``.
     """
-    lengths = [len(ids) for ids in tokenizer(list(reports), add_special_tokens=True, verbose=False)["input_ids"]] if warn else []
+    lengths = (
+        [len(ids) for ids in tokenizer(list(reports), add_special_tokens=True, verbose=False)["input_ids"]]
+        if warn
+        else []
+    )
     for index, length in enumerate(lengths):
         if length > max_tokens:
             warnings.warn(

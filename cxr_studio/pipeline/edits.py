@@ -17,9 +17,9 @@ from PIL import Image
 
 from cxr_studio import imaging
 from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, EditPreset
+from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.interpolation import slerp
 from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.schedules import make_sampler
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
@@ -116,29 +116,51 @@ def _regenerate(
     latent_mask = to_latent_mask(region[top:bottom, left:right], (studio.config.latent_size,) * 2)
     model_input = imaging.resize(window, (size, size))
     if fill == "classical" and strength < 1.0:  # at model resolution: cheap however large the window
-        model_input = classical_fill(model_input, imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5)
+        model_input = classical_fill(
+            model_input, imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5
+        )
     # 2. Inpaint at model resolution, then super-resolve when the window is larger than that
     generated = studio.inpainting(
-        imaging.to_tensor(model_input), latent_mask, report=report, negative_report=negative_report,
-        seed=seed, num_steps=settings["num_steps"], guidance_scale=settings["guidance_scale"], sampler=settings["sampler"],
-        strength=strength, resample_jumps=resample_jumps, callback=callback,
+        imaging.to_tensor(model_input),
+        latent_mask,
+        report=report,
+        negative_report=negative_report,
+        seed=seed,
+        num_steps=settings["num_steps"],
+        guidance_scale=settings["guidance_scale"],
+        sampler=settings["sampler"],
+        strength=strength,
+        resample_jumps=resample_jumps,
+        callback=callback,
     )
     if upscale and max(window.shape) > size:
-        generated = studio.super_resolution(generated, seeds=[seed], num_steps=settings["sr_num_steps"], sampler=settings["sr_sampler"],
-                                            noise_level=studio.config.sampling.sr_noise_level)
+        generated = studio.super_resolution(
+            generated,
+            seeds=[seed],
+            num_steps=settings["sr_num_steps"],
+            sampler=settings["sr_sampler"],
+            noise_level=studio.config.sampling.sr_noise_level,
+        )
     full = display.copy()
     full[top:bottom, left:right] = imaging.resize(imaging.from_tensor(generated)[0], window.shape)
     # 3. Match brightness and contrast at the seam
     return match_seam(full, display, region)
 
 
-def _finish(radiograph: imaging.Radiograph, generated: np.ndarray, weights: np.ndarray, parameters: dict[str, Any]) -> EditResult:
+def _finish(
+    radiograph: imaging.Radiograph, generated: np.ndarray, weights: np.ndarray, parameters: dict[str, Any]
+) -> EditResult:
     """Paste back in stored values: outside the weights the input, bit for bit."""
     pixels = paste_back(radiograph.pixels, radiograph.to_pixels(generated), weights)
     display = radiograph.with_pixels(pixels).display
     return EditResult(
-        image=pixels, display=display, generated=generated.astype(np.float32), mask=weights,
-        difference=np.abs(display - radiograph.display), bit_depth=radiograph.bit_depth, parameters=parameters,
+        image=pixels,
+        display=display,
+        generated=generated.astype(np.float32),
+        mask=weights,
+        difference=np.abs(display - radiograph.display),
+        bit_depth=radiograph.bit_depth,
+        parameters=parameters,
     )
 
 
@@ -171,22 +193,53 @@ def inpaint(
         raise InputError(f"fill {fill!r}; accepted: {', '.join(EDIT_FILLS)}.")
     if not 0.0 < strength <= 1.0:
         raise InputError(f"strength {strength!r}; a number in (0, 1] is accepted.")
-    if not (isinstance(grow_px, int) and isinstance(feather_px, int) and 0 <= grow_px <= 256 and 0 <= feather_px <= 256):
+    if not (
+        isinstance(grow_px, int) and isinstance(feather_px, int) and 0 <= grow_px <= 256 and 0 <= feather_px <= 256
+    ):
         raise InputError("grow_px and feather_px must be integers from 0 to 256.")
     if not (isinstance(resample_jumps, int) and 0 <= resample_jumps <= 10):
         raise InputError(f"resample_jumps {resample_jumps!r}; an integer from 0 to 10 is accepted.")
     radiograph = imaging.read_radiograph(image, name="image")
     region = to_mask(mask if not isinstance(mask, imaging.Radiograph) else mask.pixels, radiograph.display.shape)
     if not region.any():
-        raise InputError("the mask is empty, so there is nothing to regenerate; paint (white) the region to regenerate.")
+        raise InputError(
+            "the mask is empty, so there is nothing to regenerate; paint (white) the region to regenerate."
+        )
     region = grow(region, grow_px)
     weights = feather(region, feather_px)
-    generated = _regenerate(studio, radiograph, region, weights, context=context, report=report, negative_report=negative_report,
-                            seed=seed, settings=settings, strength=strength, fill=fill, resample_jumps=resample_jumps, upscale=upscale,
-                            callback=callback)
-    parameters = {"edit": "inpaint", "report": report, "negative_report": negative_report, "preset": preset, "strength": strength, "fill": fill,
-                  "grow_px": grow_px, "feather_px": feather_px, "resample_jumps": resample_jumps, "context": context, "seed": seed,
-                  **settings, "model": studio.model_id, "derived": True, "synthetic_region": True}
+    generated = _regenerate(
+        studio,
+        radiograph,
+        region,
+        weights,
+        context=context,
+        report=report,
+        negative_report=negative_report,
+        seed=seed,
+        settings=settings,
+        strength=strength,
+        fill=fill,
+        resample_jumps=resample_jumps,
+        upscale=upscale,
+        callback=callback,
+    )
+    parameters = {
+        "edit": "inpaint",
+        "report": report,
+        "negative_report": negative_report,
+        "preset": preset,
+        "strength": strength,
+        "fill": fill,
+        "grow_px": grow_px,
+        "feather_px": feather_px,
+        "resample_jumps": resample_jumps,
+        "context": context,
+        "seed": seed,
+        **settings,
+        "model": studio.model_id,
+        "derived": True,
+        "synthetic_region": True,
+    }
     return _finish(radiograph, generated, weights, parameters)
 
 
@@ -225,10 +278,37 @@ def outpaint(
         region = np.ones(canvas.pixels.shape, bool)
         region[top : top + height, left : left + width] = False
     weights = feather(region, feather_px, inward=True)  # the ramp lies in the new area: kept pixels stay exact
-    generated = _regenerate(studio, canvas, region, weights, context="whole", report=report, negative_report=negative_report,
-                            seed=seed, settings=settings, strength=1.0, fill="original", resample_jumps=0, upscale=False, callback=callback)
-    parameters = {"edit": "outpaint", "left": left, "right": right, "top": top, "bottom": bottom, "keep_box": keep_box, "report": report,
-                  "feather_px": feather_px, "seed": seed, **settings, "model": studio.model_id, "derived": True, "synthetic_region": True}
+    generated = _regenerate(
+        studio,
+        canvas,
+        region,
+        weights,
+        context="whole",
+        report=report,
+        negative_report=negative_report,
+        seed=seed,
+        settings=settings,
+        strength=1.0,
+        fill="original",
+        resample_jumps=0,
+        upscale=False,
+        callback=callback,
+    )
+    parameters = {
+        "edit": "outpaint",
+        "left": left,
+        "right": right,
+        "top": top,
+        "bottom": bottom,
+        "keep_box": keep_box,
+        "report": report,
+        "feather_px": feather_px,
+        "seed": seed,
+        **settings,
+        "model": studio.model_id,
+        "derived": True,
+        "synthetic_region": True,
+    }
     return _finish(canvas, generated, weights, parameters)
 
 
@@ -265,8 +345,17 @@ def interpolate(
             else:
                 frame_embeds = torch.cat([torch.lerp(embeds[0:1], embeds[1:2], float(a)), embeds[2:]])
                 frame_mask = torch.cat([union, mask[2:]])
-            latents.append(t2i.sample(frame_embeds, frame_mask, noise, num_steps=steps, guidance_scale=scale, sampler=sampler,
-                                      callback=_frame(callback, k, num_frames)))
+            latents.append(
+                t2i.sample(
+                    frame_embeds,
+                    frame_mask,
+                    noise,
+                    num_steps=steps,
+                    guidance_scale=scale,
+                    sampler=sampler,
+                    callback=_frame(callback, k, num_frames),
+                )
+            )
     elif mode == "seed":  # one report, spherical interpolation between two start noises
         from cxr_studio.pipeline.studio import _check_seed
 
@@ -274,11 +363,22 @@ def interpolate(
         embeds, mask = t2i.encode_reports([report, ""])
         a_noise, b_noise = (seeded_noise([s], t2i.latent_shape, stream=0, device=t2i.device) for s in (first, second))
         for k, a in enumerate(alphas):
-            latents.append(t2i.sample(embeds, mask, slerp(a_noise, b_noise, float(a)), num_steps=steps, guidance_scale=scale,
-                                      sampler=sampler, callback=_frame(callback, k, num_frames)))
+            latents.append(
+                t2i.sample(
+                    embeds,
+                    mask,
+                    slerp(a_noise, b_noise, float(a)),
+                    num_steps=steps,
+                    guidance_scale=scale,
+                    sampler=sampler,
+                    callback=_frame(callback, k, num_frames),
+                )
+            )
     else:
         known = [studio.encode(image) for image in (start, end)]
-        if mode == "latent-blend":  # straight lines between autoencoder latents: a cross-fade (Cheff 7.4), the baseline
+        if (
+            mode == "latent-blend"
+        ):  # straight lines between autoencoder latents: a cross-fade (Cheff 7.4), the baseline
             latents = [torch.lerp(known[0], known[1], float(a)) for a in alphas]
         else:  # "image": DDIM inversion of both radiographs to noise, then spherical interpolation
             embeds, mask = t2i.encode_reports([report, ""])
@@ -288,9 +388,25 @@ def interpolate(
             inverse = DDIMInverseScheduler.from_config(make_sampler("ddim", studio.config.latent_schedule).config)
             noises = [denoise(conditional, z, inverse, steps) for z in known]
             for k, a in enumerate(alphas):
-                latents.append(denoise(conditional, slerp(noises[0], noises[1], float(a)), t2i.sampler("ddim"), steps, callback=_frame(callback, k, num_frames)))
+                latents.append(
+                    denoise(
+                        conditional,
+                        slerp(noises[0], noises[1], float(a)),
+                        t2i.sampler("ddim"),
+                        steps,
+                        callback=_frame(callback, k, num_frames),
+                    )
+                )
     pixels = imaging.from_tensor(torch.cat([t2i.decode(z) for z in latents]))
-    parameters = {"interpolation": mode, "num_frames": num_frames, "report": report, "seed": seed, **settings, "model": studio.model_id, "synthetic": True}
+    parameters = {
+        "interpolation": mode,
+        "num_frames": num_frames,
+        "report": report,
+        "seed": seed,
+        **settings,
+        "model": studio.model_id,
+        "synthetic": True,
+    }
     if mode == "report":
         parameters.update(start_report=start, end_report=end)
     if mode == "seed":

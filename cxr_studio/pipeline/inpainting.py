@@ -46,7 +46,10 @@ class InpaintPipeline:
         known = self.t2i.encode_image(image.to(device))
         embeds, mask = self.t2i.encode_reports([report, negative_report])
         scheduler = self.t2i.sampler("ddim" if resample_jumps else sampler)
-        denoise_fn = self.t2i.clipped(classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale), scheduler)
+        denoise_fn = self.t2i.clipped(
+            classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale),
+            scheduler,
+        )
         latent_mask = latent_mask.to(device)
         # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
         noise = seeded_noise([seed], tuple(known.shape[1:]), stream=3, device=device)
@@ -71,6 +74,15 @@ class InpaintPipeline:
                 x = latent_mask * x + (1 - latent_mask) * known_next
             return x
 
-        latents = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback, after_step=keep_known, start_index=start, initial=initial)
+        latents = denoise(
+            denoise_fn,
+            noise,
+            scheduler,
+            num_steps,
+            callback=callback,
+            after_step=keep_known,
+            start_index=start,
+            initial=initial,
+        )
         # 4. Decode
         return self.t2i.decode(latents)

@@ -54,7 +54,11 @@ class GenerationResult:
 
     def parameters_for(self, index: int) -> dict[str, Any]:
         """The parameters of image ``index`` alone (its own seed), as written into its PNG."""
-        return {**{k: v for k, v in self.parameters.items() if k != "seeds"}, "seed": self.seeds[index], "num_images": 1}
+        return {
+            **{k: v for k, v in self.parameters.items() if k != "seeds"},
+            "seed": self.seeds[index],
+            "num_images": 1,
+        }
 
 
 class CXRStudio:
@@ -93,9 +97,18 @@ class CXRStudio:
     # --- construction and persistence -------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, config: StudioConfig, *, seed: int = 0, device: str | torch.device | None = None, reports: Sequence[str] = ()) -> CXRStudio:
+    def from_config(
+        cls,
+        config: StudioConfig,
+        *,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        reports: Sequence[str] = (),
+    ) -> CXRStudio:
         """Randomly initialised components for ``config`` (weights depend only on ``seed``)."""
-        tokenizer = train_tokenizer(reports, vocab_size=config.report_encoder.vocab_size, max_tokens=config.report_encoder.max_tokens)
+        tokenizer = train_tokenizer(
+            reports, vocab_size=config.report_encoder.vocab_size, max_tokens=config.report_encoder.max_tokens
+        )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             report_encoder = build_report_encoder(config.report_encoder, vocab_size=len(tokenizer))
@@ -158,13 +171,21 @@ class CXRStudio:
             raise InputError(f"sr_factor must be a whole number of at least 1, got {factor!r}.")
         latent_step = self.config.autoencoder.downsampling * 2 ** (len(self.config.latent_unet.block_out_channels) - 1)
         sr_step = 2 ** (len(self.config.super_res.block_out_channels) - 1)
-        if not isinstance(image_size, int) or image_size < latent_step or image_size % latent_step or (image_size * factor) % sr_step:
+        if (
+            not isinstance(image_size, int)
+            or image_size < latent_step
+            or image_size % latent_step
+            or (image_size * factor) % sr_step
+        ):
             raise InputError(
                 f"image_size {image_size!r} with factor {factor}: the size must be a multiple of {latent_step} "
                 f"(autoencoder and latent UNet downsampling) and size x factor a multiple of {sr_step}."
             )
-        config = self.config.replace(image_size=image_size, super_res=dataclasses.replace(self.config.super_res, factor=factor),
-                                     name=name or self.config.name)
+        config = self.config.replace(
+            image_size=image_size,
+            super_res=dataclasses.replace(self.config.super_res, factor=factor),
+            name=name or self.config.name,
+        )
         self.latent_unet.register_to_config(sample_size=config.latent_size)
         self.super_res_unet.register_to_config(sample_size=config.output_size)
         return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
@@ -199,8 +220,13 @@ class CXRStudio:
         """One report -> scaled latents ``(1, C, h, w)`` (decode them with :meth:`decode`)."""
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
         _, latents = self.text_to_image(
-            _as_reports(report), negative_reports=[_clean_report(negative_report)], seeds=[_check_seed(seed)],
-            num_steps=settings["num_steps"], guidance_scale=settings["guidance_scale"], sampler=settings["sampler"], callback=callback,
+            _as_reports(report),
+            negative_reports=[_clean_report(negative_report)],
+            seeds=[_check_seed(seed)],
+            num_steps=settings["num_steps"],
+            guidance_scale=settings["guidance_scale"],
+            sampler=settings["sampler"],
+            callback=callback,
         )
         return latents
 
@@ -227,11 +253,19 @@ class CXRStudio:
     ) -> Image.Image:
         """Super-resolve any radiograph: resized and cropped to ``image_size``, upscaled by the SR factor."""
         settings = self._settings(None, None, None, num_steps, sampler)
-        level = self.config.sampling.sr_noise_level if noise_level is None else _check_range("noise_level", noise_level, 0.0, 1.0)
+        level = (
+            self.config.sampling.sr_noise_level
+            if noise_level is None
+            else _check_range("noise_level", noise_level, 0.0, 1.0)
+        )
         low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
         high = self.super_resolution(
-            imaging.to_tensor(low_res), seeds=[_check_seed(seed)], num_steps=settings["sr_num_steps"],
-            sampler=settings["sr_sampler"], noise_level=level, callback=callback,
+            imaging.to_tensor(low_res),
+            seeds=[_check_seed(seed)],
+            num_steps=settings["sr_num_steps"],
+            sampler=settings["sr_sampler"],
+            noise_level=level,
+            callback=callback,
         )
         return imaging.to_pil(imaging.from_tensor(high)[0])
 
@@ -279,22 +313,39 @@ class CXRStudio:
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
         low_res, _ = self.text_to_image(
-            reports, negative_reports=negatives, seeds=seeds, num_steps=settings["num_steps"],
-            guidance_scale=settings["guidance_scale"], sampler=settings["sampler"], callback=_offset(callback, 0, total),
+            reports,
+            negative_reports=negatives,
+            seeds=seeds,
+            num_steps=settings["num_steps"],
+            guidance_scale=settings["guidance_scale"],
+            sampler=settings["sampler"],
+            callback=_offset(callback, 0, total),
         )
         # 2. Low-resolution -> high-resolution through the super-resolution stage
         final = low_res
         if upscale:
             final = self.super_resolution(
-                low_res, seeds=seeds, num_steps=settings["sr_num_steps"], sampler=settings["sr_sampler"],
-                noise_level=self.config.sampling.sr_noise_level, callback=_offset(callback, settings["num_steps"], total),
+                low_res,
+                seeds=seeds,
+                num_steps=settings["sr_num_steps"],
+                sampler=settings["sr_sampler"],
+                noise_level=self.config.sampling.sr_noise_level,
+                callback=_offset(callback, settings["num_steps"], total),
             )
         # 3. Tensors -> images, with the parameters that reproduce them
         pixels = imaging.from_tensor(final)
         parameters = {
-            "report": reports[0], "negative_report": negatives[0], **settings, "upscale": upscale, "seeds": seeds,
-            "sr_noise_level": self.config.sampling.sr_noise_level, "model": self.model_id, "size": int(pixels.shape[-1]),
-            "synthetic": True, "software": f"cxr_studio {_version()}", "seconds": round(time.perf_counter() - start, 3),
+            "report": reports[0],
+            "negative_report": negatives[0],
+            **settings,
+            "upscale": upscale,
+            "seeds": seeds,
+            "sr_noise_level": self.config.sampling.sr_noise_level,
+            "model": self.model_id,
+            "size": int(pixels.shape[-1]),
+            "synthetic": True,
+            "software": f"cxr_studio {_version()}",
+            "seconds": round(time.perf_counter() - start, 3),
         }
         return GenerationResult(
             images=[imaging.to_pil(p) for p in pixels],
@@ -347,10 +398,24 @@ class CXRStudio:
             bit for bit wherever ``mask`` (the feathered weights) is 0.
         """
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
-        return edits.inpaint(self, image, mask, report=_clean_report(report), negative_report=_clean_report(negative_report), preset=preset,
-                             strength=strength, fill=fill, grow_px=grow_px, feather_px=feather_px, resample_jumps=resample_jumps, context=context,
-                             seed=_seed_or_random(seed), settings=settings,
-                             upscale=self.config.sampling.upscale if upscale is None else bool(upscale), callback=callback)
+        return edits.inpaint(
+            self,
+            image,
+            mask,
+            report=_clean_report(report),
+            negative_report=_clean_report(negative_report),
+            preset=preset,
+            strength=strength,
+            fill=fill,
+            grow_px=grow_px,
+            feather_px=feather_px,
+            resample_jumps=resample_jumps,
+            context=context,
+            seed=_seed_or_random(seed),
+            settings=settings,
+            upscale=self.config.sampling.upscale if upscale is None else bool(upscale),
+            callback=callback,
+        )
 
     def outpaint(
         self,
@@ -373,9 +438,21 @@ class CXRStudio:
         """Grow the canvas by ``left/right/top/bottom`` pixels, or keep only ``keep_box`` ``(x0, y0, x1, y1)``
         and regenerate the rest (Cheff fig. 7). The kept pixels are exact; the blend ramp lies in the new area."""
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
-        return edits.outpaint(self, image, left=left, right=right, top=top, bottom=bottom, keep_box=keep_box, report=_clean_report(report),
-                              negative_report=_clean_report(negative_report), feather_px=feather_px, seed=_seed_or_random(seed),
-                              settings=settings, callback=callback)
+        return edits.outpaint(
+            self,
+            image,
+            left=left,
+            right=right,
+            top=top,
+            bottom=bottom,
+            keep_box=keep_box,
+            report=_clean_report(report),
+            negative_report=_clean_report(negative_report),
+            feather_px=feather_px,
+            seed=_seed_or_random(seed),
+            settings=settings,
+            callback=callback,
+        )
 
     def interpolate(
         self,
@@ -397,8 +474,17 @@ class CXRStudio:
         settings = self._settings(num_steps, guidance_scale, sampler, None, None)
         if mode == "report":
             start, end = _clean_report(start), _clean_report(end)
-        return edits.interpolate(self, start, end, mode=mode, num_frames=num_frames, report=_clean_report(report), seed=_check_seed(seed),
-                                 settings=settings, callback=callback)
+        return edits.interpolate(
+            self,
+            start,
+            end,
+            mode=mode,
+            num_frames=num_frames,
+            report=_clean_report(report),
+            seed=_check_seed(seed),
+            settings=settings,
+            callback=callback,
+        )
 
     @property
     def samplers(self) -> tuple[str, ...]:
@@ -417,7 +503,11 @@ class CXRStudio:
             "sr_sampler": d.sr_sampler if sr_sampler is None else sr_sampler,
         }
         for key in ("num_steps", "sr_num_steps"):
-            if isinstance(settings[key], bool) or not isinstance(settings[key], int) or not 1 <= settings[key] <= MAX_STEPS:
+            if (
+                isinstance(settings[key], bool)
+                or not isinstance(settings[key], int)
+                or not 1 <= settings[key] <= MAX_STEPS
+            ):
                 raise InputError(f"{key} {settings[key]!r}; an integer from 1 to {MAX_STEPS} is accepted.")
         settings["guidance_scale"] = _check_range("guidance_scale", settings["guidance_scale"], 0.0, 30.0)
         for key in ("sampler", "sr_sampler"):
@@ -439,7 +529,9 @@ def _clean_report(report: Any) -> str:
     if not isinstance(report, str):
         raise InputError(f"a report must be text, got {type(report).__name__}.")
     if len(report) > MAX_REPORT_CHARS:  # far beyond any token limit: a pasted file, not a report
-        raise InputError(f"the report has {len(report)} characters; at most {MAX_REPORT_CHARS} are accepted (the model reads the first tokens only).")
+        raise InputError(
+            f"the report has {len(report)} characters; at most {MAX_REPORT_CHARS} are accepted (the model reads the first tokens only)."
+        )
     # control characters (other than line breaks) carry no meaning for the model
     return " ".join("".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in report).split())
 
@@ -466,7 +558,12 @@ def _seed_or_random(seed: Any) -> int:
 
 
 def _check_range(name: str, value: Any, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or not low <= value <= high
+    ):
         raise InputError(f"{name} {value!r}; a number from {low} to {high} is accepted.")
     return float(value)
 

@@ -22,7 +22,7 @@ def upsample(low_res: torch.Tensor, factor: int) -> torch.Tensor:
 
 def augmentation_timestep(noise_level: float, num_train_timesteps: int) -> int:
     """Noise level as a fraction of the schedule -> the timestep the condition is noised to."""
-    return int(round(noise_level * (num_train_timesteps - 1)))
+    return round(noise_level * (num_train_timesteps - 1))
 
 
 class SuperResolutionPipeline:
@@ -53,10 +53,14 @@ class SuperResolutionPipeline:
         condition = upsample(low_res.to(self.device), factor)
         # 2. Conditioning augmentation: noise the condition to the level the model is told about
         noise = seeded_noise(seeds, tuple(condition.shape[1:]), stream=1, device=self.device)
-        aug_t = torch.full((len(seeds),), augmentation_timestep(noise_level, schedule.num_train_timesteps), device=self.device)
-        condition = training_scheduler(schedule).add_noise(condition, seeded_noise(seeds, tuple(condition.shape[1:]), stream=2, device=self.device), aug_t)
+        aug_t = torch.full(
+            (len(seeds),), augmentation_timestep(noise_level, schedule.num_train_timesteps), device=self.device
+        )
+        condition = training_scheduler(schedule).add_noise(
+            condition, seeded_noise(seeds, tuple(condition.shape[1:]), stream=2, device=self.device), aug_t
+        )
         # 3. Denoise the high-resolution image next to its condition
-        denoise_fn = lambda x, t: self.super_res_unet(torch.cat([x, condition], dim=1), t, class_labels=aug_t).sample  # noqa: E731
+        denoise_fn = lambda x, t: self.super_res_unet(torch.cat([x, condition], dim=1), t, class_labels=aug_t).sample
         scheduler = make_sampler(sampler, schedule, clip=1.0)  # pixels live in [-1, 1]
         if not scheduler.config.get("clip_sample"):
             alphas = training_scheduler(schedule).alphas_cumprod

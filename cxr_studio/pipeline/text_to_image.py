@@ -54,11 +54,15 @@ class TextToImagePipeline:
 
     def encode_reports(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
-        return encode_reports(self.tokenizer, self.report_encoder, reports, max_tokens=self.config.report_encoder.max_tokens)
+        return encode_reports(
+            self.tokenizer, self.report_encoder, reports, max_tokens=self.config.report_encoder.max_tokens
+        )
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (the posterior mode)."""
-        return self.autoencoder.encode(image.to(self.device)).latent_dist.mode() * self.config.autoencoder.scaling_factor
+        return (
+            self.autoencoder.encode(image.to(self.device)).latent_dist.mode() * self.config.autoencoder.scaling_factor
+        )
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents ``(B, C, h, w)`` -> image ``(B, 1, h*f, w*f)`` clipped to ``[-1, 1]``."""
@@ -85,7 +89,9 @@ class TextToImagePipeline:
         # 2. Start noise: one tensor per seed, so an image never depends on its batch
         noise = seeded_noise(seeds, self.latent_shape, stream=0, device=self.device)
         # 3. Denoise the latents, guided by the report
-        latents = self.sample(embeds, mask, noise, num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler, callback=callback)
+        latents = self.sample(
+            embeds, mask, noise, num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler, callback=callback
+        )
         # 4. Decode to pixels
         return self.decode(latents), latents
 
@@ -110,8 +116,12 @@ class TextToImagePipeline:
         prompt_embeds, negative_embeds = embeds.chunk(2)
         prompt_mask, negative_mask = mask.chunk(2)
         scheduler = loop_options.pop("scheduler", None) or self.sampler(sampler)
-        denoise_fn = classifier_free_guidance(self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale)
-        return denoise(self.clipped(denoise_fn, scheduler), noise, scheduler, num_steps, callback=callback, **loop_options)
+        denoise_fn = classifier_free_guidance(
+            self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale
+        )
+        return denoise(
+            self.clipped(denoise_fn, scheduler), noise, scheduler, num_steps, callback=callback, **loop_options
+        )
 
     def sampler(self, name: str):
         """The named sampler on the latent schedule, clipping predicted clean latents to the data range."""
@@ -127,4 +137,6 @@ class TextToImagePipeline:
             return denoise_fn
         schedule = self.config.latent_schedule
         alphas = training_scheduler(schedule).alphas_cumprod
-        return clip_predicted_sample(denoise_fn, alphas, self.config.sampling.latent_clip, prediction_type=schedule.prediction_type)
+        return clip_predicted_sample(
+            denoise_fn, alphas, self.config.sampling.latent_clip, prediction_type=schedule.prediction_type
+        )
