@@ -136,3 +136,15 @@ def test_quick_super_resolution_rows_follow_the_chosen_sampler(studio, tmp_path)
     assert (
         studio.config.sampling.sr_sampler != "unipc" or studio.config.sampling.sr_num_steps != 2
     )  # the studio itself is unchanged
+
+
+def test_sample_sheet_puts_each_one_sided_item_on_both_sides(studio):
+    from cxr_studio.evaluation.prompt_sheet import SHEET, sample_sheet
+
+    sheet = np.asarray(sample_sheet(studio, seeds=1, tile=32))
+    sided = sum(row.label.endswith(", left") for row in SHEET)
+    lines = sided + len(SHEET) - 2 * sided  # one line per item (left | right), then one per report without a side
+    assert sheet.shape == (lines * (32 + 16), 2 * 2 * 32 + 32 // 8)
+    left_real, right_real = sheet[16 : 16 + 32, 0:32], sheet[16 : 16 + 32, 68 : 68 + 32]
+    assert left_real.std() > 10 and np.abs(left_real.astype(int) - right_real).mean() > 1  # two different phantoms
+    assert sheet[-(32 + 16) :, 68:].max() == 0  # a report without a side has no right half

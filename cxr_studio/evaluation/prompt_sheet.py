@@ -8,13 +8,19 @@ text is the phantom's own (the real image's report), so sample and real image sh
 
 from __future__ import annotations
 
+import argparse
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from cxr_studio import imaging
 from cxr_studio.data.phantom import Device, Finding, render_case
+from cxr_studio.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -78,3 +84,67 @@ def render(
         "synthetic": imaging.to_batch(np.stack(fake), judge_size),
         "manifest_rows": manifest_rows,
     }
+
+
+def sample_sheet(studio: Any, *, seeds: int = 2, tile: int = 128, seed: int = 0) -> Image.Image:
+    """The model card's picture: each one-sided item on the left and on the right of the patient, side by side
+    (a real phantom, framed, then ``seeds`` samples of its report), then the reports without a side.
+
+    8-bit grey PIL image; tiles of ``tile`` px; the patient's right is on each tile's left (PA), marked R.
+    """
+    sheet = render(studio, seeds=seeds, judge_size=tile, seed=seed)
+    real, fake = imaging.to_unsigned(sheet["real"][:, 0]), imaging.to_unsigned(sheet["synthetic"][:, 0])
+    index = {row["label"]: r for r, row in enumerate(sheet["rows"])}
+    items = [label.rsplit(", ", 1)[0] for label in index if label.endswith(", left")]
+    lines = [(f"{item}, left", f"{item}, right") for item in items] + [
+        (label, None) for label in index if not label.endswith((", left", ", right"))
+    ]
+    group = (1 + seeds) * tile
+    header, gap = 16, tile // 8
+    canvas = Image.new("L", (2 * group + gap, len(lines) * (tile + header)), 0)
+    pen = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=11)
+    for line, labels in enumerate(lines):
+        top = line * (tile + header)
+        for half, label in enumerate(labels):
+            if label is None:
+                continue
+            r, left = index[label], half * (group + gap)
+            pen.text((left + 2, top + 2), label, fill=230, font=font)
+            tiles = [real[r * seeds], *fake[r * seeds : (r + 1) * seeds]]
+            for k, image in enumerate(tiles):
+                x = left + k * tile
+                canvas.paste(Image.fromarray(imaging.to_uint8(image)), (x, top + header))
+                pen.text((x + 3, top + header + 2), "R", fill=255, font=font)
+                if k == 0:
+                    pen.rectangle((x, top + header, x + tile - 1, top + header + tile - 1), outline=255, width=2)
+    return canvas
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m cxr_studio.evaluation.prompt_sheet",
+        description="Write the sample sheet: every one-sided finding and device on both sides, real beside samples.",
+    )
+    parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--seeds", type=int, default=2, help="samples (and real phantoms) per report")
+    parser.add_argument("--tile", type=int, default=128, help="tile size in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the phantoms")
+    args = parser.parse_args(argv)
+    from cxr_studio import CXRStudio, load_default
+
+    try:
+        studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
+        sample_sheet(studio, seeds=args.seeds, tile=args.tile, seed=args.seed).save(args.out)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"wrote {args.out} ({studio.model_id}, {studio.config.sampling.sampler} {studio.config.sampling.num_steps} steps)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
