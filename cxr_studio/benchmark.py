@@ -96,6 +96,7 @@ def _bench_preset(name: str, batches: tuple[int, ...]) -> dict[str, object]:
     import torch
 
     from cxr_studio.models.latent_unet import predict
+    from cxr_studio.models.super_res_unet import predict as predict_super_res
     from cxr_studio.pipeline.studio import CXRStudio
 
     studio = CXRStudio.from_preset(name)
@@ -149,12 +150,18 @@ def _bench_preset(name: str, batches: tuple[int, ...]) -> dict[str, object]:
         studio.autoencoder,
         lambda b: lambda: studio.autoencoder.decode(latent.repeat(b, 1, 1, 1)),
     )
-    high = torch.zeros(1, 2, c.output_size, c.output_size)
+    high = torch.zeros(1, 1, c.output_size, c.output_size)
     add(
         "super_res_unet",
         studio.super_res_unet,
         lambda b: (
-            lambda: studio.super_res_unet(high.repeat(b, 1, 1, 1), 500, class_labels=torch.zeros(b, dtype=torch.long))
+            lambda: predict_super_res(
+                studio.super_res_unet,
+                high.repeat(b, 1, 1, 1),
+                500,
+                condition=high.repeat(b, 1, 1, 1),
+                noise_level_t=torch.zeros(b, dtype=torch.long),
+            )
         ),
     )
     return {"image_size": c.image_size, "output_size": c.output_size, "stages": stages}

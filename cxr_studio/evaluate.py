@@ -51,7 +51,7 @@ from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, precisio
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
-from cxr_studio.pipeline.super_resolution import upsample
+from cxr_studio.models.super_res_unet import upsample
 
 
 def _say(message: str) -> None:

@@ -345,7 +345,7 @@ def test_a_local_torchscript_feature_network(tmp_path):
 
 def test_similarity_rows_tell_blur_from_sharpness():
     from cxr_studio.evaluate import _similarity
-    from cxr_studio.pipeline.super_resolution import upsample
+    from cxr_studio.models.super_res_unet import upsample
 
     generator = torch.Generator().manual_seed(0)
     high = upsample(torch.rand(2, 1, 16, 16, generator=generator) * 1.6 - 0.8, 4)  # smooth structure at 64 px

@@ -28,8 +28,8 @@ from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.models.latent_unet import add_coordinate_channels
 from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
-from cxr_studio.models.super_res_unet import build_super_res_unet
-from cxr_studio.pipeline.super_resolution import augmentation_timestep, upsample
+from cxr_studio.models.super_res_unet import augment, augmentation_timestep, build_super_res_unet, upsample
+from cxr_studio.models.super_res_unet import predict as predict_super_res
 from training.config import TrainConfig
 from training.loop import Trainer
 
@@ -412,13 +412,14 @@ class SuperResTask(_StageBase):
         # conditioning augmentation: noise the condition by a random amount and tell the model how much
         aug_max = augmentation_timestep(self.studio.config.super_res.noise_augmentation, steps)
         aug_t = torch.randint(0, aug_max + 1, (len(high),), generator=generator, device=device)
-        condition = self.noise_schedule.add_noise(
-            condition, torch.randn(condition.shape, generator=generator, device=device), aug_t
-        )
+        augmentation = torch.randn(condition.shape, generator=generator, device=device)
+        condition = augment(condition, augmentation, aug_t, self.noise_schedule)
         noise = torch.randn(high.shape, generator=generator, device=device)
         t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
         noisy = self.noise_schedule.add_noise(high, noise, t)
-        predicted = self.modules["super_res_unet"](torch.cat([noisy, condition], dim=1), t, class_labels=aug_t).sample
+        predicted = predict_super_res(
+            self.modules["super_res_unet"], noisy, t, condition=condition, noise_level_t=aug_t
+        )
         loss = weighted_mse(
             predicted,
             training_target(self.noise_schedule, high, noise, t),

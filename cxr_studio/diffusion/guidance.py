@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
+from cxr_studio.config import ScheduleConfig
+from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.models.latent_unet import predict
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,3 +67,15 @@ def clip_predicted_sample(
         return (x - a.sqrt() * x0) / (1 - a).sqrt()
 
     return clipped
+
+
+def clip_unless_the_sampler_does(
+    denoise_fn: DenoiseFn, scheduler: Any, schedule: ScheduleConfig, limit: float
+) -> DenoiseFn:
+    """``denoise_fn`` with its clean-sample prediction clipped to ``[-limit, limit]`` unless ``scheduler`` clips
+    itself (DDIM made by ``make_sampler(..., clip=limit)``): the multistep solvers cannot, so their denoiser does.
+    ``limit`` 0 clips nothing."""
+    if not limit or scheduler.config.get("clip_sample"):
+        return denoise_fn
+    alphas = training_scheduler(schedule).alphas_cumprod
+    return clip_predicted_sample(denoise_fn, alphas, limit, prediction_type=schedule.prediction_type)

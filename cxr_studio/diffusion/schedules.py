@@ -94,9 +94,8 @@ def make_sampler(name: str, config: ScheduleConfig, *, clip: float = 0.0) -> Sch
         raise InputError(
             "a zero-terminal-SNR schedule needs v_prediction or sample prediction (epsilon is undefined at t = T)."
         )
-    base = training_scheduler(
-        config
-    ).config  # the betas, prediction type and timestep spacing of the training schedule
+    # the betas, prediction type and timestep spacing of the training schedule
+    base = training_scheduler(config).config
     if name == "ddim":  # the last step lands on the predicted clean sample, as the multistep solvers' do (trailing
         # spacing's last timestep is T / steps, so without it the output kept noise of std sqrt(1 - alpha_bar_0))
         return DDIMScheduler.from_config(

@@ -19,12 +19,12 @@ from cxr_studio import imaging
 from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, EditPreset
 from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.interpolation import slerp
+from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.schedules import make_sampler
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 from cxr_studio.errors import InputError
-from cxr_studio.pipeline.text_to_image import seeded_noise
 
 if TYPE_CHECKING:
     from cxr_studio.pipeline.studio import CXRStudio
@@ -338,7 +338,7 @@ def interpolate(
             raise InputError("mode 'report' interpolates between two report texts.")
         embeds, mask = t2i.encode_reports([start, end, ""])
         union = torch.maximum(mask[0], mask[1])[None]
-        noise = seeded_noise([seed], t2i.latent_shape, stream=0, device=t2i.device)
+        noise = seeded_noise([seed], t2i.latent_shape, stream=LATENT_STREAM, device=t2i.device)
         for k, a in enumerate(alphas):
             if k in (0, num_frames - 1):  # the endpoints exactly as generate() encodes them (own padding)
                 frame_embeds, frame_mask = t2i.encode_reports([start if k == 0 else end, ""])
@@ -361,7 +361,9 @@ def interpolate(
 
         first, second = _check_seed(start), _check_seed(end)
         embeds, mask = t2i.encode_reports([report, ""])
-        a_noise, b_noise = (seeded_noise([s], t2i.latent_shape, stream=0, device=t2i.device) for s in (first, second))
+        a_noise, b_noise = (
+            seeded_noise([s], t2i.latent_shape, stream=LATENT_STREAM, device=t2i.device) for s in (first, second)
+        )
         for k, a in enumerate(alphas):
             latents.append(
                 t2i.sample(

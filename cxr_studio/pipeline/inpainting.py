@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 
 from cxr_studio.diffusion.guidance import classifier_free_guidance
+from cxr_studio.diffusion.noise import INPAINT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.schedules import training_scheduler
-from cxr_studio.pipeline.text_to_image import TextToImagePipeline, seeded_noise
+from cxr_studio.pipeline.text_to_image import TextToImagePipeline
 
 
 class InpaintPipeline:
@@ -52,7 +53,7 @@ class InpaintPipeline:
         )
         latent_mask = latent_mask.to(device)
         # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
-        noise = seeded_noise([seed], tuple(known.shape[1:]), stream=3, device=device)
+        noise = seeded_noise([seed], tuple(known.shape[1:]), stream=INPAINT_STREAM, device=device)
         scheduler.set_timesteps(num_steps, device=device)
         timesteps = scheduler.timesteps
         start = num_steps - max(1, round(num_steps * strength))

@@ -5,24 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from diffusers import UNet2DModel
 
 from cxr_studio.config import StudioConfig
-from cxr_studio.diffusion.guidance import clip_predicted_sample
+from cxr_studio.diffusion.guidance import clip_unless_the_sampler_does
+from cxr_studio.diffusion.noise import SR_AUGMENTATION_STREAM, SR_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
-from cxr_studio.pipeline.text_to_image import seeded_noise
-
-
-def upsample(low_res: torch.Tensor, factor: int) -> torch.Tensor:
-    """``(B, 1, h, w)`` -> ``(B, 1, h*factor, w*factor)``, bicubic, clipped to ``[-1, 1]`` (the SR condition)."""
-    return F.interpolate(low_res, scale_factor=factor, mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
-
-
-def augmentation_timestep(noise_level: float, num_train_timesteps: int) -> int:
-    """Noise level as a fraction of the schedule -> the timestep the condition is noised to."""
-    return round(noise_level * (num_train_timesteps - 1))
+from cxr_studio.models.super_res_unet import augment, augmentation_timestep, predict, upsample
 
 
 class SuperResolutionPipeline:
@@ -52,18 +42,17 @@ class SuperResolutionPipeline:
         # 1. Upsample the condition to the output size
         condition = upsample(low_res.to(self.device), factor)
         # 2. Conditioning augmentation: noise the condition to the level the model is told about
-        noise = seeded_noise(seeds, tuple(condition.shape[1:]), stream=1, device=self.device)
+        noise = seeded_noise(seeds, tuple(condition.shape[1:]), stream=SR_STREAM, device=self.device)
         aug_t = torch.full(
             (len(seeds),), augmentation_timestep(noise_level, schedule.num_train_timesteps), device=self.device
         )
-        condition = training_scheduler(schedule).add_noise(
-            condition, seeded_noise(seeds, tuple(condition.shape[1:]), stream=2, device=self.device), aug_t
+        augmentation = seeded_noise(
+            seeds, tuple(condition.shape[1:]), stream=SR_AUGMENTATION_STREAM, device=self.device
         )
+        condition = augment(condition, augmentation, aug_t, training_scheduler(schedule))
         # 3. Denoise the high-resolution image next to its condition
-        denoise_fn = lambda x, t: self.super_res_unet(torch.cat([x, condition], dim=1), t, class_labels=aug_t).sample
+        denoise_fn = lambda x, t: predict(self.super_res_unet, x, t, condition=condition, noise_level_t=aug_t)
         scheduler = make_sampler(sampler, schedule, clip=1.0)  # pixels live in [-1, 1]
-        if not scheduler.config.get("clip_sample"):
-            alphas = training_scheduler(schedule).alphas_cumprod
-            denoise_fn = clip_predicted_sample(denoise_fn, alphas, 1.0, prediction_type=schedule.prediction_type)
+        denoise_fn = clip_unless_the_sampler_does(denoise_fn, scheduler, schedule, 1.0)
         image = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
         return image.clamp(-1.0, 1.0)

@@ -5,29 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
-from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_predicted_sample
+from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_unless_the_sampler_does
+from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
+from cxr_studio.diffusion.schedules import make_sampler
 from cxr_studio.models.report_encoder import encode_reports
-
-
-def seeded_noise(seeds: Sequence[int], shape: tuple[int, ...], *, stream: int, device: torch.device) -> torch.Tensor:
-    """One unit-Gaussian tensor of ``shape`` per seed, stacked ``(B, *shape)``; each depends only on its seed.
-
-    ``stream`` separates the noise of different stages drawn from the same seed.
-    """
-    tensors = []
-    for seed in seeds:
-        state = np.random.SeedSequence([int(seed), stream]).generate_state(2, np.uint32)
-        generator = torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
-        tensors.append(torch.randn(shape, generator=generator))
-    return torch.stack(tensors).to(device)
 
 
 class TextToImagePipeline:
@@ -87,7 +74,7 @@ class TextToImagePipeline:
         # 1. Encode reports and negative (by default empty) reports, padded to one length
         embeds, mask = self.encode_reports(list(reports) + list(negative_reports))
         # 2. Start noise: one tensor per seed, so an image never depends on its batch
-        noise = seeded_noise(seeds, self.latent_shape, stream=0, device=self.device)
+        noise = seeded_noise(seeds, self.latent_shape, stream=LATENT_STREAM, device=self.device)
         # 3. Denoise the latents, guided by the report
         latents = self.sample(
             embeds, mask, noise, num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler, callback=callback
@@ -133,10 +120,6 @@ class TextToImagePipeline:
         Why: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate multiplies
         the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
         """
-        if scheduler.config.get("clip_sample"):
-            return denoise_fn
-        schedule = self.config.latent_schedule
-        alphas = training_scheduler(schedule).alphas_cumprod
-        return clip_predicted_sample(
-            denoise_fn, alphas, self.config.sampling.latent_clip, prediction_type=schedule.prediction_type
+        return clip_unless_the_sampler_does(
+            denoise_fn, scheduler, self.config.latent_schedule, self.config.sampling.latent_clip
         )
