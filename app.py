@@ -32,6 +32,7 @@ from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS
 from cxr_studio.data import phantom
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
+from cxr_studio.limits import LIMITS
 
 MAX_UPLOAD = "200mb"
 # One model call at a time (CPU or one GPU); at most 16 waiting, beyond that gradio answers "queue is full"
@@ -556,12 +557,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     negative = gr.Textbox(label="Negative report (steer away from)", value="")
                     with gr.Row():
                         sampler = gr.Dropdown(list(model.studio.samplers), value=defaults.sampler, label="Sampler")
-                        steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
-                        guidance = gr.Slider(0, 15, value=defaults.guidance_scale, step=0.5, label="Guidance")
+                        steps = gr.Slider(1, LIMITS.ui_max_steps, value=defaults.num_steps, step=1, label="Steps")
+                        guidance = gr.Slider(
+                            0, LIMITS.ui_max_guidance, value=defaults.guidance_scale, step=0.5, label="Guidance"
+                        )
                     with gr.Row():
                         seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                         random_seed = gr.Checkbox(value=True, label="Random seed")
-                        count = gr.Slider(1, 8, value=1, step=1, label="Images")
+                        count = gr.Slider(1, LIMITS.ui_max_images, value=1, step=1, label="Images")
                         upscale = gr.Checkbox(
                             value=defaults.upscale, label=f"Super-resolution to {model.studio.config.output_size} px"
                         )
@@ -649,12 +652,14 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         preset = gr.Dropdown(list(EDIT_PRESETS), value="remove device", label="Preset")
                         i_strength = gr.Slider(0.05, 1, value=first.strength, label="Strength")
                         i_fill = gr.Radio(list(EDIT_FILLS), value=first.fill, label="Start from (inside the mask)")
-                        grow_px = gr.Slider(0, 64, value=first.grow_px, step=1, label="Grow (px)")
-                        feather_px = gr.Slider(0, 64, value=first.feather_px, step=1, label="Feather (px)")
+                        grow_px = gr.Slider(0, LIMITS.ui_max_mask_px, value=first.grow_px, step=1, label="Grow (px)")
+                        feather_px = gr.Slider(
+                            0, LIMITS.ui_max_mask_px, value=first.feather_px, step=1, label="Feather (px)"
+                        )
                     with gr.Row():
-                        i_steps = gr.Slider(1, 150, value=defaults.num_steps, step=1, label="Steps")
+                        i_steps = gr.Slider(1, LIMITS.ui_max_steps, value=defaults.num_steps, step=1, label="Steps")
                         i_seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
-                        jumps = gr.Slider(0, 5, value=0, step=1, label="RePaint resampling")
+                        jumps = gr.Slider(0, LIMITS.ui_max_resample_jumps, value=0, step=1, label="RePaint resampling")
                     with gr.Row():
                         i_run = gr.Button("Inpaint", variant="primary")
                         i_stop = gr.Button("Stop")
@@ -763,7 +768,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         errors_as_notifications(read_upload), image_b, end_image, api_name="interpolate_end_image"
                     )
                     f_report = gr.Textbox(label="Report (seed and image modes)")
-                    frames = gr.Slider(2, 16, value=8, step=1, label="Frames")
+                    frames = gr.Slider(2, LIMITS.ui_max_frames, value=8, step=1, label="Frames")
                     f_run = gr.Button("Interpolate", variant="primary")
                 with gr.Column():
                     strip = gr.Gallery(

@@ -25,6 +25,7 @@ from cxr_studio.diffusion.schedules import make_sampler
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 from cxr_studio.errors import InputError
+from cxr_studio.limits import LIMITS, check_seed
 
 if TYPE_CHECKING:
     from cxr_studio.pipeline.studio import CXRStudio
@@ -193,12 +194,15 @@ def inpaint(
         raise InputError(f"fill {fill!r}; accepted: {', '.join(EDIT_FILLS)}.")
     if not 0.0 < strength <= 1.0:
         raise InputError(f"strength {strength!r}; a number in (0, 1] is accepted.")
+    top = LIMITS.max_mask_px
     if not (
-        isinstance(grow_px, int) and isinstance(feather_px, int) and 0 <= grow_px <= 256 and 0 <= feather_px <= 256
+        isinstance(grow_px, int) and isinstance(feather_px, int) and 0 <= grow_px <= top and 0 <= feather_px <= top
     ):
-        raise InputError("grow_px and feather_px must be integers from 0 to 256.")
-    if not (isinstance(resample_jumps, int) and 0 <= resample_jumps <= 10):
-        raise InputError(f"resample_jumps {resample_jumps!r}; an integer from 0 to 10 is accepted.")
+        raise InputError(f"grow_px and feather_px must be integers from 0 to {top}.")
+    if not (isinstance(resample_jumps, int) and 0 <= resample_jumps <= LIMITS.max_resample_jumps):
+        raise InputError(
+            f"resample_jumps {resample_jumps!r}; an integer from 0 to {LIMITS.max_resample_jumps} is accepted."
+        )
     radiograph = imaging.read_radiograph(image, name="image")
     region = to_mask(mask if not isinstance(mask, imaging.Radiograph) else mask.pixels, radiograph.display.shape)
     if not region.any():
@@ -327,8 +331,8 @@ def interpolate(
 ) -> InterpolationResult:
     if mode not in INTERPOLATION_MODES:
         raise InputError(f"interpolation mode {mode!r}; accepted: {', '.join(INTERPOLATION_MODES)}.")
-    if not isinstance(num_frames, int) or not 2 <= num_frames <= 64:
-        raise InputError(f"num_frames {num_frames!r}; an integer from 2 to 64 is accepted.")
+    if not isinstance(num_frames, int) or not 2 <= num_frames <= LIMITS.max_frames:
+        raise InputError(f"num_frames {num_frames!r}; an integer from 2 to {LIMITS.max_frames} is accepted.")
     t2i = studio.text_to_image
     alphas = np.linspace(0.0, 1.0, num_frames)
     steps, scale, sampler = settings["num_steps"], settings["guidance_scale"], settings["sampler"]
@@ -357,9 +361,7 @@ def interpolate(
                 )
             )
     elif mode == "seed":  # one report, spherical interpolation between two start noises
-        from cxr_studio.pipeline.studio import _check_seed
-
-        first, second = _check_seed(start), _check_seed(end)
+        first, second = check_seed(start), check_seed(end)
         embeds, mask = t2i.encode_reports([report, ""])
         a_noise, b_noise = (
             seeded_noise([s], t2i.latent_shape, stream=LATENT_STREAM, device=t2i.device) for s in (first, second)

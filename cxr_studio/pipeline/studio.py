@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from cxr_studio.config import SAMPLERS, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.diffusion.schedules import converging_samplers
 from cxr_studio.errors import InputError
+from cxr_studio.limits import LIMITS, check_number, check_seed, check_steps, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
@@ -28,10 +28,6 @@ from cxr_studio.pipeline import edits
 from cxr_studio.pipeline.inpainting import InpaintPipeline
 from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
 from cxr_studio.pipeline.text_to_image import TextToImagePipeline
-
-MAX_SEED = 2**63 - 1
-MAX_IMAGES = 16
-MAX_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -222,7 +218,7 @@ class CXRStudio:
         _, latents = self.text_to_image(
             _as_reports(report),
             negative_reports=[_clean_report(negative_report)],
-            seeds=[_check_seed(seed)],
+            seeds=[check_seed(seed)],
             num_steps=settings["num_steps"],
             guidance_scale=settings["guidance_scale"],
             sampler=settings["sampler"],
@@ -256,12 +252,12 @@ class CXRStudio:
         level = (
             self.config.sampling.sr_noise_level
             if noise_level is None
-            else _check_range("noise_level", noise_level, 0.0, 1.0)
+            else check_number("noise_level", noise_level, 0.0, 1.0)
         )
         low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
         high = self.super_resolution(
             imaging.to_tensor(low_res),
-            seeds=[_check_seed(seed)],
+            seeds=[check_seed(seed)],
             num_steps=settings["sr_num_steps"],
             sampler=settings["sr_sampler"],
             noise_level=level,
@@ -302,11 +298,11 @@ class CXRStudio:
         """
         settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
         upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
-        if not isinstance(num_images, int) or not 1 <= num_images <= MAX_IMAGES:
-            raise InputError(f"num_images {num_images!r}; an integer from 1 to {MAX_IMAGES} is accepted.")
-        first = _seed_or_random(seed)
-        if first + num_images - 1 > MAX_SEED:
-            raise InputError(f"seed {first} + {num_images} images passes the largest seed {MAX_SEED}.")
+        if not isinstance(num_images, int) or not 1 <= num_images <= LIMITS.max_images:
+            raise InputError(f"num_images {num_images!r}; an integer from 1 to {LIMITS.max_images} is accepted.")
+        first = random_seed_or(seed)
+        if first + num_images - 1 > LIMITS.max_seed:
+            raise InputError(f"seed {first} + {num_images} images passes the largest seed {LIMITS.max_seed}.")
         seeds = [first + i for i in range(num_images)]
         reports, negatives = _as_reports(report) * num_images, [_clean_report(negative_report)] * num_images
         total = settings["num_steps"] + (settings["sr_num_steps"] if upscale else 0)
@@ -411,7 +407,7 @@ class CXRStudio:
             feather_px=feather_px,
             resample_jumps=resample_jumps,
             context=context,
-            seed=_seed_or_random(seed),
+            seed=random_seed_or(seed),
             settings=settings,
             upscale=self.config.sampling.upscale if upscale is None else bool(upscale),
             callback=callback,
@@ -449,7 +445,7 @@ class CXRStudio:
             report=_clean_report(report),
             negative_report=_clean_report(negative_report),
             feather_px=feather_px,
-            seed=_seed_or_random(seed),
+            seed=random_seed_or(seed),
             settings=settings,
             callback=callback,
         )
@@ -481,7 +477,7 @@ class CXRStudio:
             mode=mode,
             num_frames=num_frames,
             report=_clean_report(report),
-            seed=_check_seed(seed),
+            seed=check_seed(seed),
             settings=settings,
             callback=callback,
         )
@@ -503,20 +499,14 @@ class CXRStudio:
             "sr_sampler": d.sr_sampler if sr_sampler is None else sr_sampler,
         }
         for key in ("num_steps", "sr_num_steps"):
-            if (
-                isinstance(settings[key], bool)
-                or not isinstance(settings[key], int)
-                or not 1 <= settings[key] <= MAX_STEPS
-            ):
-                raise InputError(f"{key} {settings[key]!r}; an integer from 1 to {MAX_STEPS} is accepted.")
-        settings["guidance_scale"] = _check_range("guidance_scale", settings["guidance_scale"], 0.0, 30.0)
+            check_steps(key, settings[key])
+        settings["guidance_scale"] = check_number(
+            "guidance_scale", settings["guidance_scale"], 0.0, LIMITS.max_guidance
+        )
         for key in ("sampler", "sr_sampler"):
             if settings[key] not in SAMPLERS:
                 raise InputError(f"{key} {settings[key]!r}; accepted: {', '.join(SAMPLERS)}.")
         return settings
-
-
-MAX_REPORT_CHARS = 20_000
 
 
 def _version() -> str:
@@ -528,9 +518,9 @@ def _version() -> str:
 def _clean_report(report: Any) -> str:
     if not isinstance(report, str):
         raise InputError(f"a report must be text, got {type(report).__name__}.")
-    if len(report) > MAX_REPORT_CHARS:  # far beyond any token limit: a pasted file, not a report
+    if len(report) > LIMITS.max_report_chars:  # far beyond any token limit: a pasted file, not a report
         raise InputError(
-            f"the report has {len(report)} characters; at most {MAX_REPORT_CHARS} are accepted (the model reads the first tokens only)."
+            f"the report has {len(report)} characters; at most {LIMITS.max_report_chars} are accepted (the model reads the first tokens only)."
         )
     # control characters (other than line breaks) carry no meaning for the model
     return " ".join("".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in report).split())
@@ -544,28 +534,6 @@ def _as_reports(reports: str | Sequence[str]) -> list[str]:
     if not reports:
         raise InputError("no report given; a string or a list of strings is accepted.")
     return [_clean_report(r) for r in reports]
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed <= MAX_SEED:
-        raise InputError(f"seed {seed!r}; an integer from 0 to {MAX_SEED} is accepted.")
-    return int(seed)
-
-
-def _seed_or_random(seed: Any) -> int:
-    """The seed, or a fresh random one (recorded in the result's parameters)."""
-    return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> 2) if seed is None else _check_seed(seed)
-
-
-def _check_range(name: str, value: Any, low: float, high: float) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or not low <= value <= high
-    ):
-        raise InputError(f"{name} {value!r}; a number from {low} to {high} is accepted.")
-    return float(value)
 
 
 def _offset(callback: StepCallback | None, done: int, total: int) -> StepCallback | None:
