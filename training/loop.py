@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from cxr_studio import InputError
 from cxr_studio.data.dataset import collate_skipping
+from cxr_studio.files import write_atomic
 from training.config import TrainConfig
 
 log = logging.getLogger("training")
@@ -322,11 +323,8 @@ class Trainer:
             "updated": time.time(),
             **fields,
         }
-        tmp = self.run_dir / ".progress.json.tmp"
-        tmp.write_text(
-            json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in state.items()})
-        )
-        os.replace(tmp, self.run_dir / "progress.json")
+        finite = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in state.items()}
+        write_atomic(self.run_dir / "progress.json", json.dumps(finite).encode())
 
     def _install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM: finish the current step, save a checkpoint, exit cleanly."""

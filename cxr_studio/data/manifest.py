@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from cxr_studio.errors import InputError
+from cxr_studio.files import write_atomic
 
 CHEXPERT_LABELS = (
     "No Finding",
@@ -56,17 +58,14 @@ def write_manifest(path: str | os.PathLike[str], rows: Iterable[Mapping[str, obj
     """Write rows to ``path`` atomically (temporary file, then rename); returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS + extra), extrasaction="raise")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: "" if value is None else value for key, value in row.items()})
-            count += 1
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(COLUMNS + extra), extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if value is None else value for key, value in row.items()})
+        count += 1
+    write_atomic(path, text.getvalue().encode("utf-8"))
     return count
 
 

@@ -34,9 +34,7 @@ def _prepare_one(job: tuple[str, str, int, int]) -> tuple[str, str | None, str |
         content = sha256_file(source)
         if not Path(target).is_file():
             image = imaging.resize_center_crop(imaging.read_radiograph(source, name=Path(source).name).display, size)
-            tmp = f"{target}.tmp"
-            imaging.save_png(tmp, image, bit_depth=bit_depth)
-            os.replace(tmp, target)
+            imaging.save_png(target, image, bit_depth=bit_depth)  # atomic: a kill leaves no half file
         return source, content, None
     except (InputError, OSError) as err:
         return source, None, str(err)
