@@ -28,11 +28,12 @@ import numpy as np
 import cxr_studio
 import cxr_studio.export
 from cxr_studio import InputError, __version__, imaging, read_png_parameters, save_png
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, PRESETS
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES, PRESETS
 from cxr_studio.data import phantom
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
 from cxr_studio.limits import LIMITS
+from training.config import CASCADE_STEPS, LR_SCHEDULES
 
 MAX_UPLOAD = "200mb"
 # One model call at a time (CPU or one GPU); at most 16 waiting, beyond that gradio answers "queue is full"
@@ -502,10 +503,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                 )
                 for n in finding_names
             ]
-            devices = [
-                phantom.Device(n, side if n in {"pacemaker", "icd", "chest_tube", "central_line"} else None)
-                for n in device_names
-            ]
+            devices = [phantom.Device(n, side if n in phantom.SIDED_DEVICES else None) for n in device_names]
             case = phantom.render_case(int(seed), size=512, findings=findings, devices=devices)
         except InputError as err:
             raise gr.Error(str(err)) from None
@@ -527,10 +525,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
         )
         return phantom.report_for(
             findings,
-            [
-                phantom.Device(d, side if d in {"pacemaker", "icd", "chest_tube", "central_line"} else None)
-                for d in devices
-            ],
+            [phantom.Device(d, side if d in phantom.SIDED_DEVICES else None) for d in devices],
         )
 
     with gr.Blocks(title="CXR Studio", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
@@ -749,7 +744,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
         with gr.Tab("Interpolate"):
             with gr.Row():
                 with gr.Column():
-                    mode = gr.Radio(["report", "seed", "image", "latent-blend"], value="report", label="Between")
+                    mode = gr.Radio(list(INTERPOLATION_MODES), value=INTERPOLATION_MODES[0], label="Between")
                     report_a = gr.Textbox(label="Start report", value="Normal chest radiograph.")
                     report_b = gr.Textbox(label="End report", value="Large left pleural effusion.")
                     with gr.Row():
@@ -893,17 +888,21 @@ def build_demo(model: AppModel) -> gr.Blocks:
                     t_preset = gr.Dropdown(list(PRESETS), value="demo", label="Preset")
                     with gr.Row():
                         ae, latent = (
-                            gr.Number(value=800, precision=0, label="Autoencoder steps"),
-                            gr.Number(value=2500, precision=0, label="Latent steps"),
+                            gr.Number(value=CASCADE_STEPS["ae"], precision=0, label="Autoencoder steps"),
+                            gr.Number(value=CASCADE_STEPS["latent"], precision=0, label="Latent steps"),
                         )
                         sr, finetune = (
-                            gr.Number(value=500, precision=0, label="SR steps"),
-                            gr.Number(value=150, precision=0, label="SR fine-tune steps"),
+                            gr.Number(value=CASCADE_STEPS["sr"], precision=0, label="SR steps"),
+                            gr.Number(value=CASCADE_STEPS["sr_finetune"], precision=0, label="SR fine-tune steps"),
                         )
                     with gr.Row():
-                        decoder = gr.Number(value=0, precision=0, label="Decoder fine-tune steps (encoder frozen)")
+                        decoder = gr.Number(
+                            value=CASCADE_STEPS["ae_decoder"],
+                            precision=0,
+                            label="Decoder fine-tune steps (encoder frozen)",
+                        )
                         schedule = gr.Dropdown(
-                            ["constant", "cosine"], value="constant", label="Learning-rate schedule"
+                            list(LR_SCHEDULES), value=LR_SCHEDULES[0], label="Learning-rate schedule"
                         )
                     with gr.Row():
                         t_start, t_resume, t_stop = (

@@ -180,6 +180,7 @@ class EditPreset:
     report: str = ""  # used when the user gives no report
 
 
+INTERPOLATION_MODES = ("report", "seed", "image", "latent-blend")  # what an interpolation runs between
 EDIT_FILLS = ("original", "classical")
 
 EDIT_PRESETS: dict[str, EditPreset] = {

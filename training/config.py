@@ -13,6 +13,8 @@ from cxr_studio import InputError
 
 STAGES = ("autoencoder", "latent", "super_res")
 LR_SCHEDULES = ("constant", "cosine")
+# Steps per stage of a whole cascade run (python -m training.train_cascade and the app's Train tab); 0 skips one.
+CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
 
 
 @dataclass(frozen=True)

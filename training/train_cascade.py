@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 
 from cxr_studio import InputError
-from training.config import TrainConfig, add_arguments, from_arguments
+from training.config import CASCADE_STEPS, TrainConfig, add_arguments, from_arguments
 from training.loop import setup_logging
 
 # (stage, steps flag, overrides); the step counts scale with --steps-scale
@@ -49,15 +49,12 @@ def finished(config: TrainConfig) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(parser, skip=("stage", "max_steps"))
-    for flag, default in (
-        ("ae-steps", 1000),
-        ("latent-steps", 3000),
-        ("ae-decoder-steps", 0),
-        ("sr-steps", 600),
-        ("sr-finetune-steps", 200),
-    ):
+    for stage, default in CASCADE_STEPS.items():
         parser.add_argument(
-            f"--{flag}", type=int, default=default, help=f"steps of this stage (default {default}; 0 skips it)"
+            f"--{stage.replace('_', '-')}-steps",
+            type=int,
+            default=default,
+            help=f"steps of this stage (default {default}; 0 skips it)",
         )
     args = parser.parse_args(argv)
     if not args.manifest:

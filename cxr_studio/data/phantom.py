@@ -49,6 +49,7 @@ SEVERITIES = ("small", "moderate", "large")
 ZONES = ("upper", "middle", "lower")
 # Which findings are one-sided, and which CheXpert columns each finding sets.
 SIDED = {"pleural_effusion", "pneumothorax", "consolidation", "nodule", "mass", "atelectasis"}
+SIDED_DEVICES = frozenset({"pacemaker", "icd", "chest_tube", "central_line"})  # drawn on one side of the chest
 ZONED = {"consolidation", "nodule", "mass"}
 CHEXPERT_OF = {
     "pleural_effusion": ("Pleural Effusion",),

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from cxr_studio import imaging
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, EditPreset
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES, EditPreset
 from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.interpolation import slerp
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
@@ -29,8 +29,6 @@ from cxr_studio.limits import LIMITS, check_seed
 
 if TYPE_CHECKING:
     from cxr_studio.pipeline.studio import CXRStudio
-
-INTERPOLATION_MODES = ("report", "seed", "image", "latent-blend")
 
 
 @dataclass(frozen=True)
