@@ -13,5 +13,5 @@ data=data/phantom512
 [ -f "$data/manifest.csv" ] || python -m cxr_studio.data.phantom --n 4000 --size 512 --seed 0 --out "$data" --workers 2
 [ -d "$out/model" ] || { mkdir -p "$out"; cp -r "$source_model" "$out/model"; }
 python -m training.train_latent_diffusion --manifest "$data/manifest.csv" --out "$out/model" --preset demo_v --seed 0 \
-    --mixed-precision bf16 --latent-keep-encoder --latent-reschedule --max-steps 1800 --batch-size 16 --lr 2e-4 \
-    --warmup-steps 50 --lr-schedule cosine --validate-every 250 --sample-every 250 --checkpoint-every 100 "$@"
+    --mixed-precision bf16 --latent-keep-encoder --latent-reschedule --max-steps 800 --batch-size 16 --lr 2e-4 \
+    --warmup-steps 50 --lr-schedule cosine --validate-every 400 --sample-every 400 --checkpoint-every 100 "$@"
