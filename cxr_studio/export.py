@@ -44,10 +44,8 @@ SYNTHETIC_PATIENT = "SYNTHETIC^CXR"
 SYNTHETIC_SERIES = "Synthetic chest radiographs (CXR Studio)"
 DERIVED_SERIES = "Edited: contains generated pixels (CXR Studio)"
 DERIVED_SERIES_OFFSET = 1000  # the edit's series number: the source's plus this, so the two sort together
-KEEP_SOP_CLASS = {  # sources whose SOP class an edit keeps (the edited pixels still fit the class)
-    "1.2.840.10008.5.1.4.1.1.1": "CR",  # Computed Radiography Image Storage
-    "1.2.840.10008.5.1.4.1.1.1.1": "DX",  # Digital X-Ray Image Storage - For Presentation
-}
+# sources whose SOP class an edit keeps (the edited pixels still fit the class): CR, and DX for presentation
+KEEP_SOP_CLASS = frozenset({"1.2.840.10008.5.1.4.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1"})
 UNPAIRED = frozenset(
     {"CHEST", "ABDOMEN", "PELVIS", "HEAD", "SKULL", "NECK", "HEART", "SPINE", "CSPINE", "TSPINE", "LSPINE"}
 )
