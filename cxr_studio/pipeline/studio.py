@@ -39,7 +39,8 @@ class GenerationResult:
         low_res: the latent-diffusion stage's images (``config.image_size`` px).
         pixels: ``(N, H, W)`` float32 in ``[0, 1]`` behind ``images``, for lossless 16-bit export.
         seeds: the seed of each image; ``generate(..., seed=seeds[i], num_images=1)`` reproduces image ``i``.
-        parameters: everything needed to reproduce the batch (report, settings, model name and hash).
+        parameters: everything needed to reproduce the batch (first report, settings, model name and hash).
+        reports: the report of each image.
     """
 
     images: list[Image.Image]
@@ -47,11 +48,14 @@ class GenerationResult:
     pixels: np.ndarray
     seeds: list[int]
     parameters: dict[str, Any] = field(default_factory=dict)
+    reports: list[str] = field(default_factory=list)
 
     def parameters_for(self, index: int) -> dict[str, Any]:
-        """The parameters of image ``index`` alone (its own seed), as written into its PNG."""
+        """The parameters of image ``index`` alone (its own report and seed), as written into its PNG."""
+        own_report = {"report": self.reports[index]} if self.reports else {}
         return {
             **{k: v for k, v in self.parameters.items() if k != "seeds"},
+            **own_report,
             "seed": self.seeds[index],
             "num_images": 1,
         }
@@ -296,15 +300,50 @@ class CXRStudio:
         Returns:
             A :class:`GenerationResult`; images are ``output_size`` px (``image_size`` without upscaling).
         """
-        settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
-        upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
         if not isinstance(num_images, int) or not 1 <= num_images <= LIMITS.max_images:
             raise InputError(f"num_images {num_images!r}; an integer from 1 to {LIMITS.max_images} is accepted.")
         first = random_seed_or(seed)
         if first + num_images - 1 > LIMITS.max_seed:
             raise InputError(f"seed {first} + {num_images} images passes the largest seed {LIMITS.max_seed}.")
-        seeds = [first + i for i in range(num_images)]
-        reports, negatives = _as_reports(report) * num_images, [_clean_report(negative_report)] * num_images
+        return self.generate_batch(
+            [report] * num_images,
+            seeds=[first + i for i in range(num_images)],
+            negative_report=negative_report,
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            upscale=upscale,
+            sr_num_steps=sr_num_steps,
+            sr_sampler=sr_sampler,
+            callback=callback,
+        )
+
+    def generate_batch(
+        self,
+        reports: Sequence[str],
+        *,
+        seeds: Sequence[int],
+        negative_report: str = "",
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        upscale: bool | None = None,
+        sr_num_steps: int | None = None,
+        sr_sampler: str | None = None,
+        callback: StepCallback | None = None,
+    ) -> GenerationResult:
+        """One image per ``(reports[i], seeds[i])`` in one batch (dataset synthesis); options as :meth:`generate`.
+
+        Each image's start noise depends on its seed alone; the batch's makeup can still change the last bits
+        of the arithmetic, so a set is reproduced bit for bit from the same batches (``synthesize`` keeps them).
+        """
+        settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
+        upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
+        reports = _as_reports(list(reports) if not isinstance(reports, str) else reports)
+        seeds = [check_seed(s) for s in seeds]
+        if len(seeds) != len(reports):
+            raise InputError(f"{len(reports)} reports but {len(seeds)} seeds; one seed per report.")
+        negatives = [_clean_report(negative_report)] * len(reports)
         total = settings["num_steps"] + (settings["sr_num_steps"] if upscale else 0)
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
@@ -349,6 +388,7 @@ class CXRStudio:
             pixels=pixels,
             seeds=seeds,
             parameters=parameters,
+            reports=reports,
         )
 
     # --- editing ------------------------------------------------------------------------------------------
