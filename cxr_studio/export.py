@@ -25,8 +25,9 @@ import copy
 import datetime
 import io
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -167,58 +168,63 @@ def synthetic_dicom(
 
 
 def synthetic_study(
-    images01: Sequence[np.ndarray], parameters: Sequence[dict[str, Any]], out_dir: str | Path, *, bit_depth: int = 16
+    images01: Iterable[np.ndarray], parameters: Iterable[dict[str, Any]], out_dir: str | Path, *, bit_depth: int = 16
 ) -> list[Path]:
     """A synthetic set as one DICOM study: one series, instance ``i + 1`` for image ``i``, written atomically as
-    ``out_dir/IM000001.dcm`` ...; returns the paths. ``images01`` and ``parameters`` as in :func:`synthetic_dicom`."""
+    ``out_dir/IM000001.dcm`` ...; returns the paths. ``images01`` and ``parameters`` as in :func:`synthetic_dicom`,
+    read one pair at a time (a whole synthetic dataset never sits in memory)."""
     from pydicom.uid import generate_uid
 
-    if len(images01) != len(parameters):
-        raise InputError(f"{len(images01)} images but {len(parameters)} parameter sets; one per image.")
-    if not images01:
-        raise InputError("no images to export; at least one is needed.")
     study_uid, series_uid = generate_uid(), generate_uid()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for index, (image01, params) in enumerate(zip(images01, parameters)):
-        path = out_dir / f"IM{index + 1:06d}.dcm"
-        write_atomic(
-            path,
-            synthetic_dicom(
+    try:
+        for index, (image01, params) in enumerate(zip(images01, parameters, strict=True)):
+            path = out_dir / f"IM{index + 1:06d}.dcm"
+            data = synthetic_dicom(
                 image01,
                 params,
                 bit_depth=bit_depth,
                 study_uid=study_uid,
                 series_uid=series_uid,
                 instance_number=index + 1,
-            ),
-        )
-        paths.append(path)
+            )
+            write_atomic(path, data)
+            paths.append(path)
+    except ValueError as err:
+        if "zip()" not in str(err):
+            raise
+        raise InputError("the images and parameter sets differ in number; one parameter set per image.") from None
+    if not paths:
+        raise InputError("no images to export; at least one is needed.")
     return paths
 
 
 def study_from_pngs(pngs: Sequence[str | Path], out: str | Path, *, bit_depth: int = 16) -> Path:
     """The studio's synthetic PNGs (parameters inside) as one DICOM study: a folder of ``IM000001.dcm`` ...,
-    or, when ``out`` ends in ``.zip``, one zip of those files (written atomically, for a download)."""
+    or, when ``out`` ends in ``.zip``, one zip of those files (built beside it, then renamed into place). One
+    image is in memory at a time, so a whole synthetic dataset exports."""
     import tempfile
     import zipfile
 
     if not pngs:
         raise InputError("no PNG files; the studio's synthetic PNGs are accepted.")
-    images = [imaging.read_radiograph(path).display for path in pngs]
-    parameters = [imaging.read_png_parameters(path) for path in pngs]
+    images = (imaging.read_radiograph(path).display for path in pngs)
+    parameters = (imaging.read_png_parameters(path) for path in pngs)
     out = Path(out)
     if out.suffix != ".zip":
         synthetic_study(images, parameters, out, bit_depth=bit_depth)
         return out
-    with tempfile.TemporaryDirectory() as folder:
-        paths = synthetic_study(images, parameters, folder, bit_depth=bit_depth)
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
-            for path in paths:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
+    try:
+        with tempfile.TemporaryDirectory(dir=out.parent) as folder, zipfile.ZipFile(partial, "w") as archive:
+            for path in synthetic_study(images, parameters, folder, bit_depth=bit_depth):
                 archive.write(path, path.name)
-    write_atomic(out, buffer.getvalue())
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
     return out
 
 

@@ -151,3 +151,25 @@ def test_a_synthetic_set_is_one_study_of_one_series(tmp_path):
     archive = export.study_from_pngs(sorted((tmp_path / "pngs").glob("*.png")), tmp_path / "study.zip")
     assert sorted(zipfile.ZipFile(archive).namelist()) == [path.name for path in files]
     assert export.main(["--pngs", str(tmp_path / "empty"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_the_synthesis_command_writes_its_set_as_one_validated_study(studio, tmp_path):
+    from PIL import Image
+
+    from cxr_studio import synthesize
+
+    studio.save_pretrained(tmp_path / "tiny")
+    (tmp_path / "reports.txt").write_text("Left pneumothorax.\nCardiomegaly.\n")
+    argv = ["--model", str(tmp_path / "tiny"), "--reports", str(tmp_path / "reports.txt"), "--per-report", "2"]
+    assert synthesize.main([*argv, "--out", str(tmp_path / "set"), "--dicom-study", str(tmp_path / "study.zip")]) == 0
+    with zipfile.ZipFile(tmp_path / "study.zip") as archive:
+        assert archive.namelist() == [f"IM00000{i}.dcm" for i in range(1, 5)]
+        archive.extractall(tmp_path / "study")
+    pngs = sorted((tmp_path / "set" / "images").glob("*.png"))
+    for index, (png, dcm) in enumerate(zip(pngs, sorted((tmp_path / "study").glob("*.dcm")))):
+        ds = read_back(dcm.read_bytes(), dcm)
+        assert ds.InstanceNumber == index + 1 and json.loads(ds.ImageComments)["seed"] == index
+        # the pixels are the PNG's 16-bit values (burned-in SYNTHETIC label aside: the label's rows differ)
+        same = ds.pixel_array == np.asarray(Image.open(png))
+        assert same.mean() > 0.8 and same[ds.Rows // 2 :].all()
+    assert validator_errors(sorted((tmp_path / "study").glob("*.dcm"))[0]) == []
