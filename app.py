@@ -181,6 +181,64 @@ def rewindow(radiograph: imaging.Radiograph | None, level: float, width: float, 
     return shown(imaging.window(radiograph.display, level=level, width=width, invert=invert), "view")
 
 
+def synthesize_tab() -> None:
+    """A whole synthetic dataset as a background job: the same code as ``python -m cxr_studio.synthesize``."""
+    from cxr_studio import jobs, synthesize
+
+    def start(model_dir, reports, out, per_report, seed, batch_size, steps, privacy, judge, dicom):
+        synthesize.start_job(
+            model=model_dir or cxr_studio.DEFAULT_MODEL,
+            reports=reports,
+            out=out,
+            per_report=int(per_report),
+            seed=int(seed),
+            batch_size=int(batch_size),
+            num_steps=int(steps) or None,
+            privacy_against=privacy or None,
+            judge=judge or None,
+            dicom_study=str(Path(out) / "study.zip") if dicom else None,
+        )
+        return f"Started into `{out}`; Start again after a stop or a crash finishes the same set."
+
+    def stop(out):
+        return "No job is running." if jobs.stop(out, wait_s=0) else "Stopping after this batch."
+
+    def poll(out):
+        p = synthesize.read_job(out)
+        rate = f", {p['images_per_s']:.2f} images/s" if p["images_per_s"] else ""
+        eta = f", ETA {p['eta_s'] / 60:.0f} min" if p["eta_s"] and p["running"] else ""
+        status = (
+            f"**{p['status']}**{' (running)' if p['running'] else ''}: {p['done']} of {p['total']} items{rate}{eta}"
+        )
+        return status, p["summary"], p["latest"], "\n".join(p["log"])
+
+    with gr.Tab("Synthesize"), gr.Row():
+        with gr.Column():
+            model_dir = gr.Textbox(label="Model folder (empty: the bundled demo cascade)")
+            reports = gr.Textbox(label="Reports: a manifest (.csv) or a text file, one report per line")
+            out = gr.Textbox(label="Output folder", value="runs/synthetic")
+            with gr.Row():
+                per_report = gr.Number(value=1, precision=0, minimum=1, label="Images per report")
+                seed = gr.Number(value=0, precision=0, minimum=0, maximum=LIMITS.max_seed, label="First seed")
+                batch = gr.Number(value=4, precision=0, minimum=1, maximum=synthesize.MAX_BATCH, label="Batch")
+                steps = gr.Number(value=0, precision=0, minimum=0, label="Steps (0: the model's)")
+            privacy = gr.Textbox(label="Privacy screen: training manifest (optional)")
+            judge = gr.Textbox(label="Quality filter: judge folder (optional; needs a manifest with labels)")
+            dicom = gr.Checkbox(label="Also one DICOM study (study.zip in the output folder)")
+            with gr.Row():
+                start_button, stop_button = gr.Button("Start or finish", variant="primary"), gr.Button("Stop")
+        with gr.Column():
+            status = gr.Markdown("No job yet.")
+            summary = gr.JSON(label="Summary (made, replaced and dropped, and why)")
+            latest = gr.Gallery(label="Latest batch", columns=4, height=260, format="png")
+            log = gr.Code(label="Log", lines=8)
+    settings = [model_dir, reports, out, per_report, seed, batch, steps, privacy, judge, dicom]
+    start_button.click(errors_as_notifications(start), settings, status, api_name="synthesize_start")
+    stop_button.click(stop, out, status, api_name="synthesize_stop")
+    outputs = [status, summary, latest, log]
+    gr.Timer(2.0).tick(poll, out, outputs, show_progress="hidden", api_name="synthesize_poll")
+
+
 def build_demo(model: AppModel) -> gr.Blocks:
     defaults = model.studio.config.sampling
 
@@ -873,6 +931,7 @@ def build_demo(model: AppModel) -> gr.Blocks:
                         gr.File(label="Answers (CSV)", interactive=False),
                     )
                 results_button.click(errors_as_notifications(study_results), study_folder, [results_json, results_csv])
+        synthesize_tab()
         with gr.Tab("Train"):
             with gr.Row():
                 with gr.Column():

@@ -367,12 +367,70 @@ def write_plots(results: dict[str, object], folder: Path) -> list[Path]:
     return written
 
 
+# An H100's dense bf16 peak is ~990 TFLOP/s; small convolutional UNets at batch 8 reach a fraction of it. The
+# projection states the fraction it assumes rather than hiding it in one number.
+GPU_PEAK_TFLOPS = 990.0
+GPU_UTILISATION = (0.1, 0.3)
+
+
+def _current_rss_mb() -> float:
+    """Resident memory now (the peak from getrusage cannot show memory that grows and then flattens)."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def bench_synthesis(
+    model: str | None = None, *, batches: tuple[int, ...] = (1, 4, 8), images: int = 8, memory_images: int = 2000
+) -> dict[str, object]:
+    """Dataset synthesis: images per second per process at each batch size (the model's default settings,
+    cascade included), GFLOPs per image and the projected GPU hours for 75,000 images; and resident memory over
+    ``memory_images`` images of the tiny preset (flat, or the command leaks)."""
+    from cxr_studio.pipeline.studio import CXRStudio
+    from cxr_studio.synthesize import SynthesisSettings, synthesize
+
+    studio = _studio(model)
+    sources = [{"report": report, "split": "train", "view": "PA"} for report in SAMPLER_REPORTS]
+    studio.generate_batch(sources[0]["report"], seeds=[0], num_steps=2, sr_num_steps=2)  # warm-up
+    result: dict[str, object] = {"model": studio.model_id, "size": studio.config.output_size}
+    with tempfile.TemporaryDirectory() as folder:
+        for batch in batches:
+            settings = SynthesisSettings(per_report=max(1, images // len(sources)), batch_size=batch)
+            count = len(sources) * settings.per_report
+            start = time.perf_counter()
+            synthesize(studio, sources, Path(folder) / f"bs{batch}", settings=settings, progress=False)
+            result[f"images_per_s_bs{batch}"] = count / (time.perf_counter() - start)
+            print(f"  synthesis batch {batch}: {result[f'images_per_s_bs{batch}']:.3f} images/s", file=sys.stderr)
+    gflops = _gflops(lambda: studio.generate_batch(sources[0]["report"], seeds=[0]))
+    result["gflops_per_image"] = gflops
+    result["projected_gpu_hours_75k"] = {
+        f"{int(u * 100)}% of {GPU_PEAK_TFLOPS:.0f} TFLOP/s": 75_000 * gflops / (GPU_PEAK_TFLOPS * 1e3 * u) / 3600
+        for u in GPU_UTILISATION
+    }
+    # memory over a long run: the tiny preset (random weights; speed is not the point here)
+    tiny = CXRStudio.from_preset("tiny")
+    rss: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory() as folder:
+        many = [{"report": r, "split": "train", "view": "PA"} for r in SAMPLER_REPORTS] * (memory_images // 80)
+        settings = SynthesisSettings(per_report=10, batch_size=8)
+
+        def record() -> bool:  # polled before every batch: the place to read memory
+            done = sum(1 for _ in os.scandir(Path(folder) / "set" / "images"))
+            rss.append((done, _current_rss_mb()))
+            return False
+
+        synthesize(tiny, many, Path(folder) / "set", settings=settings, progress=False, should_stop=record)
+    result["tiny_rss_mb_by_images"] = rss[:: max(1, len(rss) // 20)] + [rss[-1]]
+    result["tiny_rss_growth_mb_after_first_tenth"] = rss[-1][1] - rss[len(rss) // 10][1]
+    return result
+
+
 SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
     "phantom": bench_phantom,
     "stages": bench_stages,
     "generate": bench_generate,
     "samplers": bench_samplers,
     "scaling": bench_scaling,
+    "synthesis": bench_synthesis,
 }
 
 
@@ -397,6 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sampler-reference", default="ddim", help="sampler of the 150-step reference (ddim, or dpmpp: second order)"
     )
+    parser.add_argument(
+        "--synthesis-images", type=int, default=8, help="images per batch size in the synthesis section"
+    )
+    parser.add_argument("--memory-images", type=int, default=2000, help="tiny-preset images of the memory curve")
     args = parser.parse_args(argv)
     import torch
 
@@ -409,9 +471,11 @@ def main(argv: list[str] | None = None) -> int:
         everything = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if name == "phantom" and not args.all_cores and everything:  # the phantom target is per core
             os.sched_setaffinity(0, {min(everything)})
-        options = {"model": args.model} if name in ("generate", "samplers", "scaling") else {}
+        options = {"model": args.model} if name in ("generate", "samplers", "scaling", "synthesis") else {}
         if name == "stages":
             options = {"presets": tuple(args.presets.split(","))}
+        if name == "synthesis":
+            options |= {"images": args.synthesis_images, "memory_images": args.memory_images}
         if name == "samplers":
             options |= {
                 "seeds": args.sampler_seeds,

@@ -178,25 +178,25 @@ def synthesize(
     bar = tqdm(
         total=total, initial=total - sum(len(b) for b in todo), unit="img", disable=not progress, desc="synthesize"
     )
-    start, made = time.perf_counter(), 0
+    start, made, latest = time.perf_counter(), 0, []
     for batch in todo:
         if should_stop():
             bar.close()
             if main:
-                _write_progress(out, num_items, start, made, status="stopped")
+                _write_progress(out, num_items, start, made, latest, status="stopped")
             return None
-        _make_batch(studio, sources, out, batch, settings=settings, filters=filters, num_items=num_items)
+        latest = _make_batch(studio, sources, out, batch, settings=settings, filters=filters, num_items=num_items)
         made += len(batch)
         bar.update(len(batch))
         if main:
-            _write_progress(out, num_items, start, made, status="running")
+            _write_progress(out, num_items, start, made, latest, status="running")
     bar.close()
     # 3. Once every process is done, the main process lists the set
     barrier()
     if not main:
         return None
     summary = write_outputs(out, sources, settings=settings, record=record)
-    _write_progress(out, num_items, start, made, status="done")
+    _write_progress(out, num_items, start, made, latest, status="done")
     return summary
 
 
@@ -209,15 +209,16 @@ def _make_batch(
     settings: SynthesisSettings,
     filters: Filters,
     num_items: int,
-) -> None:
-    """Generate one batch; replace filtered images with the next seed until kept or out of attempts."""
+) -> list[str]:
+    """Generate one batch; replace filtered images with the next seed until kept or out of attempts. Returns the
+    names of the images written."""
     # A batch is regenerated whole, finished items included, and its retries are the same subsets as in an
     # uninterrupted run: the arithmetic of every image, and so every byte, never depends on a kill.
-    pending = list(batch)
+    pending, written = list(batch), []
     history: dict[int, list[dict[str, Any]]] = {i: [] for i in batch}
     for attempt in range(settings.max_attempts):
         if not pending:
-            return
+            return written
         seeds = [item_seed(settings, i, attempt, num_items) for i in pending]
         rows = [sources[i // settings.per_report] for i in pending]
         result = studio.generate_batch([row["report"] for row in rows], seeds=seeds, **settings.generation_options())
@@ -233,13 +234,11 @@ def _make_batch(
                 continue
             parameters = {k: v for k, v in result.parameters_for(j).items() if k != "seconds"}  # bytes reproducible
             parameters |= {"source_row": row_index, "copy": copy, "replaced": history[item]}
+            name = f"{item_name(row_index, copy)}.png"
             imaging.save_png(
-                out / IMAGES / f"{item_name(row_index, copy)}.png",
-                result.pixels[j],
-                bit_depth=16,
-                parameters=parameters,
-                synthetic=True,
+                out / IMAGES / name, result.pixels[j], bit_depth=16, parameters=parameters, synthetic=True
             )
+            written.append(name)
         pending = still
     for item in pending:
         row_index, copy = divmod(item, settings.per_report)
@@ -249,6 +248,7 @@ def _make_batch(
             out / DROPPED / f"{item_name(row_index, copy)}.json",
             json.dumps({"source_row": row_index, "copy": copy, "tries": history[item]}, sort_keys=True).encode(),
         )
+    return written
 
 
 def _filter_reasons(pixels01: np.ndarray, rows: Sequence[dict[str, str]], filters: Filters) -> list[list[str]]:
@@ -322,8 +322,8 @@ def _check_claim(out: Path, record: dict[str, Any]) -> None:
         )
 
 
-def _write_progress(out: Path, num_items: int, start: float, made: int, *, status: str) -> None:
-    """``progress.json`` for the app's Synthesize section: done counts every process's files."""
+def _write_progress(out: Path, num_items: int, start: float, made: int, latest: list[str], *, status: str) -> None:
+    """``progress.json`` for the app's Synthesize tab: done counts every process's files."""
     done = sum(1 for _ in os.scandir(out / IMAGES)) + sum(1 for _ in os.scandir(out / DROPPED))
     elapsed = time.perf_counter() - start
     rate = made / elapsed if elapsed > 0 and made else None
@@ -333,6 +333,7 @@ def _write_progress(out: Path, num_items: int, start: float, made: int, *, statu
         "total": num_items,
         "images_per_s": rate,
         "eta_s": (num_items - done) / rate if rate else None,
+        "latest": [f"{IMAGES}/{name}" for name in latest],
         "updated": time.time(),
     }
     write_atomic(out / PROGRESS_FILE, json.dumps(record).encode())
@@ -394,6 +395,64 @@ def _manifest_row(source: dict[str, str], row_index: int, copy: int, parameters:
         "source_patient_id": source.get("patient_id", ""),
         "model": parameters["model"],
         **{column: source[column] for column in SIDED_COLUMNS if column in source},
+    }
+
+
+# ----------------------------------------------------------------------------------------------------
+# As a background job (the app's Synthesize tab): the same command in its own process
+# ----------------------------------------------------------------------------------------------------
+
+
+def start_job(
+    *,
+    model: str | os.PathLike[str],
+    reports: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    per_report: int = 1,
+    seed: int = 0,
+    batch_size: int = 4,
+    num_steps: int | None = None,
+    privacy_against: str | os.PathLike[str] | None = None,
+    judge: str | os.PathLike[str] | None = None,
+    dicom_study: str | os.PathLike[str] | None = None,
+) -> int:
+    """Start (or finish) a set with ``python -m cxr_studio.synthesize`` in the background; returns its pid.
+    The job's console and launcher record live in ``out``; :func:`read_job` reports on it, and
+    :func:`cxr_studio.jobs.stop` on ``out`` stops it after the current batch."""
+    from cxr_studio import jobs
+
+    if not (Path(model) / "model_index.json").is_file():
+        raise InputError(f"{model} is not a model folder (model_index.json expected); the bundled one is assets/demo.")
+    read_sources(reports)  # bad reports are reported now, not in the job's log
+    SynthesisSettings(per_report=per_report, seed=seed, batch_size=batch_size)
+    args = ["--model", model, "--reports", reports, "--out", out, "--per-report", per_report, "--seed", seed]
+    args += ["--batch-size", batch_size] + (["--num-steps", num_steps] if num_steps else [])
+    for flag, value in (("--privacy-against", privacy_against), ("--judge", judge), ("--dicom-study", dicom_study)):
+        args += [flag, value] if value else []
+    return jobs.start("cxr_studio.synthesize", args, out)
+
+
+def read_job(out: str | os.PathLike[str], *, log_lines: int = 12) -> dict[str, Any]:
+    """The set's progress (``progress.json``), whether its job runs, its summary once done and the console tail."""
+    from cxr_studio import jobs
+
+    out = Path(out)
+    progress: dict[str, Any] = {}
+    try:
+        progress = json.loads((out / PROGRESS_FILE).read_text())
+    except (OSError, json.JSONDecodeError):  # not started, or being replaced right now: read it next time
+        pass
+    summary = json.loads((out / SUMMARY_FILE).read_text()) if (out / SUMMARY_FILE).is_file() else None
+    return {
+        "running": jobs.is_running(out),
+        "status": progress.get("status", "not started"),
+        "done": progress.get("done", 0),
+        "total": progress.get("total", 0),
+        "images_per_s": progress.get("images_per_s"),
+        "eta_s": progress.get("eta_s"),
+        "latest": [str(out / name) for name in progress.get("latest", [])],
+        "summary": summary and {k: v for k, v in summary.items() if k != "settings"},
+        "log": jobs.console_tail(out, lines=log_lines),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -261,3 +262,27 @@ def test_interpolate_between_two_uploaded_images(client, tmp_path):
     frames, gif = client.predict("image", "", "", 0, 1, "", 3, api_name="/interpolate")
     assert len(frames) == 3 and all("SYNTHETIC" in f["caption"] for f in frames)
     assert Image.open(gif).format == "GIF" and Image.open(gif).n_frames >= 3
+
+
+def test_synthesize_tab_runs_the_command_as_a_job_with_progress(client, studio, tmp_path):
+    """Start through the API, poll until done: the set and its summary; bad input is a notification."""
+    from gradio_client.exceptions import AppError
+
+    studio.save_pretrained(tmp_path / "tiny")
+    (tmp_path / "reports.txt").write_text("Left pneumothorax.\nCardiomegaly.\n")
+    out = tmp_path / "set"
+    with pytest.raises(AppError, match="does not exist"):
+        client.predict(
+            "", str(tmp_path / "nope.txt"), str(out), 1, 0, 2, 0, "", "", False, api_name="/synthesize_start"
+        )
+    settings = [str(tmp_path / "tiny"), str(tmp_path / "reports.txt"), str(out), 3, 0, 2, 2, "", "", False]
+    assert "Started" in client.predict(*settings, api_name="/synthesize_start")
+    deadline = time.time() + 120
+    status = ""
+    while time.time() < deadline and (not status.startswith("**done**") or "(running)" in status):
+        time.sleep(0.5)
+        status, summary, latest, log = client.predict(str(out), api_name="/synthesize_poll")
+    assert status.startswith("**done**") and "6 of 6" in status, (status, log)
+    assert summary["images"] == 6 and len(latest) == 2  # the last batch
+    assert len(list((out / "images").glob("*.png"))) == 6
+    assert "No job" in client.predict(str(out), api_name="/synthesize_stop")
