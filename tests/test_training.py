@@ -528,3 +528,32 @@ def test_bf16_never_falls_on_a_cpu_without_native_bf16(manifest, tmp_path, monke
     assert (
         mixed_precision(config(manifest, tmp_path / "m", mixed_precision="auto")) == "no"
     )  # opt-in even where native
+
+
+def test_latent_cache_shards_stream_and_resume(manifest, tmp_path):
+    """The cache equals encoding every image at once, reads one row at a time, and a build cut off after some
+    shards finishes into the same files."""
+    from cxr_studio.data.dataset import ManifestDataset
+    from training import latent_cache
+
+    studio = CXRStudio.from_preset("tiny", seed=0)
+    images = ManifestDataset(manifest, size=32, splits=("train",))
+    encode = studio.text_to_image.encode_image
+    latent_cache.build(tmp_path / "whole", images, encode, shard_size=5)
+    cache = latent_cache.LatentCache(tmp_path / "whole")
+    assert len(cache) == len(images) and len(list((tmp_path / "whole").glob("shard-*"))) == -(-len(images) // 5)
+    with torch.no_grad():
+        direct = encode(torch.stack([images[i]["image"] for i in range(len(images))]))
+    for position in (0, 4, 5, len(cache) - 1):  # both sides of a shard boundary
+        latents, index = cache[position]
+        assert index == position and torch.allclose(latents, direct[position], atol=1e-5)
+    with pytest.raises(IndexError):
+        cache[len(cache)]
+    # cut off: the index and the last shard never written
+    shutil.copytree(tmp_path / "whole", tmp_path / "cut")
+    (tmp_path / "cut" / latent_cache.INDEX).unlink()
+    max((tmp_path / "cut").glob("shard-*")).unlink()
+    assert not latent_cache.is_complete(tmp_path / "cut")
+    latent_cache.build(tmp_path / "cut", images, encode, shard_size=5)
+    for path in (tmp_path / "whole").iterdir():
+        assert (tmp_path / "cut" / path.name).read_bytes() == path.read_bytes(), path.name

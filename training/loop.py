@@ -78,9 +78,25 @@ def learning_rate_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
 
 
-def step_generator(seed: int, step: int, device: torch.device) -> torch.Generator:
-    """The generator for one optimizer step (also seeds dropout through the global RNG)."""
-    value = int(np.random.SeedSequence([seed, step]).generate_state(1, np.uint64)[0] >> 1)
+class RankShare(Sampler[list[int]]):
+    """Process ``rank``'s contiguous share of each global batch of ``plan`` (``num_processes`` equal shares)."""
+
+    def __init__(self, plan: BatchPlan, *, rank: int, num_processes: int) -> None:
+        self.plan, self.rank, self.num_processes = plan, rank, num_processes
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.plan:
+            share = len(batch) // self.num_processes
+            yield batch[self.rank * share : (self.rank + 1) * share]
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+
+def step_generator(seed: int, step: int, device: torch.device, *, rank: int = 0) -> torch.Generator:
+    """The generator for one optimizer step of process ``rank`` (also seeds dropout through the global RNG);
+    process 0's stream is the single-process one, so one process and many share their first stream."""
+    value = int(np.random.SeedSequence([seed, step, *([rank] if rank else [])]).generate_state(1, np.uint64)[0] >> 1)
     torch.manual_seed(value)
     return torch.Generator(device=device).manual_seed(value)
 
@@ -104,8 +120,16 @@ class Trainer:
         return sorted(found, key=lambda p: int(p.name.split("-")[1]))
 
     def save_checkpoint(self, step: int, optimizer, scheduler, emas: dict[str, EMAModel]) -> Path:
-        folder = self.run_dir / "checkpoints"
-        final = folder / f"step-{step:08d}"
+        """The main process writes (every process holds the same weights and state); the others wait for it."""
+        final = self.run_dir / "checkpoints" / f"step-{step:08d}"
+        self._check_in_step()
+        if self.accelerator.is_main_process:
+            self._write_checkpoint(final, step, optimizer, scheduler, emas)
+        self.accelerator.wait_for_everyone()
+        return final
+
+    def _write_checkpoint(self, final: Path, step: int, optimizer, scheduler, emas: dict[str, EMAModel]) -> None:
+        folder = final.parent
         tmp = folder / f".tmp-step-{step:08d}"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -133,7 +157,6 @@ class Trainer:
         os.replace(tmp, final)
         for old in self.checkpoints()[: -self.config.keep_checkpoints]:  # rotate only after the new one is complete
             shutil.rmtree(old, ignore_errors=True)
-        return final
 
     def load_checkpoint(self, folder: Path, optimizer, scheduler, emas: dict[str, EMAModel]) -> int:
         for name, module in self.task.modules.items():
@@ -150,8 +173,18 @@ class Trainer:
 
     def run(self) -> Path:
         cfg, acc = self.config, self.accelerator
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(cfg.to_json())
+        processes = acc.num_processes
+        if acc.is_main_process:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            record = {
+                **json.loads(cfg.to_json()),
+                "num_processes": processes,
+                "effective_batch_size": cfg.batch_size * processes * cfg.grad_accum,  # images per optimizer step
+            }
+            write_atomic(self.run_dir / "config.json", json.dumps(record, indent=2).encode())
+        acc.wait_for_everyone()
+        if hasattr(self.task, "average_gradients"):  # a task's own optimizer (the GAN's discriminator) syncs too
+            self.task.average_gradients = self._average_gradients
         dataset = self.task.train_dataset()
         params = [p for m in self.task.modules.values() for p in m.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -172,16 +205,22 @@ class Trainer:
         for name, module in self.task.modules.items():
             if cfg.channels_last:  # NHWC convolutions: faster on recent GPUs (tensor cores) and oneDNN CPUs
                 module.to(memory_format=torch.channels_last)
-            self.task.modules[name] = acc.prepare(module)  # with --compile, accelerate wraps it in torch.compile
-        optimizer, scheduler = acc.prepare(optimizer, scheduler)
+            self.task.modules[name] = self._prepare_module(module)
+        # the scheduler stays ours: accelerate's wrapper steps it once per process, and the schedule counts steps
+        optimizer = acc.prepare(optimizer)
+        # one global batch per micro-step, shared out by rank; a set smaller than the batch gives all it has
+        global_batch = min(cfg.batch_size * processes, len(dataset)) // processes * processes
+        if global_batch == 0:
+            raise InputError(f"{len(dataset)} training images cannot feed {processes} processes; use fewer processes.")
         plan = BatchPlan(
             len(dataset),
-            cfg.batch_size,
+            global_batch,
             seed=cfg.seed,
             start=start * cfg.grad_accum,
             stop=cfg.max_steps * cfg.grad_accum,
         )
-        loader = DataLoader(dataset, batch_sampler=plan, collate_fn=collate_skipping, num_workers=0)
+        shares = RankShare(plan, rank=acc.process_index, num_processes=processes)
+        loader = DataLoader(dataset, batch_sampler=shares, collate_fn=collate_skipping, num_workers=0)
         self._install_signal_handlers()
         step, bad_steps, began = start, 0, time.perf_counter()
         progress = tqdm(
@@ -190,7 +229,7 @@ class Trainer:
         self._progress(step, status="running")
         batches = iter(loader)
         while step < cfg.max_steps and not self.stop_requested:
-            generator = step_generator(cfg.seed, step, acc.device)
+            generator = step_generator(cfg.seed, step, acc.device, rank=acc.process_index)
             logs: dict[str, float] = {}
             finite = True
             for micro in range(cfg.grad_accum):
@@ -203,6 +242,10 @@ class Trainer:
                         finite = False
                         break
                     acc.backward(loss / cfg.grad_accum)
+            if processes > 1:  # every process takes the same decision: skip, stop, or step on the mean gradient
+                finite, self.stop_requested = self._agree(finite, self.stop_requested)
+                if finite:
+                    self._average_gradients(params)
             if not finite:
                 optimizer.zero_grad(set_to_none=True)
                 bad_steps += 1
@@ -240,7 +283,7 @@ class Trainer:
                 )
             if cfg.validate_every and (step % cfg.validate_every == 0 or step == cfg.max_steps):
                 self._validate(step, emas)
-            if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.max_steps):
+            if cfg.sample_every and (step % cfg.sample_every == 0 or step == cfg.max_steps) and acc.is_main_process:
                 grid = self.run_dir / "samples" / f"step-{step:08d}.png"
                 self._with_ema(emas, lambda grid=grid: self.task.samples(grid))
             if step % cfg.checkpoint_every == 0:
@@ -252,11 +295,54 @@ class Trainer:
             log.info("stopped at step %d; resume with --resume", step)
             return self.run_dir
         self.save_checkpoint(step, optimizer, scheduler, emas)
-        self._with_ema(emas, self.task.export)
+        if acc.is_main_process:
+            self._with_ema(emas, self.task.export)
+        acc.wait_for_everyone()  # the next stage loads what was exported
         self._progress(step, status="finished")
         return self.run_dir
 
     # --- helpers -------------------------------------------------------------------------------------------
+
+    def _prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
+        """One process: accelerate's prepare (device, and torch.compile with --compile). Several: the module
+        on this process's device, unwrapped, and gradients averaged by :meth:`_average_gradients` after each
+        step's backward passes. Why not DDP: the stages call ``encode``/``decode`` and run the discriminator
+        twice per step, which DDP's forward-hook contract does not allow; one all-reduce per step is what DDP
+        computes."""
+        if self.accelerator.num_processes == 1:
+            return self.accelerator.prepare(module)
+        module = module.to(self.accelerator.device)
+        if self.config.compile != "no":
+            module.compile(backend=self.config.compile)
+        return module
+
+    def _average_gradients(self, params) -> None:
+        """Replace every gradient by its mean over the processes (one flat all-reduce)."""
+        with_grad = [p for p in params if p.grad is not None]
+        if self.accelerator.num_processes == 1 or not with_grad:
+            return
+        flat = torch.cat([p.grad.reshape(-1) for p in with_grad])
+        flat = self.accelerator.reduce(flat, reduction="mean")
+        offset = 0
+        for p in with_grad:
+            p.grad.copy_(flat[offset : offset + p.numel()].view_as(p.grad))
+            offset += p.numel()
+
+    def _check_in_step(self) -> None:
+        """Every process must hold the same weights (the main one alone is saved): compare a checksum."""
+        if self.accelerator.num_processes == 1:
+            return
+        modules = [self.accelerator.unwrap_model(m) for m in self.task.modules.values()]
+        checksum = torch.stack([sum(p.detach().double().sum() for p in m.parameters()) for m in modules])
+        every = self.accelerator.gather(checksum[None].to(self.accelerator.device)).cpu()
+        if not torch.equal(every.min(0).values, every.max(0).values):
+            raise RuntimeError(f"the training processes hold different weights (checksums {every.tolist()})")
+
+    def _agree(self, finite: bool, stop: bool) -> tuple[bool, bool]:
+        """(all processes finite, any process asked to stop)."""
+        flags = torch.tensor([float(not finite), float(stop)], device=self.accelerator.device)
+        flags = self.accelerator.reduce(flags, reduction="sum")
+        return bool(flags[0] == 0), bool(flags[1] > 0)
 
     def _with_ema(self, emas: dict[str, EMAModel], action) -> None:
         """Run ``action`` with the EMA weights swapped in (sampling and export use them)."""

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from accelerate import PartialState
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import Dataset
 
 from cxr_studio import CXRStudio, imaging, save_png
 from cxr_studio.config import StudioConfig, preset
@@ -30,8 +30,9 @@ from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, build_super_res_unet, upsample
 from cxr_studio.models.super_res_unet import predict as predict_super_res
+from training import latent_cache
 from training.config import TrainConfig
-from training.loop import Trainer
+from training.loop import Trainer, make_accelerator
 
 log = logging.getLogger("training")
 
@@ -106,9 +107,12 @@ class AutoencoderTask(_StageBase):
         if config.ae_freeze_encoder:
             for part in (studio.autoencoder.encoder, studio.autoencoder.quant_conv):
                 part.requires_grad_(False)
-        self.discriminator = PatchDiscriminator().to(studio.device)
+        with torch.random.fork_rng(devices=[]):  # its initial weights from the run's seed, like every other module
+            torch.manual_seed(config.seed)
+            self.discriminator = PatchDiscriminator().to(studio.device)
         self.perceptual = LPIPS(config.perceptual_backbone).to(studio.device) if config.perceptual_weight > 0 else None
         self.d_optimizer = torch.optim.AdamW(self.discriminator.parameters(), lr=config.lr, betas=(0.5, 0.9))
+        self.average_gradients = lambda params: None  # the trainer's mean over processes, set when it runs
 
     def train_dataset(self) -> Dataset:
         return ManifestDataset(self.config.manifest, size=self.studio.config.image_size)
@@ -141,6 +145,7 @@ class AutoencoderTask(_StageBase):
                 )
                 self.d_optimizer.zero_grad(set_to_none=True)
                 d_loss.backward()
+                self.average_gradients(self.discriminator.parameters())
                 self.d_optimizer.step()
                 logs["d_loss"] = float(d_loss.detach())
             adversarial = -self.discriminator(recon).mean()
@@ -225,18 +230,8 @@ class LatentTask(_StageBase):
             self.tokenizer, encoder = studio.tokenizer, studio.report_encoder
         else:
             cache = config.run_dir / "tokenizer"
-            if cache.is_dir():  # a resumed run keeps the vocabulary it started with
-                from transformers import BertTokenizerFast
-
-                self.tokenizer = BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
-            else:  # the tokenizer is trained first, on the training reports (Cheff)
-                reports = [row["report"] for row in ManifestDataset(config.manifest, size=8).rows]
-                studio_cfg = studio.config.report_encoder
-                self.tokenizer = train_tokenizer(
-                    reports, vocab_size=studio_cfg.vocab_size, max_tokens=studio_cfg.max_tokens
-                )
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                self.tokenizer.save_pretrained(str(cache))
+            with PartialState().main_process_first():  # trained once; the other processes load it
+                self.tokenizer = self._tokenizer(cache)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(config.seed)
                 encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(
@@ -246,45 +241,43 @@ class LatentTask(_StageBase):
         self.noise_schedule = training_scheduler(studio.config.latent_schedule)
         self.max_tokens = studio.config.report_encoder.max_tokens
 
+    def _tokenizer(self, cache: Path) -> Any:
+        """The run's tokenizer: trained on the training reports first (Cheff) and saved; a resumed run (or
+        another process) reads the saved one, so the vocabulary never changes under a run."""
+        from transformers import BertTokenizerFast
+
+        if cache.is_dir():
+            return BertTokenizerFast.from_pretrained(str(cache), local_files_only=True)
+        reports = [row["report"] for row in ManifestDataset(self.config.manifest, size=8).rows]
+        encoder_config = self.studio.config.report_encoder
+        tokenizer = train_tokenizer(
+            reports, vocab_size=encoder_config.vocab_size, max_tokens=encoder_config.max_tokens
+        )
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tokenizer.save_pretrained(str(cache))
+        return tokenizer
+
     def _latents(self, split: str) -> Dataset | None:
-        """Encode every image once with the frozen autoencoder and cache the latents (mode of the posterior)."""
-        path = self.config.run_dir / f"latents-{split}.safetensors"
+        """Every image of ``split`` encoded once by the frozen autoencoder (the posterior's mode), cached in
+        shards on disk and streamed (:mod:`training.latent_cache`); ``None`` when the split is empty."""
+        folder = self.config.run_dir / f"latents-{split}"
         try:
             images = ManifestDataset(self.config.manifest, size=self.studio.config.image_size, splits=(split,))
         except EmptySplit:  # no such split (validation is optional); a corrupt manifest still raises
             return None
-        if not path.is_file():
-            latents, keep = [], []
-            with torch.no_grad():
-                for start in range(0, len(images), 16):
-                    batch = collate_skipping([images[i] for i in range(start, min(start + 16, len(images)))])
-                    if batch is None:
-                        continue
-                    latents.append(self.studio.text_to_image.encode_image(batch["image"]).cpu())
-                    keep.append(batch["index"])
-                    if (start // 16) % 25 == 24:  # minutes at 256 px on a CPU: say how far it is
-                        log.info("encoding %s images: %d of %d", split, start + len(batch["index"]), len(images))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"latents": torch.cat(latents).contiguous(), "index": torch.cat(keep)}, path)
-            log.info("cached %d %s latents in %s", sum(len(k) for k in keep), split, path)
-        cached = load_file(path)
-        self.reports = getattr(self, "reports", {})
-        self.reports[split] = [images.rows[int(i)]["report"] for i in cached["index"]]
-        return TensorDataset(
-            cached["latents"],
-            torch.arange(len(cached["index"])),
-            torch.full((len(cached["index"]),), int(split == "val")),
-        )
+        with PartialState().main_process_first():  # encoded once; the other processes read the shards
+            if not latent_cache.is_complete(folder):
+                latent_cache.build(folder, images, self.studio.text_to_image.encode_image)
+        return _Named(latent_cache.LatentCache(folder), [row["report"] for row in images.rows])
 
     def train_dataset(self) -> Dataset:
         dataset = self._latents("train")
         if dataset is None:
             raise ValueError("no training images")
-        return _Named(dataset, self)
+        return dataset
 
     def val_dataset(self) -> Dataset | None:
-        dataset = self._latents("val")
-        return None if dataset is None else _Named(dataset, self)
+        return self._latents("val")
 
     def loss(
         self, batch: dict[str, Any], *, step: int, generator: torch.Generator
@@ -334,18 +327,17 @@ class LatentTask(_StageBase):
 
 
 class _Named(Dataset):
-    """Cached latents with their reports as the dicts the loss expects."""
+    """Cached latents with their reports, as the dicts the loss expects."""
 
-    def __init__(self, tensors: TensorDataset, task: LatentTask) -> None:
-        self.tensors, self.task = tensors, task
+    def __init__(self, cache: latent_cache.LatentCache, reports: list[str]) -> None:
+        self.cache, self.reports = cache, reports
 
     def __len__(self) -> int:
-        return len(self.tensors)
+        return len(self.cache)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        latents, position, is_val = self.tensors[index]
-        reports = self.task.reports["val" if int(is_val) else "train"]
-        return {"latents": latents, "report": reports[int(position)], "index": index}
+    def __getitem__(self, position: int) -> dict[str, Any]:
+        latents, index = self.cache[position]
+        return {"latents": latents, "report": self.reports[index], "index": position}
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -499,4 +491,5 @@ def build_task(config: TrainConfig) -> _StageBase:
 
 def train(config: TrainConfig) -> Path:
     """Run one stage to completion (or until stopped); returns its run folder."""
-    return Trainer(config, build_task(config)).run()
+    accelerator = make_accelerator(config)  # first: it decides whether this process is one of several
+    return Trainer(config, build_task(config), accelerator=accelerator).run()
