@@ -424,6 +424,73 @@ def bench_synthesis(
     return result
 
 
+def bench_manifests(rows: tuple[int, ...] = (65_000, 650_000)) -> dict[str, object]:
+    """Memory of ``ingest`` and ``prepare`` over generated manifests of MaCheX's size (650k rows): resident
+    memory sampled every 50 ms while each runs, for each row count. Flat across row counts = constant memory.
+    Every row of the prepare manifest points to one of 8 real phantom PNGs (so it does real work per row: a
+    content hash; the 8 images are resized once and the rest are dropped as duplicates)."""
+    import csv
+    import threading
+
+    from cxr_studio.data.ingest import ingest
+    from cxr_studio.data.manifest import CHEXPERT_LABELS
+    from cxr_studio.data.phantom import write_dataset
+    from cxr_studio.data.prepare import prepare
+
+    def peak_while(fn: Callable[[], object]) -> tuple[float, float]:
+        peak, done = [_current_rss_mb()], threading.Event()
+
+        def sample() -> None:
+            while not done.wait(0.05):
+                peak.append(_current_rss_mb())
+
+        thread = threading.Thread(target=sample)
+        thread.start()
+        start = time.perf_counter()
+        try:
+            fn()
+        finally:
+            done.set()
+            thread.join()
+        return max(peak) - peak[0], time.perf_counter() - start
+
+    result: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        phantoms = write_dataset(root / "phantoms", n=8, size=64, seed=0, quiet=True)
+        for n in rows:
+            chexpert = root / f"chexpert-{n}" / "CheXpert-v1.0-small"
+            chexpert.mkdir(parents=True)
+            with open(chexpert / "train.csv", "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *CHEXPERT_LABELS])
+                for i in range(n):
+                    path = f"CheXpert-v1.0-small/train/patient{i // 3:05d}/study{i % 3 + 1}/view1_frontal.jpg"
+                    writer.writerow([path, "Female", 60, "Frontal", "PA", *(["1.0"] + [""] * 13)])
+            ingest_rss, ingest_s = peak_while(lambda c=chexpert, n=n: ingest("chexpert", c, root / f"m-{n}.csv"))
+            source = root / f"prepare-{n}.csv"
+            with open(phantoms) as src, open(source, "w", newline="") as dst:
+                reader = csv.DictReader(src)
+                base = list(reader)
+                writer = csv.DictWriter(dst, fieldnames=reader.fieldnames)
+                writer.writeheader()
+                for i in range(n):
+                    row = dict(base[i % 8])
+                    row["path"] = str(phantoms.parent / row["path"])
+                    writer.writerow(row)
+            prepare_rss, prepare_s = peak_while(
+                lambda s=source, n=n: prepare(s, root / f"prepared-{n}", size=32, workers=2)
+            )
+            result[str(n)] = {
+                "ingest_rss_growth_mb": ingest_rss,
+                "ingest_rows_per_s": n / ingest_s,
+                "prepare_rss_growth_mb": prepare_rss,
+                "prepare_rows_per_s": n / prepare_s,
+            }
+            print(f"  manifests {n}: {json.dumps(result[str(n)])}", file=sys.stderr, flush=True)
+    return result
+
+
 SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
     "phantom": bench_phantom,
     "stages": bench_stages,
@@ -431,6 +498,7 @@ SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
     "samplers": bench_samplers,
     "scaling": bench_scaling,
     "synthesis": bench_synthesis,
+    "manifests": bench_manifests,
 }
 
 
@@ -459,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
         "--synthesis-images", type=int, default=8, help="images per batch size in the synthesis section"
     )
     parser.add_argument("--memory-images", type=int, default=2000, help="tiny-preset images of the memory curve")
+    parser.add_argument("--manifest-rows", default="65000,650000", help="row counts of the manifests section")
     args = parser.parse_args(argv)
     import torch
 
@@ -476,6 +545,8 @@ def main(argv: list[str] | None = None) -> int:
             options = {"presets": tuple(args.presets.split(","))}
         if name == "synthesis":
             options |= {"images": args.synthesis_images, "memory_images": args.memory_images}
+        if name == "manifests":
+            options = {"rows": tuple(int(n) for n in args.manifest_rows.split(","))}
         if name == "samplers":
             options |= {
                 "seeds": args.sampler_seeds,

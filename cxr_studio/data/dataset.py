@@ -36,11 +36,20 @@ class EmptySplit(InputError):
 class ManifestDataset(Dataset):
     """Images, reports and labels of one split of a manifest, at ``size`` px."""
 
-    def __init__(self, manifest: str | os.PathLike[str], *, size: int, splits: Sequence[str] = ("train",), views: Sequence[str] = ("PA", "AP")) -> None:
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str],
+        *,
+        size: int,
+        splits: Sequence[str] = ("train",),
+        views: Sequence[str] = ("PA", "AP"),
+    ) -> None:
         self.root = Path(manifest).parent
         self.rows = [r for r in read_manifest(manifest) if r["split"] in splits and r["view"] in views]
         if not self.rows:
-            raise EmptySplit(f"manifest {Path(manifest).name} has no {'/'.join(views)} images in split(s) {list(splits)}.")
+            raise EmptySplit(
+                f"manifest {Path(manifest).name} has no {'/'.join(views)} images in split(s) {list(splits)}."
+            )
         self.size = size
         self.skipped: list[str] = []  # paths of unreadable images (relative to the manifest)
 
@@ -64,7 +73,12 @@ class ManifestDataset(Dataset):
         if image is None:
             return None
         row = self.rows[index]
-        return {"image": imaging.to_tensor(image)[0], "report": row["report"], "labels": torch.from_numpy(_labels(row)), "index": index}
+        return {
+            "image": imaging.to_tensor(image)[0],
+            "report": row["report"],
+            "labels": torch.from_numpy(_labels(row)),
+            "index": index,
+        }
 
 
 class SuperResPairs(ManifestDataset):
@@ -75,8 +89,17 @@ class SuperResPairs(ManifestDataset):
     statistics (the autoencoder's GroupNorm) can process the image whole and the crop be cut afterwards.
     """
 
-    def __init__(self, manifest: str | os.PathLike[str], *, size: int, factor: int, crop: int, seed: int = 0, splits: Sequence[str] = ("train",),
-                 full_low: bool = False) -> None:
+    def __init__(
+        self,
+        manifest: str | os.PathLike[str],
+        *,
+        size: int,
+        factor: int,
+        crop: int,
+        seed: int = 0,
+        splits: Sequence[str] = ("train",),
+        full_low: bool = False,
+    ) -> None:
         super().__init__(manifest, size=size, splits=splits)
         if crop % factor or crop > size:
             raise InputError(f"crop {crop} must be a multiple of the factor {factor} and at most the size {size}.")
@@ -93,8 +116,15 @@ class SuperResPairs(ManifestDataset):
         top, left = (int(v) * self.factor for v in rng.integers(0, cells + 1, 2))
         high = image[top : top + self.crop, left : left + self.crop]
         small = self.crop // self.factor
-        low = low_full[top // self.factor : top // self.factor + small, left // self.factor : left // self.factor + small]
-        item = {"high": imaging.to_tensor(high)[0], "low": imaging.to_tensor(low)[0], "report": self.rows[index]["report"], "index": index}
+        low = low_full[
+            top // self.factor : top // self.factor + small, left // self.factor : left // self.factor + small
+        ]
+        item = {
+            "high": imaging.to_tensor(high)[0],
+            "low": imaging.to_tensor(low)[0],
+            "report": self.rows[index]["report"],
+            "index": index,
+        }
         if self.full_low:  # the whole low-resolution image and where the crop lies in it (for processing it whole)
             item["low_full"] = imaging.to_tensor(low_full)[0]
             item["low_box"] = torch.tensor([top // self.factor, left // self.factor, small])

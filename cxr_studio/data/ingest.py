@@ -111,7 +111,9 @@ def labels_from_set(found: set[str], mapping: dict[str, Sequence[str]], *, exhau
     for name in found:
         for column in mapping.get(name, ()):
             labels[column] = "1"
-    if "No Finding" in mapped and any(labels[c] == "1" for c in CHEXPERT_LABELS if c not in ("No Finding", "Support Devices")):
+    if "No Finding" in mapped and any(
+        labels[c] == "1" for c in CHEXPERT_LABELS if c not in ("No Finding", "Support Devices")
+    ):
         labels["No Finding"] = "0"
     return with_hierarchy(labels)
 
@@ -125,11 +127,16 @@ def train_val_split(patient_id: str, *, official: str | None = None) -> str:
 
 
 class Writer:
-    """Collects rows for one manifest: paths relative to the manifest, optional existence checks."""
+    """Collects rows for one manifest: paths relative to the manifest, optional existence checks. Rows are
+    spooled to a temporary file beside the manifest as they come (one JSON line each), so a 650k-row
+    collection is imported in constant memory; :meth:`write` turns the spool into the CSV."""
 
     def __init__(self, out: Path, report: IngestReport, *, check_files: bool, frontal_only: bool) -> None:
         self.out, self.report, self.check_files, self.frontal_only = out, report, check_files, frontal_only
-        self.rows: list[dict[str, str]] = []
+        self.extra = list(EXTRA_COLUMNS)  # source-specific columns (the phantom's masks) are added as seen
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.spool_path = out.with_name(f"{out.name}.{os.getpid()}.rows.jsonl")
+        self.spool = open(self.spool_path, "w", encoding="utf-8")  # noqa: SIM115 (closed by write or close)
 
     def add(self, where: str, image: Path, **fields: str) -> None:
         if fields["view"] not in ("PA", "AP", "LATERAL"):
@@ -146,14 +153,27 @@ class Writer:
         row.update(fields)
         row.update(labels)
         row["path"] = os.path.relpath(image, self.out.parent)
-        self.rows.append(row)
+        self.extra += [k for k in row if k not in COLUMNS and k not in self.extra]
+        self.spool.write(json.dumps(row) + "\n")
 
     def write(self) -> int:
-        extra = list(EXTRA_COLUMNS)
-        for row in self.rows:  # source-specific columns (the phantom's masks) come along
-            extra += [k for k in row if k not in COLUMNS and k not in extra]
-        self.report.rows_written = write_manifest(self.out, ({**dict.fromkeys(extra, ""), **r} for r in self.rows), extra=tuple(extra))
+        self.spool.close()
+
+        def rows() -> Iterator[dict[str, str]]:
+            with open(self.spool_path, encoding="utf-8") as handle:
+                for line in handle:
+                    yield {**dict.fromkeys(self.extra, ""), **json.loads(line)}
+
+        try:
+            self.report.rows_written = write_manifest(self.out, rows(), extra=tuple(self.extra))
+        finally:
+            self.close()
         return self.report.rows_written
+
+    def close(self) -> None:
+        """Remove the spool (also when an importer failed)."""
+        self.spool.close()
+        self.spool_path.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -185,24 +205,47 @@ def ingest_chexpert(root: Path, w: Writer, r: IngestReport) -> None:
             # Paths start with the dataset folder (CheXpert-v1.0-small/...): resolve against root's parent too
             image = root / path if (root / path).exists() else root.parent / path
             labels = {c: chexpert_value(row.get(c, ""), r, c) for c in CHEXPERT_LABELS}
-            w.add(where, image, dataset="chexpert", patient_id=patient, study_id=f"{patient}/{study}", view=view,
-                  split=train_val_split(patient, official=official), report="", sex=row.get("Sex", ""), age=row.get("Age", ""), **labels)
+            w.add(
+                where,
+                image,
+                dataset="chexpert",
+                patient_id=patient,
+                study_id=f"{patient}/{study}",
+                view=view,
+                split=train_val_split(patient, official=official),
+                report="",
+                sex=row.get("Sex", ""),
+                age=row.get("Age", ""),
+                **labels,
+            )
     if r.rows_read == 0:
         raise InputError(f"chexpert: no train.csv or valid.csv under {root}.")
 
 
 NIH_TO_CHEXPERT = {
-    "Atelectasis": ("Atelectasis",), "Cardiomegaly": ("Cardiomegaly",), "Effusion": ("Pleural Effusion",),
-    "Infiltration": ("Lung Opacity",), "Mass": ("Lung Lesion",), "Nodule": ("Lung Lesion",), "Pneumonia": ("Pneumonia",),
-    "Pneumothorax": ("Pneumothorax",), "Consolidation": ("Consolidation",), "Edema": ("Edema",),
-    "Pleural_Thickening": ("Pleural Other",), "No Finding": ("No Finding",),
-    "Emphysema": (), "Fibrosis": (), "Hernia": (),  # no CheXpert counterpart
+    "Atelectasis": ("Atelectasis",),
+    "Cardiomegaly": ("Cardiomegaly",),
+    "Effusion": ("Pleural Effusion",),
+    "Infiltration": ("Lung Opacity",),
+    "Mass": ("Lung Lesion",),
+    "Nodule": ("Lung Lesion",),
+    "Pneumonia": ("Pneumonia",),
+    "Pneumothorax": ("Pneumothorax",),
+    "Consolidation": ("Consolidation",),
+    "Edema": ("Edema",),
+    "Pleural_Thickening": ("Pleural Other",),
+    "No Finding": ("No Finding",),
+    "Emphysema": (),
+    "Fibrosis": (),
+    "Hernia": (),  # no CheXpert counterpart
 }
 
 
 def ingest_chestxray14(root: Path, w: Writer, r: IngestReport) -> None:
     """``Data_Entry_2017*.csv`` with pipe-separated findings; official ``train_val_list.txt``/``test_list.txt``."""
-    entries = find_file(root, ["Data_Entry_2017*.csv", "Data_Entry_2017*.csv.gz", "*/Data_Entry_2017*.csv"], what="chestx-ray14")
+    entries = find_file(
+        root, ["Data_Entry_2017*.csv", "Data_Entry_2017*.csv.gz", "*/Data_Entry_2017*.csv"], what="chestx-ray14"
+    )
     test_list = next(root.rglob("test_list.txt"), None)
     official_test = set(test_list.read_text().split()) if test_list else set()
     locations = {p.name: p for p in root.rglob("*.png")}  # images_001/images/... : one walk, then lookups
@@ -218,9 +261,19 @@ def ingest_chestxray14(root: Path, w: Writer, r: IngestReport) -> None:
             r.unknown_labels[f"Finding Labels={unknown}"] += 1
         patient = f"nih-{int(row['Patient ID']):05d}" if row.get("Patient ID", "").isdigit() else name.split("_")[0]
         labels = labels_from_set(found, NIH_TO_CHEXPERT, exhaustive=True)
-        w.add(where, locations.get(name, root / "images" / name), dataset="chestx-ray14", patient_id=patient, study_id=name,
-              view=row.get("View Position", ""), split=train_val_split(patient, official="test" if name in official_test else None),
-              report="", sex=row.get("Patient Gender", ""), age=row.get("Patient Age", ""), **labels)
+        w.add(
+            where,
+            locations.get(name, root / "images" / name),
+            dataset="chestx-ray14",
+            patient_id=patient,
+            study_id=name,
+            view=row.get("View Position", ""),
+            split=train_val_split(patient, official="test" if name in official_test else None),
+            report="",
+            sex=row.get("Patient Gender", ""),
+            age=row.get("Patient Age", ""),
+            **labels,
+        )
 
 
 def report_sections(text: str) -> str:
@@ -228,7 +281,9 @@ def report_sections(text: str) -> str:
     text = text.replace("\r", "")
     sections = {}
     for name in ("FINDINGS", "IMPRESSION"):
-        match = re.search(rf"^\s*{name}\s*:(.*?)(?=^\s*[A-Z][A-Z /()-]{{2,}}:|\Z)", text, flags=re.S | re.M)
+        match = re.search(
+            rf"^\s*{name}\s*:(.*?)(?=^\s*[A-Z][A-Z /()-]{{2,}}:|\Z)", text, flags=re.DOTALL | re.MULTILINE
+        )
         if match:
             sections[name] = " ".join(match.group(1).split())
     return " ".join(f"{k}: {v}" for k, v in sections.items() if v)
@@ -236,12 +291,18 @@ def report_sections(text: str) -> str:
 
 def ingest_mimic(root: Path, w: Writer, r: IngestReport) -> None:
     """MIMIC-CXR-JPG: ``files/pXX/pSUBJECT/sSTUDY/DICOM.jpg``, metadata, CheXpert labels, split; reports."""
-    metadata = find_file(root, ["mimic-cxr-2.0.0-metadata.csv*", "*/mimic-cxr-2.0.0-metadata.csv*"], what="mimic-cxr metadata")
-    labels_csv = find_file(root, ["mimic-cxr-2.0.0-chexpert.csv*", "*/mimic-cxr-2.0.0-chexpert.csv*"], what="mimic-cxr labels")
+    metadata = find_file(
+        root, ["mimic-cxr-2.0.0-metadata.csv*", "*/mimic-cxr-2.0.0-metadata.csv*"], what="mimic-cxr metadata"
+    )
+    labels_csv = find_file(
+        root, ["mimic-cxr-2.0.0-chexpert.csv*", "*/mimic-cxr-2.0.0-chexpert.csv*"], what="mimic-cxr labels"
+    )
     split_csv = find_file(root, ["mimic-cxr-2.0.0-split.csv*", "*/mimic-cxr-2.0.0-split.csv*"], what="mimic-cxr split")
     labels = {(row["subject_id"], row["study_id"]): row for row in open_csv(labels_csv)}
     splits = {row["dicom_id"]: row["split"] for row in open_csv(split_csv)}
-    report_roots = [p for p in (root / "mimic-cxr-reports" / "files", root / "reports" / "files", root / "files") if p.is_dir()]
+    report_roots = [
+        p for p in (root / "mimic-cxr-reports" / "files", root / "reports" / "files", root / "files") if p.is_dir()
+    ]
     views = {"PA": "PA", "AP": "AP", "LATERAL": "LATERAL", "LL": "LATERAL", "RL": "LATERAL"}
     for number, row in enumerate(open_csv(metadata), start=2):
         r.rows_read += 1
@@ -261,22 +322,48 @@ def ingest_mimic(root: Path, w: Writer, r: IngestReport) -> None:
         study_labels = labels.get((subject, study), {})
         values = {c: chexpert_value(study_labels.get(c, ""), r, c) for c in CHEXPERT_LABELS}
         official = {"train": None, "validate": None, "test": "test"}.get(splits.get(dicom, ""), None)
-        w.add(where, root / folder / f"{dicom}.jpg", dataset="mimic-cxr", patient_id=f"mimic-{subject}", study_id=study,
-              view=views.get(row.get("ViewPosition", ""), row.get("ViewPosition", "") or "unknown"),
-              split=train_val_split(f"mimic-{subject}", official=official), report=report, **values)
+        w.add(
+            where,
+            root / folder / f"{dicom}.jpg",
+            dataset="mimic-cxr",
+            patient_id=f"mimic-{subject}",
+            study_id=study,
+            view=views.get(row.get("ViewPosition", ""), row.get("ViewPosition", "") or "unknown"),
+            split=train_val_split(f"mimic-{subject}", official=official),
+            report=report,
+            **values,
+        )
 
 
 PADCHEST_TO_CHEXPERT = {
-    "normal": ("No Finding",), "cardiomegaly": ("Cardiomegaly",), "pleural effusion": ("Pleural Effusion",),
-    "pneumothorax": ("Pneumothorax",), "atelectasis": ("Atelectasis",), "consolidation": ("Consolidation",),
-    "pneumonia": ("Pneumonia",), "nodule": ("Lung Lesion",), "mass": ("Lung Lesion",), "pulmonary mass": ("Lung Lesion",),
-    "pulmonary edema": ("Edema",), "infiltrates": ("Lung Opacity",), "alveolar pattern": ("Lung Opacity",),
-    "pleural thickening": ("Pleural Other",), "rib fracture": ("Fracture",), "clavicle fracture": ("Fracture",),
-    "vertebral fracture": ("Fracture",), "pacemaker": ("Support Devices",), "dual chamber device": ("Support Devices",),
-    "single chamber device": ("Support Devices",), "NSG tube": ("Support Devices",), "endotracheal tube": ("Support Devices",),
-    "central venous catheter": ("Support Devices",), "chest drain tube": ("Support Devices",),
-    "central venous catheter via jugular vein": ("Support Devices",), "central venous catheter via subclavian vein": ("Support Devices",),
-    "sternotomy": ("Support Devices",), "electrical device": ("Support Devices",),
+    "normal": ("No Finding",),
+    "cardiomegaly": ("Cardiomegaly",),
+    "pleural effusion": ("Pleural Effusion",),
+    "pneumothorax": ("Pneumothorax",),
+    "atelectasis": ("Atelectasis",),
+    "consolidation": ("Consolidation",),
+    "pneumonia": ("Pneumonia",),
+    "nodule": ("Lung Lesion",),
+    "mass": ("Lung Lesion",),
+    "pulmonary mass": ("Lung Lesion",),
+    "pulmonary edema": ("Edema",),
+    "infiltrates": ("Lung Opacity",),
+    "alveolar pattern": ("Lung Opacity",),
+    "pleural thickening": ("Pleural Other",),
+    "rib fracture": ("Fracture",),
+    "clavicle fracture": ("Fracture",),
+    "vertebral fracture": ("Fracture",),
+    "pacemaker": ("Support Devices",),
+    "dual chamber device": ("Support Devices",),
+    "single chamber device": ("Support Devices",),
+    "NSG tube": ("Support Devices",),
+    "endotracheal tube": ("Support Devices",),
+    "central venous catheter": ("Support Devices",),
+    "chest drain tube": ("Support Devices",),
+    "central venous catheter via jugular vein": ("Support Devices",),
+    "central venous catheter via subclavian vein": ("Support Devices",),
+    "sternotomy": ("Support Devices",),
+    "electrical device": ("Support Devices",),
 }
 PADCHEST_VIEWS = {"PA": "PA", "AP": "AP", "AP_horizontal": "AP", "L": "LATERAL"}
 
@@ -295,21 +382,51 @@ def ingest_padchest(root: Path, w: Writer, r: IngestReport) -> None:
         labels = labels_from_set(found, PADCHEST_TO_CHEXPERT, exhaustive=False)
         image = root / row.get("ImageDir", "").strip() / row.get("ImageID", "")
         patient = f"padchest-{row.get('PatientID', '')}"
-        w.add(where, image, dataset="padchest", patient_id=patient, study_id=row.get("StudyID", ""),
-              view=PADCHEST_VIEWS.get(row.get("Projection", ""), row.get("Projection", "") or "unknown"),
-              split=train_val_split(patient), report=(row.get("Report") or "").strip(), language="es",
-              sex=row.get("PatientSex_DICOM", ""), **labels)
+        w.add(
+            where,
+            image,
+            dataset="padchest",
+            patient_id=patient,
+            study_id=row.get("StudyID", ""),
+            view=PADCHEST_VIEWS.get(row.get("Projection", ""), row.get("Projection", "") or "unknown"),
+            split=train_val_split(patient),
+            report=(row.get("Report") or "").strip(),
+            language="es",
+            sex=row.get("PatientSex_DICOM", ""),
+            **labels,
+        )
 
 
 VINDR_TO_CHEXPERT = {
-    "Cardiomegaly": ("Cardiomegaly",), "Pleural effusion": ("Pleural Effusion",), "Pneumothorax": ("Pneumothorax",),
-    "Atelectasis": ("Atelectasis",), "Consolidation": ("Consolidation",), "Edema": ("Edema",), "Nodule/Mass": ("Lung Lesion",),
-    "Lung Opacity": ("Lung Opacity",), "Pneumonia": ("Pneumonia",), "Rib fracture": ("Fracture",), "Clavicle fracture": ("Fracture",),
-    "Pleural thickening": ("Pleural Other",), "No finding": ("No Finding",), "Aortic enlargement": ("Enlarged Cardiomediastinum",),
-    "Enlarged PA": ("Enlarged Cardiomediastinum",), "Infiltration": ("Lung Opacity",),
+    "Cardiomegaly": ("Cardiomegaly",),
+    "Pleural effusion": ("Pleural Effusion",),
+    "Pneumothorax": ("Pneumothorax",),
+    "Atelectasis": ("Atelectasis",),
+    "Consolidation": ("Consolidation",),
+    "Edema": ("Edema",),
+    "Nodule/Mass": ("Lung Lesion",),
+    "Lung Opacity": ("Lung Opacity",),
+    "Pneumonia": ("Pneumonia",),
+    "Rib fracture": ("Fracture",),
+    "Clavicle fracture": ("Fracture",),
+    "Pleural thickening": ("Pleural Other",),
+    "No finding": ("No Finding",),
+    "Aortic enlargement": ("Enlarged Cardiomediastinum",),
+    "Enlarged PA": ("Enlarged Cardiomediastinum",),
+    "Infiltration": ("Lung Opacity",),
     # VinDr findings without a CheXpert counterpart: known, so not reported as unknown
-    "Pulmonary fibrosis": (), "Other lesion": (), "Calcification": (), "ILD": (), "Other disease": (), "Other diseases": (),
-    "Lung cyst": (), "Mediastinal shift": (), "Emphysema": (), "Lung cavity": (), "COPD": (), "Lung tumor": ("Lung Lesion",),
+    "Pulmonary fibrosis": (),
+    "Other lesion": (),
+    "Calcification": (),
+    "ILD": (),
+    "Other disease": (),
+    "Other diseases": (),
+    "Lung cyst": (),
+    "Mediastinal shift": (),
+    "Emphysema": (),
+    "Lung cavity": (),
+    "COPD": (),
+    "Lung tumor": ("Lung Lesion",),
     "Tuberculosis": (),
 }
 
@@ -319,7 +436,14 @@ def ingest_vindr(root: Path, w: Writer, r: IngestReport) -> None:
     for part, official in (("train", None), ("test", "test")):
         boxes: dict[str, list[dict[str, object]]] = {}
         found: dict[str, set[str]] = {}
-        annotations = next((p for p in (root / f"annotations_{part}.csv", root / "annotations" / f"annotations_{part}.csv") if p.is_file()), None)
+        annotations = next(
+            (
+                p
+                for p in (root / f"annotations_{part}.csv", root / "annotations" / f"annotations_{part}.csv")
+                if p.is_file()
+            ),
+            None,
+        )
         if annotations is None and part == "train":
             annotations = next(root.glob("*train*.csv"), None)  # the Kaggle layout (vinbigdata train.csv)
         if annotations is None:
@@ -328,15 +452,29 @@ def ingest_vindr(root: Path, w: Writer, r: IngestReport) -> None:
             image_id, name = row.get("image_id", ""), row.get("class_name", "")
             found.setdefault(image_id, set()).add(name)
             if row.get("x_min"):
-                boxes.setdefault(image_id, []).append({"label": name, "box": [float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")]})
+                boxes.setdefault(image_id, []).append(
+                    {"label": name, "box": [float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")]}
+                )
         for number, image_id in enumerate(sorted(found), start=1):
             r.rows_read += 1
             for unknown in found[image_id] - VINDR_TO_CHEXPERT.keys():
                 r.unknown_labels[f"class_name={unknown}"] += 1
-            image = next((p for p in (root / part / f"{image_id}.dicom", root / part / f"{image_id}.dcm") if p.exists()), root / part / f"{image_id}.dicom")
-            w.add(f"{annotations.name}:{image_id}", image, dataset="vindr-cxr", patient_id=f"vindr-{image_id}", study_id=image_id, view="PA",
-                  split=train_val_split(f"vindr-{image_id}", official=official), report="", boxes=json.dumps(boxes.get(image_id, [])),
-                  **labels_from_set(found[image_id], VINDR_TO_CHEXPERT, exhaustive=True))
+            image = next(
+                (p for p in (root / part / f"{image_id}.dicom", root / part / f"{image_id}.dcm") if p.exists()),
+                root / part / f"{image_id}.dicom",
+            )
+            w.add(
+                f"{annotations.name}:{image_id}",
+                image,
+                dataset="vindr-cxr",
+                patient_id=f"vindr-{image_id}",
+                study_id=image_id,
+                view="PA",
+                split=train_val_split(f"vindr-{image_id}", official=official),
+                report="",
+                boxes=json.dumps(boxes.get(image_id, [])),
+                **labels_from_set(found[image_id], VINDR_TO_CHEXPERT, exhaustive=True),
+            )
 
 
 def ingest_brax(root: Path, w: Writer, r: IngestReport) -> None:
@@ -351,10 +489,19 @@ def ingest_brax(root: Path, w: Writer, r: IngestReport) -> None:
             r.problem("unreadable_rows", where, "(no PngPath/DicomPath)")
             continue
         patient = f"brax-{row.get('PatientID', Path(path).parts[0])}"
-        w.add(where, root / path, dataset="brax", patient_id=patient, study_id=row.get("AccessionNumber", ""),
-              view=views.get(row.get("ViewPosition", "").upper(), row.get("ViewPosition", "") or "unknown"),
-              split=train_val_split(patient), report="", sex=row.get("PatientSex", ""), age=row.get("PatientAge", ""),
-              **{c: chexpert_value(row.get(c, ""), r, c) for c in CHEXPERT_LABELS})
+        w.add(
+            where,
+            root / path,
+            dataset="brax",
+            patient_id=patient,
+            study_id=row.get("AccessionNumber", ""),
+            view=views.get(row.get("ViewPosition", "").upper(), row.get("ViewPosition", "") or "unknown"),
+            split=train_val_split(patient),
+            report="",
+            sex=row.get("PatientSex", ""),
+            age=row.get("PatientAge", ""),
+            **{c: chexpert_value(row.get(c, ""), r, c) for c in CHEXPERT_LABELS},
+        )
 
 
 def ingest_folder(root: Path, w: Writer, r: IngestReport, *, labels_csv: Path | None = None, view: str = "PA") -> None:
@@ -364,25 +511,35 @@ def ingest_folder(root: Path, w: Writer, r: IngestReport, *, labels_csv: Path | 
         for row in open_csv(labels_csv):
             key = row.get("path") or row.get("filename") or ""
             extra[Path(key).as_posix()] = row
-    for number, image in enumerate(sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), start=1):
+    for number, image in enumerate(
+        sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), start=1
+    ):
         r.rows_read += 1
         relative = image.relative_to(root).as_posix()
         row = extra.get(relative) or extra.get(image.name) or {}
         patient = row.get("patient_id") or f"folder-{image.stem}"
-        w.add(f"{relative}", image, dataset=row.get("dataset") or root.name, patient_id=patient, study_id=row.get("study_id") or image.stem,
-              view=row.get("view") or view, split=row.get("split") or split_for_patient(patient), report=row.get("report", ""),
-              **{c: chexpert_value(row.get(c, ""), r, c) for c in CHEXPERT_LABELS})
+        w.add(
+            f"{relative}",
+            image,
+            dataset=row.get("dataset") or root.name,
+            patient_id=patient,
+            study_id=row.get("study_id") or image.stem,
+            view=row.get("view") or view,
+            split=row.get("split") or split_for_patient(patient),
+            report=row.get("report", ""),
+            **{c: chexpert_value(row.get(c, ""), r, c) for c in CHEXPERT_LABELS},
+        )
 
 
 def ingest_phantom(root: Path, w: Writer, r: IngestReport, *, n: int = 1000, size: int = 256, seed: int = 0) -> None:
     """The phantom set in ``root`` (generated there first when it has no manifest)."""
-    from cxr_studio.data.manifest import read_manifest
+    from cxr_studio.data.manifest import iter_manifest
     from cxr_studio.data.phantom import write_dataset
 
     source = root / "manifest.csv"
     if not source.is_file():
         write_dataset(root, n=n, size=size, seed=seed, quiet=True)
-    for number, row in enumerate(read_manifest(source), start=2):
+    for number, row in enumerate(iter_manifest(source), start=2):
         r.rows_read += 1
         fields = {k: v for k, v in row.items() if k != "path"}
         for column in ("device_mask_path", "clean_path"):  # rebased like the image path
@@ -402,7 +559,15 @@ SOURCES: dict[str, Callable[..., None]] = {
 }
 
 
-def ingest(source: str, root: str | os.PathLike[str], out: str | os.PathLike[str], *, frontal_only: bool = False, check_files: bool = False, **options) -> IngestReport:
+def ingest(
+    source: str,
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    frontal_only: bool = False,
+    check_files: bool = False,
+    **options,
+) -> IngestReport:
     """Import ``source`` under ``root`` into the manifest ``out``; returns the counts."""
     if source not in SOURCES:
         raise InputError(f"unknown source {source!r}; accepted: {', '.join(SOURCES)}.")
@@ -411,8 +576,11 @@ def ingest(source: str, root: str | os.PathLike[str], out: str | os.PathLike[str
         raise InputError(f"--root {root} is not a folder.")
     report = IngestReport(source)
     writer = Writer(Path(out), report, check_files=check_files, frontal_only=frontal_only)
-    SOURCES[source](root, writer, report, **options)
-    writer.write()
+    try:
+        SOURCES[source](root, writer, report, **options)
+        writer.write()
+    finally:
+        writer.close()
     return report
 
 
@@ -424,12 +592,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frontal-only", action="store_true", help="leave out lateral views (counted)")
     parser.add_argument("--check-files", action="store_true", help="check every image exists (slow on network drives)")
     parser.add_argument("--labels-csv", type=Path, help="folder: CSV with path/filename, report and label columns")
-    parser.add_argument("--view", default="PA", choices=("PA", "AP", "LATERAL"), help="folder: view of images without one")
+    parser.add_argument(
+        "--view", default="PA", choices=("PA", "AP", "LATERAL"), help="folder: view of images without one"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
     options = {"labels_csv": args.labels_csv, "view": args.view} if args.source == "folder" else {}
     try:
-        report = ingest(args.source, args.root, args.out, frontal_only=args.frontal_only, check_files=args.check_files, **options)
+        report = ingest(
+            args.source, args.root, args.out, frontal_only=args.frontal_only, check_files=args.check_files, **options
+        )
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -361,7 +361,7 @@ class _Renderer:
         t = np.clip((y - top) / (bottom - top), 0, 1)
         base = self.mediastinum_half_width(y)
         # convex borders: quick growth below the top, full width well above the diaphragm
-        grow = lambda a, b: np.sin(0.5 * np.pi * np.clip((t - a) / (b - a), 0, 1))  # noqa: E731
+        grow = lambda a, b: np.sin(0.5 * np.pi * np.clip((t - a) / (b - a), 0, 1))
         right_w = base + (m - right - base) * grow(0.12, 0.5) * (1 - 0.3 * grow(0.75, 1.0) ** 2)
         left_w = base + (left - m - base) * grow(0.0, 0.62)
         u = np.where(x < m, (m - x) / right_w, (x - m) / left_w)  # 0 at the midline, 1 at the border
@@ -393,7 +393,7 @@ class _Renderer:
         below_dome = y < self.dome_y(side, x)
         m = self.a.mediastinum_shift
         medial = sign * (x - m) > self.mediastinum_half_width(y)
-        right, left, top, _ = self.heart_box()
+        _right, _left, top, _ = self.heart_box()
         heart = self._heart_mask(x, y)
         knob = ((x - (m + 0.12)) / 0.075) ** 2 + ((y - (top - 0.02)) / 0.07) ** 2 < 1.0
         return outer & below_dome & medial & ~heart & ~knob
@@ -434,7 +434,7 @@ class _Renderer:
         return lungs
 
     def draw_mediastinum(self) -> None:
-        right, left, top, bottom = self.heart_box()
+        _right, _left, top, _bottom = self.heart_box()
         m = self.a.mediastinum_shift
         heart = self.c.blur(self.heart_thickness(self.c.x, self.c.y), 0.006)
         heart *= self.c.blur((self.c.y < self.diaphragm_y() + 0.03).astype(np.float32), 0.01)  # sits on the diaphragm
@@ -443,7 +443,7 @@ class _Renderer:
         self.density += 0.25 * self.c.blur(upper.astype(np.float32), 0.01)
         knob = self.c.ellipse(m + 0.12, top - 0.02, 0.075, 0.07)
         self.density += 0.3 * np.clip(1 - knob**2, 0, 1) ** 0.5
-        for side, (hx, hy) in self.hilum.items():  # hilar vessels
+        for hx, hy in self.hilum.values():  # hilar vessels
             r = self.c.ellipse(hx + m, hy, 0.06, 0.1)
             self.density += 0.22 * np.clip(1 - r, 0, 1)
 
@@ -495,9 +495,14 @@ class _Renderer:
                 bone.stroke(path, width, 1.0)
                 cortex.stroke(path, width * 1.25, 1.0)
                 # anterior rib: from the lateral wall, sloping down toward the sternum, faint
-                front = _curve([(sign * (reach + 0.03), y0 + 0.1), (sign * 0.45, y0 + 0.28), (sign * 0.22, y0 + 0.45)], 24)
+                front = _curve(
+                    [(sign * (reach + 0.03), y0 + 0.1), (sign * 0.45, y0 + 0.28), (sign * 0.22, y0 + 0.45)], 24
+                )
                 anterior.stroke(front, 0.05, 1.0)
-        bone, edge = bone.array(), np.clip(cortex.array() - bone.array(), 0, 1)  # cortical margins a little denser than the medulla
+        bone, edge = (
+            bone.array(),
+            np.clip(cortex.array() - bone.array(), 0, 1),
+        )  # cortical margins a little denser than the medulla
         ribs = self.c.blur(0.1 * bone + 0.1 * edge, 0.004)
         self.density += ribs + 0.04 * self.c.blur(anterior.array(), 0.01)
 
@@ -505,7 +510,9 @@ class _Renderer:
         bone = _Strokes(self.c)
         m = self.a.mediastinum_shift
         for sign in (-1, 1):
-            clavicle = _curve([(m + sign * 0.05, -0.58), (sign * 0.3, -0.66), (sign * 0.45, -0.74), (sign * 0.75, -0.76)], 30)
+            clavicle = _curve(
+                [(m + sign * 0.05, -0.58), (sign * 0.3, -0.66), (sign * 0.45, -0.74), (sign * 0.75, -0.76)], 30
+            )
             bone.stroke(clavicle, 0.055, 1.0)
             scapula = _curve([(sign * 0.72, -0.78), (sign * 0.62, -0.45), (sign * 0.7, -0.05)], 30)
             bone.stroke(scapula, 0.012, 0.6)
@@ -522,12 +529,18 @@ class _Renderer:
         thick, thin = _Strokes(self.c), _Strokes(self.c)
         for layer, central in ((thick, True), (thin, False)):
             chosen = [seg for seg in segments if (seg[3] < 2) == central]
-            layer.strokes([np.stack(seg[:2]) for seg in chosen], [seg[2] for seg in chosen], [1.0 if central else 0.8] * len(chosen))
+            layer.strokes(
+                [np.stack(seg[:2]) for seg in chosen],
+                [seg[2] for seg in chosen],
+                [1.0 if central else 0.8] * len(chosen),
+            )
         field_ = (lungs["right"] & ~spared["right"]) | (lungs["left"] & ~spared["left"])
         vessels = self.c.blur(thick.array(), 0.008) + 0.8 * self.c.blur(thin.array(), 0.004)
         self.density += 0.3 * vessels * self.c.blur(field_.astype(np.float32), 0.01)
 
-    def _branch(self, start: np.ndarray, direction: np.ndarray, length: float, width: float, depth: int, out: list) -> None:
+    def _branch(
+        self, start: np.ndarray, direction: np.ndarray, length: float, width: float, depth: int, out: list
+    ) -> None:
         end = start + direction * length
         out.append((start, end, width, depth))
         if depth >= 4:
@@ -544,7 +557,9 @@ class _Renderer:
         """(x, y) centre of a zone of one lung."""
         sign = -1 if side == "right" else 1
         dome = self.a.dome_right if side == "right" else self.a.dome_left
-        y = {"upper": self.a.apex_y + 0.25, "middle": (self.a.apex_y + dome) / 2 + 0.1, "lower": dome - 0.12}[zone or "middle"]
+        y = {"upper": self.a.apex_y + 0.25, "middle": (self.a.apex_y + dome) / 2 + 0.1, "lower": dome - 0.12}[
+            zone or "middle"
+        ]
         return sign * (self.a.lung_half_width + 0.02), y
 
     def draw_effusion(self, f: Finding, lungs: dict[str, np.ndarray]) -> None:
@@ -586,7 +601,9 @@ class _Renderer:
         bronchi = _Strokes(self.c)
         for angle in self.finding_rng.uniform(0, 2 * np.pi, 4):
             d = np.array([math.cos(angle), math.sin(angle)])
-            bronchi.stroke(np.stack([np.array([cx, cy]) - d * extent * 0.5, np.array([cx, cy]) + d * extent * 0.5]), 0.012, 1.0)
+            bronchi.stroke(
+                np.stack([np.array([cx, cy]) - d * extent * 0.5, np.array([cx, cy]) + d * extent * 0.5]), 0.012, 1.0
+            )
         self.density += 0.6 * opacity - 0.15 * self.c.blur(bronchi.array(), 0.004) * opacity
 
     def draw_nodule(self, f: Finding, lungs: dict[str, np.ndarray]) -> None:
@@ -599,7 +616,11 @@ class _Renderer:
         else:  # mass: larger, lobulated
             radius = {"small": 0.1, "moderate": 0.14, "large": 0.19}[f.severity]
             theta = np.arctan2(self.c.y - cy, self.c.x - cx)
-            lobes = 1 + 0.12 * np.sin(3 * theta + self.finding_rng.uniform(0, 6)) + 0.07 * np.sin(5 * theta + self.finding_rng.uniform(0, 6))
+            lobes = (
+                1
+                + 0.12 * np.sin(3 * theta + self.finding_rng.uniform(0, 6))
+                + 0.07 * np.sin(5 * theta + self.finding_rng.uniform(0, 6))
+            )
             r = self.c.ellipse(cx, cy, radius, radius) / lobes
         self.density += 0.75 * np.sqrt(np.clip(1 - r**2, 0, 1))
 
@@ -616,7 +637,9 @@ class _Renderer:
                 y = dome - 0.05 - 0.035 * k + self.finding_rng.normal(0, 0.008)
                 x0 = sign * (self.a.lung_half_width * 2 + 0.02 - abs(y - dome) * 0.2)
                 kerley.stroke(np.array([(x0, y), (x0 - sign * 0.06, y)]), 0.006, 1.0)
-        self.density += strength * self.c.blur(haze, 0.02) + 0.25 * self.c.blur(kerley.array(), 0.003) * (lungs["right"] | lungs["left"])
+        self.density += strength * self.c.blur(haze, 0.02) + 0.25 * self.c.blur(kerley.array(), 0.003) * (
+            lungs["right"] | lungs["left"]
+        )
 
     def draw_atelectasis(self, f: Finding, lungs: dict[str, np.ndarray]) -> None:
         """Plate-like opacity at the base (the volume loss was applied to the anatomy beforehand)."""
@@ -626,7 +649,9 @@ class _Renderer:
         y = dome - 0.12 - self.finding_rng.uniform(0, 0.08)
         length = {"small": 0.18, "moderate": 0.28, "large": 0.4}[f.severity]
         x0 = sign * 0.25
-        band.stroke(_curve([(x0, y), (x0 + sign * length / 2, y - 0.02), (x0 + sign * length, y + 0.03)], 20), 0.025, 1.0)
+        band.stroke(
+            _curve([(x0, y), (x0 + sign * length / 2, y - 0.02), (x0 + sign * length, y + 0.03)], 20), 0.025, 1.0
+        )
         wedge = self.c.ellipse(sign * 0.3, dome - 0.05, 0.2, 0.1)
         plate = band.array() + (np.clip(1 - wedge, 0, 1) if f.severity == "large" else 0.0)
         self.density += 0.55 * self.c.blur(plate, 0.008) * lungs[f.side]
@@ -642,11 +667,29 @@ class _Renderer:
         w, h = (0.14, 0.1) if not icd else (0.17, 0.12)
         can = self.c.ellipse(gx, gy, w / 2, h / 2, angle=sign * 0.3)
         self.devices += 2.4 * (can < 1.0) + 0.6 * (can < 0.55)  # battery compartment denser
-        right, left, top, bottom = self.heart_box()
+        right, left, _top, bottom = self.heart_box()
         m = self.a.mediastinum_shift
         svc = (m - 0.05, -0.35)
-        leads = [[(gx - sign * 0.04, gy), (sign * 0.25, -0.72), svc, (m - 0.08, 0.05), (right + 0.1, self.a.heart_y + 0.12), (left - 0.1, bottom - 0.08)]]
-        leads.append([(gx - sign * 0.04, gy + 0.02), (sign * 0.2, -0.7), svc, (m - 0.1, 0.02), (m - 0.12, -0.1), (m - 0.02, -0.06)])
+        leads = [
+            [
+                (gx - sign * 0.04, gy),
+                (sign * 0.25, -0.72),
+                svc,
+                (m - 0.08, 0.05),
+                (right + 0.1, self.a.heart_y + 0.12),
+                (left - 0.1, bottom - 0.08),
+            ]
+        ]
+        leads.append(
+            [
+                (gx - sign * 0.04, gy + 0.02),
+                (sign * 0.2, -0.7),
+                svc,
+                (m - 0.1, 0.02),
+                (m - 0.12, -0.1),
+                (m - 0.02, -0.06),
+            ]
+        )
         for k, ctrl in enumerate(leads):
             path = _curve(ctrl, 80)
             self.device_lines.stroke(path, 0.011, 1.5)
@@ -663,7 +706,14 @@ class _Renderer:
             r = self.c.ellipse(x, y, 0.035, 0.035)
             self.devices += 0.5 * (np.abs(r - 0.9) < 0.12) + 1.8 * (r < 0.3)
             exit_x = np.sign(x) * 1.1
-            wire = _curve([(x, y), (x + np.sign(x) * 0.1, y + self.device_rng.uniform(-0.2, 0.2)), (exit_x, y + self.device_rng.uniform(-0.3, 0.3))], 40)
+            wire = _curve(
+                [
+                    (x, y),
+                    (x + np.sign(x) * 0.1, y + self.device_rng.uniform(-0.2, 0.2)),
+                    (exit_x, y + self.device_rng.uniform(-0.3, 0.3)),
+                ],
+                40,
+            )
             self.device_lines.stroke(wire, 0.008, 0.9)
 
     def _device_chest_tube(self, d: Device) -> None:
@@ -693,7 +743,9 @@ class _Renderer:
     def _device_sternotomy_wires(self, d: Device) -> None:
         m = self.a.mediastinum_shift
         for y in np.linspace(-0.5, 0.15, self.device_rng.integers(5, 8)):
-            loop = np.array([(m + 0.035 * math.cos(t), y + 0.012 * math.sin(2 * t)) for t in np.linspace(0, 2 * np.pi, 24)])
+            loop = np.array(
+                [(m + 0.035 * math.cos(t), y + 0.012 * math.sin(2 * t)) for t in np.linspace(0, 2 * np.pi, 24)]
+            )
             self.device_lines.stroke(loop, 0.012, 2.5)
 
     # --- detector -----------------------------------------------------------------------------------------
@@ -810,11 +862,20 @@ def chexpert_labels(findings: Sequence[Finding], devices: Sequence[Device]) -> d
 # ----------------------------------------------------------------------------------------------------
 
 _DEVICE_TEXT = {
-    "pacemaker": ["{Side} chest wall pacemaker with leads in the right atrium and right ventricle.", "Dual-chamber pacemaker, {side} chest wall generator, leads in expected position."],
-    "icd": ["{Side} chest wall ICD with a shock coil in the right ventricle.", "Implantable cardioverter-defibrillator in the {side} chest wall."],
+    "pacemaker": [
+        "{Side} chest wall pacemaker with leads in the right atrium and right ventricle.",
+        "Dual-chamber pacemaker, {side} chest wall generator, leads in expected position.",
+    ],
+    "icd": [
+        "{Side} chest wall ICD with a shock coil in the right ventricle.",
+        "Implantable cardioverter-defibrillator in the {side} chest wall.",
+    ],
     "ecg_leads": ["ECG leads overlie the chest.", "Monitoring electrodes and wires project over the thorax."],
     "chest_tube": ["{Side} chest tube with its tip at the apex.", "A {side}-sided chest drain is in place."],
-    "central_line": ["{Side} central venous catheter with its tip in the SVC.", "{Side}-sided central line terminating at the cavoatrial junction."],
+    "central_line": [
+        "{Side} central venous catheter with its tip in the SVC.",
+        "{Side}-sided central line terminating at the cavoatrial junction.",
+    ],
     "endotracheal_tube": ["Endotracheal tube tip above the carina.", "ET tube in satisfactory position."],
     "sternotomy_wires": ["Median sternotomy wires.", "Intact sternotomy wires from prior cardiac surgery."],
 }
@@ -829,12 +890,24 @@ _SEVERITY_WORD = {
     "mass": {"small": "", "moderate": "", "large": "large"},
 }
 _FINDING_TEXT = {
-    "pleural_effusion": ["{sev} {side} pleural effusion.", "{sev} {side}-sided pleural effusion with blunting of the costophrenic angle."],
+    "pleural_effusion": [
+        "{sev} {side} pleural effusion.",
+        "{sev} {side}-sided pleural effusion with blunting of the costophrenic angle.",
+    ],
     "pneumothorax": ["{sev} {side} pneumothorax.", "{sev} {side} apical pneumothorax with a visible pleural line."],
     "cardiomegaly": ["{sev} cardiomegaly.", "The heart is enlarged ({sev} cardiomegaly)."],
-    "edema": ["{sev} pulmonary edema.", "{sev} interstitial pulmonary edema with perihilar haziness and Kerley B lines."],
-    "consolidation": ["{sev} consolidation in the {side} {zone} zone.", "{sev} {side} {zone} zone airspace opacity, consistent with consolidation."],
-    "nodule": ["{sev} nodule in the {side} {zone} zone.", "{sev} pulmonary nodule projecting over the {side} {zone} lung."],
+    "edema": [
+        "{sev} pulmonary edema.",
+        "{sev} interstitial pulmonary edema with perihilar haziness and Kerley B lines.",
+    ],
+    "consolidation": [
+        "{sev} consolidation in the {side} {zone} zone.",
+        "{sev} {side} {zone} zone airspace opacity, consistent with consolidation.",
+    ],
+    "nodule": [
+        "{sev} nodule in the {side} {zone} zone.",
+        "{sev} pulmonary nodule projecting over the {side} {zone} lung.",
+    ],
     "mass": ["{sev} mass in the {side} {zone} zone.", "{sev} lobulated mass in the {side} {zone} lung zone."],
     "atelectasis": ["{sev} atelectasis at the {side} base.", "{sev} {side} basilar atelectasis."],
 }
@@ -866,18 +939,22 @@ def report_for(findings: Sequence[Finding], devices: Sequence[Device]) -> str:
 
 def write_report(findings: Sequence[Finding], devices: Sequence[Device], rng: np.random.Generator) -> str:
     """A report with FINDINGS and IMPRESSION sections, varied wording, and explicit negations."""
-    pick = lambda options: options[int(rng.integers(len(options)))]  # noqa: E731
+    pick = lambda options: options[int(rng.integers(len(options)))]
     lines = [pick(_DEVICE_TEXT[d.name]).format(side=d.side or "", Side=(d.side or "").capitalize()) for d in devices]
     lines += [describe_finding(f, rng) for f in findings]
     present = {f.name for f in findings}
     for name, negatives in _NEGATIVES.items():
-        if name not in present and not (name == "consolidation" and present & {"edema", "atelectasis", "mass", "nodule"}):
+        if name not in present and not (
+            name == "consolidation" and present & {"edema", "atelectasis", "mass", "nodule"}
+        ):
             lines.append(pick(negatives))
     lines = [_sentence(line) for line in lines]
     if findings:
         impression = " ".join(describe_finding(f) for f in findings)
     else:
-        impression = pick(["No acute cardiopulmonary process.", "Normal chest radiograph.", "No acute cardiopulmonary abnormality."])
+        impression = pick(
+            ["No acute cardiopulmonary process.", "Normal chest radiograph.", "No acute cardiopulmonary abnormality."]
+        )
     if devices and not findings:
         impression = pick(["Support devices as described. ", "Lines and tubes as above. "]) + impression
     return f"FINDINGS: {' '.join(lines)}\nIMPRESSION: {impression}"
@@ -889,7 +966,14 @@ def write_report(findings: Sequence[Finding], devices: Sequence[Device], rng: np
 
 
 def write_dataset(
-    out: str | Path, *, n: int, size: int = 256, seed: int = 0, bit_depth: int = 8, workers: int = 1, quiet: bool = False
+    out: str | Path,
+    *,
+    n: int,
+    size: int = 256,
+    seed: int = 0,
+    bit_depth: int = 8,
+    workers: int = 1,
+    quiet: bool = False,
 ) -> Path:
     """Write ``n`` phantoms as PNGs plus ``manifest.csv`` under ``out``; returns the manifest path.
 
@@ -908,7 +992,11 @@ def write_dataset(
 
         chunks = [range(k, n, workers) for k in range(workers)]
         with ProcessPoolExecutor(workers) as pool:
-            parts = list(pool.map(_write_cases, [out] * workers, chunks, [size] * workers, [seed] * workers, [bit_depth] * workers))
+            parts = list(
+                pool.map(
+                    _write_cases, [out] * workers, chunks, [size] * workers, [seed] * workers, [bit_depth] * workers
+                )
+            )
         rows = sorted((row for part in parts for row in part), key=lambda row: row["path"])
         write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
         return out / "manifest.csv"
@@ -919,7 +1007,9 @@ def write_dataset(
     return out / "manifest.csv"
 
 
-def _write_cases(out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True) -> list[dict[str, str]]:
+def _write_cases(
+    out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True
+) -> list[dict[str, str]]:
     """Render and write the cases ``indices``; returns their manifest rows."""
     from cxr_studio.imaging import save_png
 
@@ -929,8 +1019,15 @@ def _write_cases(out: Path, indices: range, size: int, seed: int, bit_depth: int
         case = render_case(np.random.default_rng([seed, i]), size=size)
         stem = f"phantom_{seed}_{i:06d}"
         patient_id = f"phantom-{seed}-{i:06d}"
-        parameters = {"source": "cxr_studio.data.phantom", "seed": [seed, i], "size": size, "findings": [f.describe() for f in case.findings]}
-        save_png(out / "images" / f"{stem}.png", case.image, bit_depth=bit_depth, parameters=parameters, synthetic=True)
+        parameters = {
+            "source": "cxr_studio.data.phantom",
+            "seed": [seed, i],
+            "size": size,
+            "findings": [f.describe() for f in case.findings],
+        }
+        save_png(
+            out / "images" / f"{stem}.png", case.image, bit_depth=bit_depth, parameters=parameters, synthetic=True
+        )
         save_png(out / "clean" / f"{stem}.png", case.clean, bit_depth=bit_depth, parameters=parameters, synthetic=True)
         save_png(out / "masks" / f"{stem}.png", case.device_mask.astype(np.uint8) * 255)
         rows.append(
@@ -948,7 +1045,12 @@ def _write_cases(out: Path, indices: range, size: int, seed: int, bit_depth: int
         )
         if not quiet and count % max(1, n // 20) == 0:
             rate = count / (time.perf_counter() - start)
-            print(f"\r{count}/{n} images, {rate:.1f}/s, ETA {(n - count) / rate:.0f} s", end="", file=sys.stderr, flush=True)
+            print(
+                f"\r{count}/{n} images, {rate:.1f}/s, ETA {(n - count) / rate:.0f} s",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
     return rows
 
 
@@ -971,11 +1073,14 @@ SHOWCASE: tuple[tuple[tuple[Finding, ...], tuple[Device, ...]], ...] = (
     ((), (Device("pacemaker", "left"), Device("ecg_leads"))),
     ((), (Device("icd", "left"), Device("sternotomy_wires"))),
     ((), (Device("endotracheal_tube"), Device("central_line", "right"))),
-    ((Finding("pleural_effusion", "right", "small"), Finding("atelectasis", "right", "small")), (Device("central_line", "left"),)),
+    (
+        (Finding("pleural_effusion", "right", "small"), Finding("atelectasis", "right", "small")),
+        (Device("central_line", "left"),),
+    ),
 )
 
 
-def contact_sheet(seed: int = 0, *, size: int = 256) -> "PIL.Image.Image":  # noqa: F821
+def contact_sheet(seed: int = 0, *, size: int = 256) -> PIL.Image.Image:  # noqa: F821
     """A 4x4 sheet of the :data:`SHOWCASE` cases with their impressions underneath."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -1021,9 +1126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.out is None:
             parser.error("--out is required (or --contact-sheet)")
         start = time.perf_counter()
-        manifest = write_dataset(args.out, n=args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth, workers=args.workers)
+        manifest = write_dataset(
+            args.out, n=args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth, workers=args.workers
+        )
         elapsed = time.perf_counter() - start
-        print(f"wrote {args.n} images to {args.out} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s); manifest {manifest}")
+        print(
+            f"wrote {args.n} images to {args.out} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s); manifest {manifest}"
+        )
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import logging
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from collections.abc import Sequence
 from pathlib import Path
 
 from cxr_studio import imaging
-from cxr_studio.data.manifest import COLUMNS, read_manifest, write_manifest
+from cxr_studio.data.manifest import COLUMNS, iter_manifest, manifest_columns, write_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.files import sha256_file
 
@@ -40,50 +41,63 @@ def _prepare_one(job: tuple[str, str, int, int]) -> tuple[str, str | None, str |
         return source, None, str(err)
 
 
-def prepare(manifest: str | os.PathLike[str], out: str | os.PathLike[str], *, size: int, bit_depth: int = 8, workers: int = 1) -> dict[str, float]:
-    """Prepare every row; returns counts and the speed. The new manifest is ``out/manifest.csv``."""
+BLOCK = 4096  # rows in flight at a time: memory stays flat over any manifest length
+
+
+def prepare(
+    manifest: str | os.PathLike[str], out: str | os.PathLike[str], *, size: int, bit_depth: int = 8, workers: int = 1
+) -> dict[str, float]:
+    """Prepare every row; returns counts and the speed. The new manifest is ``out/manifest.csv``.
+
+    Rows stream through in blocks of :data:`BLOCK` and the new manifest is written as they come, so memory does
+    not grow with the manifest; the one thing that does is the duplicate check's 16 bytes per image."""
     if not 32 <= size <= 4096:
         raise InputError(f"--size {size}; 32 to 4096 accepted.")
     if bit_depth not in (8, 16):
         raise InputError(f"--bit-depth {bit_depth}; 8 or 16 accepted.")
     manifest, out = Path(manifest), Path(out)
-    rows = read_manifest(manifest)
+    extra = tuple(k for k in manifest_columns(manifest) if k not in COLUMNS)
     (out / "images").mkdir(parents=True, exist_ok=True)
-    jobs = []
-    for row in rows:
+    counts = dict.fromkeys(("rows", "written", "unreadable", "duplicates", "already_done"), 0)
+    seen: set[bytes] = set()
+
+    def job_for(row: dict[str, str]) -> tuple[str, str, int, int]:
         source = (manifest.parent / row["path"]).resolve()
         # the name comes from the source path, so a re-run finds the same target (resume)
         name = hashlib.sha1(str(source).encode()).hexdigest()[:20] + ".png"
-        jobs.append((str(source), str(out / "images" / name), size, bit_depth))
+        return str(source), str(out / "images" / name), size, bit_depth
+
+    def kept(pool: ProcessPoolExecutor) -> Iterator[dict[str, str]]:
+        rows = iter_manifest(manifest)
+        while block := list(itertools.islice(rows, BLOCK)):
+            jobs = [job_for(row) for row in block]
+            counts["already_done"] += sum(Path(job[1]).is_file() for job in jobs)
+            for row, job, (source, content, error) in zip(block, jobs, pool.map(_prepare_one, jobs, chunksize=16)):
+                counts["rows"] += 1
+                if error:
+                    counts["unreadable"] += 1
+                    log.warning("skipped %s: %s", source, error)
+                    continue
+                digest = bytes.fromhex(content)[:16]
+                if digest in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(digest)
+                counts["written"] += 1
+                yield {**row, "path": os.path.relpath(job[1], out)}
+            print(f"\r{counts['rows']} rows", end="", file=sys.stderr, flush=True)
+
     start = time.perf_counter()
-    results = {}
-    done_before = sum(Path(job[1]).is_file() for job in jobs)
     with ProcessPoolExecutor(max(1, workers)) as pool:
-        for number, (source, content, error) in enumerate(pool.map(_prepare_one, jobs, chunksize=16), start=1):
-            results[source] = (content, error)
-            if error:
-                log.warning("skipped %s: %s", source, error)
-            if number % 500 == 0:
-                print(f"\r{number}/{len(jobs)}", end="", file=sys.stderr, flush=True)
+        write_manifest(out / "manifest.csv", kept(pool), extra=extra)
     elapsed = time.perf_counter() - start
-    seen: set[str] = set()
-    kept, unreadable, duplicates = [], 0, 0
-    for row, job in zip(rows, jobs):
-        content, error = results[job[0]]
-        if error:
-            unreadable += 1
-            continue
-        if content in seen:
-            duplicates += 1
-            continue
-        seen.add(content)
-        kept.append({**row, "path": os.path.relpath(job[1], out)})
-    extra = tuple(k for k in rows[0] if k not in COLUMNS)
-    write_manifest(out / "manifest.csv", kept, extra=extra)
-    new = len(jobs) - done_before
-    return {"rows": len(rows), "written": len(kept), "unreadable": unreadable, "duplicates": duplicates,
-            "already_done": done_before, "seconds": elapsed, "images_per_s": new / elapsed if elapsed else 0.0,
-            "images_per_s_per_worker": new / elapsed / max(1, workers) if elapsed else 0.0}
+    new = counts["rows"] - counts["already_done"]
+    return {
+        **counts,
+        "seconds": elapsed,
+        "images_per_s": new / elapsed if elapsed else 0.0,
+        "images_per_s_per_worker": new / elapsed / max(1, workers) if elapsed else 0.0,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
