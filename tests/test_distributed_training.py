@@ -108,3 +108,27 @@ def test_two_processes_killed_and_resumed_end_with_the_uninterrupted_weights(man
     )
     b = load_file(max((run / "checkpoints").glob("step-*")) / "autoencoder.safetensors")
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+
+
+def test_sharded_optimizer_state_trains_the_same_weights(manifest, tmp_path):
+    """ZeRO stage 1 (each process keeps half of AdamW's moments) gives the weights of the unsharded run, and its
+    checkpoint holds the whole optimizer state (a resume under any sharding reads it)."""
+    import torch
+
+    common = ["--manifest", str(manifest), "--preset", "tiny", "--max-steps", "6", *FAST]
+    for name, extra in (("plain", []), ("sharded", ["--shard-optimizer"])):
+        args = [*common, "--out", str(tmp_path / name / "model"), *extra]
+        finished(
+            launch("training.train_latent_diffusion", *args, log=tmp_path / f"{name}.log"), tmp_path / f"{name}.log"
+        )
+    checkpoints = {
+        name: max((tmp_path / name / "model.runs" / "latent" / "checkpoints").glob("step-*"))
+        for name in ("plain", "sharded")
+    }
+    for module in ("latent_unet", "report_encoder"):
+        a = load_file(checkpoints["plain"] / f"{module}.safetensors")
+        b = load_file(checkpoints["sharded"] / f"{module}.safetensors")
+        assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), module
+    state = torch.load(checkpoints["sharded"] / "training_state.pt", weights_only=True)["optimizer"]
+    plain = torch.load(checkpoints["plain"] / "training_state.pt", weights_only=True)["optimizer"]
+    assert len(state["state"]) == len(plain["state"]) > 0  # every parameter's moments, consolidated

@@ -557,3 +557,20 @@ def test_latent_cache_shards_stream_and_resume(manifest, tmp_path):
     latent_cache.build(tmp_path / "cut", images, encode, shard_size=5)
     for path in (tmp_path / "whole").iterdir():
         assert (tmp_path / "cut" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_the_tokenizer_is_the_same_in_every_process(manifest):
+    """tokenizers' trainer made its continuing pieces in hash order, so each process learnt another vocabulary
+    from the same reports (huggingface/tokenizers#1794): two runs of one recipe were two different models."""
+    code = (
+        "import json, sys; from cxr_studio.data.manifest import read_manifest; "
+        "from cxr_studio.models.report_encoder import train_tokenizer; "
+        f"rows = read_manifest({str(manifest)!r}); "
+        "print(json.dumps(sorted(train_tokenizer([r['report'] for r in rows], vocab_size=512, max_tokens=64)"
+        ".get_vocab().items())))"
+    )
+    vocabularies = {
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        for _ in range(3)
+    }
+    assert len(vocabularies) == 1

@@ -44,6 +44,9 @@ class TrainConfig:
         "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
     )
     channels_last: bool = False  # NHWC memory format for the trained modules
+    # several processes: each keeps only its share of AdamW's moments (ZeRO stage 1, torch's
+    # ZeroRedundancyOptimizer), 8 of the 16 bytes per parameter spread over the processes (the cheff preset)
+    shard_optimizer: bool = False
     log_every: int = 10
     validate_every: int = 250  # 0: never (benchmarks)
     sample_every: int = 250  # 0: never
@@ -130,7 +133,9 @@ def add_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()
             continue
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {f.default})"
+            )
         else:
             parser.add_argument(flag, type=type(f.default), default=None, help=f"(default {f.default!r})")
 

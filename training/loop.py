@@ -123,6 +123,8 @@ class Trainer:
         """The main process writes (every process holds the same weights and state); the others wait for it."""
         final = self.run_dir / "checkpoints" / f"step-{step:08d}"
         self._check_in_step()
+        if self.sharded_optimizer:  # every process sends its share of the optimizer state to the main one
+            optimizer.consolidate_state_dict(to=0)
         if self.accelerator.is_main_process:
             self._write_checkpoint(final, step, optimizer, scheduler, emas)
         self.accelerator.wait_for_everyone()
@@ -186,8 +188,11 @@ class Trainer:
         if hasattr(self.task, "average_gradients"):  # a task's own optimizer (the GAN's discriminator) syncs too
             self.task.average_gradients = self._average_gradients
         dataset = self.task.train_dataset()
+        if processes > 1:  # on its device before the optimizer sees it (ZeRO records where each shard lives)
+            for module in self.task.modules.values():
+                module.to(acc.device)
         params = [p for m in self.task.modules.values() for p in m.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = self._optimizer(params)
         scheduler = learning_rate_schedule(optimizer, cfg)
         # EMA warm-up (decay grows with the step count) so short runs are not dominated by the random init
         emas = {
@@ -207,7 +212,8 @@ class Trainer:
                 module.to(memory_format=torch.channels_last)
             self.task.modules[name] = self._prepare_module(module)
         # the scheduler stays ours: accelerate's wrapper steps it once per process, and the schedule counts steps
-        optimizer = acc.prepare(optimizer)
+        if not self.sharded_optimizer:  # ZeRO's step already synchronises the processes' parameters
+            optimizer = acc.prepare(optimizer)
         # one global batch per micro-step, shared out by rank; a set smaller than the batch gives all it has
         global_batch = min(cfg.batch_size * processes, len(dataset)) // processes * processes
         if global_batch == 0:
@@ -302,6 +308,22 @@ class Trainer:
         return self.run_dir
 
     # --- helpers -------------------------------------------------------------------------------------------
+
+    @property
+    def sharded_optimizer(self) -> bool:
+        return self.config.shard_optimizer and self.accelerator.num_processes > 1
+
+    def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """AdamW; with ``shard_optimizer`` over several processes, each process keeps and updates only its share
+        of the parameters' moments and broadcasts the updated parameters (ZeRO stage 1). The update is the same
+        arithmetic on the same averaged gradients, so the weights are those of the unsharded run."""
+        if not self.sharded_optimizer:
+            return torch.optim.AdamW(params, lr=self.config.lr, weight_decay=self.config.weight_decay)
+        from torch.distributed.optim import ZeroRedundancyOptimizer
+
+        return ZeroRedundancyOptimizer(
+            params, optimizer_class=torch.optim.AdamW, lr=self.config.lr, weight_decay=self.config.weight_decay
+        )
 
     def _prepare_module(self, module: torch.nn.Module) -> torch.nn.Module:
         """One process: accelerate's prepare (device, and torch.compile with --compile). Several: the module

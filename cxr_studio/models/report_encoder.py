@@ -42,18 +42,30 @@ class TruncationWarning(UserWarning):
 
 
 def train_tokenizer(reports: Iterable[str], *, vocab_size: int, max_tokens: int) -> BertTokenizerFast:
-    """Train a lower-casing WordPiece tokenizer on ``reports`` and wrap it as a transformers fast tokenizer."""
+    """Train a lower-casing WordPiece tokenizer on ``reports`` and wrap it as a transformers fast tokenizer.
+
+    The same reports give the same vocabulary in every process. ``tokenizers``' trainer creates the
+    continuing-piece tokens (``##a``) in hash-map order, which changes from process to process, and ties between
+    merges are broken by token id (huggingface/tokenizers#1794), so two runs of one recipe learnt different
+    vocabularies. Listing every ``##c`` of the corpus's alphabet among the initial tokens, in sorted order,
+    leaves the trainer nothing to create in that order."""
+    corpus = list(reports) + [BASE_CORPUS]
+    normalizer = normalizers.BertNormalizer(lowercase=True)
+    alphabet = sorted(
+        set(string.ascii_lowercase + string.digits + string.punctuation)
+        | {ch for text in corpus for ch in normalizer.normalize_str(text) if not ch.isspace()}
+    )
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.normalizer = normalizer
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     trainer = trainers.WordPieceTrainer(
         vocab_size=vocab_size,
         min_frequency=1,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS, *(f"##{ch}" for ch in alphabet)],
         # every character gets a token, so unseen words split into pieces instead of [UNK]
-        initial_alphabet=list(string.ascii_lowercase + string.digits + string.punctuation),
+        initial_alphabet=alphabet,
     )
-    tokenizer.train_from_iterator(list(reports) + [BASE_CORPUS], trainer)
+    tokenizer.train_from_iterator(corpus, trainer)
     return BertTokenizerFast(vocab=tokenizer.get_vocab(), do_lower_case=True, model_max_length=max_tokens)
 
 
