@@ -1030,7 +1030,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CXR Studio: a local chest radiograph studio")
     parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     parser.add_argument("--auth", help="USER:PASS required to open the page")
     parser.add_argument("--device", default=None, help="cpu (default) or cuda")
     args = parser.parse_args(argv)

@@ -178,11 +178,10 @@ def bench_stages(
 
 
 def _studio(model: str | None):
-    from cxr_studio import load_default
-    from cxr_studio.pipeline.studio import CXRStudio
+    from cxr_studio.pipeline.studio import load_model
 
     # no fallback to random weights: a benchmark of something other than what was asked is worse than an error
-    return CXRStudio.from_pretrained(model) if model else load_default()
+    return load_model(model)
 
 
 def bench_generate(model: str | None = None) -> dict[str, object]:
@@ -433,9 +432,9 @@ def bench_manifests(rows: tuple[int, ...] = (65_000, 650_000)) -> dict[str, obje
     import threading
 
     from cxr_studio.data.ingest import ingest
-    from cxr_studio.data.manifest import CHEXPERT_LABELS
     from cxr_studio.data.phantom import write_dataset
     from cxr_studio.data.prepare import prepare
+    from cxr_studio.labels import CHEXPERT_LABELS
 
     def peak_while(fn: Callable[[], object]) -> tuple[float, float]:
         peak, done = [_current_rss_mb()], threading.Event()

@@ -44,13 +44,13 @@ import numpy as np
 import torch
 
 from cxr_studio import imaging
-from cxr_studio.data.manifest import CHEXPERT_LABELS
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
-from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
+from cxr_studio.labels import CHEXPERT_LABELS, TARGETS
+from cxr_studio.models.classifier import ClassifierConfig, FindingClassifier
 from cxr_studio.models.super_res_unet import upsample
 
 
@@ -554,10 +554,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the judge, the samples and every subset")
     args = parser.parse_args(argv)
-    from cxr_studio import CXRStudio, load_default
+    from cxr_studio.pipeline.studio import load_model
 
     try:
-        studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
+        studio = load_model(args.model)
         steps = [int(s) for s in args.steps_sweep.split(",") if s.strip()]
         report, examples = evaluate(
             studio,

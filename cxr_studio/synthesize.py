@@ -42,9 +42,10 @@ from typing import Any
 import numpy as np
 
 from cxr_studio import imaging
-from cxr_studio.data.manifest import CHEXPERT_LABELS, read_manifest, write_manifest
+from cxr_studio.data.manifest import read_manifest, write_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.files import sha256_file, write_atomic
+from cxr_studio.labels import CHEXPERT_LABELS
 from cxr_studio.limits import LIMITS, check_seed
 
 IMAGES, DROPPED = "images", "dropped"
@@ -270,7 +271,7 @@ def contradictions(judge: Any, pixels01: np.ndarray, rows: Sequence[dict[str, st
     """Per image ``(N, H, W)`` in ``[0, 1]``, the judge's targets whose verdict (at its thresholds fixed on real
     images) contradicts the row's known label: positive where the label says absent, or the reverse."""
     from cxr_studio.evaluation.classifier import predict
-    from cxr_studio.models.classifier import TARGETS, targets_for
+    from cxr_studio.labels import TARGETS, targets_for
 
     probabilities = predict(judge, imaging.to_batch(pixels01, judge.config.image_size))
     out = []

@@ -14,7 +14,8 @@ from cxr_studio.data.phantom import write_dataset
 from cxr_studio.evaluation.distribution import fid, kid, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim
 from cxr_studio.evaluation.privacy import PrivacyScreen, plant_copies
-from cxr_studio.models.classifier import SIDE_TARGETS, TARGETS, FindingClassifier, side_target, targets_for
+from cxr_studio.labels import SIDE_TARGETS, TARGETS, side_target, targets_for
+from cxr_studio.models.classifier import FindingClassifier
 
 
 class Identity(torch.nn.Module):

@@ -146,7 +146,8 @@ def test_the_same_item_gives_the_same_image_in_any_batch_order(studio, sources, 
 
 def test_filters_replace_with_the_next_seed_and_drop_after_the_last_try(studio, sources, tmp_path):
     from cxr_studio.evaluation.privacy import PrivacyScreen
-    from cxr_studio.models.classifier import TARGETS, ClassifierConfig, FindingClassifier
+    from cxr_studio.labels import TARGETS
+    from cxr_studio.models.classifier import ClassifierConfig, FindingClassifier
 
     rows = read_sources(sources)
     settings = SynthesisSettings(per_report=2, batch_size=4, max_attempts=3)

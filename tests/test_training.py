@@ -574,3 +574,13 @@ def test_the_tokenizer_is_the_same_in_every_process(manifest):
         for _ in range(3)
     }
     assert len(vocabularies) == 1
+
+
+def test_shipped_accelerate_configs_load_and_say_what_they_launch():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    expected = {"one_machine_gpus": (8, 1), "two_machines_gpus": (16, 2), "cpu_processes": (2, 1)}
+    for name, (processes, machines) in expected.items():
+        config = load_config_from_file(str(ROOT / "training" / "accelerate" / f"{name}.yaml"))
+        assert (config.num_processes, config.num_machines) == (processes, machines), name
+        assert config.distributed_type == "MULTI_GPU"  # the multi-process launcher; CPU processes join over gloo

@@ -168,6 +168,61 @@ def _train_in_subprocess(config) -> None:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
+GPU_PEAK_TFLOPS = 990.0  # an H100's dense bf16 peak
+GPU_UTILISATION = (0.1, 0.3)  # what diffusion UNet training reaches of it, low and high
+
+
+def bench_recipe_flops(name: str = "cheff", *, gpus: int = 8) -> dict[str, object]:
+    """Cheff's recipe (:data:`CHEFF_RECIPE_IMAGES`) in GPU hours, from counted FLOPs: per stage, the trained
+    modules' forward GFLOPs for one image (the report encoder at its full token length; super-resolution at the
+    full output size, an upper bound where the recipe trains on crops) x 3 (forward and backward), x the images
+    the recipe trains on, over ``gpus`` GPUs at :data:`GPU_UTILISATION` of :data:`GPU_PEAK_TFLOPS`."""
+    import torch
+
+    from cxr_studio.benchmark import _gflops
+    from cxr_studio.models.latent_unet import predict
+    from cxr_studio.models.super_res_unet import predict as predict_super_res
+    from cxr_studio.pipeline.studio import CXRStudio
+
+    studio = CXRStudio.from_preset(name)
+    c = studio.config
+    tokens = torch.ones(1, c.report_encoder.max_tokens, dtype=torch.long)
+    mask = torch.ones_like(tokens)
+    image = torch.zeros(1, 1, c.image_size, c.image_size)
+    latent = torch.randn(1, c.autoencoder.latent_channels, c.latent_size, c.latent_size)
+    high = torch.zeros(1, 1, c.output_size, c.output_size)
+    with torch.inference_mode():
+        embeds = studio.report_encoder(input_ids=tokens, attention_mask=mask).last_hidden_state
+        forward = {
+            "autoencoder": _gflops(
+                lambda: studio.autoencoder.decode(studio.autoencoder.encode(image).latent_dist.mode())
+            ),
+            "latent": _gflops(lambda: studio.report_encoder(input_ids=tokens, attention_mask=mask))
+            + _gflops(lambda: predict(studio.latent_unet, latent, 500, prompt_embeds=embeds, prompt_mask=mask)),
+            "super_res": _gflops(
+                lambda: predict_super_res(
+                    studio.super_res_unet, high, 500, condition=high, noise_level_t=torch.zeros(1, dtype=torch.long)
+                )
+            ),
+        }
+    hours = {}
+    for stage, gflops in forward.items():
+        total = 3 * gflops * 1e9 * CHEFF_RECIPE_IMAGES[stage]
+        hours[stage] = {
+            f"{int(u * 100)}%": total / (gpus * GPU_PEAK_TFLOPS * 1e12 * u) / 3600 for u in GPU_UTILISATION
+        }
+    return {
+        "preset": name,
+        "gpus": gpus,
+        "forward_gflops_per_image": forward,
+        "recipe_images": CHEFF_RECIPE_IMAGES,
+        "projected_hours": hours,
+        "total_hours": {
+            f"{int(u * 100)}%": sum(h[f"{int(u * 100)}%"] for h in hours.values()) for u in GPU_UTILISATION
+        },
+    }
+
+
 def bench_latent_cache(images: int = 20_000, *, size: int = 64, latent_shape: tuple[int, ...] = (4, 64, 64)) -> dict:
     """The latent stage's data path at scale: a phantom set of ``images`` (``size`` px), its latent cache built
     in shards (the encoder replaced by a fixed projection to ``latent_shape``, the demo's at 256 px: this
@@ -219,8 +274,8 @@ def bench_latent_cache(images: int = 20_000, *, size: int = 64, latent_shape: tu
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.benchmark", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--presets", default="tiny,demo")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--presets", default="tiny,demo", help="comma-separated presets to measure")
+    parser.add_argument("--steps", type=int, default=6, help="training steps per run (the second half timed)")
     parser.add_argument("--variants", default="fp32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--stages", default=",".join(STAGE_BATCHES), help="comma-separated, in cascade order")
     parser.add_argument(
@@ -231,17 +286,26 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="instead: the latent cache's build and read at this many phantom images (memory and throughput)",
     )
-    parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--recipe-gpus", type=int, help="instead: Cheff's recipe in GPU hours on this many GPUs, from counted FLOPs"
+    )
+    parser.add_argument("--out", type=Path, help="write the JSON results here")
     args = parser.parse_args(argv)
     from cxr_studio.benchmark import machine
 
-    if args.latent_cache_images:
-        results = {"machine": machine(), "latent_cache": bench_latent_cache(args.latent_cache_images)}
+    if args.recipe_gpus:
+        results = {
+            "machine": machine(),
+            "recipe": bench_recipe_flops(args.presets.split(",")[0], gpus=args.recipe_gpus),
+        }
         text = json.dumps(results, indent=2)
         print(text)
         if args.out:
             args.out.write_text(text)
         return 0
+
+    if args.latent_cache_images:
+        return _emit({"machine": machine(), "latent_cache": bench_latent_cache(args.latent_cache_images)}, args.out)
     results = {
         "machine": machine(),
         "training": bench_training(
@@ -252,10 +316,14 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size,
         ),
     }
+    return _emit(results, args.out)
+
+
+def _emit(results: dict[str, object], out: Path | None) -> int:
     text = json.dumps(results, indent=2)
     print(text)
-    if args.out:
-        args.out.write_text(text)
+    if out:
+        out.write_text(text)
     return 0
 
 

@@ -17,71 +17,71 @@ LR_SCHEDULES = ("constant", "cosine")
 CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
 
 
+def option(default: Any, help: str) -> Any:
+    """A TrainConfig field with its ``--help`` line (the one place that says what the option does)."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One stage's run. Every field is a ``--flag`` of the entry points (``--max-steps 500``)."""
 
-    stage: str = "latent"  # autoencoder | latent | super_res
-    manifest: str = ""  # the dataset (manifest.csv)
-    out: str = "runs/cascade"  # model folder the stage writes into (and reads earlier stages from)
-    preset: str = "demo"  # architecture when the model folder does not exist yet
-    max_steps: int = 1000
-    batch_size: int = 8
-    grad_accum: int = 1  # optimizer step every N batches
-    lr: float = 2e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    # constant after the warm-up, or cosine decay to 0 at max_steps (diffusers' schedule); on --resume with a
-    # larger --max-steps the cosine is recomputed for the new length from the current step
-    lr_schedule: str = "constant"
-    clip_grad: float = 1.0
-    ema_decay: float = 0.999  # EMA weights are the ones exported for sampling
-    seed: int = 0
-    mixed_precision: str = (
-        "auto"  # auto: bf16 on a GPU, fp32 on a CPU (reproducible; bf16 autocast is opt-in there); no | bf16 | fp16
-    )
-    compile: str = (
-        "no"  # torch.compile backend through accelerate: no | inductor | eager | ...; compiles each module's forward
-    )
-    channels_last: bool = False  # NHWC memory format for the trained modules
-    # several processes: each keeps only its share of AdamW's moments (ZeRO stage 1, torch's
-    # ZeroRedundancyOptimizer), 8 of the 16 bytes per parameter spread over the processes (the cheff preset)
-    shard_optimizer: bool = False
-    log_every: int = 10
-    validate_every: int = 250  # 0: never (benchmarks)
-    sample_every: int = 250  # 0: never
-    checkpoint_every: int = 250
-    keep_checkpoints: int = 2
-    max_bad_steps: int = 5  # abort after this many non-finite losses in a row
-    resume: bool = False  # continue from the newest complete checkpoint of this run
+    stage: str = option("latent", "stage to train: autoencoder, latent or super_res")
+    manifest: str = option("", "the dataset: a manifest.csv (required)")
+    out: str = option("runs/cascade", "model folder the stage writes into and reads earlier stages from")
+    preset: str = option("demo", "architecture when the model folder does not exist yet (tiny, demo, cheff, ...)")
+    max_steps: int = option(1000, "optimizer steps of this stage")
+    batch_size: int = option(8, "images per batch and process (the effective batch is in the run's config.json)")
+    grad_accum: int = option(1, "batches per optimizer step (gradient accumulation)")
+    lr: float = option(2e-4, "peak learning rate of AdamW")
+    weight_decay: float = option(0.01, "AdamW weight decay")
+    warmup_steps: int = option(100, "linear learning-rate warm-up, in steps")
+    # on --resume with a larger --max-steps the cosine is recomputed for the new length from the current step
+    lr_schedule: str = option("constant", "after the warm-up: constant, or cosine decay to 0 at --max-steps")
+    clip_grad: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
+    ema_decay: float = option(0.999, "decay of the EMA weights, which are the ones exported for sampling")
+    seed: int = option(0, "seed of the initial weights, the data order and every step's noise")
+    # bf16 autocast on a CPU is opt-in: fp32 is reproducible and every bundled figure was made in it
+    mixed_precision: str = option("auto", "auto (bf16 on a GPU, fp32 on a CPU), no, bf16 or fp16")
+    compile: str = option("no", "torch.compile backend for each trained module's forward: no, inductor, eager, ...")
+    channels_last: bool = option(False, "NHWC memory format for the trained modules (faster convolutions on some)")
+    # ZeRO stage 1 through torch's ZeroRedundancyOptimizer: 8 of the 16 bytes per parameter spread over processes
+    shard_optimizer: bool = option(False, "several processes: each keeps only its share of AdamW's moments")
+    log_every: int = option(10, "steps between metrics.jsonl records and progress updates")
+    validate_every: int = option(250, "steps between validation losses (0: never)")
+    sample_every: int = option(250, "steps between sample grids (0: never)")
+    checkpoint_every: int = option(250, "steps between checkpoints")
+    keep_checkpoints: int = option(2, "complete checkpoints kept (older ones are deleted once a new one is complete)")
+    max_bad_steps: int = option(5, "abort after this many non-finite losses in a row")
+    resume: bool = option(False, "continue from the newest complete checkpoint of this run")
     # autoencoder (Cheff 7.3, Medfusion supplement)
-    kl_weight: float = 1e-6
-    ssim_weight: float = 0.25
-    gan_weight: float = 0.0  # PatchGAN hinge loss weight; 0 turns the discriminator off
-    gan_start: int = 2000  # discriminator switched on after this warm-up
-    # Decoder-only fine-tuning (Stable Diffusion's ft-MSE VAE): the encoder and hence the latents stay as they
-    # are, so a latent stage already trained on them stays valid while reconstructions sharpen.
-    ae_freeze_encoder: bool = False
-    # LPIPS term (Medfusion's autoencoder loss): needs a local VGG16 state dict; nothing is downloaded
-    perceptual_weight: float = 0.0
-    perceptual_backbone: str = ""  # torchvision vgg16 weights, .safetensors or .pth
+    kl_weight: float = option(1e-6, "autoencoder: weight of the KL term")
+    ssim_weight: float = option(0.25, "autoencoder: weight of the 1 - SSIM term")
+    gan_weight: float = option(0.0, "autoencoder: weight of the PatchGAN hinge loss (0: no discriminator)")
+    gan_start: int = option(2000, "autoencoder: step from which the discriminator is on")
+    # Stable Diffusion's ft-MSE VAE: the latents stay as they are, so a latent stage trained on them stays valid
+    ae_freeze_encoder: bool = option(False, "autoencoder: fine-tune the decoder alone, the encoder frozen")
+    perceptual_weight: float = option(0.0, "autoencoder: weight of the LPIPS term (needs --perceptual-backbone)")
+    perceptual_backbone: str = option("", "autoencoder: a local VGG16 state dict for LPIPS (never downloaded)")
     # latent diffusion
-    # fine-tuning (e.g. at a new size after ``training.export --image-size``): keep the model folder's tokenizer
-    # and report encoder instead of training new ones from scratch beside the folder's latent UNet
-    latent_keep_encoder: bool = False
-    # fine-tune the folder's latent UNet under --preset's latent schedule (e.g. epsilon -> v-prediction with zero
-    # terminal SNR, Lin et al. 2024) and coordinate channels (added with zero weights); the folder's weights start
-    latent_reschedule: bool = False
-    # min-SNR-gamma loss weighting (Hang et al. 2023) for both diffusion stages; 0 = plain MSE. 5 is the paper's
-    snr_gamma: float = 0.0
-    report_dropout: float = 0.1  # fraction of empty reports, so classifier-free guidance works
-    sample_steps: int = 20
+    latent_keep_encoder: bool = option(
+        False, "latent: fine-tune with the model folder's tokenizer and report encoder instead of new ones"
+    )
+    # e.g. epsilon -> v-prediction with zero terminal SNR (Lin et al. 2024); coordinate channels added with zero weights
+    latent_reschedule: bool = option(
+        False, "latent: fine-tune the folder's latent UNet under --preset's schedule and coordinate channels"
+    )
+    snr_gamma: float = option(0.0, "diffusion stages: min-SNR-gamma loss weighting (0: plain MSE; 5 in the paper)")
+    report_dropout: float = option(0.1, "latent: fraction of empty reports, so classifier-free guidance works")
+    sample_steps: int = option(20, "denoising steps of the sample grids")
     # super-resolution
-    sr_crop: int = 256  # training crop at the output resolution (the SR UNet is fully convolutional)
-    sr_low_res: str = "bicubic"  # bicubic: downsampled originals; autoencoder: D(E(x)) as Cheff's fine-tuning
-    # start super-resolution from new weights with --preset's SR architecture and schedule (e.g. to change
-    # its prediction type) instead of the model folder's; the other stages are kept
-    sr_reinit: bool = False
+    sr_crop: int = option(256, "super_res: training crop at the output size (the UNet is fully convolutional)")
+    sr_low_res: str = option(
+        "bicubic", "super_res: condition on bicubic downsamplings, or on autoencoder reconstructions (Cheff 7.3)"
+    )
+    sr_reinit: bool = option(
+        False, "super_res: start from new weights of --preset's SR architecture and schedule (other stages kept)"
+    )
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -127,17 +127,16 @@ class TrainConfig:
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, skip: tuple[str, ...] = ()) -> None:
-    """One ``--flag`` per TrainConfig field, typed from its default."""
+    """One ``--flag`` per TrainConfig field, typed from its default, with the field's help line."""
     for f in dataclasses.fields(TrainConfig):
         if f.name in skip:
             continue
         flag = "--" + f.name.replace("_", "-")
+        described = f"{f.metadata['help']} (default {f.default!r})"
         if isinstance(f.default, bool):
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=f"(default {f.default})"
-            )
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=described)
         else:
-            parser.add_argument(flag, type=type(f.default), default=None, help=f"(default {f.default!r})")
+            parser.add_argument(flag, type=type(f.default), default=None, help=described)
 
 
 def from_arguments(args: argparse.Namespace, **fixed: Any) -> TrainConfig:

@@ -18,9 +18,9 @@ from cxr_studio import CXRStudio, InputError
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--fp16", action="store_true")
+    parser.add_argument("--model", required=True, help="the trained model folder")
+    parser.add_argument("--out", required=True, help="the bundle folder to write")
+    parser.add_argument("--fp16", action="store_true", help="store half-precision weights (they load as float32)")
     parser.add_argument("--sampler", help="default sampler of the bundle (ddim, dpmpp, unipc)")
     parser.add_argument("--steps", type=int, help="default latent steps of the bundle")
     parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")

@@ -19,14 +19,11 @@ import torch
 from torch.utils.data import Dataset, default_collate
 
 from cxr_studio import imaging
-from cxr_studio.data.manifest import CHEXPERT_LABELS, read_manifest
+from cxr_studio.data.manifest import read_manifest
 from cxr_studio.errors import InputError
+from cxr_studio.labels import chexpert_vector
 
 log = logging.getLogger(__name__)
-
-
-def _labels(row: dict[str, str]) -> np.ndarray:
-    return np.array([float(row[k]) if row[k] != "" else np.nan for k in CHEXPERT_LABELS], dtype=np.float32)
 
 
 class EmptySplit(InputError):
@@ -76,7 +73,7 @@ class ManifestDataset(Dataset):
         return {
             "image": imaging.to_tensor(image)[0],
             "report": row["report"],
-            "labels": torch.from_numpy(_labels(row)),
+            "labels": torch.from_numpy(chexpert_vector(row)),
             "index": index,
         }
 

@@ -25,8 +25,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cxr_studio.data.manifest import CHEXPERT_LABELS, COLUMNS, split_for_patient, write_manifest
+from cxr_studio.data.manifest import COLUMNS, split_for_patient, write_manifest
 from cxr_studio.errors import InputError
+from cxr_studio.labels import CHEXPERT_LABELS
 
 log = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"}
@@ -586,7 +587,7 @@ def ingest(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.data.ingest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("source", choices=sorted(SOURCES))
+    parser.add_argument("source", choices=sorted(SOURCES), help="the collection's format")
     parser.add_argument("--root", required=True, type=Path, help="the collection's folder")
     parser.add_argument("--out", required=True, type=Path, help="manifest to write")
     parser.add_argument("--frontal-only", action="store_true", help="leave out lateral views (counted)")

@@ -18,28 +18,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from cxr_studio.errors import InputError
+from cxr_studio.labels import CHEXPERT_LABELS, LABEL_VALUES
 
-CHEXPERT_LABELS = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
 BASE_COLUMNS = ("path", "dataset", "patient_id", "study_id", "view", "split", "report")
 COLUMNS = BASE_COLUMNS + CHEXPERT_LABELS
 VIEWS = ("PA", "AP", "LATERAL")
 SPLITS = ("train", "val", "test")
-LABEL_VALUES = ("1", "0", "-1", "")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)  # train / val / test, by patient
 
 

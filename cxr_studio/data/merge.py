@@ -39,8 +39,8 @@ def merge(manifests: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.data.merge", description=__doc__.split("\n\n")[0])
-    parser.add_argument("manifests", nargs="+", type=Path)
-    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("manifests", nargs="+", type=Path, help="manifests to merge")
+    parser.add_argument("--out", required=True, type=Path, help="the merged manifest to write")
     args = parser.parse_args(argv)
     try:
         count = merge(args.manifests, args.out)

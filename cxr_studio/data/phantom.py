@@ -30,8 +30,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from cxr_studio.data.manifest import CHEXPERT_LABELS, split_for_patient, write_manifest
+from cxr_studio.data.manifest import split_for_patient, write_manifest
 from cxr_studio.errors import InputError
+from cxr_studio.labels import CHEXPERT_LABELS
 
 FINDINGS = (
     "pleural_effusion",
@@ -1112,9 +1113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.data.phantom", description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=100, help="number of images")
     parser.add_argument("--size", type=int, default=256, help=f"image side in pixels (32-{MAX_SIZE})")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the set: case i is rendered from (seed, i)")
     parser.add_argument("--out", type=Path, help="output folder (images/, clean/, masks/, manifest.csv)")
-    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
+    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bit depth")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
     parser.add_argument("--contact-sheet", type=Path, help="write the 16-case contact sheet PNG here and exit")
     args = parser.parse_args(argv)

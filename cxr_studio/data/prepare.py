@@ -102,11 +102,15 @@ def prepare(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cxr_studio.data.prepare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("manifest", type=Path)
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16))
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("manifest", type=Path, help="the manifest to prepare")
+    parser.add_argument(
+        "--size", type=int, default=1024, help="side of the square training copies, 32 to 4096 (default 1024)"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="folder for images/ and the new manifest.csv")
+    parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bit depth of the copies")
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="parallel processes (default: every core)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s", stream=sys.stderr)
     try:

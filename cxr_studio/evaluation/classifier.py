@@ -18,17 +18,8 @@ from cxr_studio import imaging
 from cxr_studio.data.manifest import read_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.metrics import roc_auc
-from cxr_studio.models.classifier import (
-    PATIENT_SIDES,
-    SIDE_TARGETS,
-    SIDED_ITEMS,
-    TARGETS,
-    ClassifierConfig,
-    FindingClassifier,
-    side_target,
-    sided_items,
-    targets_for,
-)
+from cxr_studio.labels import PATIENT_SIDES, SIDE_TARGETS, SIDED_ITEMS, TARGETS, side_target, sided_items, targets_for
+from cxr_studio.models.classifier import ClassifierConfig, FindingClassifier
 
 log = logging.getLogger(__name__)
 

@@ -116,18 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m cxr_studio.evaluation.device_removal", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
-    parser.add_argument("--n", type=int, default=24)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int)
+    parser.add_argument("--n", type=int, default=24, help="phantom cases with devices to remove")
+    parser.add_argument("--size", type=int, default=256, help="image side of the cases in pixels")
+    parser.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     parser.add_argument("--strength", type=float, help="override the preset's strength (0.4)")
     parser.add_argument(
         "--report", default="", help="report for the region (default: the preset's, 'No support devices.')"
     )
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from cxr_studio import CXRStudio, load_default
+    from cxr_studio.pipeline.studio import load_model
 
-    studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
+    studio = load_model(args.model)
     results = run(studio, n=args.n, size=args.size, num_steps=args.steps, strength=args.strength, report=args.report)
     text = json.dumps(results, indent=2)
     print(text)

@@ -132,10 +132,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tile", type=int, default=128, help="tile size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the phantoms")
     args = parser.parse_args(argv)
-    from cxr_studio import CXRStudio, load_default
+    from cxr_studio.pipeline.studio import load_model
 
     try:
-        studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
+        studio = load_model(args.model)
         sample_sheet(studio, seeds=args.seeds, tile=args.tile, seed=args.seed).save(args.out)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -75,16 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m cxr_studio.evaluation.quick", description=__doc__.split("\n\n")[0]
     )
-    parser.add_argument("--model")
-    parser.add_argument("--manifest", required=True)
-    parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--sr-images", type=int, default=0)
-    parser.add_argument("--sr-sampler")
-    parser.add_argument("--sr-steps", type=int)
+    parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
+    parser.add_argument("--manifest", required=True, help="the manifest whose test images are the reference")
+    parser.add_argument("--n", type=int, default=64, help="images for the reconstruction figures")
+    parser.add_argument("--sr-images", type=int, default=0, help="images for the super-resolution figures (0: skip)")
+    parser.add_argument("--sr-sampler", help="super-resolution sampler (default: the model's)")
+    parser.add_argument("--sr-steps", type=int, help="super-resolution steps (default: the model's)")
     args = parser.parse_args(argv)
-    from cxr_studio import CXRStudio, load_default
+    from cxr_studio.pipeline.studio import load_model
 
-    studio = CXRStudio.from_pretrained(args.model) if args.model else load_default()
+    studio = load_model(args.model)
     figures = {
         "model": studio.model_id,
         "reconstruction": reconstruction(studio, args.manifest, n=args.n),

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -550,9 +551,27 @@ class CXRStudio:
 
 
 def _version() -> str:
-    from cxr_studio import __version__
+    from cxr_studio.version import __version__
 
     return __version__
+
+
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "demo"  # the bundled demo cascade
+
+
+def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
+    """The bundled demo cascade (trained on the phantom set; see assets/demo/MODEL_CARD.md), loaded offline."""
+    if not (DEFAULT_MODEL / "model_index.json").is_file():
+        raise InputError(
+            f"the bundled demo cascade is missing from {DEFAULT_MODEL}; reinstall CXR Studio, or train it with "
+            "'bash training/train_demo.sh' and copy runs/demo/model there."
+        )
+    return CXRStudio.from_pretrained(DEFAULT_MODEL, device=device)
+
+
+def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None) -> CXRStudio:
+    """The cascade in ``folder``, or the bundled demo when ``folder`` is empty (every command's ``--model``)."""
+    return CXRStudio.from_pretrained(folder, device=device) if folder else load_default(device=device)
 
 
 def _clean_report(report: Any) -> str:

@@ -1,0 +1,94 @@
+"""What a manifest row says about its image, in one place: the 14 CheXpert labels, and every one-sided finding
+and sided device per patient side (read from the phantom's ``findings`` and ``devices`` columns).
+
+The data loaders, the judge (``models/classifier.py``), its training and the synthesis filter all read labels
+through here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CHEXPERT_LABELS = (
+    "No Finding",
+    "Enlarged Cardiomediastinum",
+    "Cardiomegaly",
+    "Lung Opacity",
+    "Lung Lesion",
+    "Edema",
+    "Consolidation",
+    "Pneumonia",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural Effusion",
+    "Pleural Other",
+    "Fracture",
+    "Support Devices",
+)
+LABEL_VALUES = ("1", "0", "-1", "")  # positive, negative, uncertain, not mentioned
+
+# One-sided findings and sided devices, each judged per patient side. Keys are the judge's names; values
+# are the manifest names they cover (the phantom's ``findings`` and ``devices`` columns: ``name:side...``).
+SIDED_ITEMS: dict[str, tuple[str, ...]] = {
+    "Pleural effusion": ("pleural_effusion",),
+    "Pneumothorax": ("pneumothorax",),
+    "Consolidation": ("consolidation",),
+    "Atelectasis": ("atelectasis",),
+    "Nodule": ("nodule",),
+    "Mass": ("mass",),
+    "Pacemaker/ICD generator": ("pacemaker", "icd"),
+    "Chest tube": ("chest_tube",),
+}
+DEVICE_ITEMS = ("Pacemaker/ICD generator", "Chest tube")  # read from the ``devices`` column
+PATIENT_SIDES = ("left", "right")
+SIDE_TARGETS = tuple(f"{item}, {side}" for item in SIDED_ITEMS for side in PATIENT_SIDES)
+TARGETS = (*CHEXPERT_LABELS, *SIDE_TARGETS)
+
+
+def chexpert_vector(row: dict[str, str]) -> np.ndarray:
+    """The 14 CheXpert labels of a row as float32: 1, 0, -1, or NaN where blank."""
+    return np.array([float(row[k]) if row[k] != "" else np.nan for k in CHEXPERT_LABELS], dtype=np.float32)
+
+
+def side_target(item: str, side: str) -> int:
+    """Column of ``item`` (a :data:`SIDED_ITEMS` key) on the patient's ``side`` in :data:`TARGETS`."""
+    return TARGETS.index(f"{item}, {side}")
+
+
+def sided_items(row: dict[str, str]) -> dict[str, set[str]]:
+    """Patient sides on which a manifest row names each :data:`SIDED_ITEMS` item (items not named are absent)."""
+    by_name = {name: item for item, names in SIDED_ITEMS.items() for name in names}
+    out: dict[str, set[str]] = {}
+    for column in ("findings", "devices"):
+        for part in row.get(column, "").split(";"):
+            name, *rest = part.split(":")
+            if name in by_name and rest:
+                out.setdefault(by_name[name], set()).update(
+                    set(PATIENT_SIDES) if rest[0] == "both" else {rest[0]} & set(PATIENT_SIDES)
+                )
+    return out
+
+
+def targets_for(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+    """A manifest row -> ``(targets, known)``, both ``(len(TARGETS),)`` float32.
+
+    CheXpert 1 -> 1; 0 and blank -> 0; -1 (uncertain) -> unknown (not trained on, not scored). The side
+    targets come from the ``findings`` and ``devices`` columns (phantom manifests) and are unknown when the
+    manifest lacks the column they need.
+    """
+    targets = np.zeros(len(TARGETS), np.float32)
+    known = np.ones(len(TARGETS), np.float32)
+    for i, label in enumerate(CHEXPERT_LABELS):
+        value = row.get(label, "")
+        if value == "-1":
+            known[i] = 0.0
+        elif value == "1":
+            targets[i] = 1.0
+    named = sided_items(row)
+    for item in SIDED_ITEMS:
+        column = "devices" if item in DEVICE_ITEMS else "findings"
+        for side in PATIENT_SIDES:
+            j = side_target(item, side)
+            known[j] = float(column in row)
+            targets[j] = float(side in named.get(item, ()))
+    return targets, known

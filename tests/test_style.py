@@ -1,0 +1,142 @@
+"""What the code promises about itself: every command-line option explains itself, and the layers import only
+downwards (the library never imports the UI or training; models never import data or evaluation; nothing inside
+the package imports its root, where the public names are gathered)."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import importlib
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = (
+    "app",
+    "cxr_studio.benchmark",
+    "cxr_studio.evaluate",
+    "cxr_studio.export",
+    "cxr_studio.synthesize",
+    "cxr_studio.data.ingest",
+    "cxr_studio.data.merge",
+    "cxr_studio.data.prepare",
+    "cxr_studio.data.phantom",
+    "cxr_studio.evaluation.device_removal",
+    "cxr_studio.evaluation.prompt_sheet",
+    "cxr_studio.evaluation.quick",
+    "training.benchmark",
+    "training.export",
+    "training.recipe_experiments",
+    "training.train_autoencoder",
+    "training.train_cascade",
+    "training.train_latent_diffusion",
+    "training.train_super_resolution",
+)
+
+
+class _Parsed(Exception):
+    def __init__(self, parser: argparse.ArgumentParser) -> None:
+        self.parser = parser
+
+
+def _says_what(help_text: str | None) -> bool:
+    """A description beyond the default value ("(default 8)" alone says nothing about what the option does)."""
+    return bool(re.sub(r"\(default[^)]*\)", "", help_text or "").strip(" .;,"))
+
+
+@pytest.mark.parametrize("module", COMMANDS)
+def test_every_command_line_option_has_a_help_line(module, monkeypatch):
+    def capture(parser, *args, **kwargs):
+        raise _Parsed(parser)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(_Parsed) as parsed:
+        importlib.import_module(module).main([])
+    silent = [
+        "/".join(action.option_strings) or action.dest
+        for action in parsed.value.parser._actions
+        if not isinstance(action, argparse._HelpAction) and not _says_what(action.help)
+    ]
+    assert not silent, f"{module}: options without a help line: {silent}"
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package in ("cxr_studio", "training"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(path: Path, *, module_level_only: bool) -> list[tuple[str, list[str]]]:
+    """``(module, names)`` of every import in ``path`` (relative imports resolved are not used in this code)."""
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if module_level_only else list(ast.walk(tree))
+    out = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            out += [(alias.name, []) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append((node.module, [alias.name for alias in node.names]))
+        elif module_level_only and isinstance(node, ast.If):  # e.g. TYPE_CHECKING blocks: not run
+            continue
+    return out
+
+
+def test_the_layers_import_only_downwards():
+    modules = _modules()
+    problems = []
+    for name, path in modules.items():
+        for target, names in _imports(path, module_level_only=False):
+            top = target.split(".")[0]
+            if name.startswith("cxr_studio") and top in ("gradio", "training", "app"):
+                problems.append(f"{name} imports {target}: the library never imports the UI or training")
+            if name.startswith("cxr_studio.models") and target.startswith(
+                ("cxr_studio.data", "cxr_studio.evaluation")
+            ):
+                problems.append(f"{name} imports {target}: models never import data or evaluation")
+            if name.startswith("cxr_studio.") and target == "cxr_studio":
+                roots = [n for n in names if f"cxr_studio.{n}" not in modules]
+                if roots:
+                    problems.append(f"{name} imports {roots} from the package root: import them from their module")
+            if name.startswith("training") and top == "app":
+                problems.append(f"{name} imports the app")
+    assert not problems, "\n".join(problems)
+
+
+def test_no_import_circle_at_module_level():
+    """Module-level imports form no cycle (a function-level import is a deliberate, lazy dependency)."""
+    modules = _modules()
+    graph = {
+        name: {
+            target if target in modules else f"{target}.{n}"
+            for target, names in _imports(path, module_level_only=True)
+            for n in (names or [""])
+            if (target in modules or f"{target}.{n}" in modules) and target.split(".")[0] in ("cxr_studio", "training")
+        }
+        - {name}
+        for name, path in modules.items()
+    }
+    graph = {name: {t for t in targets if t in modules} for name, targets in graph.items()}
+    # a package's __init__ importing its submodules is how packages gather names, not a circle
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for target in graph[node]:
+            if target.startswith(node + "."):
+                continue
+            if state.get(target) == 1:
+                cycles.append(stack[stack.index(target) :] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert not cycles, cycles
