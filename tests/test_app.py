@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import app
+import cxr_studio
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -286,3 +287,37 @@ def test_synthesize_tab_runs_the_command_as_a_job_with_progress(client, studio, 
     assert summary["images"] == 6 and len(latest) == 2  # the last batch
     assert len(list((out / "images").glob("*.png"))) == 6
     assert "No job" in client.predict(str(out), api_name="/synthesize_stop")
+
+
+def test_the_app_model_acts_without_a_server(studio, tmp_path):
+    """Every action is a method with plain values in and out: no widgets, no server."""
+    from cxr_studio.app_model import AppModel
+    from cxr_studio.imaging import read_png_parameters
+
+    model = AppModel(studio, cache=tmp_path)
+    gallery, files, first = model.generate(
+        "Left pneumothorax.", negative="", sampler="ddim", steps=2, guidance=2.0, seed=5, count=2, upscale=False
+    )
+    assert first == 5 and [read_png_parameters(f)["seed"] for f in files] == [5, 6]
+    assert all(caption.startswith("SYNTHETIC") for _, caption in gallery)
+    assert model.recall(files[1]) == {
+        "report": "Left pneumothorax.",
+        "negative_report": "",
+        "sampler": "ddim",
+        "num_steps": 2,
+        "guidance_scale": 2.0,
+        "seed": 6,
+    }
+    assert model.export_dicom(files[0]).endswith(".dcm") and model.export_study(files).endswith(".zip")
+    image, clean, report = model.phantom_case(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 3)
+    assert "left" in report.lower() and Path(image).is_file() and Path(clean).is_file()
+    assert "effusion" in model.compose("pleural_effusion", "right", "small", []).lower()
+    with pytest.raises(cxr_studio.InputError, match="upload a radiograph"):
+        model.inpaint(None, np.ones((8, 8), bool))
+    with pytest.raises(cxr_studio.InputError, match="both endpoints"):
+        model.interpolate(None, "x", mode="report", frames=3, report="", seed=0)
+    assert model.review(None, None, 0.5, 1.0, False) == (None, None)
+    # Stop in one session stops that session's run only
+    other, mine = model.callback("other", None), model.callback("mine", None)
+    model.request_stop("mine")
+    assert mine(1, 2) is True and other(1, 2) is False

@@ -112,21 +112,23 @@ def test_derived_export_carries_only_the_pseudonymised_identity():
     assert not [phi for phi in PHI if phi in header_text(exported)]
 
 
-def test_the_app_forgets_an_upload_once_read(tmp_path, monkeypatch):
-    import app
+def test_the_app_forgets_an_upload_once_read(tmp_path):
+    from cxr_studio.app_model import AppModel
 
-    cache = Path(app.os.environ["GRADIO_TEMP_DIR"])
-    folder = cache / "d41d8cd98f00b204"
-    folder.mkdir(parents=True, exist_ok=True)
+    model = AppModel(None, cache=tmp_path / "cache")
+    folder = tmp_path / "cache" / "d41d8cd98f00b204"
+    folder.mkdir(parents=True)
     upload = folder / "Doe_Jane_MRN-4711.dcm"
     upload.write_bytes(dicom_with_phi())
-    radiograph = app.read_upload(str(upload))
+    radiograph, _warning = model.read_upload(str(upload))
     assert radiograph.dicom.PatientName == "ANONYMOUS^"
     assert not upload.exists() and not folder.exists()  # the name that carried PHI is gone from disk
+    # another session that uploaded the same file (one path per content) gets the same radiograph
+    assert model.read_upload(str(upload))[0] is radiograph
     outside = tmp_path / "Doe_Jane.dcm"
     outside.write_bytes(dicom_with_phi())
-    app.read_upload(str(outside))
-    assert outside.exists()  # never deletes anything outside gradio's upload cache
+    model.read_upload(str(outside))
+    assert outside.exists()  # never deletes anything outside the upload cache
 
 
 def test_an_export_survives_a_kill_mid_write(tmp_path):

@@ -1,0 +1,389 @@
+"""What the app does, without the widgets: one method per action, plain values in and out.
+
+``app.py`` builds the widgets and calls these methods; everything here is testable with any studio and no
+server. The model owns the loaded studio (swappable), one stop flag per browser session, the upload cache
+(a read upload is deleted from the UI's cache, so a file name carrying a patient's name does not stay on disk)
+and the privacy screens (built once per training manifest). Files for the page are written under ``outputs``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cxr_studio import export, imaging
+from cxr_studio.data import phantom
+from cxr_studio.errors import InputError
+from cxr_studio.evaluation.reader_study import ReaderStudy
+from cxr_studio.files import write_atomic
+from cxr_studio.imaging import read_png_parameters, save_png
+from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
+
+# progress(step, total, what): the UI's progress bar
+Progress = Callable[[int, int, str], None]
+RECENT_UPLOADS = 4  # reads kept for other sessions that uploaded the same file (one path per content hash)
+
+
+class AppModel:
+    """The app's state and actions; see the module docstring."""
+
+    def __init__(self, studio: Any, *, cache: str | os.PathLike[str] | None = None) -> None:
+        self.studio = studio
+        self.cache = Path(cache or os.environ.get("GRADIO_TEMP_DIR") or Path.cwd() / "outputs").resolve()
+        self.outputs = self.cache / "outputs"
+        self._stops: dict[str, threading.Event] = {}
+        self._screens: dict[str, tuple] = {}  # manifest -> (calibrated privacy screen, its rows)
+        self._recent: OrderedDict[str, imaging.Radiograph] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- sessions, progress, files ------------------------------------------------------------------------
+
+    def request_stop(self, session: str) -> None:
+        self._stops.setdefault(session, threading.Event()).set()
+
+    def callback(self, session: str, progress: Progress | None) -> Callable[[int, int], bool]:
+        """A library step callback for one session: moves its progress bar, True once its Stop was pressed."""
+        flag = self._stops.setdefault(session, threading.Event())
+        flag.clear()
+
+        def on_step(step: int, total: int) -> bool:
+            if progress is not None:
+                progress(step, total, "denoising")
+            return flag.is_set()
+
+        return on_step
+
+    def output_path(self, stem: str, suffix: str = ".png") -> Path:
+        self.outputs.mkdir(parents=True, exist_ok=True)
+        return self.outputs / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(3).hex()}{suffix}"
+
+    def shown(self, display01: np.ndarray, stem: str) -> str:
+        """An image for the page as a uniquely named 8-bit PNG. Returning arrays would let the UI cache them by
+        content hash and rewrite that file in place, which truncates a concurrent download of the same picture
+        by another session (found by the load test)."""
+        path = self.output_path(stem)
+        save_png(path, imaging.to_uint8(display01))
+        return str(path)
+
+    # --- uploads ---------------------------------------------------------------------------------------------
+
+    def read_upload(self, path: str | None) -> tuple[imaging.Radiograph | None, str | None]:
+        """An uploaded file -> (radiograph kept in memory, a warning for the user or None). A DICOM header is
+        de-identified on the way in, and the cached upload is deleted once read."""
+        if not path:
+            return None, None
+        with self._lock:
+            if path in self._recent and not Path(path).exists():  # another session uploaded the same file first
+                radiograph = self._recent[path]
+            else:
+                try:
+                    radiograph = imaging.read_radiograph(path, name="upload")
+                finally:
+                    self.forget_upload(path)
+                self._recent[path] = radiograph
+                while len(self._recent) > RECENT_UPLOADS:
+                    self._recent.popitem(last=False)
+        from cxr_studio.deidentify import burned_in_text
+
+        if radiograph.dicom is not None and burned_in_text(radiograph.dicom):
+            return radiograph, "This DICOM says text is burned into its pixels: identifiers may remain in the image."
+        return radiograph, None
+
+    def forget_upload(self, path: str) -> None:
+        """Delete a file from the UI's upload cache (and its folder when empty); never anything outside it."""
+        file = Path(path).resolve()
+        if self.cache in file.parents and file.is_file() and self.outputs.resolve() not in file.parents:
+            file.unlink(missing_ok=True)
+            try:
+                file.parent.rmdir()
+            except OSError:
+                pass  # not empty: another file shares the folder
+
+    def windowed(self, radiograph: imaging.Radiograph | None, level: float, width: float, invert: bool) -> str | None:
+        """The radiograph's 8-bit view through a window (level and width in display [0, 1])."""
+        if radiograph is None:
+            return None
+        return self.shown(imaging.window(radiograph.display, level=level, width=width, invert=invert), "view")
+
+    # --- generate --------------------------------------------------------------------------------------------
+
+    def screen(self, manifest: str, progress: Progress | None = None) -> tuple:
+        """The privacy screen over a manifest's training split, built (and calibrated) once per manifest."""
+        from cxr_studio.evaluation.privacy import screen_for_manifest
+
+        if not manifest or not Path(manifest).is_file():
+            raise InputError("give the training manifest (a manifest.csv) to screen against.")
+        key = str(Path(manifest).resolve())
+        if key not in self._screens:
+            if progress is not None:
+                progress(0, 1, "building the privacy screen over the training set (once per manifest)")
+            self._screens[key] = screen_for_manifest(manifest)
+        return self._screens[key]
+
+    def generate(
+        self,
+        report: str,
+        *,
+        negative: str,
+        sampler: str,
+        steps: int,
+        guidance: float,
+        seed: int | None,
+        count: int,
+        upscale: bool,
+        screen_manifest: str | None = None,
+        session: str = "local",
+        progress: Progress | None = None,
+    ) -> tuple[list[tuple[str, str]], list[str], int]:
+        """Images for a report -> (gallery of (file, caption), the 16-bit PNGs, the first seed). ``seed`` None
+        draws one; ``screen_manifest`` replaces images that resemble its training images (Packhäuser et al.)."""
+        options = {
+            "negative_report": negative,
+            "sampler": sampler,
+            "num_steps": int(steps),
+            "guidance_scale": float(guidance),
+            "upscale": bool(upscale),
+            "callback": self.callback(session, progress),
+        }
+        if screen_manifest:
+            from cxr_studio.evaluation.privacy import generate_private
+            from cxr_studio.limits import random_seed_or
+
+            screen = self.screen(screen_manifest, progress)[0]
+            result, _ = generate_private(
+                self.studio, report, screen=screen, num_images=int(count), seed=random_seed_or(seed), **options
+            )
+        else:
+            result = self.studio.generate(report, seed=seed, num_images=int(count), **options)
+        files = []
+        for i, image_seed in enumerate(result.seeds):
+            files.append(str(self.output_path(f"synthetic-seed{image_seed}")))
+            save_png(files[-1], result.pixels[i], bit_depth=16, parameters=result.parameters_for(i), synthetic=True)
+        p = result.parameters
+        captions = [
+            f"SYNTHETIC · seed {s} · {p['sampler']} {p['num_steps']} steps · cfg {p['guidance_scale']}"
+            for s in result.seeds
+        ]
+        return list(zip(files, captions)), files, result.seeds[0]
+
+    @staticmethod
+    def recall(path: str) -> dict[str, Any]:
+        """The settings written into a generated PNG (to put back into the form)."""
+        p = read_png_parameters(path)
+        keys = ("report", "negative_report", "sampler", "num_steps", "guidance_scale", "seed")
+        return {key: p[key] for key in keys}
+
+    def export_dicom(self, png: str | None) -> str:
+        if not png:
+            raise InputError("select an image in the gallery first.")
+        path = self.output_path("synthetic", ".dcm")
+        write_atomic(path, export.synthetic_dicom(imaging.read_radiograph(png).display, read_png_parameters(png)))
+        return str(path)
+
+    def export_study(self, pngs: Sequence[str] | None) -> str:
+        if not pngs:
+            raise InputError("generate images first.")
+        return str(export.study_from_pngs(list(pngs), self.output_path("synthetic-study", ".zip")))
+
+    # --- edit ------------------------------------------------------------------------------------------------
+
+    def inpaint(
+        self,
+        radiograph: imaging.Radiograph | None,
+        inpaint_mask: np.ndarray,
+        *,
+        session: str = "local",
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> tuple[tuple[str, str], str, list[str]]:
+        """Regenerate the mask's region -> ((before, after), difference x4, [PNG at the input's bit depth, DICOM]).
+        ``options``: :meth:`CXRStudio.inpaint`'s (report, preset, strength, ...)."""
+        if radiograph is None:
+            raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
+        result = self.studio.inpaint(radiograph, inpaint_mask, callback=self.callback(session, progress), **options)
+        png, dcm = self.output_path(f"edited-{result.bit_depth}bit"), self.output_path("edited", ".dcm")
+        lossless = result.image if result.image.dtype in (np.uint8, np.uint16) else result.display
+        save_png(png, lossless, bit_depth=16, parameters=result.parameters)
+        write_atomic(
+            dcm, export.derived_dicom(result.image, result.bit_depth, result.parameters, source=radiograph.dicom)
+        )
+        before, after = self.shown(radiograph.display, "before"), self.shown(result.display, "after")
+        return (before, after), self.shown(np.clip(result.difference * 4, 0, 1), "difference"), [str(png), str(dcm)]
+
+    def outpaint(
+        self,
+        radiograph: imaging.Radiograph | None,
+        *,
+        seeds: int,
+        session: str = "local",
+        progress: Progress | None = None,
+        **options: Any,
+    ) -> list[tuple[str, str]]:
+        """Grow the canvas once per seed ``0 .. seeds - 1``; ``options``: :meth:`CXRStudio.outpaint`'s."""
+        if radiograph is None:
+            raise InputError("upload a radiograph first.")
+        callback = self.callback(session, progress)
+        results = [self.studio.outpaint(radiograph, seed=s, callback=callback, **options) for s in range(int(seeds))]
+        return [
+            (self.shown(r.display, "outpainted"), f"seed {r.parameters['seed']} · edited, not anonymous")
+            for r in results
+        ]
+
+    def interpolate(
+        self,
+        start: Any,
+        end: Any,
+        *,
+        mode: str,
+        frames: int,
+        report: str,
+        seed: int,
+        session: str = "local",
+        progress: Progress | None = None,
+    ) -> tuple[list[tuple[str, str]], str]:
+        """Frames between two endpoints (reports, seeds or radiographs, by ``mode``) and their animated GIF."""
+        if start is None or end is None:
+            raise InputError("give both endpoints.")
+        result = self.studio.interpolate(
+            start,
+            end,
+            mode=mode,
+            num_frames=int(frames),
+            report=report,
+            seed=int(seed),
+            callback=self.callback(session, progress),
+        )
+        gif = self.output_path("interpolation", ".gif")
+        write_atomic(gif, result.gif())
+        return [(self.shown(p, f"frame{i}"), f"SYNTHETIC · frame {i}") for i, p in enumerate(result.pixels)], str(gif)
+
+    # --- review ----------------------------------------------------------------------------------------------
+
+    def review(
+        self, real: Any, synthetic: Any, level: float, width: float, invert: bool
+    ) -> tuple[str | None, str | None]:
+        """Both images through the same window/level, at the same height on screen."""
+
+        def view(radiograph: imaging.Radiograph | None) -> str | None:
+            if radiograph is None:
+                return None
+            shown = imaging.window(
+                imaging.fit_height(radiograph.display, 512), level=level, width=width, invert=invert
+            )
+            return self.shown(shown, "review")
+
+        return view(real), view(synthetic)
+
+    def screen_synthetic(self, synthetic: Any, manifest: str, progress: Progress | None = None) -> tuple[str, str]:
+        """The privacy screen's verdict on one synthetic image, and the nearest training image."""
+        from cxr_studio.evaluation.privacy import screen_pixels
+
+        if synthetic is None:
+            raise InputError("upload the synthetic radiograph first.")
+        screen, _rows = self.screen(manifest, progress)
+        match = screen_pixels(screen, synthetic.display[None])[0]
+        verdict = (
+            "**FLAGGED: too close to a training image** (do not share it as anonymous)"
+            if match.flagged
+            else "passes the screen"
+        )
+        text = (
+            f"{verdict}\n\nscore {match.score:.4f} against threshold {screen.threshold:.4f} (the 99.9th percentile of "
+            f"training-versus-training scores over {len(screen.calibration)} images); nearest: training row {match.nearest}"
+        )
+        return text, self.shown((screen.images[match.nearest] + 1) / 2, "nearest-training")
+
+    def study_add(self, folder: str, real: Sequence[str] | None, synthetic: Sequence[str] | None) -> str:
+        try:
+            count = ReaderStudy(folder).add_cases(list(real or []), list(synthetic or []))
+        finally:
+            for path in [*(real or []), *(synthetic or [])]:
+                self.forget_upload(path)  # the study keeps its own blinded copies
+        return f"{count} cases in the study."
+
+    @staticmethod
+    def study_next(folder: str, reader: str) -> tuple[str | None, str, tuple[str, float] | None]:
+        """(image, status, (case id, time shown)) of the reader's next case."""
+        case = ReaderStudy(folder).next_case(reader)
+        if case is None:
+            return None, "Done: every case is answered. Thank you.", None
+        return str(case.image_path), f"Case {case.position} of {case.total}", (case.case_id, time.time())
+
+    def study_answer(self, folder: str, reader: str, current: Any, confidence: int, answer: str) -> tuple:
+        if current is None:
+            raise InputError("start (or continue) the study first.")
+        ReaderStudy(folder).record(reader, current[0], answer, int(confidence), time.time() - current[1])
+        return self.study_next(folder, reader)
+
+    def study_results(self, folder: str) -> tuple[dict[str, Any], str]:
+        study = ReaderStudy(folder)
+        path = self.output_path("reader-study", ".csv")
+        write_atomic(path, study.export_csv())
+        return study.results(), str(path)
+
+    # --- model -----------------------------------------------------------------------------------------------
+
+    def load(self, folder: str | None) -> tuple[str, list[str], str]:
+        """Load a model folder (empty: the bundled demo) -> (summary, its converging samplers, its default)."""
+        self.studio = load_model(folder or None)
+        return self.summary(), list(self.studio.samplers), self.studio.config.sampling.sampler
+
+    def summary(self) -> str:
+        s = self.studio
+        sizes = {
+            k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M"
+            for k, v in s.components().items()
+            if k != "tokenizer"
+        }
+        card = DEFAULT_MODEL / "MODEL_CARD.md"
+        text = card.read_text() if s.model_id.startswith("demo@") and card.is_file() else ""
+        text = "\n".join(
+            line for line in text.splitlines() if not line.startswith("![")
+        )  # relative images: unresolved
+        size = f"{s.config.image_size} px -> {s.config.output_size} px"
+        return f"**Loaded:** `{s.model_id}` on `{s.device}` · {size}\n\n**Components:** {sizes}\n\n{text}"
+
+    @staticmethod
+    def evaluation_page(folder: str) -> str:
+        page = Path(folder or "") / "index.html"
+        if not page.is_file():
+            raise InputError("no evaluation report there (index.html written by python -m cxr_studio.evaluate).")
+        return page.read_text()
+
+    # --- phantom ---------------------------------------------------------------------------------------------
+
+    def phantom_case(
+        self, findings: Sequence[str], side: str, severity: str, zone: str, devices: Sequence[str], seed: int
+    ) -> tuple[str, str, str]:
+        """(image, the same patient without devices, report) of one phantom patient."""
+        chosen = [
+            phantom.Finding(n, side if n in phantom.SIDED else None, severity, zone if n in phantom.ZONED else None)
+            for n in findings
+        ]
+        worn = [phantom.Device(n, side if n in phantom.SIDED_DEVICES else None) for n in devices]
+        case = phantom.render_case(int(seed), size=512, findings=chosen, devices=worn)
+        return self.shown(case.image, "phantom"), self.shown(case.clean, "phantom-clean"), case.report
+
+    @staticmethod
+    def compose(finding: str, side: str, severity: str, devices: Sequence[str]) -> str:
+        """The structured helper: a finding (or "none") and devices -> report text."""
+        zone = "lower" if finding in phantom.ZONED else None
+        chosen = (
+            []
+            if finding == "none"
+            else [phantom.Finding(finding, side if finding in phantom.SIDED else None, severity, zone)]
+        )
+        return phantom.report_for(
+            chosen, [phantom.Device(d, side if d in phantom.SIDED_DEVICES else None) for d in devices]
+        )
+
+    @staticmethod
+    def make_phantoms(folder: str, count: int, size: int) -> str:
+        return str(phantom.write_dataset(folder, n=int(count), size=int(size), seed=0, workers=2, quiet=True))
