@@ -99,6 +99,53 @@ class SamplingDefaults:
 
 
 @dataclass(frozen=True)
+class SamplingSettings:
+    """The sampling settings of one call, complete and checked: what the caller gave, else the model's
+    :class:`SamplingDefaults`. Recorded in every result's parameters."""
+
+    num_steps: int
+    guidance_scale: float
+    sampler: str
+    sr_num_steps: int
+    sr_sampler: str
+
+    def __post_init__(self) -> None:
+        from cxr_studio.limits import LIMITS, check_number, check_steps
+
+        check_steps("num_steps", self.num_steps)
+        check_steps("sr_num_steps", self.sr_num_steps)
+        check_number("guidance_scale", self.guidance_scale, 0.0, LIMITS.max_guidance)
+        for name in ("sampler", "sr_sampler"):
+            if getattr(self, name) not in SAMPLERS:
+                raise InputError(f"{name} {getattr(self, name)!r}; accepted: {', '.join(SAMPLERS)}.")
+
+    @classmethod
+    def resolve(
+        cls,
+        defaults: SamplingDefaults,
+        *,
+        num_steps: int | None = None,
+        guidance_scale: float | None = None,
+        sampler: str | None = None,
+        sr_num_steps: int | None = None,
+        sr_sampler: str | None = None,
+    ) -> SamplingSettings:
+        """``None`` takes the default."""
+        given = {
+            "num_steps": num_steps,
+            "guidance_scale": guidance_scale,
+            "sampler": sampler,
+            "sr_num_steps": sr_num_steps,
+            "sr_sampler": sr_sampler,
+        }
+        settings = cls(**{name: getattr(defaults, name) if value is None else value for name, value in given.items()})
+        return dataclasses.replace(settings, guidance_scale=float(settings.guidance_scale))
+
+    def as_parameters(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class StudioConfig:
     """The whole cascade."""
 

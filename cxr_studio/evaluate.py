@@ -67,9 +67,7 @@ def reconstruction(
     through autoencoder + super-resolution and, as the baseline, autoencoder + bicubic upsampling.
     ``perceptual``: an :class:`~cxr_studio.evaluation.perceptual.LPIPS` adds LPIPS to each row."""
     x = torch.from_numpy(images)
-    recon = torch.cat(
-        [studio.decode(studio.text_to_image.encode_image(x[i : i + 16])).cpu() for i in range(0, len(x), 16)]
-    )
+    recon = torch.cat([studio.decode(studio.codec.encode(x[i : i + 16])).cpu() for i in range(0, len(x), 16)])
     out: dict[str, Any] = {"autoencoder": _similarity(x, recon, perceptual)}
     if high_res is not None and len(high_res) and studio.config.output_size > studio.config.image_size:
         m, sampling = len(high_res), studio.config.sampling

@@ -7,12 +7,14 @@ device, inpaints and sees the before/after; then visits every tab. Screenshots l
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import app
 
@@ -124,6 +126,17 @@ def test_paint_a_stroke_and_inpaint(page, phantom_png):
     page.locator("#inpaint-difference img").wait_for()
     page.get_by_text("edited-16bit").first.wait_for()  # the result keeps the upload's 16 bits
     shoot(page, "inpaint")
+    # The pixels: fetch the result the page offers; the painted stroke changed, everything far from it did not
+    link = page.locator("a", has_text="edited-16bit").first.get_attribute("href")
+    response = page.request.get(page.evaluate("href => new URL(href, location.href).href", link))
+    edited = np.asarray(Image.open(io.BytesIO(response.body())))
+    original = np.asarray(Image.open(path))
+    assert edited.dtype == np.uint16 and edited.shape == original.shape
+    changed = edited != original
+    assert changed[cy - 8 : cy + 18, cx - 8 : cx + 18].mean() > 0.3  # under the stroke (and its grown edge)
+    near = np.zeros_like(changed)
+    near[max(0, cy - 48) : cy + 58, max(0, cx - 48) : cx + 58] = True  # the stroke, grown and feathered
+    assert changed.any() and not changed[~near].any(), "pixels changed far from the painted stroke"
 
 
 def test_outpaint(page, phantom_png):

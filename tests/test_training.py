@@ -538,7 +538,7 @@ def test_latent_cache_shards_stream_and_resume(manifest, tmp_path):
 
     studio = CXRStudio.from_preset("tiny", seed=0)
     images = ManifestDataset(manifest, size=32, splits=("train",))
-    encode = studio.text_to_image.encode_image
+    encode = studio.codec.encode
     latent_cache.build(tmp_path / "whole", images, encode, shard_size=5)
     cache = latent_cache.LatentCache(tmp_path / "whole")
     assert len(cache) == len(images) and len(list((tmp_path / "whole").glob("shard-*"))) == -(-len(images) // 5)

@@ -267,7 +267,7 @@ class LatentTask(_StageBase):
             return None
         with PartialState().main_process_first():  # encoded once; the other processes read the shards
             if not latent_cache.is_complete(folder):
-                latent_cache.build(folder, images, self.studio.text_to_image.encode_image)
+                latent_cache.build(folder, images, self.studio.codec.encode)
         return _Named(latent_cache.LatentCache(folder), [row["report"] for row in images.rows])
 
     def train_dataset(self) -> Dataset:
@@ -392,7 +392,7 @@ class SuperResTask(_StageBase):
 
     @torch.no_grad()
     def _reconstruct(self, low: torch.Tensor) -> torch.Tensor:
-        return self.studio.text_to_image.decode(self.studio.text_to_image.encode_image(low))
+        return self.studio.codec.decode(self.studio.codec.encode(low))
 
     def loss(
         self, batch: dict[str, Any], *, step: int, generator: torch.Generator

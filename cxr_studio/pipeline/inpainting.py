@@ -1,89 +1,238 @@
-"""Blended latent inpainting (Avrahami et al. 2023) with optional RePaint resampling (Lugmayr et al. 2022).
+"""Inpainting a real radiograph (Cheff 5): regenerate the white part of a mask, e.g. to remove a device.
 
-Each denoising step re-imposes the known region, noised to the next step's level, through the latent
-mask. With ``resample_jumps > 0`` every step is diffused back up and denoised again that many times so
-the new region harmonises with the known one; that needs a stateless solver, so it runs with DDIM.
+The image is read once (its stored pixels and bit depth kept), edited in display space at model resolution
+on a window around the mask, and pasted back so that every pixel outside the feathered mask is the input's own
+value, bit for bit. Outpainting (:mod:`cxr_studio.pipeline.outpainting`) is the same after padding the canvas.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass, field
+from typing import Any
 
-from cxr_studio.diffusion.guidance import classifier_free_guidance
-from cxr_studio.diffusion.noise import INPAINT_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import training_scheduler
-from cxr_studio.pipeline.text_to_image import TextToImagePipeline
+import numpy as np
+from PIL import Image
+
+from cxr_studio import imaging
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SamplingSettings, StudioConfig
+from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
+from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
+from cxr_studio.errors import InputError
+from cxr_studio.limits import LIMITS
+from cxr_studio.pipeline.latent_inpainting import LatentInpaintPipeline
+from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
+
+CONTEXTS = ("crop", "whole")  # what the model sees: a padded square around the mask, or the whole image
+
+
+@dataclass(frozen=True)
+class EditResult:
+    """An edited radiograph. Inpainted and outpainted real images are still patient images, never anonymous.
+
+    Attributes:
+        image: stored pixels, same dtype and bit depth as the input (a 16-bit input stays 16-bit).
+        display: ``image`` through the input's display chain, float32 in ``[0, 1]``.
+        generated: the model's raw output at full size, display ``[0, 1]``.
+        mask: the blend weights used, ``[0, 1]`` (0 = the input, bit for bit).
+        difference: ``|display - input display|``.
+        bit_depth, parameters: the input's bit depth; everything needed to reproduce the edit.
+    """
+
+    image: np.ndarray
+    display: np.ndarray
+    generated: np.ndarray
+    mask: np.ndarray
+    difference: np.ndarray
+    bit_depth: int
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_pil(self) -> Image.Image:
+        """The result for viewing: 8-bit grayscale of ``display``."""
+        return imaging.to_pil(self.display)
+
+
+@dataclass(frozen=True)
+class InpaintOptions:
+    """How an inpainting edit runs, checked: a named preset's values unless given (:data:`EDIT_PRESETS`).
+
+    ``strength`` in ``(0, 1]`` is the fraction of the schedule re-run (1 ignores what was under the mask);
+    ``fill`` is what a partial re-run starts from inside the mask; ``grow_px``/``feather_px`` dilate the mask
+    and ramp its edge (pixels of the input); ``resample_jumps`` is RePaint resampling per step; ``context``
+    is :data:`CONTEXTS`; ``upscale`` super-resolves a window larger than the model's size.
+    """
+
+    report: str
+    negative_report: str = ""
+    preset: str | None = None
+    strength: float = 1.0
+    fill: str = "original"
+    grow_px: int = 0
+    feather_px: int = 0
+    resample_jumps: int = 0
+    context: str = "crop"
+    upscale: bool = True
+
+    def __post_init__(self) -> None:
+        if self.fill not in EDIT_FILLS:
+            raise InputError(f"fill {self.fill!r}; accepted: {', '.join(EDIT_FILLS)}.")
+        if not 0.0 < self.strength <= 1.0:
+            raise InputError(f"strength {self.strength!r}; a number in (0, 1] is accepted.")
+        top = LIMITS.max_mask_px
+        if not all(isinstance(v, int) and 0 <= v <= top for v in (self.grow_px, self.feather_px)):
+            raise InputError(f"grow_px and feather_px must be integers from 0 to {top}.")
+        if not (isinstance(self.resample_jumps, int) and 0 <= self.resample_jumps <= LIMITS.max_resample_jumps):
+            raise InputError(
+                f"resample_jumps {self.resample_jumps!r}; an integer from 0 to {LIMITS.max_resample_jumps} is accepted."
+            )
+        if self.context not in CONTEXTS:
+            raise InputError(f"context {self.context!r}; accepted {' or '.join(map(repr, CONTEXTS))}.")
+
+    @classmethod
+    def from_preset(cls, preset: str | None, **given: Any) -> InpaintOptions:
+        """The preset's values (``remove device`` when ``None``) with every given non-``None`` value over them;
+        an empty report takes the preset's."""
+        name = "remove device" if preset is None else preset
+        if name not in EDIT_PRESETS:
+            raise InputError(f"unknown edit preset {name!r}; accepted: {', '.join(EDIT_PRESETS)}.")
+        chosen = EDIT_PRESETS[name]
+        values = {
+            "strength": chosen.strength,
+            "fill": chosen.fill,
+            "grow_px": chosen.grow_px,
+            "feather_px": chosen.feather_px,
+        }
+        values |= {key: value for key, value in given.items() if value is not None}
+        values["report"] = values.get("report") or chosen.report
+        return cls(preset=preset, **values)
 
 
 class InpaintPipeline:
-    """``image`` + ``latent_mask`` (1 = regenerate) + report -> the image with the masked latents regenerated."""
+    """``image`` + ``inpaint_mask`` (white = regenerate) + report -> :class:`EditResult`."""
 
-    def __init__(self, text_to_image: TextToImagePipeline) -> None:
-        self.t2i = text_to_image
+    def __init__(
+        self,
+        *,
+        config: StudioConfig,
+        latent_inpainting: LatentInpaintPipeline,
+        super_resolution: SuperResolutionPipeline,
+    ) -> None:
+        self.config = config
+        self.latent_inpainting = latent_inpainting
+        self.super_resolution = super_resolution
 
-    @torch.no_grad()
     def __call__(
         self,
-        image: torch.Tensor,
-        latent_mask: torch.Tensor,
+        image: Any,
+        inpaint_mask: Any,
         *,
-        report: str,
-        negative_report: str,
+        options: InpaintOptions,
+        settings: SamplingSettings,
         seed: int,
-        num_steps: int,
-        guidance_scale: float,
-        sampler: str,
-        strength: float,
-        resample_jumps: int = 0,
         callback: StepCallback | None = None,
-    ) -> torch.Tensor:
-        """``image`` ``(1, 1, S, S)`` in ``[-1, 1]``, ``latent_mask`` ``(1, 1, h, w)`` -> ``(1, 1, S, S)`` in ``[-1, 1]``.
-
-        ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content).
-        """
-        device, schedule = self.t2i.device, self.t2i.config.latent_schedule
-        # 1. Encode the image and the reports
-        known = self.t2i.encode_image(image.to(device))
-        embeds, mask = self.t2i.encode_reports([report, negative_report])
-        scheduler = self.t2i.sampler("ddim" if resample_jumps else sampler)
-        denoise_fn = self.t2i.clipped(
-            classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale),
-            scheduler,
+    ) -> EditResult:
+        """``image``: anything :func:`~cxr_studio.imaging.read_radiograph` reads; ``inpaint_mask``: same size, white
+        (or 1) = regenerate, thresholded at half its range."""
+        # 1. Read the radiograph once and turn the mask into blend weights (grown, then feathered outwards)
+        radiograph = imaging.read_radiograph(image, name="image")
+        source = inpaint_mask.pixels if isinstance(inpaint_mask, imaging.Radiograph) else inpaint_mask
+        region = to_mask(source, radiograph.display.shape)
+        if not region.any():
+            raise InputError(
+                "the mask is empty, so there is nothing to regenerate; paint (white) the region to regenerate."
+            )
+        region = grow(region, options.grow_px)
+        weights = feather(region, options.feather_px)
+        # 2. Regenerate the region in display space
+        generated = self.regenerate(
+            radiograph.display, region, weights, options=options, settings=settings, seed=seed, callback=callback
         )
-        latent_mask = latent_mask.to(device)
-        # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
-        noise = seeded_noise([seed], tuple(known.shape[1:]), stream=INPAINT_STREAM, device=device)
-        scheduler.set_timesteps(num_steps, device=device)
-        timesteps = scheduler.timesteps
-        start = num_steps - max(1, round(num_steps * strength))
-        forward = training_scheduler(schedule)
-        initial = None if start == 0 else forward.add_noise(known, noise, timesteps[start : start + 1])
-        resample_noise = torch.Generator().manual_seed(seed)
+        # 3. Paste back in stored values: outside the weights, the input bit for bit
+        parameters = {
+            "edit": "inpaint",
+            "report": options.report,
+            "negative_report": options.negative_report,
+            "preset": options.preset,
+            "strength": options.strength,
+            "fill": options.fill,
+            "grow_px": options.grow_px,
+            "feather_px": options.feather_px,
+            "resample_jumps": options.resample_jumps,
+            "context": options.context,
+            "seed": seed,
+            **settings.as_parameters(),
+            "derived": True,
+            "synthetic_region": True,
+        }
+        return paste(radiograph, generated, weights, parameters)
 
-        # 3. Denoise; after every step the known region comes back at the next step's noise level
-        def keep_known(x: torch.Tensor, i: int) -> torch.Tensor:
-            last = i + 1 >= len(timesteps)
-            known_next = known if last else forward.add_noise(known, noise, timesteps[i + 1 : i + 2])
-            x = latent_mask * x + (1 - latent_mask) * known_next
-            for _ in range(0 if last else resample_jumps):
-                t, t_next = timesteps[i], timesteps[i + 1]
-                ratio = forward.alphas_cumprod[t] / forward.alphas_cumprod[t_next]  # alpha_bar_t / alpha_bar_next < 1
-                fresh = torch.randn(x.shape, generator=resample_noise).to(device)
-                x_up = ratio.sqrt() * x + (1 - ratio).sqrt() * fresh
-                x = scheduler.step(denoise_fn(x_up, t), t, x_up).prev_sample
-                x = latent_mask * x + (1 - latent_mask) * known_next
-            return x
-
-        latents = denoise(
-            denoise_fn,
-            noise,
-            scheduler,
-            num_steps,
+    def regenerate(
+        self,
+        display: np.ndarray,
+        region: np.ndarray,
+        weights: np.ndarray,
+        *,
+        options: InpaintOptions,
+        settings: SamplingSettings,
+        seed: int,
+        callback: StepCallback | None = None,
+    ) -> np.ndarray:
+        """``display`` ``(H, W)`` in ``[0, 1]`` with ``region`` regenerated; returns the full-size display."""
+        size = self.config.image_size
+        # 1. The working window: a padded square around the edit (keeps detail on large images), or everything
+        if options.context == "crop":
+            top, left, bottom, right = context_box(weights > 0, min_side=min(size, *display.shape))
+        else:
+            top, left, bottom, right = 0, 0, *display.shape
+        window = display[top:bottom, left:right]
+        # 2. The model's input at its size: the window, its masked part pre-filled classically when asked
+        latent_mask = to_latent_mask(region[top:bottom, left:right], (self.config.latent_size,) * 2)
+        model_input = imaging.resize(window, (size, size))
+        if options.fill == "classical" and options.strength < 1.0:  # at model resolution: cheap however large
+            resized_region = imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5
+            model_input = classical_fill(model_input, resized_region)
+        # 3. Latent inpainting (blended, with the RePaint hook)
+        generated = self.latent_inpainting(
+            imaging.to_tensor(model_input),
+            latent_mask,
+            report=options.report,
+            negative_report=options.negative_report,
+            seed=seed,
+            num_steps=settings.num_steps,
+            guidance_scale=settings.guidance_scale,
+            sampler=settings.sampler,
+            strength=options.strength,
+            resample_jumps=options.resample_jumps,
             callback=callback,
-            after_step=keep_known,
-            start_index=start,
-            initial=initial,
         )
-        # 4. Decode
-        return self.t2i.decode(latents)
+        # 4. Super-resolution when the window is larger than the model's size
+        if options.upscale and max(window.shape) > size:
+            generated = self.super_resolution(
+                generated,
+                seeds=[seed],
+                num_steps=settings.sr_num_steps,
+                sampler=settings.sr_sampler,
+                noise_level=self.config.sampling.sr_noise_level,
+            )
+        full = display.copy()
+        full[top:bottom, left:right] = imaging.resize(imaging.from_tensor(generated)[0], window.shape)
+        # 5. Brightness and contrast matched at the seam
+        return match_seam(full, display, region)
+
+
+def paste(
+    radiograph: imaging.Radiograph, generated: np.ndarray, weights: np.ndarray, parameters: dict[str, Any]
+) -> EditResult:
+    """``generated`` display ``[0, 1]`` blended into the radiograph's stored values by ``weights`` (0 = the input,
+    bit for bit)."""
+    pixels = paste_back(radiograph.pixels, radiograph.to_pixels(generated), weights)
+    display = radiograph.with_pixels(pixels).display
+    return EditResult(
+        image=pixels,
+        display=display,
+        generated=generated.astype(np.float32),
+        mask=weights,
+        difference=np.abs(display - radiograph.display),
+        bit_depth=radiograph.bit_depth,
+        parameters=parameters,
+    )

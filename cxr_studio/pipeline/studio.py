@@ -16,17 +16,19 @@ from PIL import Image
 
 from cxr_studio import imaging
 from cxr_studio.checkpoints import load_studio, save_studio
-from cxr_studio.config import SAMPLERS, StudioConfig, preset
+from cxr_studio.config import SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.diffusion.schedules import converging_samplers
 from cxr_studio.errors import InputError
-from cxr_studio.limits import LIMITS, check_number, check_seed, check_steps, random_seed_or
+from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
-from cxr_studio.pipeline import edits
-from cxr_studio.pipeline.inpainting import InpaintPipeline
+from cxr_studio.pipeline.inpainting import EditResult, InpaintOptions, InpaintPipeline
+from cxr_studio.pipeline.interpolation import InterpolationPipeline, InterpolationResult
+from cxr_studio.pipeline.latent_inpainting import LatentInpaintPipeline
+from cxr_studio.pipeline.outpainting import OutpaintPipeline
 from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
 from cxr_studio.pipeline.text_to_image import TextToImagePipeline
 
@@ -92,8 +94,15 @@ class CXRStudio:
             latent_unet=self.latent_unet,
             autoencoder=self.autoencoder,
         )
+        self.codec = self.text_to_image.codec  # the autoencoder as images <-> scaled latents
         self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
-        self.inpainting = InpaintPipeline(self.text_to_image)
+        self.inpainting = InpaintPipeline(
+            config=config,
+            latent_inpainting=LatentInpaintPipeline(self.text_to_image),
+            super_resolution=self.super_resolution,
+        )
+        self.outpainting = OutpaintPipeline(self.inpainting)
+        self.interpolation = InterpolationPipeline(self.text_to_image, encode=self.encode)
 
     # --- construction and persistence -------------------------------------------------------------------
 
@@ -219,14 +228,14 @@ class CXRStudio:
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
         """One report -> scaled latents ``(1, C, h, w)`` (decode them with :meth:`decode`)."""
-        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
         _, latents = self.text_to_image(
             _as_reports(report),
             negative_reports=[_clean_report(negative_report)],
             seeds=[check_seed(seed)],
-            num_steps=settings["num_steps"],
-            guidance_scale=settings["guidance_scale"],
-            sampler=settings["sampler"],
+            num_steps=settings.num_steps,
+            guidance_scale=settings.guidance_scale,
+            sampler=settings.sampler,
             callback=callback,
         )
         return latents
@@ -235,12 +244,12 @@ class CXRStudio:
         """A radiograph (anything ``read_radiograph`` accepts) -> scaled latents, after Cheff's resize and crop."""
         low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
         with torch.no_grad():
-            return self.text_to_image.encode_image(imaging.to_tensor(low_res))
+            return self.codec.encode(imaging.to_tensor(low_res))
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents ``(B, C, h, w)`` -> images ``(B, 1, H, W)`` in ``[-1, 1]``."""
         with torch.no_grad():
-            return self.text_to_image.decode(latents.to(self.device))
+            return self.codec.decode(latents)
 
     def upscale(
         self,
@@ -253,7 +262,7 @@ class CXRStudio:
         callback: StepCallback | None = None,
     ) -> Image.Image:
         """Super-resolve any radiograph: resized and cropped to ``image_size``, upscaled by the SR factor."""
-        settings = self._settings(None, None, None, num_steps, sampler)
+        settings = self._settings(sr_num_steps=num_steps, sr_sampler=sampler)
         level = (
             self.config.sampling.sr_noise_level
             if noise_level is None
@@ -263,8 +272,8 @@ class CXRStudio:
         high = self.super_resolution(
             imaging.to_tensor(low_res),
             seeds=[check_seed(seed)],
-            num_steps=settings["sr_num_steps"],
-            sampler=settings["sr_sampler"],
+            num_steps=settings.sr_num_steps,
+            sampler=settings.sr_sampler,
             noise_level=level,
             callback=callback,
         )
@@ -338,23 +347,29 @@ class CXRStudio:
         Each image's start noise depends on its seed alone; the batch's makeup can still change the last bits
         of the arithmetic, so a set is reproduced bit for bit from the same batches (``synthesize`` keeps them).
         """
-        settings = self._settings(num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler)
+        settings = self._settings(
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            sr_num_steps=sr_num_steps,
+            sr_sampler=sr_sampler,
+        )
         upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
         reports = _as_reports(list(reports) if not isinstance(reports, str) else reports)
         seeds = [check_seed(s) for s in seeds]
         if len(seeds) != len(reports):
             raise InputError(f"{len(reports)} reports but {len(seeds)} seeds; one seed per report.")
         negatives = [_clean_report(negative_report)] * len(reports)
-        total = settings["num_steps"] + (settings["sr_num_steps"] if upscale else 0)
+        total = settings.num_steps + (settings.sr_num_steps if upscale else 0)
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
         low_res, _ = self.text_to_image(
             reports,
             negative_reports=negatives,
             seeds=seeds,
-            num_steps=settings["num_steps"],
-            guidance_scale=settings["guidance_scale"],
-            sampler=settings["sampler"],
+            num_steps=settings.num_steps,
+            guidance_scale=settings.guidance_scale,
+            sampler=settings.sampler,
             callback=_offset(callback, 0, total),
         )
         # 2. Low-resolution -> high-resolution through the super-resolution stage
@@ -363,17 +378,17 @@ class CXRStudio:
             final = self.super_resolution(
                 low_res,
                 seeds=seeds,
-                num_steps=settings["sr_num_steps"],
-                sampler=settings["sr_sampler"],
+                num_steps=settings.sr_num_steps,
+                sampler=settings.sr_sampler,
                 noise_level=self.config.sampling.sr_noise_level,
-                callback=_offset(callback, settings["num_steps"], total),
+                callback=_offset(callback, settings.num_steps, total),
             )
         # 3. Tensors -> images, with the parameters that reproduce them
         pixels = imaging.from_tensor(final)
         parameters = {
             "report": reports[0],
             "negative_report": negatives[0],
-            **settings,
+            **settings.as_parameters(),
             "upscale": upscale,
             "seeds": seeds,
             "sr_noise_level": self.config.sampling.sr_noise_level,
@@ -414,7 +429,7 @@ class CXRStudio:
         context: str = "crop",
         upscale: bool | None = None,
         callback: StepCallback | None = None,
-    ) -> edits.EditResult:
+    ) -> EditResult:
         """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device.
 
         Args:
@@ -434,25 +449,23 @@ class CXRStudio:
             An :class:`EditResult` whose ``image`` has the input's size, dtype and bit depth and equals it
             bit for bit wherever ``mask`` (the feathered weights) is 0.
         """
-        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
-        return edits.inpaint(
-            self,
-            image,
-            mask,
+        options = InpaintOptions.from_preset(
+            preset,
             report=_clean_report(report),
             negative_report=_clean_report(negative_report),
-            preset=preset,
             strength=strength,
             fill=fill,
             grow_px=grow_px,
             feather_px=feather_px,
             resample_jumps=resample_jumps,
             context=context,
-            seed=random_seed_or(seed),
-            settings=settings,
             upscale=self.config.sampling.upscale if upscale is None else bool(upscale),
-            callback=callback,
         )
+        settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
+        result = self.inpainting(
+            image, mask, options=options, settings=settings, seed=random_seed_or(seed), callback=callback
+        )
+        return self._with_model(result)
 
     def outpaint(
         self,
@@ -471,12 +484,11 @@ class CXRStudio:
         sampler: str | None = None,
         seed: int | None = None,
         callback: StepCallback | None = None,
-    ) -> edits.EditResult:
+    ) -> EditResult:
         """Grow the canvas by ``left/right/top/bottom`` pixels, or keep only ``keep_box`` ``(x0, y0, x1, y1)``
         and regenerate the rest (Cheff fig. 7). The kept pixels are exact; the blend ramp lies in the new area."""
-        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
-        return edits.outpaint(
-            self,
+        settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
+        result = self.outpainting(
             image,
             left=left,
             right=right,
@@ -486,10 +498,11 @@ class CXRStudio:
             report=_clean_report(report),
             negative_report=_clean_report(negative_report),
             feather_px=feather_px,
-            seed=random_seed_or(seed),
             settings=settings,
+            seed=random_seed_or(seed),
             callback=callback,
         )
+        return self._with_model(result)
 
     def interpolate(
         self,
@@ -504,15 +517,14 @@ class CXRStudio:
         guidance_scale: float | None = None,
         sampler: str | None = None,
         callback: StepCallback | None = None,
-    ) -> edits.InterpolationResult:
+    ) -> InterpolationResult:
         """Frames between two endpoints. ``mode``: ``report`` (two reports, one start noise), ``seed`` (two
         seeds, one report), ``image`` (two radiographs inverted with DDIM) or ``latent-blend`` (straight
         lines between autoencoder latents: the cross-fade baseline of Cheff 7.4)."""
-        settings = self._settings(num_steps, guidance_scale, sampler, None, None)
+        settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
         if mode == "report":
             start, end = _clean_report(start), _clean_report(end)
-        return edits.interpolate(
-            self,
+        result = self.interpolation(
             start,
             end,
             mode=mode,
@@ -522,6 +534,7 @@ class CXRStudio:
             settings=settings,
             callback=callback,
         )
+        return self._with_model(result)
 
     @property
     def samplers(self) -> tuple[str, ...]:
@@ -529,25 +542,13 @@ class CXRStudio:
         :func:`cxr_studio.diffusion.schedules.converging_samplers`."""
         return converging_samplers(self.config.latent_schedule)
 
-    def _settings(self, num_steps, guidance_scale, sampler, sr_num_steps, sr_sampler) -> dict[str, Any]:
-        """Defaults filled in from ``config.sampling`` and every value range-checked."""
-        d = self.config.sampling
-        settings = {
-            "num_steps": d.num_steps if num_steps is None else num_steps,
-            "guidance_scale": d.guidance_scale if guidance_scale is None else guidance_scale,
-            "sampler": d.sampler if sampler is None else sampler,
-            "sr_num_steps": d.sr_num_steps if sr_num_steps is None else sr_num_steps,
-            "sr_sampler": d.sr_sampler if sr_sampler is None else sr_sampler,
-        }
-        for key in ("num_steps", "sr_num_steps"):
-            check_steps(key, settings[key])
-        settings["guidance_scale"] = check_number(
-            "guidance_scale", settings["guidance_scale"], 0.0, LIMITS.max_guidance
-        )
-        for key in ("sampler", "sr_sampler"):
-            if settings[key] not in SAMPLERS:
-                raise InputError(f"{key} {settings[key]!r}; accepted: {', '.join(SAMPLERS)}.")
-        return settings
+    def _with_model(self, result: Any) -> Any:
+        """A pipeline's result with this cascade's name and hash in its parameters."""
+        return dataclasses.replace(result, parameters={**result.parameters, "model": self.model_id})
+
+    def _settings(self, **given: Any) -> SamplingSettings:
+        """The call's settings: the given values, else ``config.sampling``'s, every one checked."""
+        return SamplingSettings.resolve(self.config.sampling, **given)
 
 
 def _version() -> str:

@@ -14,6 +14,7 @@ from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_unless_
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
 from cxr_studio.diffusion.schedules import make_sampler
+from cxr_studio.models.autoencoder import LatentCodec
 from cxr_studio.models.report_encoder import encode_reports
 
 
@@ -34,6 +35,7 @@ class TextToImagePipeline:
         self.report_encoder = report_encoder
         self.latent_unet = latent_unet
         self.autoencoder = autoencoder
+        self.codec = LatentCodec(autoencoder, scaling_factor=config.autoencoder.scaling_factor)
 
     @property
     def device(self) -> torch.device:
@@ -47,13 +49,11 @@ class TextToImagePipeline:
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (the posterior mode)."""
-        return (
-            self.autoencoder.encode(image.to(self.device)).latent_dist.mode() * self.config.autoencoder.scaling_factor
-        )
+        return self.codec.encode(image)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents ``(B, C, h, w)`` -> image ``(B, 1, h*f, w*f)`` clipped to ``[-1, 1]``."""
-        return self.autoencoder.decode(latents / self.config.autoencoder.scaling_factor).sample.clamp(-1.0, 1.0)
+        return self.codec.decode(latents)
 
     @torch.no_grad()
     def __call__(
