@@ -74,6 +74,15 @@ def editor_mask(value: dict | None) -> np.ndarray:
     return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0) > 0
 
 
+def stopper(model: AppModel):
+    """Stop, for this browser session's run only (gradio hands over the request by its annotation)."""
+
+    def stop(request: gr.Request) -> None:
+        model.request_stop(session(request))
+
+    return stop
+
+
 def upload_reader(model: AppModel):
     def read(path):
         radiograph, warning = model.read_upload(path)
@@ -185,7 +194,7 @@ def generate_tab(model: AppModel) -> gr.Dropdown:
                 dicom = gr.File(label="DICOM", interactive=False)
     inputs = [report, negative, sampler, steps, guidance, seed, random_seed, count, upscale, private, manifest]
     run.click(generate, inputs, [gallery, files, seed], concurrency_id="model")
-    stop.click(lambda request: model.request_stop(session(request)), None, None, queue=False)
+    stop.click(stopper(model), None, None, queue=False)
     gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
     to_dicom.click(notify(model.export_dicom), selected, dicom)
     to_study.click(notify(model.export_study), files, dicom)
@@ -287,7 +296,7 @@ def inpaint_tab(model: AppModel) -> None:
     preset.change(preset_values, preset, [strength, fill, grow, feather, report])
     inputs = [radiograph, editor, report, preset, strength, fill, grow, feather, steps, seed, jumps]
     run.click(inpaint, inputs, [slider, difference, files], concurrency_id="model")
-    stop.click(lambda request: model.request_stop(session(request)), None, None, queue=False)
+    stop.click(stopper(model), None, None, queue=False)
 
 
 def outpaint_tab(model: AppModel) -> None:

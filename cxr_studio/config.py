@@ -231,9 +231,7 @@ INTERPOLATION_MODES = ("report", "seed", "image", "latent-blend")  # what an int
 EDIT_FILLS = ("original", "classical")
 
 EDIT_PRESETS: dict[str, EditPreset] = {
-    # Classical fill + 40 % of the schedule: measured on the device-removal benchmark (the 128 px demo bundle,
-    # 12 cases at 256 px): 27.9 dB vs 23.7 dB for full-strength regeneration and 25.0 dB for biharmonic alone;
-    # the 256 px bundle at 512 px: 30.0 dB vs 29.9 dB for biharmonic alone.
+    # classical fill + 40 % of the schedule: the choice the device-removal benchmark made (figures in the model card)
     "remove device": EditPreset(strength=0.4, grow_px=6, feather_px=8, fill="classical", report="No support devices."),
     "subtle fix": EditPreset(strength=0.5, grow_px=2, feather_px=4),
     "replace region": EditPreset(strength=1.0, grow_px=0, feather_px=3),

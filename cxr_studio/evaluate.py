@@ -46,7 +46,7 @@ import torch
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
-from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, precision_recall
+from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, prdc, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.labels import CHEXPERT_LABELS, TARGETS
@@ -147,6 +147,22 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
 JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
 
 
+def realism_in(extractor: Any, real: np.ndarray, fake: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+    """FID, KID (subset size: the smaller set, as CheXGenBench) and precision, recall, density and coverage
+    (k = 5) of ``fake`` against ``real`` (``(N, 1, S, S)`` in ``[-1, 1]``) in ``extractor``'s feature space,
+    with the extractor's name and weights hash."""
+    real_f, fake_f = extractor(real), extractor(fake)
+    kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f)), seed=seed)
+    return {
+        "features": extractor.name,
+        "features_sha256": extractor.sha256,
+        "fid": fid(real_f, fake_f),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        **prdc(real_f, fake_f),
+    }
+
+
 def evaluate(
     studio: Any,
     manifest: str | Path,
@@ -166,6 +182,7 @@ def evaluate(
     privacy_calibration: int = 200,
     seed: int = 0,
     inception: str | Path | None = None,
+    raddino: str | Path | None = None,
     vgg16: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
@@ -252,19 +269,19 @@ def evaluate(
         "recall": recall,
         "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :]),
     }
+    report["realism"]["prdc_k5"] = prdc(real_f, fake_f)
+    extractors = []
     if inception:
         from cxr_studio.evaluation.features import TorchScriptFeatures
 
-        extractor = TorchScriptFeatures(inception)
-        real_i, fake_i = extractor(test_x), extractor(fake)
-        p_i, r_i = precision_recall(real_i, fake_i)
-        report["realism_inception"] = {
-            "features": extractor.name,
-            "fid": fid(real_i, fake_i),
-            "kid": kid(real_i, fake_i, subsets=50, subset_size=min(len(real_i), len(fake_i), 1000), seed=seed)[0],
-            "precision": p_i,
-            "recall": r_i,
-        }
+        extractors.append(("realism_inception", TorchScriptFeatures(inception)))
+    if raddino:
+        from cxr_studio.evaluation.features import RadDinoFeatures
+
+        extractors.append(("realism_raddino", RadDinoFeatures(raddino)))
+    for key, extractor in extractors:
+        _say(f"realism in {extractor.name}'s features")
+        report[key] = realism_in(extractor, test_x, fake, seed=seed)
     report["diversity"] = {
         "ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
         "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed),
@@ -503,7 +520,7 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
                     f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
                     f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">'
                 )
-    for key in ("realism_inception", "utility", "device_removal", "privacy"):
+    for key in ("realism_inception", "realism_raddino", "utility", "device_removal", "privacy"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
     sections.append(
@@ -547,6 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too"
     )
     parser.add_argument(
+        "--raddino",
+        help="a local RadDINO folder (transformers, safetensors; CheXGenBench's space) for FID/KID/PRDC there too",
+    )
+    parser.add_argument(
         "--vgg16",
         help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows",
     )
@@ -574,6 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             privacy_calibration=args.privacy_calibration,
             seed=args.seed,
             inception=args.inception,
+            raddino=args.raddino,
             vgg16=args.vgg16,
         )
     except (InputError, ValueError) as err:

@@ -321,3 +321,20 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
     other, mine = model.callback("other", None), model.callback("mine", None)
     model.request_stop("mine")
     assert mine(1, 2) is True and other(1, 2) is False
+
+
+def test_every_handler_gets_the_arguments_it_declares(studio):
+    """Gradio warns at build time when a handler's parameters do not match its inputs (a Stop lambda without a
+    ``gr.Request`` annotation silently never received the session): building the app must not warn so."""
+    import types
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        app.build_demo(app.AppModel(studio))
+    mismatched = [str(w.message) for w in caught if "arguments for function" in str(w.message)]
+    assert not mismatched, mismatched
+    model = app.AppModel(studio)
+    mine, other = model.callback("abc", None), model.callback("other", None)
+    app.stopper(model)(types.SimpleNamespace(session_hash="abc"))
+    assert mine(1, 2) is True and other(1, 2) is False

@@ -16,7 +16,6 @@ import pytest
 from safetensors.torch import load_file
 
 from cxr_studio import CXRStudio
-from cxr_studio.data import phantom
 
 ROOT = Path(__file__).resolve().parents[1]
 # the shipped config for CPU processes (two), as the README gives it
@@ -33,11 +32,6 @@ FAST = ["--log-every", "2", "--validate-every", "4", "--sample-every", "4", "--s
 FAST += ["--checkpoint-every", "2", "--batch-size", "2", "--warmup-steps", "2"]
 
 pytestmark = pytest.mark.slow  # each launch starts three Python processes
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    return phantom.write_dataset(tmp_path_factory.mktemp("phantoms"), n=20, size=64, seed=0, quiet=True)
 
 
 def launch(module: str, *args: str, log: Path) -> subprocess.Popen:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -181,6 +182,24 @@ def inception_stand_in(folder) -> str:
     return str(path)
 
 
+def raddino_stand_in(folder: Path, *, seed: int = 0) -> Path:
+    """A randomly initialised model of RadDINO's architecture (DINOv2, patch 14), small, with its preprocessor
+    settings: what ``microsoft/rad-dino`` looks like on disk, never downloaded. Its figures are not RadDINO's."""
+    import json
+
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(seed)
+    config = Dinov2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, patch_size=14, image_size=56
+    )
+    path = folder / "rad-dino-stand-in"
+    Dinov2Model(config).save_pretrained(path)
+    settings = {"crop_size": {"height": 56, "width": 56}, "image_mean": [0.53] * 3, "image_std": [0.26] * 3}
+    (path / "preprocessor_config.json").write_text(json.dumps(settings))
+    return path
+
+
 def vgg16_stand_in(folder):
     from safetensors.torch import save_file
 
@@ -225,6 +244,8 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
             "10",
             "--inception",
             str(inception_stand_in(tmp_path)),
+            "--raddino",
+            str(raddino_stand_in(tmp_path)),
             "--vgg16",
             str(vgg16_stand_in(tmp_path)),
             "--sheet-seeds",
@@ -249,6 +270,7 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
         "reconstruction",
         "realism",
         "realism_inception",
+        "realism_raddino",
         "diversity",
         "faithfulness",
         "against_steps",
@@ -356,3 +378,73 @@ def test_similarity_rows_tell_blur_from_sharpness():
     assert _similarity(high, blurred)["sharpness_ratio"] < 0.8
     assert _similarity(high, noisy)["sharpness_ratio"] > 1.2
     assert _similarity(high, high)["ssim"] == pytest.approx(1.0) and _similarity(high, high)["mse"] == 0
+
+
+def test_raddino_features_from_a_local_folder_only(tmp_path):
+    from cxr_studio import InputError
+    from cxr_studio.evaluation.features import RadDinoFeatures
+
+    extractor = RadDinoFeatures(raddino_stand_in(tmp_path))
+    images = np.random.default_rng(0).uniform(-1, 1, (5, 1, 40, 40)).astype(np.float32)
+    features = extractor(images)
+    assert features.shape == (5, 32) and features.dtype == np.float64 and np.isfinite(features).all()
+    assert np.array_equal(features, extractor(images))  # deterministic
+    assert not np.allclose(features[0], features[1])  # the image matters
+    assert extractor.name.startswith("raddino:") and len(extractor.sha256) == 64 and extractor.size == 56
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "config.json").write_text("{}")
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(InputError, match="pickle, which is never loaded"):
+        RadDinoFeatures(pickled)
+
+
+def test_density_and_coverage_follow_naeem_et_al_and_catch_mode_collapse():
+    from cxr_studio.evaluation.distribution import _radii, prdc
+
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(0.2, 1.1, size=(50, 4))
+    got = prdc(real, fake, k=5)
+    # the definitions, written out with loops
+    radii = _radii(real, 5)
+    inside = [[np.linalg.norm(f - r) <= radius for r, radius in zip(real, radii)] for f in fake]
+    assert got["density"] == pytest.approx(sum(map(sum, inside)) / (5 * len(fake)))
+    assert got["coverage"] == pytest.approx(np.mean([any(row[i] for row in inside) for i in range(len(real))]))
+    same = prdc(real, real, k=5)
+    assert same["precision"] == same["recall"] == same["coverage"] == 1.0 and 0.8 < same["density"] < 1.5
+    # the known-bad case: every generated image a copy of one real image (mode collapse) is "precise",
+    # but coverage and recall expose it
+    collapsed = prdc(real, np.repeat(real[:1], 50, 0), k=5)
+    assert collapsed["precision"] == 1.0 and collapsed["coverage"] < 0.15 and collapsed["recall"] < 0.15
+    assert prdc(real, real + 100.0, k=5) == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+
+
+def test_fid_and_kid_in_the_raddino_space_match_torchmetrics(tmp_path):
+    """torchmetrics computing FID and KID with the same (stand-in) RadDINO as its feature network."""
+    pytest.importorskip("torchmetrics.image.fid")
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    from cxr_studio.evaluation.features import RadDinoFeatures
+
+    extractor = RadDinoFeatures(raddino_stand_in(tmp_path))
+
+    class AsModule(torch.nn.Module):
+        num_features = 32
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(extractor(x.numpy()))
+
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (40, 1, 28, 28)).astype(np.float32)
+    fake = np.clip(real * 0.5 + rng.normal(0, 0.3, real.shape), -1, 1).astype(np.float32)
+    ours_fid = fid(extractor(real), extractor(fake))
+    ours_kid = kid(extractor(real), extractor(fake), subsets=1, subset_size=40)[0]
+    for metric, ours in (
+        (FrechetInceptionDistance(feature=AsModule(), normalize=False).double(), ours_fid),
+        (KernelInceptionDistance(feature=AsModule(), subsets=1, subset_size=40).double(), ours_kid),
+    ):
+        metric.update(torch.from_numpy(real), real=True)
+        metric.update(torch.from_numpy(fake), real=False)
+        value = metric.compute()
+        assert ours == pytest.approx(float(value[0] if isinstance(value, tuple) else value), rel=1e-6)

@@ -21,7 +21,6 @@ from safetensors.torch import load_file
 
 from cxr_studio import CXRStudio, InputError
 from cxr_studio.config import PRESETS
-from cxr_studio.data import phantom
 from training import runs
 from training.config import TrainConfig
 from training.loop import Trainer, learning_rate_schedule
@@ -38,12 +37,6 @@ FAST = {
     "batch_size": 4,
     "warmup_steps": 2,
 }
-
-
-@pytest.fixture(scope="module")
-def manifest(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("phantoms")
-    return phantom.write_dataset(folder, n=20, size=64, seed=0, quiet=True)
 
 
 def config(manifest: Path, out: Path, **overrides) -> TrainConfig:

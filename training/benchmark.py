@@ -43,12 +43,15 @@ def bench_training(
     variants: tuple[str, ...] = ("fp32",),
     stages: tuple[str, ...] = tuple(STAGE_BATCHES),
     batch_size: int | None = None,
+    processes: tuple[int, ...] = (1,),
 ) -> dict[str, object]:
     """Training throughput (images/s) per preset, stage and variant (fp32, bf16 autocast, channels_last,
     torch.compile) on phantom data. The first half of the steps is warm-up (compilation, allocator) and not timed.
     Each run is a process of its own: accelerate fixes the precision once per process, and compiled code
     must not be shared between variants. ``batch_size`` replaces every stage's default batch (the ``cheff``
-    preset's latent stage at batch 16 needs more memory than a laptop has; images/s is then a lower bound)."""
+    preset's latent stage at batch 16 needs more memory than a laptop has; images/s is then a lower bound).
+    ``processes`` > 1 runs the variant under ``accelerate launch`` with that many CPU processes (the batch per
+    process, the machine's cores shared out), reported as ``<variant>x<N>`` with images/s of all of them."""
     from cxr_studio.config import preset
     from cxr_studio.data.phantom import write_dataset
     from training.config import TrainConfig
@@ -61,8 +64,9 @@ def bench_training(
             per_stage: dict[str, object] = {}
             for stage in stages:  # in cascade order: each stage reads the folder the previous one wrote
                 batch = batch_size or STAGE_BATCHES[stage]
-                for variant in variants:
-                    out = Path(folder) / f"model-{name}-{variant}"
+                for variant, count in ((v, n) for v in variants for n in processes):
+                    label = variant if count == 1 else f"{variant}x{count}"
+                    out = Path(folder) / f"model-{name}-{label}"
                     config = TrainConfig(
                         stage=stage,
                         manifest=str(manifest),
@@ -78,7 +82,7 @@ def bench_training(
                         **VARIANTS[variant],
                     )
                     try:
-                        _train_in_subprocess(config)
+                        _train_in_subprocess(config, processes=count)
                     except MemoryError as error:  # the whole training state does not fit: time what does
                         print(
                             f"  train {name}/{stage}/{variant}: {error}; timing forward + backward only",
@@ -97,12 +101,13 @@ def bench_training(
                         seconds = (timed[-1]["seconds"] - timed[0]["seconds"]) / (len(timed) - 1)
                         row = {
                             "batch": batch,
+                            "processes": count,
                             "seconds_per_step": seconds,
-                            "images_per_s": batch / seconds,
+                            "images_per_s": batch * count / seconds,
                             "first_step_s": lines[0]["seconds"],
                         }
-                    per_stage.setdefault(stage, {})[variant] = row
-                    print(f"  train {name}/{stage}/{variant}: {json.dumps(row)}", file=sys.stderr, flush=True)
+                    per_stage.setdefault(stage, {})[label] = row
+                    print(f"  train {name}/{stage}/{label}: {json.dumps(row)}", file=sys.stderr, flush=True)
             results[name] = {**per_stage, "projected_days_cheff_recipe_on_machex": projected_days(per_stage)}
     return results
 
@@ -144,9 +149,11 @@ def forward_backward(config, *, steps: int) -> dict[str, float | int | str]:
     }
 
 
-def _train_in_subprocess(config) -> None:
-    """``python -m training.train_<stage>`` with every field of ``config`` as a flag."""
+def _train_in_subprocess(config, *, processes: int = 1) -> None:
+    """``python -m training.train_<stage>`` with every field of ``config`` as a flag (under ``accelerate launch``
+    with the shipped CPU config when ``processes`` > 1)."""
     import dataclasses
+    import os
     import subprocess
 
     module = {
@@ -154,14 +161,25 @@ def _train_in_subprocess(config) -> None:
         "latent": "train_latent_diffusion",
         "super_res": "train_super_resolution",
     }[config.stage]
+    root = Path(__file__).resolve().parents[1]
     argv = [sys.executable, "-m", f"training.{module}"]
+    if processes > 1:
+        threads = max(1, (os.cpu_count() or 1) // processes)
+        launcher = [
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(root / "training/accelerate/cpu_processes.yaml"),
+        ]
+        launcher += ["--num_processes", str(processes), "--num_cpu_threads_per_process", str(threads), "-m"]
+        argv[1:2] = launcher
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
         if field.name == "stage" or value == field.default:
             continue
         flag = "--" + field.name.replace("_", "-")
         argv += [flag if value is True else f"--no-{flag[2:]}"] if isinstance(value, bool) else [flag, str(value)]
-    done = subprocess.run(argv, check=False, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    done = subprocess.run(argv, check=False, cwd=root, capture_output=True, text=True)
     if done.returncode == -9:  # SIGKILL: on these machines the kernel's out-of-memory killer
         raise MemoryError(f"{module} was killed (out of memory) at batch {config.batch_size}")
     if done.returncode != 0:
@@ -278,6 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=6, help="training steps per run (the second half timed)")
     parser.add_argument("--variants", default="fp32", help=f"comma-separated, of {', '.join(VARIANTS)}")
     parser.add_argument("--stages", default=",".join(STAGE_BATCHES), help="comma-separated, in cascade order")
+    parser.add_argument("--processes", default="1", help="comma-separated process counts (accelerate, CPU processes)")
     parser.add_argument(
         "--batch-size", type=int, help="one batch for every stage (default: autoencoder 8, latent 16, super_res 8)"
     )
@@ -314,6 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             variants=tuple(args.variants.split(",")),
             stages=tuple(args.stages.split(",")),
             batch_size=args.batch_size,
+            processes=tuple(int(n) for n in args.processes.split(",")),
         ),
     }
     return _emit(results, args.out)

@@ -3,10 +3,7 @@
 # trained at 128 px first (preset demo128, x4 super-resolution to 512 px: 4x fewer latent positions, so
 # about 4x faster on a CPU), then moved to 256 px with x2 super-resolution and fine-tuned there
 # (training/train_demo256.sh). Re-running it with --resume continues where it stopped.
-# The 128 px weights were trained in this order over several sessions (latent stage: 2,500 steps, then
-# resumed to 5,000; the decoder fine-tuning and the first super-resolution run side by side on copies of
-# the folder, which touch different components; the super-resolution fine-tuning saw the 1,400-step
-# decoder, and the decoder's cosine continuation to 3,400 steps came last); see assets/demo/MODEL_CARD.md.
+# The order in which the bundled weights were actually trained, over several sessions, is in assets/demo/MODEL_CARD.md.
 # Usage: bash training/train_demo.sh [OUT_DIR] [--resume]
 set -euo pipefail
 out=${1:-runs/demo}

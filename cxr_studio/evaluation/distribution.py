@@ -1,10 +1,11 @@
-"""Realism and diversity from features: FID, KID and improved precision/recall.
+"""Realism and diversity from features: FID, KID, improved precision/recall, density and coverage.
 
 All functions take feature matrices ``(N, D)`` (rows are images) from any extractor; the formulas
 follow the reference implementations so figures are comparable: FID as in pytorch-fid / torchmetrics
 (Fréchet distance of Gaussians, ``scipy.linalg.sqrtm``), KID as torchmetrics (unbiased MMD² with the
 cubic polynomial kernel ``(x·y / D + 1)³`` over random subsets), precision and recall as Kynkäänniemi et
-al. 2019 (k-nearest-neighbour balls, k = 3).
+al. 2019 (k-nearest-neighbour balls, k = 3), density and coverage as Naeem et al. 2020 (:func:`prdc`, the four
+with k = 5 as CheXGenBench reports them). Everything is float64: no uint8 arithmetic that could wrap around.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from scipy import linalg
 from cxr_studio.errors import InputError
 
 PR_NEIGHBOURS = 3  # Kynkäänniemi et al.'s k
+PRDC_NEIGHBOURS = 5  # CheXGenBench's k for precision, recall, density and coverage
 
 
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
@@ -70,3 +72,22 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = PR_NEIGHBOU
     precision = float((cross <= real_radii[None]).any(1).mean())
     recall = float((cross.T <= fake_radii[None]).any(1).mean())
     return precision, recall
+
+
+def prdc(real: np.ndarray, fake: np.ndarray, *, k: int = PRDC_NEIGHBOURS) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) with ``k`` nearest neighbours.
+
+    Density counts, for each generated image, how many real k-NN balls contain it (divided by k; 1 when the
+    generated set is distributed like the real one, above 1 when it crowds the dense regions); coverage is the
+    share of real balls that contain at least one generated image (mode coverage, robust to outliers)."""
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    precision, recall = precision_recall(real, fake, k=k)
+    real_radii = _radii(real, k)
+    cross = np.sqrt(np.maximum(((fake[:, None] - real[None]) ** 2).sum(-1), 0))  # (fake, real)
+    inside = cross <= real_radii[None]
+    return {
+        "precision": precision,
+        "recall": recall,
+        "density": float(inside.sum() / (k * len(fake))),
+        "coverage": float(inside.any(0).mean()),
+    }
