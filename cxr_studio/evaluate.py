@@ -46,7 +46,7 @@ import torch
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
-from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, fid, kid, prdc, precision_recall
+from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, PRDC_NEIGHBOURS, fid, kid, prdc, precision_recall
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
 from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.labels import CHEXPERT_LABELS, TARGETS
@@ -118,16 +118,21 @@ def _gradient_energy(images: torch.Tensor) -> float:
     )
 
 
-def generate_for(
-    studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None
-) -> np.ndarray:
-    """One image per row's report (seed ``seed + i``) at the model's resolution -> judge input ``(N, 1, size, size)``."""
+def generate_pixels(studio: Any, rows: list[dict[str, str]], *, seed: int, num_steps: int | None = None) -> np.ndarray:
+    """One image per row's report (seed ``seed + i``) at the model's resolution: ``(N, S, S)`` in ``[0, 1]``."""
     pixels = []
     for i, row in enumerate(rows):
         pixels.append(studio.generate(row["report"], seed=seed + i, num_steps=num_steps, upscale=False).pixels[0])
         if (i + 1) % 16 == 0:
             _say(f"  generated {i + 1}/{len(rows)}")
-    return imaging.to_batch(np.stack(pixels), size)
+    return np.stack(pixels)
+
+
+def generate_for(
+    studio: Any, rows: list[dict[str, str]], *, size: int, seed: int, num_steps: int | None = None
+) -> np.ndarray:
+    """:func:`generate_pixels` as the judge's input ``(N, 1, size, size)`` in ``[-1, 1]``."""
+    return imaging.to_batch(generate_pixels(studio, rows, seed=seed, num_steps=num_steps), size)
 
 
 def _diversity(studio: Any, report: str, *, n: int, seed: int) -> float:
@@ -147,10 +152,43 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
 JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
 
 
-def realism_in(extractor: Any, real: np.ndarray, fake: np.ndarray, *, seed: int = 0) -> dict[str, Any]:
+def per_finding(
+    real_f: np.ndarray,
+    real_rows: Sequence[dict[str, str]],
+    fake_f: np.ndarray,
+    fake_rows: Sequence[dict[str, str]],
+    *,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """CheXGenBench's "conditional" figures: for each CheXpert label, FID, KID and PRDC between the real images
+    positive for it and the samples whose report has it. A label with fewer than k + 1 = 6 images on either side
+    is listed with its counts only (the k-NN figures are undefined there, FID meaningless)."""
+    need = PRDC_NEIGHBOURS + 1
+    out: dict[str, Any] = {}
+    for label in CHEXPERT_LABELS:
+        real_i = [i for i, row in enumerate(real_rows) if row.get(label) == "1"]
+        fake_i = [i for i, row in enumerate(fake_rows) if row.get(label) == "1"]
+        entry: dict[str, Any] = {"real": len(real_i), "samples": len(fake_i)}
+        if min(len(real_i), len(fake_i)) >= need:
+            a, b = real_f[real_i], fake_f[fake_i]
+            entry |= {"fid": fid(a, b), "kid": kid(a, b, subsets=50, subset_size=min(len(a), len(b)), seed=seed)[0]}
+            entry |= prdc(a, b)
+        out[label] = entry
+    return out
+
+
+def realism_in(
+    extractor: Any,
+    real: np.ndarray,
+    fake: np.ndarray,
+    *,
+    seed: int = 0,
+    real_rows: Sequence[dict[str, str]] = (),
+    fake_rows: Sequence[dict[str, str]] = (),
+) -> dict[str, Any]:
     """FID, KID (subset size: the smaller set, as CheXGenBench) and precision, recall, density and coverage
     (k = 5) of ``fake`` against ``real`` (``(N, 1, S, S)`` in ``[-1, 1]``) in ``extractor``'s feature space,
-    with the extractor's name and weights hash."""
+    with the extractor's name and weights hash; per finding too when the rows are given."""
     real_f, fake_f = extractor(real), extractor(fake)
     kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f)), seed=seed)
     return {
@@ -160,6 +198,7 @@ def realism_in(extractor: Any, real: np.ndarray, fake: np.ndarray, *, seed: int 
         "kid": kid_mean,
         "kid_std": kid_std,
         **prdc(real_f, fake_f),
+        "per_finding": per_finding(real_f, real_rows, fake_f, fake_rows, seed=seed) if real_rows else {},
     }
 
 
@@ -184,6 +223,7 @@ def evaluate(
     inception: str | Path | None = None,
     raddino: str | Path | None = None,
     vgg16: str | Path | None = None,
+    export_chexgenbench: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Every figure of the module docstring; returns ``(report, example images)``."""
     started = time.perf_counter()
@@ -253,7 +293,14 @@ def evaluate(
     # 4. Samples for the test reports
     rows = test_rows[:num_samples]
     _say(f"generating {len(rows)} samples for test-split reports")
-    fake = generate_for(studio, rows, size=judge_size, seed=seed)
+    samples = generate_pixels(studio, rows, seed=seed)
+    fake = imaging.to_batch(samples, judge_size)
+    if export_chexgenbench:
+        from cxr_studio.evaluation import chexgenbench
+
+        report["chexgenbench_export"] = str(
+            chexgenbench.export(export_chexgenbench, images01=samples, rows=rows, real_manifest=manifest)
+        )
     fake_t = np.stack([judge.targets_for(r)[0] for r in rows])
     fake_k = np.stack([judge.targets_for(r)[1] for r in rows])
     # 5. Realism and diversity in the classifier's feature space
@@ -270,6 +317,7 @@ def evaluate(
         "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :]),
     }
     report["realism"]["prdc_k5"] = prdc(real_f, fake_f)
+    report["realism_per_finding"] = per_finding(real_f, test_rows, fake_f, rows, seed=seed)
     extractors = []
     if inception:
         from cxr_studio.evaluation.features import TorchScriptFeatures
@@ -281,7 +329,7 @@ def evaluate(
         extractors.append(("realism_raddino", RadDinoFeatures(raddino)))
     for key, extractor in extractors:
         _say(f"realism in {extractor.name}'s features")
-        report[key] = realism_in(extractor, test_x, fake, seed=seed)
+        report[key] = realism_in(extractor, test_x, fake, seed=seed, real_rows=test_rows, fake_rows=rows)
     report["diversity"] = {
         "ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
         "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed),
@@ -443,6 +491,19 @@ def _laterality_table(columns: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr><th></th>{head}</tr><tr><th></th>{sub}</tr>{body}</table>"
 
 
+def _finding_table(rows: dict[str, dict[str, Any]]) -> str:
+    """One row per CheXpert label: counts, then FID, KID, P, R, D, C where both sides have enough images."""
+    keys = ("fid", "kid", "precision", "recall", "density", "coverage")
+    head = "".join(f"<th>{k}</th>" for k in ("finding", "real", "samples", *keys))
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td><td>{v['real']}</td><td>{v['samples']}</td>"
+        + "".join(f"<td>{v[k]:.3g}</td>" if k in v else "<td>-</td>" for k in keys)
+        + "</tr>"
+        for label, v in rows.items()
+    )
+    return f"<table><tr>{head}</tr>{body}</table><p><small>-: fewer than 6 images on a side.</small></p>"
+
+
 def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -485,6 +546,8 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
         ),
         "<h2>Reconstruction</h2>" + "".join(f"<h3>{k}</h3>" + table(v) for k, v in report["reconstruction"].items()),
         "<h2>Realism and diversity</h2>" + table(report["realism"]) + table(report["diversity"]),
+        "<h3>Per finding (CheXGenBench's conditional figures; the judge's features)</h3>"
+        + _finding_table(report["realism_per_finding"]),
         "<h2>Faithfulness to the report</h2>"
         + table(
             {
@@ -564,6 +627,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--inception", help="a local TorchScript Inception-v3 (.pt) for FID/KID in Inception space too"
     )
     parser.add_argument(
+        "--export-chexgenbench",
+        type=Path,
+        help="also write the test-report samples and the real test split in CheXGenBench's layout into this folder",
+    )
+    parser.add_argument(
         "--raddino",
         help="a local RadDINO folder (transformers, safetensors; CheXGenBench's space) for FID/KID/PRDC there too",
     )
@@ -596,6 +664,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             inception=args.inception,
             raddino=args.raddino,
+            export_chexgenbench=args.export_chexgenbench,
             vgg16=args.vgg16,
         )
     except (InputError, ValueError) as err:

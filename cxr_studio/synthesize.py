@@ -389,7 +389,7 @@ def _manifest_row(source: dict[str, str], row_index: int, copy: int, parameters:
         "study_id": f"synthetic-{item_name(row_index, copy)}",
         "view": source.get("view") or "PA",
         "split": source.get("split") or "train",
-        "report": parameters["report"],
+        "report": source["report"],  # verbatim (the PNG records the cleaned text the model read)
         **{label: source.get(label, "") for label in CHEXPERT_LABELS},
         "seed": parameters["seed"],
         "source_row": row_index,

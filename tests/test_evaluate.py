@@ -250,9 +250,12 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
             str(vgg16_stand_in(tmp_path)),
             "--sheet-seeds",
             "2",
+            "--export-chexgenbench",
+            str(tmp_path / "chexgenbench"),
         ]
     )
     assert code == 0
+    check_chexgenbench_layout(tmp_path / "chexgenbench", samples=6)
     report = json.loads((out / "report.json").read_text())
     page = (out / "index.html").read_text()
     # the judge's own figures on real images come first; a judge under 97 % named-side-only is flagged as void
@@ -271,6 +274,7 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
         "realism",
         "realism_inception",
         "realism_raddino",
+        "realism_per_finding",
         "diversity",
         "faithfulness",
         "against_steps",
@@ -448,3 +452,73 @@ def test_fid_and_kid_in_the_raddino_space_match_torchmetrics(tmp_path):
         metric.update(torch.from_numpy(fake), real=False)
         value = metric.compute()
         assert ours == pytest.approx(float(value[0] if isinstance(value, tuple) else value), rel=1e-6)
+
+
+def check_chexgenbench_layout(folder: Path, *, samples: int) -> None:
+    """Read the export the way CheXGenBench's metrics/fid.py does: pandas CSVs, image paths joined to the
+    image folder, PIL's convert("RGB"), the labels dict through ast.literal_eval (conditional mode)."""
+    import ast
+
+    import pandas as pd
+    from PIL import Image
+
+    from cxr_studio.labels import CHEXPERT_LABELS
+
+    synthetic = pd.read_csv(folder / "prompt_INFO.csv")
+    real = pd.read_csv(folder / "real_test.csv")
+    assert {"id", "annotated_prompt", "img_savename", "synthetic_filename", "chexpert_labels"} <= set(synthetic)
+    assert {"path", "annotated_prompt", "chexpert_labels"} <= set(real) and len(synthetic) == samples
+    for name in synthetic["img_savename"]:
+        image = Image.open(folder / "images" / name)
+        assert image.mode == "L"  # 8-bit: the benchmark's convert("RGB") would saturate 16-bit to white
+        rgb = np.asarray(image.convert("RGB"))
+        assert 0 < rgb.mean() < 255 and rgb.std() > 0
+    for path in real["path"]:
+        assert Path(path).is_absolute() and Path(path).is_file()
+    for labels in [*synthetic["chexpert_labels"], *real["chexpert_labels"]]:
+        parsed = ast.literal_eval(labels)
+        assert set(parsed) == set(CHEXPERT_LABELS) and all(v in (None, 1.0, 0.0, -1.0) for v in parsed.values())
+    # conditional mode finds a finding's synthetic rows through the real prompts that have it: the prompts match
+    assert synthetic["annotated_prompt"].isin(set(real["annotated_prompt"])).all()
+
+
+def test_a_synthetic_set_exports_in_chexgenbench_layout(studio, tmp_path):
+    from cxr_studio.data.manifest import COLUMNS, read_manifest, write_manifest
+    from cxr_studio.evaluation import chexgenbench
+    from cxr_studio.synthesize import main as synthesize
+
+    phantoms = write_dataset(tmp_path / "phantoms", n=40, size=64, seed=0, quiet=True)
+    studio.save_pretrained(tmp_path / "tiny")
+    rows = [r for r in read_manifest(phantoms) if r["split"] == "test"][:4]  # test reports, as the benchmark uses
+    write_manifest(tmp_path / "reports.csv", rows, extra=tuple(k for k in rows[0] if k not in COLUMNS))
+    argv = [
+        "--model",
+        str(tmp_path / "tiny"),
+        "--reports",
+        str(tmp_path / "reports.csv"),
+        "--out",
+        str(tmp_path / "set"),
+    ]
+    assert synthesize(argv) == 0
+    argv = ["--synthetic", str(tmp_path / "set"), "--real-manifest", str(phantoms), "--out", str(tmp_path / "cgb")]
+    assert chexgenbench.main(argv) == 0
+    check_chexgenbench_layout(tmp_path / "cgb", samples=len(rows))
+
+
+def test_per_finding_figures_compare_like_with_like():
+    """CheXGenBench's conditional mode: for each label, real positives against samples whose report has it."""
+    from cxr_studio.evaluate import per_finding
+    from cxr_studio.labels import CHEXPERT_LABELS
+
+    rng = np.random.default_rng(0)
+    blank = dict.fromkeys(CHEXPERT_LABELS, "0")
+    real_rows = [blank | {"Pleural Effusion": "1"}] * 40 + [blank | {"Cardiomegaly": "1"}] * 40 + [blank] * 3
+    real = np.concatenate([rng.normal(0, 1, (40, 4)), rng.normal(5, 1, (40, 4)), rng.normal(0, 1, (3, 4))])
+    fake_rows = [blank | {"Pleural Effusion": "1"}] * 30 + [blank | {"Cardiomegaly": "1"}] * 30
+    # samples for effusion look like real effusions; samples for cardiomegaly look like effusions too (wrong)
+    fake = np.concatenate([rng.normal(0, 1, (30, 4)), rng.normal(0, 1, (30, 4))])
+    rows = per_finding(real, real_rows, fake, fake_rows)
+    effusion, heart = rows["Pleural Effusion"], rows["Cardiomegaly"]
+    assert (effusion["real"], effusion["samples"]) == (40, 30) and effusion["fid"] < 1.0 and heart["fid"] > 50
+    assert effusion["coverage"] > 0.8 and heart["coverage"] == 0.0
+    assert rows["Edema"] == {"real": 0, "samples": 0}  # too few: counts only

@@ -351,7 +351,7 @@ def test_speed_variants_train_the_same_model_and_the_benchmark_reports_them(mani
     # a stage whose training state does not fit (the cheff latent stage on 24 GB) is timed forward + backward
     import training.benchmark as bench
 
-    def killed(config):
+    def killed(config, *, processes=1):
         raise MemoryError("train_latent_diffusion was killed (out of memory) at batch 2")
 
     monkeypatch.setattr(bench, "_train_in_subprocess", killed)
