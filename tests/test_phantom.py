@@ -183,3 +183,35 @@ def test_contact_sheet_is_four_by_four():
     shown = {f.name for findings, _ in phantom.SHOWCASE for f in findings}
     devices = {d.name for _, ds in phantom.SHOWCASE for d in ds}
     assert shown == set(phantom.FINDINGS) and devices == set(phantom.DEVICES)
+
+
+def test_the_same_patient_at_several_studies():
+    """Study k > 0: the same anatomy on another day (positioning, inspiration, exposure, noise, findings may
+    change); study 0 is the case the seed always gave."""
+    import numpy as np
+
+    from cxr_studio.data.phantom import render_case
+
+    first = render_case(np.random.default_rng([0, 4]), size=64)
+    assert np.array_equal(render_case(np.random.default_rng([0, 4]), size=64, study=0).image, first.image)
+    later = [render_case(np.random.default_rng([0, 4]), size=64, study=k) for k in (1, 2)]
+    again = render_case(np.random.default_rng([0, 4]), size=64, study=2)
+    assert np.array_equal(again.image, later[1].image)  # a study is reproducible
+    assert all(case.anatomy["ctr"] == first.anatomy["ctr"] for case in later)  # the patient's proportions
+    assert len({round(case.anatomy["rotation_deg"], 6) for case in (first, *later)}) == 3  # positioned anew
+    assert not np.array_equal(later[0].image, first.image) and not np.array_equal(later[0].image, later[1].image)
+    other = render_case(np.random.default_rng([0, 5]), size=64, study=1)
+    assert other.anatomy["ctr"] != first.anatomy["ctr"]
+
+
+def test_a_set_with_several_studies_per_patient_keeps_each_patient_in_one_split(tmp_path):
+    from cxr_studio.data.manifest import read_manifest
+    from cxr_studio.data.phantom import write_dataset
+
+    rows = read_manifest(write_dataset(tmp_path / "set", n=12, size=32, seed=0, quiet=True, studies=3))
+    patients = {}
+    for row in rows:
+        patients.setdefault(row["patient_id"], []).append(row)
+    assert len(patients) == 4 and all(len(studies) == 3 for studies in patients.values())
+    assert all(len({r["split"] for r in studies}) == 1 for studies in patients.values())
+    assert all(sorted(r["study_id"][-2:] for r in studies) == ["s1", "s2", "s3"] for studies in patients.values())

@@ -202,6 +202,7 @@ class _Anatomy:
     exposure: float
     contrast: float
     noise: float
+    inspiration: float = 0.0  # -1 (shallow) to 1 (deep): where the domes sit on this study
 
     @classmethod
     def sample(cls, rng: np.random.Generator) -> _Anatomy:
@@ -223,7 +224,21 @@ class _Anatomy:
             exposure=rng.uniform(0.85, 1.15),
             contrast=rng.uniform(0.9, 1.15),
             noise=rng.uniform(0.008, 0.02),
+            inspiration=inspiration,
         )
+
+    def restudied(self, rng: np.random.Generator) -> None:
+        """The same patient on another day: new positioning (magnification, shift, rotation), inspiration,
+        exposure, contrast and detector noise; the anatomy and its proportions stay."""
+        inspiration = rng.uniform(-1, 1)
+        lift = 0.08 * (inspiration - self.inspiration)
+        self.dome_right, self.dome_left, self.inspiration = self.dome_right + lift, self.dome_left + lift, inspiration
+        self.scale = rng.uniform(0.9, 1.04)
+        self.shift = (rng.normal(0, 0.02), rng.normal(0, 0.025))
+        self.rotation = math.radians(rng.normal(0, 1.8))
+        self.exposure = rng.uniform(0.85, 1.15)
+        self.contrast = rng.uniform(0.9, 1.15)
+        self.noise = rng.uniform(0.008, 0.02)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -767,20 +782,29 @@ def render_case(
     size: int = 256,
     findings: Sequence[Finding] | None = None,
     devices: Sequence[Device] | None = None,
+    study: int = 0,
 ) -> PhantomCase:
     """Render one phantom patient.
 
     Args:
-        seed: an int seed or a numpy Generator; the same seed gives the same case.
+        seed: an int seed or a numpy Generator; the same seed gives the same patient (and study 0 the same case).
+        study: 0, the patient's first study; ``k > 0`` renders the same patient (anatomy and proportions) on
+            another day: new positioning, rotation, inspiration, exposure, detector noise, and (when sampled)
+            new findings, devices and report wording. Identity is then learnable (re-identification).
         size: image side in pixels (32 to 1024).
         findings: what to draw; ``None`` samples them, ``()`` draws a normal chest.
         devices: support devices; ``None`` samples them, ``()`` draws none.
     """
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
         raise InputError(f"phantom size {size!r}; an integer from 32 to {MAX_SIZE} is accepted.")
+    if not isinstance(study, (int, np.integer)) or study < 0:
+        raise InputError(f"study {study!r}; a whole number from 0 (the first study) is accepted.")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     anatomy_rng, finding_rng, device_rng, noise_rng, text_rng = rng.spawn(5)
     anatomy = _Anatomy.sample(anatomy_rng)
+    if study:  # a later study: the patient's own streams for anatomy, new ones for everything of the day
+        finding_rng, device_rng, noise_rng, text_rng, acquisition_rng = rng.spawn(study)[-1].spawn(5)
+        anatomy.restudied(acquisition_rng)
     findings = sample_findings(finding_rng) if findings is None else tuple(findings)
     devices = sample_devices(device_rng) if devices is None else tuple(devices)
     if len({f.name for f in findings}) != len(findings):
@@ -843,7 +867,12 @@ def render_case(
         findings=findings,
         devices=devices,
         labels=labels,
-        anatomy={"ctr": anatomy.ctr, "rotation_deg": math.degrees(anatomy.rotation), "breasts": anatomy.breasts},
+        anatomy={
+            "ctr": anatomy.ctr,
+            "rotation_deg": math.degrees(anatomy.rotation),
+            "breasts": anatomy.breasts,
+            "study": int(study),
+        },
     )
 
 
@@ -975,12 +1004,16 @@ def write_dataset(
     bit_depth: int = 8,
     workers: int = 1,
     quiet: bool = False,
+    studies: int = 1,
 ) -> Path:
     """Write ``n`` phantoms as PNGs plus ``manifest.csv`` under ``out``; returns the manifest path.
 
     Case ``i`` depends only on ``(seed, i)``, so a larger ``n`` extends a smaller set with the same cases,
-    and ``workers`` processes give the same files as one.
+    and ``workers`` processes give the same files as one. ``studies > 1``: case ``i`` is study ``i % studies``
+    of patient ``i // studies`` (one patient id, one split; what patient re-identification learns from).
     """
+    if not isinstance(studies, int) or studies < 1:
+        raise InputError(f"studies per patient {studies!r}; a whole number from 1 is accepted.")
     if n < 1:
         raise InputError(f"--n {n}: at least one image is needed.")
     if bit_depth not in (8, 16):
@@ -995,13 +1028,20 @@ def write_dataset(
         with ProcessPoolExecutor(workers) as pool:
             parts = list(
                 pool.map(
-                    _write_cases, [out] * workers, chunks, [size] * workers, [seed] * workers, [bit_depth] * workers
+                    _write_cases,
+                    [out] * workers,
+                    chunks,
+                    [size] * workers,
+                    [seed] * workers,
+                    [bit_depth] * workers,
+                    [True] * workers,
+                    [studies] * workers,
                 )
             )
         rows = sorted((row for part in parts for row in part), key=lambda row: row["path"])
         write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
         return out / "manifest.csv"
-    rows = _write_cases(out, range(n), size, seed, bit_depth, quiet=quiet)
+    rows = _write_cases(out, range(n), size, seed, bit_depth, quiet=quiet, studies=studies)
     if not quiet:
         print(file=sys.stderr)
     write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
@@ -1009,7 +1049,7 @@ def write_dataset(
 
 
 def _write_cases(
-    out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True
+    out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True, studies: int = 1
 ) -> list[dict[str, str]]:
     """Render and write the cases ``indices``; returns their manifest rows."""
     from cxr_studio.imaging import save_png
@@ -1017,12 +1057,14 @@ def _write_cases(
     rows = []
     start, n = time.perf_counter(), len(indices)
     for count, i in enumerate(indices, start=1):
-        case = render_case(np.random.default_rng([seed, i]), size=size)
+        patient, study = divmod(i, studies)
+        case = render_case(np.random.default_rng([seed, patient]), size=size, study=study)
         stem = f"phantom_{seed}_{i:06d}"
-        patient_id = f"phantom-{seed}-{i:06d}"
+        patient_id = f"phantom-{seed}-{patient:06d}"
         parameters = {
             "source": "cxr_studio.data.phantom",
-            "seed": [seed, i],
+            "seed": [seed, patient],
+            **({"study": study} if studies > 1 else {}),  # one-study sets keep the files they always had
             "size": size,
             "findings": [f.describe() for f in case.findings],
         }
@@ -1036,7 +1078,7 @@ def _write_cases(
                 "path": f"images/{stem}.png",
                 "dataset": "phantom",
                 "patient_id": patient_id,
-                "study_id": f"{patient_id}-s1",
+                "study_id": f"{patient_id}-s{study + 1}",
                 "view": "PA",
                 "split": split_for_patient(patient_id),
                 "device_mask_path": f"masks/{stem}.png",
@@ -1117,6 +1159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="output folder (images/, clean/, masks/, manifest.csv)")
     parser.add_argument("--bit-depth", type=int, default=8, choices=(8, 16), help="PNG bit depth")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes")
+    parser.add_argument(
+        "--studies-per-patient",
+        type=int,
+        default=1,
+        help="each patient imaged this many times (new positioning, exposure, findings; same anatomy)",
+    )
     parser.add_argument("--contact-sheet", type=Path, help="write the 16-case contact sheet PNG here and exit")
     args = parser.parse_args(argv)
     try:
@@ -1128,7 +1176,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--out is required (or --contact-sheet)")
         start = time.perf_counter()
         manifest = write_dataset(
-            args.out, n=args.n, size=args.size, seed=args.seed, bit_depth=args.bit_depth, workers=args.workers
+            args.out,
+            n=args.n,
+            size=args.size,
+            seed=args.seed,
+            bit_depth=args.bit_depth,
+            workers=args.workers,
+            studies=args.studies_per_patient,
         )
         elapsed = time.perf_counter() - start
         print(
