@@ -1,0 +1,139 @@
+"""Re-identification privacy (Packhäuser et al. 2022; CheXGenBench's privacy metric): train the Siamese
+:class:`~cxr_studio.models.reid.ReIdNetwork` on patients imaged at several studies, calibrate its threshold on
+held-out pairs at a stated false-positive rate, and score generated images against a training set.
+
+Pairs: the same patient at two studies (positive), two different patients (negative), half of each per batch.
+The images are augmented as the judge's are (shift, gamma, noise; never flipped), so the network learns the
+anatomy, not the exposure.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from cxr_studio.errors import InputError
+from cxr_studio.evaluation.classifier import augment
+from cxr_studio.models.reid import ReIdConfig, ReIdNetwork
+
+
+def pairs(patient_ids: Sequence[str], n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` index pairs ``(i, j, same)``: half the same patient at two studies, half two patients."""
+    by_patient = defaultdict(list)
+    for index, patient in enumerate(patient_ids):
+        by_patient[patient].append(index)
+    repeated = [indices for indices in by_patient.values() if len(indices) > 1]
+    if not repeated or len(by_patient) < 2:
+        raise InputError(
+            "re-identification needs patients imaged more than once and at least two patients: make the set with "
+            "python -m cxr_studio.data.phantom --studies-per-patient 3 (or a dataset with repeat studies)."
+        )
+    out = np.empty((n, 3), np.int64)
+    patients = list(by_patient)
+    for k in range(n):
+        if k % 2 == 0:
+            indices = repeated[rng.integers(len(repeated))]
+            i, j = rng.choice(indices, 2, replace=False)
+            out[k] = (i, j, 1)
+        else:
+            a, b = rng.choice(len(patients), 2, replace=False)
+            out[k] = (rng.choice(by_patient[patients[a]]), rng.choice(by_patient[patients[b]]), 0)
+    return out
+
+
+def fit_reid(
+    images: np.ndarray,
+    patient_ids: Sequence[str],
+    *,
+    config: ReIdConfig | None = None,
+    steps: int = 2000,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> ReIdNetwork:
+    """Train on ``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` with their patients (binary cross-entropy on pairs)."""
+    config = config or ReIdConfig(image_size=images.shape[-1])
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = ReIdNetwork(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    x_all = torch.from_numpy(images)
+    for _ in range(steps):
+        batch = torch.from_numpy(pairs(patient_ids, batch_size, rng))
+        a, b = augment(x_all[batch[:, 0]], rng), augment(x_all[batch[:, 1]], rng)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(model(a, b), batch[:, 2].float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def embed(model: ReIdNetwork, images: np.ndarray, *, batch_size: int = 128) -> torch.Tensor:
+    return torch.cat(
+        [model.embed(torch.from_numpy(images[i : i + batch_size])) for i in range(0, len(images), batch_size)]
+    )
+
+
+@torch.no_grad()
+def pair_scores(model: ReIdNetwork, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Same-patient probability of ``a[i]`` and ``b[i]`` for every ``i``."""
+    return torch.sigmoid(model.compare(embed(model, a), embed(model, b))).double().numpy()
+
+
+def calibrate(
+    model: ReIdNetwork,
+    images: np.ndarray,
+    patient_ids: Sequence[str],
+    *,
+    false_positive_rate: float = 0.01,
+    n: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Set ``model.threshold`` so that ``false_positive_rate`` of held-out different-patient pairs score above it;
+    returns the threshold, the achieved false-positive rate and the true-positive rate on same-patient pairs."""
+    picked = pairs(patient_ids, n, np.random.default_rng(seed))
+    scores = pair_scores(model, images[picked[:, 0]], images[picked[:, 1]])
+    same = picked[:, 2] == 1
+    model.threshold = float(np.quantile(scores[~same], 1 - false_positive_rate))
+    model.false_positive_rate = false_positive_rate
+    return {
+        "threshold": model.threshold,
+        "false_positive_rate": float((scores[~same] > model.threshold).mean()),
+        "true_positive_rate": float((scores[same] > model.threshold).mean()),
+        "pairs": int(n),
+    }
+
+
+@torch.no_grad()
+def screen(model: ReIdNetwork, generated: np.ndarray, training: np.ndarray, *, chunk: int = 256) -> dict[str, Any]:
+    """Every generated image against every training image: per generated image its highest same-patient score
+    and nearest training image; overall the mean and max of those and how many exceed the threshold."""
+    if model.threshold is None:
+        raise InputError("the re-identification network has no threshold yet: calibrate it on held-out pairs first.")
+    g, t = embed(model, generated), embed(model, training)
+    best, nearest = [], []
+    for start in range(0, len(g), chunk):
+        block = g[start : start + chunk]
+        scores = torch.sigmoid(
+            model.compare(block[:, None].expand(-1, len(t), -1), t[None].expand(len(block), -1, -1))
+        )
+        value, index = scores.max(1)
+        best.append(value.double().numpy())
+        nearest.append(index.numpy())
+    best_scores = np.concatenate(best)
+    return {
+        "mean_score": float(best_scores.mean()),
+        "max_score": float(best_scores.max()),
+        "over_threshold": int((best_scores > model.threshold).sum()),
+        "threshold": model.threshold,
+        "false_positive_rate": model.false_positive_rate,
+        "scores": best_scores,
+        "nearest": np.concatenate(nearest),
+    }
