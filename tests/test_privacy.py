@@ -187,7 +187,13 @@ def test_re_identification_network_pairs_calibration_and_round_trip(tmp_path):
     assert calibration["false_positive_rate"] <= 0.1 and model.threshold == calibration["threshold"]
     screened = reid.screen(model, images[:4], images)
     assert screened["scores"].shape == (4,) and 0 <= screened["mean_score"] <= screened["max_score"] <= 1
+    # the screen's own threshold: from unseen patients' best scores against the training images
+    seen = sorted(set(patients))[: len(set(patients)) // 2]
+    training = images[[p in seen for p in patients]]
+    unseen = images[[p not in seen for p in patients]]
+    reid.calibrate_screen(model, unseen, training, false_positive_rate=0.25)
+    assert reid.screen(model, unseen, training)["over_threshold"] <= 0.25 * len(unseen)
     model.save(tmp_path / "reid")
     again = ReIdNetwork.load(tmp_path / "reid")
-    assert again.threshold == model.threshold and again.false_positive_rate == 0.1
+    assert again.threshold == model.threshold and again.false_positive_rate == 0.25
     assert np.array_equal(reid.pair_scores(again, a, b), reid.pair_scores(model, a, b))
