@@ -491,6 +491,40 @@ def _laterality_table(columns: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr><th></th>{head}</tr><tr><th></th>{sub}</tr>{body}</table>"
 
 
+# Published CheXGenBench figures (Dutt et al. 2025, RadDINO features, MIMIC-CXR test prompts at 512 px; UniX 2026
+# with the same scripts): the rows "how this compares" places our figures beside.
+PUBLISHED = (
+    ("Sana 0.6B, full fine-tune (CheXGenBench)", 54.23, 0.016, 0.674, 0.614, 0.520, 0.548),
+    ("UniX 1.5B (CheXGenBench's scripts)", 54.02, 0.024, 0.736, 0.479, 0.536, 0.550),
+    ("PixArt-Sigma 0.6B, full fine-tune", 60.15, 0.023, 0.666, 0.522, 0.506, 0.506),
+    ("RadEdit 0.86B, as released", 69.70, 0.033, 0.397, 0.544, 0.150, 0.285),
+    ("SD 1.5, full fine-tune", 118.9, None, None, None, None, None),
+)
+
+
+def _comparison(report: dict[str, Any]) -> str:
+    """Our RadDINO-space figures beside the published ones, with what differs said first."""
+
+    def cell(value: Any) -> str:
+        return f"<td>{value:.3g}</td>" if isinstance(value, (int, float)) else "<td>-</td>"
+
+    ours = report.get("realism_raddino")
+    head = "".join(f"<th>{k}</th>" for k in ("model", "FID", "KID", "P", "R", "D", "C"))
+    rows = "".join(f"<tr><td>{html.escape(name)}</td>{''.join(map(cell, values))}</tr>" for name, *values in PUBLISHED)
+    if ours:
+        figures = "".join(cell(ours[k]) for k in ("fid", "kid", "precision", "recall", "density", "coverage"))
+        rows = f"<tr><td><b>this model</b> ({html.escape(ours['features'])})</td>{figures}</tr>" + rows
+        features = "the features of the folder named in the first row (RadDINO's only if it is microsoft/rad-dino)"
+    else:
+        features = "no RadDINO features yet: run with --raddino DIR (a local copy of microsoft/rad-dino)"
+    caveat = (
+        "The published figures are RadDINO features of MIMIC-CXR test images and prompts at 512 px; ours are "
+        f"{html.escape(report['manifest'])}'s test images (the phantom is not MIMIC-CXR) at the model's size, with "
+        f"{features}. Rows on different data do not rank models; they show the scale."
+    )
+    return f"<p>{caveat}</p><table><tr>{head}</tr>{rows}</table>"
+
+
 def _finding_table(rows: dict[str, dict[str, Any]]) -> str:
     """One row per CheXpert label: counts, then FID, KID, P, R, D, C where both sides have enough images."""
     keys = ("fid", "kid", "precision", "recall", "density", "coverage")
@@ -586,6 +620,7 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     for key in ("realism_inception", "realism_raddino", "utility", "device_removal", "privacy"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
+    sections.append("<h2>How this compares (CheXGenBench's table)</h2>" + _comparison(report))
     sections.append(
         "<h2>Examples</h2>"
         + "".join(

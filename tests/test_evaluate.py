@@ -269,6 +269,8 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     )  # 8 items x 2 sides x 2 seeds
     assert set(sheet["laterality_samples"]["per_item"]) == set(report["faithfulness"]["laterality"]["per_item"])
     assert page.count("prompt sheet") == 0 and "Prompt sheet" in page and "pleural effusion, left" in page
+    assert "How this compares" in page and "Sana 0.6B" in page and "the phantom is not MIMIC-CXR" in page
+    assert "<b>this model</b>" in page  # our RadDINO-space row (the stand-in's, named as such) heads the table
     for key in (
         "reconstruction",
         "realism",
