@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from cxr_studio import export, imaging
+from cxr_studio import imaging
 from cxr_studio.data import phantom
+from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
@@ -90,7 +91,7 @@ class AppModel:
                 self._recent[path] = radiograph
                 while len(self._recent) > RECENT_UPLOADS:
                     self._recent.popitem(last=False)
-        from cxr_studio.deidentify import burned_in_text
+        from cxr_studio.dicom.deidentify import burned_in_text
 
         if radiograph.dicom is not None and burned_in_text(radiograph.dicom):
             return radiograph, "This DICOM says text is burned into its pixels: identifiers may remain in the image."

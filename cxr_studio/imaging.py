@@ -108,7 +108,7 @@ def read_radiograph(source: Any, *, name: str = "image", deidentify: bool = True
     DICOM is recognised by content (``DICM`` at byte 128) or a ``.dcm`` suffix; anything else goes
     through Pillow. Raises :class:`InputError` for anything that is not a single 2-D grayscale image.
     ``name`` is only used in error messages (never the uploaded file's own name: it may carry PHI).
-    A DICOM header is de-identified (PS3.15 Annex E basic profile, :mod:`cxr_studio.deidentify`)
+    A DICOM header is de-identified (PS3.15 Annex E basic profile, :mod:`cxr_studio.dicom.deidentify`)
     before it is kept in ``Radiograph.dicom``, unless ``deidentify=False``.
     """
     if isinstance(source, Radiograph):
@@ -326,7 +326,7 @@ def _parse_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
     header = ds.copy()
     del header.PixelData
     if deidentify:
-        from cxr_studio.deidentify import deidentify as remove_identifiers
+        from cxr_studio.dicom.deidentify import deidentify as remove_identifiers
 
         try:
             remove_identifiers(header)

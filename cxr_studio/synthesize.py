@@ -544,7 +544,7 @@ def _run(args: argparse.Namespace, *, should_stop: Callable[[], bool]) -> dict[s
         should_stop=should_stop,
     )
     if summary is not None and args.dicom_study is not None:
-        from cxr_studio.export import study_from_pngs
+        from cxr_studio.dicom.export import study_from_pngs
 
         pngs = [args.out / row_path for row_path in _manifest_paths(args.out)]
         summary["dicom_study"] = str(study_from_pngs(pngs, args.dicom_study))

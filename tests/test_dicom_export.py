@@ -13,7 +13,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from cxr_studio import export, read_radiograph
+from cxr_studio import read_radiograph
+from cxr_studio.dicom import export
 from cxr_studio.imaging import save_png
 
 # dicom3tools' packaged dictionary predates Synthetic Data (0008,001C, added to PS3.6 by CP-2014 in 2022), so it

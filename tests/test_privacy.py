@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cxr_studio import read_radiograph
-from cxr_studio.deidentify import burned_in_text, deidentify
+from cxr_studio.dicom.deidentify import burned_in_text, deidentify
 
 PHI = (
     "Doe^Jane",
@@ -101,7 +101,7 @@ def test_real_chest_cr_headers_come_out_clean():
 
 
 def test_derived_export_carries_only_the_pseudonymised_identity():
-    from cxr_studio.export import derived_dicom
+    from cxr_studio.dicom.export import derived_dicom
 
     radiograph = read_radiograph(dicom_with_phi())
     exported = read_radiograph(

@@ -17,7 +17,7 @@ COMMANDS = (
     "app",
     "cxr_studio.benchmark",
     "cxr_studio.evaluate",
-    "cxr_studio.export",
+    "cxr_studio.dicom.export",
     "cxr_studio.synthesize",
     "cxr_studio.data.ingest",
     "cxr_studio.data.merge",

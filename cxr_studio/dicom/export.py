@@ -376,7 +376,7 @@ def _to_bytes(ds: Any) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m cxr_studio.export",
+        prog="python -m cxr_studio.dicom.export",
         description="Write a folder of synthetic PNGs (with their parameters) as one DICOM study.",
     )
     parser.add_argument("--pngs", type=Path, required=True, help="folder of synthetic PNGs written by the studio")
