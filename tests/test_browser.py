@@ -150,7 +150,9 @@ def test_outpaint(page, phantom_png):
 def test_interpolate(page):
     page.get_by_role("tab", name="Interpolate").click()
     page.get_by_role("button", name="Interpolate", exact=True).click()
-    page.locator("#interpolate-frames img").nth(7).wait_for()  # eight frames
+    # eight frames of the bundled cascade: about a minute alone, twice that after the other tabs' runs on a
+    # 2-core machine, so this wait is longer than the others
+    page.locator("#interpolate-frames img").nth(7).wait_for(timeout=3 * TIMEOUT_MS)
     shoot(page, "interpolate")
 
 
