@@ -26,6 +26,7 @@ COMMANDS = (
     "cxr_studio.evaluation.device_removal",
     "cxr_studio.evaluation.prompt_sheet",
     "cxr_studio.evaluation.quick",
+    "cxr_studio.evaluation.reid",
     "training.benchmark",
     "training.export",
     "training.recipe_experiments",

@@ -186,18 +186,14 @@ def _train_in_subprocess(config, *, processes: int = 1) -> None:
         raise RuntimeError(f"{module} failed ({done.returncode}): {done.stderr[-2000:]}")
 
 
-GPU_PEAK_TFLOPS = 990.0  # an H100's dense bf16 peak
-GPU_UTILISATION = (0.1, 0.3)  # what diffusion UNet training reaches of it, low and high
-
-
 def bench_recipe_flops(name: str = "cheff", *, gpus: int = 8) -> dict[str, object]:
     """Cheff's recipe (:data:`CHEFF_RECIPE_IMAGES`) in GPU hours, from counted FLOPs: per stage, the trained
     modules' forward GFLOPs for one image (the report encoder at its full token length; super-resolution at the
     full output size, an upper bound where the recipe trains on crops) x 3 (forward and backward), x the images
-    the recipe trains on, over ``gpus`` GPUs at :data:`GPU_UTILISATION` of :data:`GPU_PEAK_TFLOPS`."""
+    the recipe trains on, over ``gpus`` GPUs (:func:`cxr_studio.benchmark.gpu_hours`)."""
     import torch
 
-    from cxr_studio.benchmark import _gflops
+    from cxr_studio.benchmark import _gflops, gpu_hours
     from cxr_studio.models.latent_unet import predict
     from cxr_studio.models.super_res_unet import predict as predict_super_res
     from cxr_studio.pipeline.studio import CXRStudio
@@ -223,21 +219,16 @@ def bench_recipe_flops(name: str = "cheff", *, gpus: int = 8) -> dict[str, objec
                 )
             ),
         }
-    hours = {}
-    for stage, gflops in forward.items():
-        total = 3 * gflops * 1e9 * CHEFF_RECIPE_IMAGES[stage]
-        hours[stage] = {
-            f"{int(u * 100)}%": total / (gpus * GPU_PEAK_TFLOPS * 1e12 * u) / 3600 for u in GPU_UTILISATION
-        }
+    hours = {
+        stage: gpu_hours(3 * gflops * 1e9 * CHEFF_RECIPE_IMAGES[stage], gpus=gpus) for stage, gflops in forward.items()
+    }
     return {
         "preset": name,
         "gpus": gpus,
         "forward_gflops_per_image": forward,
         "recipe_images": CHEFF_RECIPE_IMAGES,
         "projected_hours": hours,
-        "total_hours": {
-            f"{int(u * 100)}%": sum(h[f"{int(u * 100)}%"] for h in hours.values()) for u in GPU_UTILISATION
-        },
+        "total_hours": {share: sum(h[share] for h in hours.values()) for share in next(iter(hours.values()))},
     }
 
 

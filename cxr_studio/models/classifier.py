@@ -9,7 +9,6 @@ weights are given. Saved as ``config.json`` (with the verdict thresholds) + ``mo
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import torch
 
 from cxr_studio.errors import InputError
 from cxr_studio.labels import CHEXPERT_LABELS, PATIENT_SIDES, SIDED_ITEMS, TARGETS
+from cxr_studio.models.resnet import grayscale_resnet, read_folder, save_folder
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,9 @@ class FindingClassifier(torch.nn.Module):
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        from transformers import ResNetConfig, ResNetModel
-
         self.config = config
-        self.trunk = ResNetModel(
-            ResNetConfig(
-                num_channels=1,
-                embedding_size=config.embedding_size,
-                hidden_sizes=list(config.hidden_sizes),
-                depths=list(config.depths),
-                layer_type="basic",
-            )
+        self.trunk = grayscale_resnet(
+            embedding_size=config.embedding_size, hidden_sizes=config.hidden_sizes, depths=config.depths
         )
         width = 2 * config.hidden_sizes[-1]  # mean- and max-pooled: a small nodule is lost in a mean over half a chest
         self.labels_head = torch.nn.Linear(width, len(CHEXPERT_LABELS))
@@ -86,26 +78,15 @@ class FindingClassifier(torch.nn.Module):
         return torch.sigmoid(self(images))
 
     def save(self, folder: str | os.PathLike[str]) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        raw = {**asdict(self.config), "targets": list(TARGETS), "thresholds": self.thresholds}
-        (folder / "config.json").write_text(json.dumps(raw, indent=2))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
+        save_folder(self, {**asdict(self.config), "targets": list(TARGETS), "thresholds": self.thresholds}, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> FindingClassifier:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-            raise InputError(f"{folder.name}: not a classifier folder (config.json and model.safetensors expected).")
-        raw = json.loads((folder / "config.json").read_text())
-        if raw.pop("targets", list(TARGETS)) != list(TARGETS):
-            raise InputError(f"{folder.name}: classifier trained for other targets; retrain it.")
+        raw, weights = read_folder(folder, what="classifier")
+        if list(raw.pop("targets", TARGETS)) != list(TARGETS):
+            raise InputError(f"{Path(folder).name}: classifier trained for other targets; retrain it.")
         thresholds = raw.pop("thresholds", {})
-        model = cls(ClassifierConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        model = cls(ClassifierConfig(**raw))
+        model.load_state_dict(weights)
         model.thresholds = {k: float(v) for k, v in thresholds.items()}
         return model.eval()

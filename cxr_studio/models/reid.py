@@ -9,14 +9,12 @@ studies; ``threshold`` is calibrated on held-out pairs at a stated false-positiv
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 
-from cxr_studio.errors import InputError
+from cxr_studio.models.resnet import grayscale_resnet, read_folder, save_folder
 
 
 @dataclass(frozen=True)
@@ -32,17 +30,9 @@ class ReIdNetwork(torch.nn.Module):
 
     def __init__(self, config: ReIdConfig) -> None:
         super().__init__()
-        from transformers import ResNetConfig, ResNetModel
-
         self.config = config
-        self.trunk = ResNetModel(
-            ResNetConfig(
-                num_channels=1,
-                embedding_size=config.embedding_size,
-                hidden_sizes=list(config.hidden_sizes),
-                depths=list(config.depths),
-                layer_type="basic",
-            )
+        self.trunk = grayscale_resnet(
+            embedding_size=config.embedding_size, hidden_sizes=config.hidden_sizes, depths=config.depths
         )
         width = config.hidden_sizes[-1]
         self.head = torch.nn.Sequential(torch.nn.Linear(width, width), torch.nn.ReLU(), torch.nn.Linear(width, 1))
@@ -60,24 +50,14 @@ class ReIdNetwork(torch.nn.Module):
         return self.compare(self.embed(a), self.embed(b))
 
     def save(self, folder: str | os.PathLike[str]) -> None:
-        from safetensors.torch import save_file
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         raw = {**asdict(self.config), "threshold": self.threshold, "false_positive_rate": self.false_positive_rate}
-        (folder / "config.json").write_text(json.dumps(raw, indent=2))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(folder / "model.safetensors"))
+        save_folder(self, raw, folder)
 
     @classmethod
     def load(cls, folder: str | os.PathLike[str]) -> ReIdNetwork:
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-            raise InputError(f"{folder.name}: not a re-identification network (config.json and model.safetensors).")
-        raw = json.loads((folder / "config.json").read_text())
+        raw, weights = read_folder(folder, what="re-identification network")
         threshold, rate = raw.pop("threshold", None), raw.pop("false_positive_rate", None)
-        model = cls(ReIdConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}))
-        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        model = cls(ReIdConfig(**raw))
+        model.load_state_dict(weights)
         model.threshold, model.false_positive_rate = threshold, rate
         return model.eval()
