@@ -7,6 +7,8 @@ through here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 CHEXPERT_LABELS = (
@@ -92,3 +94,25 @@ def targets_for(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
             known[j] = float(column in row)
             targets[j] = float(side in named.get(item, ()))
     return targets, known
+
+
+def side_balance_weights(rows: Sequence[dict[str, str]], *, cap: float = 8.0) -> np.ndarray:
+    """A sampling weight per manifest row, ``(len(rows),)`` float64, under which every :data:`SIDED_ITEMS` item
+    named on one side is drawn as often on the patient's left as on the right.
+
+    A row naming an item on its rarer side weighs ``count(commoner side) / count(its side)`` (at most ``cap``);
+    with several items the largest weight counts. Rows naming no sided item, or an item on both sides, weigh 1.
+    """
+    one_sided = [
+        {item: next(iter(sides)) for item, sides in sided_items(row).items() if len(sides) == 1} for row in rows
+    ]
+    counts = {(item, side): 0 for item in SIDED_ITEMS for side in PATIENT_SIDES}
+    for named in one_sided:
+        for item, side in named.items():
+            counts[item, side] += 1
+    weights = np.ones(len(rows), np.float64)
+    for i, named in enumerate(one_sided):
+        for item, side in named.items():
+            commoner = max(counts[item, s] for s in PATIENT_SIDES)
+            weights[i] = max(weights[i], min(cap, commoner / counts[item, side]))
+    return weights

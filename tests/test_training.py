@@ -577,3 +577,48 @@ def test_shipped_accelerate_configs_load_and_say_what_they_launch():
         config = load_config_from_file(str(ROOT / "training" / "accelerate" / f"{name}.yaml"))
         assert (config.num_processes, config.num_machines) == (processes, machines), name
         assert config.distributed_type == "MULTI_GPU"  # the multi-process launcher; CPU processes join over gloo
+
+
+def test_balanced_sides_draw_each_sided_item_as_often_on_the_right_as_on_the_left():
+    """A pacemaker on the left in 9 of 10 rows: the weighted plan draws right and left about equally, rows
+    without a sided item keep weight 1, and batch b is the same whether the plan starts at 0 or resumes at b."""
+    from cxr_studio.labels import side_balance_weights
+    from training.loop import BatchPlan
+
+    rows = [{"findings": "", "devices": "pacemaker:left"}] * 90 + [{"findings": "", "devices": "pacemaker:right"}] * 10
+    rows += [{"findings": "nodule:both", "devices": ""}] * 20 + [{"findings": "", "devices": ""}] * 30
+    weights = side_balance_weights(rows)
+    assert weights[:90].tolist() == [1.0] * 90 and weights[90:100].tolist() == [8.0] * 10  # 9x, capped at 8
+    assert weights[100:].tolist() == [1.0] * 50
+    assert side_balance_weights(rows, cap=100)[95] == 9.0
+    plan = BatchPlan(len(rows), 10, seed=3, start=0, stop=200, weights=side_balance_weights(rows, cap=100))
+    drawn = np.concatenate(list(plan))
+    left, right = np.sum(drawn < 90), np.sum((drawn >= 90) & (drawn < 100))
+    assert 0.8 < right / left < 1.25, (left, right)  # unweighted: 1 to 9
+    resumed = BatchPlan(len(rows), 10, seed=3, start=57, stop=60, weights=side_balance_weights(rows, cap=100))
+    assert list(resumed) == list(plan)[57:60]
+    assert list(BatchPlan(len(rows), 10, seed=3, start=0, stop=5)) != list(plan)[:5]  # plain epochs differ
+    with pytest.raises(ValueError):
+        BatchPlan(len(rows), 10, seed=3, start=0, stop=1, weights=np.ones(3))
+
+
+def test_the_latent_task_weighs_each_cached_latent_by_its_own_row(manifest, tmp_path):
+    """--balance-sides: the weights follow the cache's index (not the manifest's order), and only the latent
+    stage accepts the option."""
+    from cxr_studio.data.dataset import ManifestDataset
+    from cxr_studio.labels import side_balance_weights
+    from training import latent_cache
+
+    out = tmp_path / "model"
+    train(config(manifest, out, stage="latent", max_steps=2, balance_sides=True))
+    task = build_task(config(manifest, out, stage="latent", max_steps=2, balance_sides=True))
+    task.train_dataset()
+    weights = task.sample_weights()
+    cache = latent_cache.LatentCache(task.config.run_dir / "latents-train")
+    rows = ManifestDataset(manifest, size=8, splits=("train",)).rows
+    expected = side_balance_weights(rows)
+    assert weights.shape == (len(cache),)
+    assert [weights[p] for p in range(len(cache))] == [expected[cache[p][1]] for p in range(len(cache))]
+    assert build_task(config(manifest, out, stage="latent", max_steps=2)).sample_weights() is None
+    with pytest.raises(InputError, match="latent stage only"):
+        config(manifest, out, stage="super_res", balance_sides=True)

@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -100,6 +101,12 @@ class LatentCache(Dataset):
         row = position - self.starts[shard]
         handle = self._handle(shard)
         return handle.get_slice("latents")[row : row + 1][0], int(handle.get_slice("index")[row : row + 1][0])
+
+    def indices(self) -> np.ndarray:
+        """The source dataset's index of every cached position, ``(len(self),)`` int64."""
+        return np.concatenate(
+            [self._handle(k).get_tensor("index").numpy().astype(np.int64) for k in range(len(self.starts))]
+        )
 
     def __getstate__(self) -> dict:  # open maps do not pickle (DataLoader workers open their own)
         return {**self.__dict__, "_handles": {}}

@@ -49,21 +49,30 @@ class Task(Protocol):
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
     def samples(self, path: Path) -> None: ...  # a PNG grid for fixed inputs and seeds
     def export(self) -> None: ...  # write the trained modules into the model folder
+    def sample_weights(self) -> np.ndarray | None: ...  # per training item, or None for plain epochs
     def extra_state(self) -> dict[str, Any]: ...  # e.g. a discriminator and its optimizer
     def load_extra_state(self, state: dict[str, Any]) -> None: ...
 
 
 class BatchPlan(Sampler[list[int]]):
-    """Batches of indices from global batch ``start`` on: epoch ``e`` is a permutation seeded by ``(seed, e)``."""
+    """Batches of indices from global batch ``start`` on: epoch ``e`` is a permutation seeded by ``(seed, e)``,
+    or, with ``weights`` (one per index), ``size`` draws with replacement in proportion to them, seeded alike;
+    either way batch ``b`` is a function of ``(seed, b)`` alone, so a resumed run draws what it would have."""
 
-    def __init__(self, size: int, batch_size: int, *, seed: int, start: int, stop: int) -> None:
+    def __init__(
+        self, size: int, batch_size: int, *, seed: int, start: int, stop: int, weights: np.ndarray | None = None
+    ) -> None:
         self.size, self.batch_size, self.seed, self.start, self.stop = size, min(batch_size, size), seed, start, stop
         self.per_epoch = size // self.batch_size
+        self.p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
+        if self.p is not None and self.p.shape != (size,):
+            raise ValueError(f"{len(self.p)} weights for {size} items")
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in range(self.start, self.stop):
             epoch, position = divmod(batch, self.per_epoch)
-            order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+            rng = np.random.default_rng([self.seed, epoch])
+            order = rng.permutation(self.size) if self.p is None else rng.choice(self.size, self.size, p=self.p)
             yield order[position * self.batch_size : (position + 1) * self.batch_size].tolist()
 
     def __len__(self) -> int:
@@ -224,6 +233,7 @@ class Trainer:
             seed=cfg.seed,
             start=start * cfg.grad_accum,
             stop=cfg.max_steps * cfg.grad_accum,
+            weights=self.task.sample_weights(),
         )
         shares = RankShare(plan, rank=acc.process_index, num_processes=processes)
         loader = DataLoader(dataset, batch_sampler=shares, collate_fn=collate_skipping, num_workers=0)

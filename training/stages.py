@@ -25,6 +25,7 @@ from cxr_studio.data.dataset import EmptySplit, ManifestDataset, SuperResPairs, 
 from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, training_target, weighted_mse
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
+from cxr_studio.labels import side_balance_weights
 from cxr_studio.models.latent_unet import add_coordinate_channels
 from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
@@ -70,6 +71,9 @@ class _StageBase:
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
+
+    def sample_weights(self) -> np.ndarray | None:
+        return None
 
     def _val(self, dataset_cls, **kwargs) -> Dataset | None:
         try:
@@ -278,6 +282,14 @@ class LatentTask(_StageBase):
 
     def val_dataset(self) -> Dataset | None:
         return self._latents("val")
+
+    def sample_weights(self) -> np.ndarray | None:
+        """With ``balance_sides``: each cached latent's weight under :func:`labels.side_balance_weights`."""
+        if not self.config.balance_sides:
+            return None
+        rows = ManifestDataset(self.config.manifest, size=8, splits=("train",)).rows
+        per_row = side_balance_weights(rows)
+        return per_row[latent_cache.LatentCache(self.config.run_dir / "latents-train").indices()]
 
     def loss(
         self, batch: dict[str, Any], *, step: int, generator: torch.Generator
