@@ -25,7 +25,7 @@ from transformers import BertModel, BertTokenizerFast
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.errors import InputError
-from cxr_studio.files import sha256_file
+from cxr_studio.files import sha256_file, write_atomic
 
 COMPONENTS: dict[str, tuple[str, str]] = {
     "tokenizer": ("transformers", "BertTokenizerFast"),
@@ -41,17 +41,54 @@ CHECKSUMS = "sha256sums.json"
 CONFIG_FILE = "studio_config.json"
 
 
-def write_checksums(folder: str | os.PathLike[str]) -> str:
-    """Write ``sha256sums.json`` for every file under ``folder``; returns the model hash (of that list)."""
+def checksums(folder: str | os.PathLike[str]) -> str:
+    """The ``sha256sums.json`` text for every file under ``folder`` (the model hash is the sha256 of this text)."""
     folder = Path(folder)
     sums = {
         path.relative_to(folder).as_posix(): sha256_file(path)
         for path in sorted(folder.rglob("*"))
         if path.is_file() and path.name != CHECKSUMS
     }
-    text = json.dumps(sums, indent=1, sort_keys=True)
-    (folder / CHECKSUMS).write_text(text)
+    return json.dumps(sums, indent=1, sort_keys=True)
+
+
+def write_checksums(folder: str | os.PathLike[str]) -> str:
+    """Write ``sha256sums.json`` for every file under ``folder``; returns the model hash (of that list)."""
+    text = checksums(folder)
+    (Path(folder) / CHECKSUMS).write_text(text)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def folder_hash(folder: str | os.PathLike[str], *, cache: str | os.PathLike[str] | None = None) -> str:
+    """The model hash of a folder that came without ``sha256sums.json`` (a diffusers model from the Hub or a
+    colleague), computed from its files on first load. The folder is never written to (it may be read-only);
+    the hash is remembered in ``cache`` (default ``~/.cache/cxr_studio/folder_hashes.json``) under the files'
+    sizes and modification times, so a changed file is hashed again."""
+    folder = Path(folder).resolve()
+    refuse_unsafe_files(folder, allow_pickles=True)  # Hub folders often hold both; only safetensors are loaded
+    stamp = hashlib.sha256(
+        "".join(
+            f"{p.relative_to(folder).as_posix()}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
+            for p in sorted(folder.rglob("*"))
+            if p.is_file()
+        ).encode()
+    ).hexdigest()
+    cache = Path(cache) if cache else Path.home() / ".cache" / "cxr_studio" / "folder_hashes.json"
+    try:
+        known = json.loads(cache.read_text()) if cache.is_file() else {}
+    except (OSError, json.JSONDecodeError):  # a damaged cache only costs a recomputation
+        known = {}
+    if known.get(str(folder), {}).get("stamp") == stamp:
+        return known[str(folder)]["hash"]
+    model_hash = hashlib.sha256(checksums(folder).encode()).hexdigest()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(
+            cache, json.dumps({**known, str(folder): {"stamp": stamp, "hash": model_hash}}, indent=1).encode()
+        )
+    except OSError:  # a read-only home: the hash is recomputed next time
+        pass
+    return model_hash
 
 
 def save_studio(
@@ -97,6 +134,19 @@ def save_studio(
     return model_hash
 
 
+def refuse_unsafe_files(folder: Path, *, allow_pickles: bool = False) -> None:
+    """Refuse links that leave the folder and (unless ``allow_pickles``) pickle files, which can run code."""
+    root = folder.resolve()
+    for item in folder.rglob("*"):
+        if item.is_symlink() and not item.resolve().is_relative_to(root):
+            raise InputError(f"model folder: {item.relative_to(folder)} is a link to outside the folder; refused.")
+        if not allow_pickles and item.suffix.lower() in PICKLE_SUFFIXES:
+            raise InputError(
+                f"model folder: {item.relative_to(folder)} is a pickle file, which can run code when loaded; "
+                "only safetensors weights are accepted."
+            )
+
+
 def verify_folder(path: str | os.PathLike[str]) -> str:
     """Refuse pickles, escaping symlinks, missing or altered files; returns the model hash."""
     folder = Path(path)
@@ -105,14 +155,7 @@ def verify_folder(path: str | os.PathLike[str]) -> str:
             f"model folder {folder} does not exist; a folder written by CXRStudio.save_pretrained is accepted."
         )
     root = folder.resolve()
-    for item in folder.rglob("*"):
-        if item.is_symlink() and not item.resolve().is_relative_to(root):
-            raise InputError(f"model folder: {item.relative_to(folder)} is a link to outside the folder; refused.")
-        if item.suffix.lower() in PICKLE_SUFFIXES:
-            raise InputError(
-                f"model folder: {item.relative_to(folder)} is a pickle file, which can run code when loaded; "
-                "only safetensors weights are accepted."
-            )
+    refuse_unsafe_files(folder)
     listing = folder / CHECKSUMS
     if not listing.is_file():
         raise InputError(

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from cxr_studio import imaging
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SamplingSettings, StudioConfig
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SamplingSettings
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
@@ -113,13 +113,15 @@ class InpaintPipeline:
     def __init__(
         self,
         *,
-        config: StudioConfig,
         latent_inpainting: LatentInpaintPipeline,
-        super_resolution: SuperResolutionPipeline,
+        super_resolution: SuperResolutionPipeline | None,
+        sr_noise_level: float = 0.0,
     ) -> None:
-        self.config = config
+        """``super_resolution``: the cascade's upscaler for windows larger than the family's size (``None``: such
+        windows are resized instead); ``sr_noise_level``: its conditioning noise at sampling."""
         self.latent_inpainting = latent_inpainting
         self.super_resolution = super_resolution
+        self.sr_noise_level = sr_noise_level
 
     def __call__(
         self,
@@ -129,23 +131,37 @@ class InpaintPipeline:
         options: InpaintOptions,
         settings: SamplingSettings,
         seed: int,
+        keep_mask: Any = None,
         callback: StepCallback | None = None,
     ) -> EditResult:
         """``image``: anything :func:`~cxr_studio.imaging.read_radiograph` reads; ``inpaint_mask``: same size, white
-        (or 1) = regenerate, thresholded at half its range."""
-        # 1. Read the radiograph once and turn the mask into blend weights (grown, then feathered outwards)
+        (or 1) = regenerate, thresholded at half its range; ``keep_mask`` (optional, same size): white = must not
+        change, even inside the grown and feathered edit (RadEdit's keep mask: a chest tube kept while a
+        pneumothorax is added). Kept pixels are the input's bit for bit and their latents are never regenerated."""
+        # 1. Read the radiograph once and turn the masks into blend weights (grown, feathered, then keep cut out)
         radiograph = imaging.read_radiograph(image, name="image")
-        source = inpaint_mask.pixels if isinstance(inpaint_mask, imaging.Radiograph) else inpaint_mask
-        region = to_mask(source, radiograph.display.shape)
+        region = to_mask(_pixels(inpaint_mask), radiograph.display.shape)
         if not region.any():
             raise InputError(
                 "the mask is empty, so there is nothing to regenerate; paint (white) the region to regenerate."
             )
-        region = grow(region, options.grow_px)
-        weights = feather(region, options.feather_px)
+        keep = (
+            np.zeros_like(region) if keep_mask is None else to_mask(_pixels(keep_mask), region.shape, name="keep_mask")
+        )
+        region = grow(region, options.grow_px) & ~keep
+        if not region.any():
+            raise InputError("the keep mask covers the whole edit mask, so nothing is left to regenerate.")
+        weights = feather(region, options.feather_px) * ~keep  # float32 kept: paste-back rounds as before
         # 2. Regenerate the region in display space
         generated = self.regenerate(
-            radiograph.display, region, weights, options=options, settings=settings, seed=seed, callback=callback
+            radiograph.display,
+            region,
+            weights,
+            options=options,
+            settings=settings,
+            seed=seed,
+            keep=keep,
+            callback=callback,
         )
         # 3. Paste back in stored values: outside the weights, the input bit for bit
         parameters = {
@@ -159,6 +175,7 @@ class InpaintPipeline:
             "feather_px": options.feather_px,
             "resample_jumps": options.resample_jumps,
             "context": options.context,
+            "keep_mask": bool(keep.any()),
             "seed": seed,
             **settings.as_parameters(),
             "derived": True,
@@ -175,10 +192,13 @@ class InpaintPipeline:
         options: InpaintOptions,
         settings: SamplingSettings,
         seed: int,
+        keep: np.ndarray | None = None,
         callback: StepCallback | None = None,
     ) -> np.ndarray:
-        """``display`` ``(H, W)`` in ``[0, 1]`` with ``region`` regenerated; returns the full-size display."""
-        size = self.config.image_size
+        """``display`` ``(H, W)`` in ``[0, 1]`` with ``region`` regenerated (never a latent cell that touches
+        ``keep``); returns the full-size display."""
+        family = self.latent_inpainting.family
+        size = family.image_size
         # 1. The working window: a padded square around the edit (keeps detail on large images), or everything
         if options.context == "crop":
             top, left, bottom, right = context_box(weights > 0, min_side=min(size, *display.shape))
@@ -186,7 +206,10 @@ class InpaintPipeline:
             top, left, bottom, right = 0, 0, *display.shape
         window = display[top:bottom, left:right]
         # 2. The model's input at its size: the window, its masked part pre-filled classically when asked
-        latent_mask = to_latent_mask(region[top:bottom, left:right], (self.config.latent_size,) * 2)
+        latent_size = family.latent_shape[1:]
+        latent_mask = to_latent_mask(region[top:bottom, left:right], latent_size)
+        if keep is not None and keep.any():
+            latent_mask = latent_mask * (1.0 - to_latent_mask(keep[top:bottom, left:right], latent_size))
         model_input = imaging.resize(window, (size, size))
         if options.fill == "classical" and options.strength < 1.0:  # at model resolution: cheap however large
             resized_region = imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5
@@ -206,18 +229,22 @@ class InpaintPipeline:
             callback=callback,
         )
         # 4. Super-resolution when the window is larger than the model's size
-        if options.upscale and max(window.shape) > size:
+        if options.upscale and max(window.shape) > size and self.super_resolution is not None:
             generated = self.super_resolution(
                 generated,
                 seeds=[seed],
                 num_steps=settings.sr_num_steps,
                 sampler=settings.sr_sampler,
-                noise_level=self.config.sampling.sr_noise_level,
+                noise_level=self.sr_noise_level,
             )
         full = display.copy()
         full[top:bottom, left:right] = imaging.resize(imaging.from_tensor(generated)[0], window.shape)
         # 5. Brightness and contrast matched at the seam
         return match_seam(full, display, region)
+
+
+def _pixels(mask: Any) -> Any:
+    return mask.pixels if isinstance(mask, imaging.Radiograph) else mask
 
 
 def paste(

@@ -13,14 +13,12 @@ from PIL import Image
 
 from cxr_studio import imaging
 from cxr_studio.config import INTERPOLATION_MODES, SamplingSettings
-from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.interpolation import slerp
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import make_sampler
 from cxr_studio.errors import InputError
 from cxr_studio.limits import LIMITS, check_seed
-from cxr_studio.pipeline.text_to_image import TextToImagePipeline
+from cxr_studio.pipeline.family import LatentFamily, sample
 
 
 @dataclass(frozen=True)
@@ -45,8 +43,8 @@ class InterpolationResult:
 class InterpolationPipeline:
     """Two endpoints -> frames. ``encode`` turns a radiograph into scaled latents (the facade's, with its resize)."""
 
-    def __init__(self, text_to_image: TextToImagePipeline, *, encode: Callable[[Any], torch.Tensor]) -> None:
-        self.t2i = text_to_image
+    def __init__(self, family: LatentFamily, *, encode: Callable[[Any], torch.Tensor]) -> None:
+        self.family = family
         self.encode = encode
 
     @torch.no_grad()
@@ -79,7 +77,7 @@ class InterpolationPipeline:
         }[mode]
         latents = between(start, end, alphas, report=report, seed=seed, settings=settings, callback=callback)
         # 3. Decode, with the parameters that reproduce the frames
-        pixels = imaging.from_tensor(torch.cat([self.t2i.decode(z) for z in latents]))
+        pixels = imaging.from_tensor(torch.cat([self.family.decode(z) for z in latents]))
         parameters = {
             "interpolation": mode,
             "num_frames": num_frames,
@@ -98,14 +96,14 @@ class InterpolationPipeline:
         """Two reports, one start noise, the report embeddings interpolated (the endpoints as generate() makes them)."""
         if not isinstance(start, str) or not isinstance(end, str):
             raise InputError("mode 'report' interpolates between two report texts.")
-        t2i = self.t2i
-        embeds, mask = t2i.encode_reports([start, end, ""])
+        family = self.family
+        embeds, mask = family.encode_reports([start, end, ""])
         union = torch.maximum(mask[0], mask[1])[None]
-        noise = seeded_noise([seed], t2i.latent_shape, stream=LATENT_STREAM, device=t2i.device)
+        noise = seeded_noise([seed], family.latent_shape, stream=LATENT_STREAM, device=family.device)
         latents = []
         for k, a in enumerate(alphas):
             if k in (0, len(alphas) - 1):  # the endpoints exactly as generate() encodes them (own padding)
-                frame_embeds, frame_mask = t2i.encode_reports([start if k == 0 else end, ""])
+                frame_embeds, frame_mask = family.encode_reports([start if k == 0 else end, ""])
             else:
                 frame_embeds = torch.cat([torch.lerp(embeds[0:1], embeds[1:2], a), embeds[2:]])
                 frame_mask = torch.cat([union, mask[2:]])
@@ -114,10 +112,10 @@ class InterpolationPipeline:
 
     def between_seeds(self, start, end, alphas, *, report, seed, settings, callback) -> list[torch.Tensor]:
         """One report, spherical interpolation between the start noises of two seeds."""
-        t2i = self.t2i
-        embeds, mask = t2i.encode_reports([report, ""])
+        family = self.family
+        embeds, mask = family.encode_reports([report, ""])
         a_noise, b_noise = (
-            seeded_noise([s], t2i.latent_shape, stream=LATENT_STREAM, device=t2i.device)
+            seeded_noise([s], family.latent_shape, stream=LATENT_STREAM, device=family.device)
             for s in (check_seed(start), check_seed(end))
         )
         return [
@@ -127,19 +125,17 @@ class InterpolationPipeline:
 
     def between_images(self, start, end, alphas, *, report, seed, settings, callback) -> list[torch.Tensor]:
         """Two radiographs inverted to noise with DDIM, spherical interpolation, then DDIM back."""
-        from diffusers import DDIMInverseScheduler
-
-        t2i = self.t2i
+        family = self.family
         known = [self.encode(image) for image in (start, end)]
-        embeds, mask = t2i.encode_reports([report, ""])
-        conditional = classifier_free_guidance(t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], 1.0)
-        inverse = DDIMInverseScheduler.from_config(make_sampler("ddim", t2i.config.latent_schedule).config)
+        embeds, mask = family.encode_reports([report, ""])
+        conditional = family.guided(embeds, mask, 1.0, None)
+        inverse = family.inverse_sampler()
         noises = [denoise(conditional, z, inverse, settings.num_steps) for z in known]
         return [
             denoise(
                 conditional,
                 slerp(noises[0], noises[1], a),
-                t2i.sampler("ddim"),
+                family.sampler("ddim"),
                 settings.num_steps,
                 callback=_frame(callback, k, len(alphas)),
             )
@@ -152,7 +148,8 @@ class InterpolationPipeline:
         return [torch.lerp(known[0], known[1], a) for a in alphas]
 
     def _sample(self, embeds, mask, noise, settings: SamplingSettings, callback) -> torch.Tensor:
-        return self.t2i.sample(
+        return sample(
+            self.family,
             embeds,
             mask,
             noise,

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from cxr_studio.diffusion.guidance import classifier_free_guidance
 from cxr_studio.diffusion.noise import INPAINT_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import training_scheduler
-from cxr_studio.pipeline.text_to_image import TextToImagePipeline
+from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.errors import InputError
+from cxr_studio.pipeline.family import LatentFamily, sample
 
 
 class LatentInpaintPipeline:
-    """``image`` + ``latent_mask`` (1 = regenerate) + report -> the image with the masked latents regenerated."""
+    """``image`` + ``latent_mask`` (1 = regenerate) + report -> the image with the masked latents regenerated,
+    for any :class:`~cxr_studio.pipeline.family.LatentFamily`."""
 
-    def __init__(self, text_to_image: TextToImagePipeline) -> None:
-        self.t2i = text_to_image
+    def __init__(self, family: LatentFamily) -> None:
+        self.family = family
 
     @torch.no_grad()
     def __call__(
@@ -43,48 +43,54 @@ class LatentInpaintPipeline:
 
         ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content).
         """
-        device, schedule = self.t2i.device, self.t2i.config.latent_schedule
+        family = self.family
+        device = family.device
+        if resample_jumps and not family.supports_resampling:
+            raise InputError(
+                "RePaint resampling (resample_jumps > 0) needs a DDPM-type schedule; this model samples by flow "
+                "matching. Set resample_jumps to 0."
+            )
         # 1. Encode the image and the reports
-        known = self.t2i.encode_image(image.to(device))
-        embeds, mask = self.t2i.encode_reports([report, negative_report])
-        scheduler = self.t2i.sampler("ddim" if resample_jumps else sampler)
-        denoise_fn = self.t2i.clipped(
-            classifier_free_guidance(self.t2i.latent_unet, embeds[:1], mask[:1], embeds[1:], mask[1:], guidance_scale),
-            scheduler,
-        )
+        known = family.encode_image(image.to(device))
+        embeds, mask = family.encode_reports([report, negative_report])
+        scheduler = family.sampler("ddim" if resample_jumps else sampler)
+        denoise_fn = family.guided(embeds, mask, guidance_scale, scheduler)
         latent_mask = latent_mask.to(device)
         # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
         noise = seeded_noise([seed], tuple(known.shape[1:]), stream=INPAINT_STREAM, device=device)
         scheduler.set_timesteps(num_steps, device=device)
         timesteps = scheduler.timesteps
         start = num_steps - max(1, round(num_steps * strength))
-        forward = training_scheduler(schedule)
-        initial = None if start == 0 else forward.add_noise(known, noise, timesteps[start : start + 1])
+        initial = None if start == 0 else family.noise_to(known, noise, scheduler, start)
         resample_noise = torch.Generator().manual_seed(seed)
 
         # 3. Denoise; after every step the known region comes back at the next step's noise level
         def keep_known(x: torch.Tensor, i: int) -> torch.Tensor:
             last = i + 1 >= len(timesteps)
-            known_next = known if last else forward.add_noise(known, noise, timesteps[i + 1 : i + 2])
+            known_next = known if last else family.noise_to(known, noise, scheduler, i + 1)
             x = latent_mask * x + (1 - latent_mask) * known_next
             for _ in range(0 if last else resample_jumps):
                 t, t_next = timesteps[i], timesteps[i + 1]
-                ratio = forward.alphas_cumprod[t] / forward.alphas_cumprod[t_next]  # alpha_bar_t / alpha_bar_next < 1
+                ratio = family.resample_ratio(t, t_next)  # alpha_bar_t / alpha_bar_next < 1
                 fresh = torch.randn(x.shape, generator=resample_noise).to(device)
                 x_up = ratio.sqrt() * x + (1 - ratio).sqrt() * fresh
                 x = scheduler.step(denoise_fn(x_up, t), t, x_up).prev_sample
                 x = latent_mask * x + (1 - latent_mask) * known_next
             return x
 
-        latents = denoise(
-            denoise_fn,
+        latents = sample(
+            family,
+            embeds,
+            mask,
             noise,
-            scheduler,
-            num_steps,
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            scheduler=scheduler,
             callback=callback,
             after_step=keep_known,
             start_index=start,
             initial=initial,
         )
         # 4. Decode
-        return self.t2i.decode(latents)
+        return family.decode(latents)

@@ -15,16 +15,17 @@ import torch
 from PIL import Image
 
 from cxr_studio import imaging
-from cxr_studio.checkpoints import load_studio, save_studio
-from cxr_studio.config import SamplingSettings, StudioConfig, preset
+from cxr_studio.checkpoints import folder_hash, load_studio, save_studio
+from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
-from cxr_studio.diffusion.schedules import converging_samplers
 from cxr_studio.errors import InputError
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
+from cxr_studio.pipeline.diffusers_family import DiffusersFamily, load_pipeline, pipeline_class
+from cxr_studio.pipeline.family import LatentFamily
 from cxr_studio.pipeline.inpainting import EditResult, InpaintOptions, InpaintPipeline
 from cxr_studio.pipeline.interpolation import InterpolationPipeline, InterpolationResult
 from cxr_studio.pipeline.latent_inpainting import LatentInpaintPipeline
@@ -96,13 +97,43 @@ class CXRStudio:
         )
         self.codec = self.text_to_image.codec  # the autoencoder as images <-> scaled latents
         self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
+        self._wire()
+
+    def _wire(self) -> None:
+        """The task pipelines over ``self.family`` (and the cascade's super-resolution where there is one)."""
         self.inpainting = InpaintPipeline(
-            config=config,
-            latent_inpainting=LatentInpaintPipeline(self.text_to_image),
+            latent_inpainting=LatentInpaintPipeline(self.family),
             super_resolution=self.super_resolution,
+            sr_noise_level=self.sampling.sr_noise_level,
         )
         self.outpainting = OutpaintPipeline(self.inpainting)
-        self.interpolation = InterpolationPipeline(self.text_to_image, encode=self.encode)
+        self.interpolation = InterpolationPipeline(self.family, encode=self.encode)
+
+    # --- what every family has ------------------------------------------------------------------------------
+
+    @property
+    def family(self) -> LatentFamily:
+        """The generator behind every task (:mod:`cxr_studio.pipeline.family`): here the cascade's latent stage."""
+        return self.text_to_image
+
+    @property
+    def family_name(self) -> str:
+        return "CXR Studio cascade"
+
+    @property
+    def sampling(self) -> SamplingDefaults:
+        """The model's sampling defaults (the app's sliders start here)."""
+        return self.config.sampling
+
+    @property
+    def image_size(self) -> int:
+        """The generator's native size in pixels (the latent stage's)."""
+        return self.family.image_size
+
+    @property
+    def output_size(self) -> int:
+        """The size of generated images after super-resolution (``image_size`` where there is none)."""
+        return self.config.output_size if self.super_resolution is not None else self.image_size
 
     # --- construction and persistence -------------------------------------------------------------------
 
@@ -148,7 +179,11 @@ class CXRStudio:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> CXRStudio:
-        """Load a folder written by :meth:`save_pretrained`, offline; damaged folders raise InputError."""
+        """Load a model folder offline: a cascade written by :meth:`save_pretrained`, or a diffusers folder
+        whose ``model_index.json`` names ``StableDiffusionPipeline``, ``PixArtSigmaPipeline`` or ``SanaPipeline``
+        (a :class:`DiffusersStudio`). Damaged, pickle-only or unknown folders raise InputError."""
+        if pipeline_class(path) is not None:
+            return DiffusersStudio.from_folder(path, device=device)
         components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
         return cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
 
@@ -214,7 +249,7 @@ class CXRStudio:
     def encode_report(self, reports: str | Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Report(s) -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
         with torch.no_grad():
-            return self.text_to_image.encode_reports(_as_reports(reports))
+            return self.family.encode_reports(_as_reports(reports))
 
     def sample_latents(
         self,
@@ -242,14 +277,14 @@ class CXRStudio:
 
     def encode(self, image: Any) -> torch.Tensor:
         """A radiograph (anything ``read_radiograph`` accepts) -> scaled latents, after Cheff's resize and crop."""
-        low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.config.image_size)
+        low_res = imaging.resize_center_crop(imaging.read_radiograph(image).display, self.image_size)
         with torch.no_grad():
-            return self.codec.encode(imaging.to_tensor(low_res))
+            return self.family.encode_image(imaging.to_tensor(low_res).to(self.device))
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents ``(B, C, h, w)`` -> images ``(B, 1, H, W)`` in ``[-1, 1]``."""
         with torch.no_grad():
-            return self.codec.decode(latents)
+            return self.family.decode(latents)
 
     def upscale(
         self,
@@ -354,7 +389,7 @@ class CXRStudio:
             sr_num_steps=sr_num_steps,
             sr_sampler=sr_sampler,
         )
-        upscale = self.config.sampling.upscale if upscale is None else bool(upscale)
+        upscale = self._upscale(upscale)
         reports = _as_reports(list(reports) if not isinstance(reports, str) else reports)
         seeds = [check_seed(s) for s in seeds]
         if len(seeds) != len(reports):
@@ -380,7 +415,7 @@ class CXRStudio:
                 seeds=seeds,
                 num_steps=settings.sr_num_steps,
                 sampler=settings.sr_sampler,
-                noise_level=self.config.sampling.sr_noise_level,
+                noise_level=self.sampling.sr_noise_level,
                 callback=_offset(callback, settings.num_steps, total),
             )
         # 3. Tensors -> images, with the parameters that reproduce them
@@ -391,7 +426,7 @@ class CXRStudio:
             **settings.as_parameters(),
             "upscale": upscale,
             "seeds": seeds,
-            "sr_noise_level": self.config.sampling.sr_noise_level,
+            "sr_noise_level": self.sampling.sr_noise_level,
             "model": self.model_id,
             "size": int(pixels.shape[-1]),
             "synthetic": True,
@@ -428,6 +463,7 @@ class CXRStudio:
         resample_jumps: int = 0,
         context: str = "crop",
         upscale: bool | None = None,
+        keep_mask: Any = None,
         callback: StepCallback | None = None,
     ) -> EditResult:
         """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device.
@@ -444,6 +480,8 @@ class CXRStudio:
             resample_jumps: RePaint resampling per step (harmonises the border; runs DDIM; slower).
             context: ``crop`` works on a padded square around the mask (detail on large images,
                 super-resolved when larger than the model), ``whole`` on the whole image.
+            keep_mask: optional, same size; white = must not change even inside the edit (RadEdit): those
+                pixels stay the input's bit for bit and their latents are never regenerated.
 
         Returns:
             An :class:`EditResult` whose ``image`` has the input's size, dtype and bit depth and equals it
@@ -459,11 +497,17 @@ class CXRStudio:
             feather_px=feather_px,
             resample_jumps=resample_jumps,
             context=context,
-            upscale=self.config.sampling.upscale if upscale is None else bool(upscale),
+            upscale=self._upscale(upscale),
         )
         settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
         result = self.inpainting(
-            image, mask, options=options, settings=settings, seed=random_seed_or(seed), callback=callback
+            image,
+            mask,
+            options=options,
+            settings=settings,
+            seed=random_seed_or(seed),
+            keep_mask=keep_mask,
+            callback=callback,
         )
         return self._with_model(result)
 
@@ -540,7 +584,7 @@ class CXRStudio:
     def samplers(self) -> tuple[str, ...]:
         """The samplers that converge for this model's latent schedule (the app's menu): see
         :func:`cxr_studio.diffusion.schedules.converging_samplers`."""
-        return converging_samplers(self.config.latent_schedule)
+        return self.family.samplers
 
     def _with_model(self, result: Any) -> Any:
         """A pipeline's result with this cascade's name and hash in its parameters."""
@@ -548,7 +592,84 @@ class CXRStudio:
 
     def _settings(self, **given: Any) -> SamplingSettings:
         """The call's settings: the given values, else ``config.sampling``'s, every one checked."""
-        return SamplingSettings.resolve(self.config.sampling, **given)
+        return SamplingSettings.resolve(self.sampling, **given)
+
+    def _upscale(self, upscale: bool | None) -> bool:
+        """Whether to super-resolve: the given choice, else the model's default; never without an SR stage."""
+        if self.super_resolution is None:
+            if upscale:
+                raise InputError(f"{self.family_name} has no super-resolution stage; set upscale to False.")
+            return False
+        return self.sampling.upscale if upscale is None else bool(upscale)
+
+
+class DiffusersStudio(CXRStudio):
+    """A diffusers-format text-to-image model (RoentGen, CheXGenBench's Sana / PixArt-Sigma / SD fine-tunes)
+    behind the same generate / inpaint / outpaint / interpolate calls. It has no super-resolution stage: images
+    come at the family's native size. Training, export and resizing are for cascades only."""
+
+    def __init__(
+        self,
+        family: DiffusersFamily,
+        *,
+        model_id: str,
+        folder: str | os.PathLike[str] | None = None,
+        sampling: SamplingDefaults | None = None,
+    ) -> None:
+        self.config = None  # our cascade's architecture; a diffusers model has its components' own configs
+        self.model_id = model_id
+        self.folder = Path(folder) if folder else None
+        self.text_to_image = family
+        self.super_resolution = None
+        self._sampling = sampling or family.defaults
+        self.device = family.device
+        self._wire()
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> DiffusersStudio:
+        """Load a local diffusers folder (offline, safetensors only); its hash is computed on first load."""
+        folder = Path(path)
+        family = DiffusersFamily(load_pipeline(folder, device=torch.device(device or "cpu")))
+        return cls(family, model_id=f"{folder.resolve().name}@{folder_hash(folder)[:12]}", folder=folder)
+
+    @property
+    def family_name(self) -> str:
+        return self.family.kind
+
+    @property
+    def sampling(self) -> SamplingDefaults:
+        return self._sampling
+
+    def with_sampling(self, changes: dict[str, Any]) -> DiffusersStudio:
+        return DiffusersStudio(
+            self.family,
+            model_id=self.model_id,
+            folder=self.folder,
+            sampling=dataclasses.replace(self._sampling, **changes),
+        )
+
+    def components(self) -> dict[str, Any]:
+        raise InputError(
+            f"{self.family_name} folders are loaded as they are; saving, training and resizing need a cascade."
+        )
+
+    def with_resolution(self, *, image_size: int, sr_factor: int | None = None, name: str | None = None) -> CXRStudio:
+        return self.components()
+
+    def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
+        return self.components()
+
+    def upscale(
+        self,
+        image: Any,
+        *,
+        num_steps: int | None = None,
+        sampler: str | None = None,
+        seed: int = 0,
+        noise_level: float | None = None,
+        callback: StepCallback | None = None,
+    ) -> Image.Image:
+        raise InputError(f"{self.family_name} has no super-resolution stage.")
 
 
 def _version() -> str:

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import AutoencoderKL, DDIMInverseScheduler, DDPMScheduler, UNet2DConditionModel
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
-from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_unless_the_sampler_does
-from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import StepCallback, denoise
-from cxr_studio.diffusion.schedules import make_sampler
+from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
+from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler
 from cxr_studio.models.autoencoder import LatentCodec
 from cxr_studio.models.report_encoder import encode_reports
+from cxr_studio.pipeline import family
 
 
 class TextToImagePipeline:
@@ -71,20 +72,32 @@ class TextToImagePipeline:
 
         Returns ``(image (B, 1, S, S) in [-1, 1], latents (B, C, S/f, S/f))`` with ``S = config.image_size``.
         """
-        # 1. Encode reports and negative (by default empty) reports, padded to one length
-        embeds, mask = self.encode_reports(list(reports) + list(negative_reports))
-        # 2. Start noise: one tensor per seed, so an image never depends on its batch
-        noise = seeded_noise(seeds, self.latent_shape, stream=LATENT_STREAM, device=self.device)
-        # 3. Denoise the latents, guided by the report
-        latents = self.sample(
-            embeds, mask, noise, num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler, callback=callback
+        return family.text_to_image(
+            self,
+            list(reports),
+            negative_reports=list(negative_reports),
+            seeds=list(seeds),
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            callback=callback,
         )
-        # 4. Decode to pixels
-        return self.decode(latents), latents
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.config.autoencoder.latent_channels, self.config.latent_size, self.config.latent_size)
+
+    # --- the family contract (cxr_studio.pipeline.family) ----------------------------------------------------
+
+    supports_resampling = True
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    @property
+    def samplers(self) -> tuple[str, ...]:
+        return converging_samplers(self.config.latent_schedule)
 
     def sample(
         self,
@@ -96,30 +109,59 @@ class TextToImagePipeline:
         guidance_scale: float,
         sampler: str,
         callback: StepCallback | None = None,
-        **loop_options: Any,
     ) -> torch.Tensor:
         """Latents from start ``noise`` ``(B, C, h, w)``; ``embeds``/``mask`` hold the B reports then the B
-        negative reports ``(2B, L, D)``/``(2B, L)``. ``loop_options`` go to :func:`denoise` (editing hooks)."""
-        prompt_embeds, negative_embeds = embeds.chunk(2)
-        prompt_mask, negative_mask = mask.chunk(2)
-        scheduler = loop_options.pop("scheduler", None) or self.sampler(sampler)
-        denoise_fn = classifier_free_guidance(
-            self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale
-        )
-        return denoise(
-            self.clipped(denoise_fn, scheduler), noise, scheduler, num_steps, callback=callback, **loop_options
+        negative reports ``(2B, L, D)``/``(2B, L)``."""
+        return family.sample(
+            self,
+            embeds,
+            mask,
+            noise,
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            callback=callback,
         )
 
-    def sampler(self, name: str):
+    def sampler(self, name: str) -> SchedulerMixin:
         """The named sampler on the latent schedule, clipping predicted clean latents to the data range."""
         return make_sampler(name, self.config.latent_schedule, clip=self.config.sampling.latent_clip)
 
-    def clipped(self, denoise_fn, scheduler):
-        """``denoise_fn`` with its clean-latent prediction clipped, for solvers that cannot clip themselves.
+    def guided(
+        self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
+    ) -> DenoiseFn:
+        """The latent UNet under classifier-free guidance (prompts, then negatives, in ``embeds``), its clean-latent
+        prediction clipped for a ``scheduler`` that cannot clip itself (``None``: the raw guided model).
 
-        Why: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate multiplies
-        the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
+        Why the clip: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate
+        multiplies the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
         """
+        prompt_embeds, negative_embeds = embeds.chunk(2)
+        prompt_mask, negative_mask = mask.chunk(2)
+        denoise_fn = classifier_free_guidance(
+            self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale
+        )
+        if scheduler is None:
+            return denoise_fn
         return clip_unless_the_sampler_does(
             denoise_fn, scheduler, self.config.latent_schedule, self.config.sampling.latent_clip
         )
+
+    def noise_to(
+        self, known: torch.Tensor, noise: torch.Tensor, scheduler: SchedulerMixin, index: int
+    ) -> torch.Tensor:
+        """``known`` latents noised to the level of ``scheduler``'s step ``index`` (after ``set_timesteps``)."""
+        return self._forward.add_noise(known, noise, scheduler.timesteps[index : index + 1])
+
+    def resample_ratio(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+        """``alpha_bar_t / alpha_bar_next`` (< 1): RePaint's one-step diffusion back up from ``t_next`` to ``t``."""
+        alphas = self._forward.alphas_cumprod
+        return alphas[t] / alphas[t_next]
+
+    def inverse_sampler(self) -> SchedulerMixin:
+        """DDIM inversion on the latent schedule (image -> noise, for image interpolation)."""
+        return DDIMInverseScheduler.from_config(make_sampler("ddim", self.config.latent_schedule).config)
+
+    @functools.cached_property
+    def _forward(self) -> DDPMScheduler:
+        return training_scheduler(self.config.latent_schedule)

@@ -1,0 +1,323 @@
+"""The field's diffusers-format text-to-image models as a :class:`~cxr_studio.pipeline.family.LatentFamily`:
+``StableDiffusionPipeline`` (RoentGen v1/v2, SD 1.x/2.x fine-tunes), ``PixArtSigmaPipeline`` and ``SanaPipeline``
+(CheXGenBench's fine-tunes).
+
+Loading goes through diffusers' own classes, offline and safetensors only. This module owns the families' call
+contracts (how each denoiser is called, its learned-sigma half, Sana's timestep scale), and the conversion
+between our grayscale ``[-1, 1]`` images and their 3-channel VAEs (through :mod:`cxr_studio.imaging`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    DDIMInverseScheduler,
+    DDIMScheduler,
+    DDPMScheduler,
+    DiffusionPipeline,
+    DPMSolverMultistepScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from cxr_studio import imaging
+from cxr_studio.config import SamplingDefaults
+from cxr_studio.diffusion.guidance import DenoiseFn
+from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.errors import InputError
+from cxr_studio.pipeline import family
+
+log = logging.getLogger("cxr_studio")
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """What differs between the supported pipelines: the denoiser's component name, the text length the family
+    reads, and the family's own sampling defaults (its model card's steps and guidance)."""
+
+    denoiser: str
+    max_tokens: int
+    defaults: SamplingDefaults
+
+
+# steps and guidance: diffusers' defaults for SD (50 PNDM steps -> 25 DPM-Solver++), CheXGenBench's for Sana
+FAMILIES: dict[str, FamilySpec] = {
+    "StableDiffusionPipeline": FamilySpec(
+        "unet", 77, SamplingDefaults(num_steps=25, guidance_scale=7.5, sampler="dpmpp", latent_clip=0.0, upscale=False)
+    ),
+    "PixArtSigmaPipeline": FamilySpec(
+        "transformer",
+        300,
+        SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+    ),
+    "SanaPipeline": FamilySpec(
+        "transformer",
+        300,
+        SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+    ),
+}
+OPTIONAL_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")  # not needed to draw radiographs
+
+
+def pipeline_class(folder: str | os.PathLike[str]) -> str | None:
+    """The ``_class_name`` of a diffusers folder's ``model_index.json`` (``None`` when the folder has none or is
+    one of our cascades, which carry a ``studio_config.json``)."""
+    index = Path(folder) / "model_index.json"
+    if not index.is_file() or (Path(folder) / "studio_config.json").is_file():
+        return None
+    try:
+        return json.loads(index.read_text()).get("_class_name")
+    except json.JSONDecodeError as err:
+        raise InputError(f"{index} is not valid JSON.") from err
+
+
+def load_pipeline(folder: str | os.PathLike[str], *, device: torch.device) -> DiffusionPipeline:
+    """A supported diffusers pipeline from a local folder: offline, safetensors only, in float32.
+
+    Refused with :class:`InputError`: an unknown pipeline class, a missing component folder, pickle-only weights.
+    """
+    folder = Path(folder)
+    name = pipeline_class(folder)
+    if name not in FAMILIES:
+        raise InputError(
+            f"{folder} holds a {name or 'folder without model_index.json'}; accepted: {', '.join(FAMILIES)} "
+            "(diffusers format) or a CXR Studio cascade."
+        )
+    index = json.loads((folder / "model_index.json").read_text())
+    for component, spec in index.items():
+        if not isinstance(spec, list) or None in spec or component in OPTIONAL_COMPONENTS:
+            continue  # "_class_name", flags such as requires_safety_checker, and components saved as absent
+        if not (folder / component).is_dir():
+            raise InputError(f"{folder.name}: the {component} folder named in model_index.json is missing.")
+        weights = [p for p in (folder / component).iterdir() if p.suffix in (".bin", ".safetensors", ".pt", ".ckpt")]
+        if weights and not any(p.suffix == ".safetensors" for p in weights):
+            raise InputError(
+                f"{folder.name}/{component} has pickle weights only ({weights[0].name}), which can run code when "
+                "loaded; convert them to safetensors (diffusers' save_pretrained does) and try again."
+            )
+    extra = {component: None for component in OPTIONAL_COMPONENTS if component in index}
+    if name == "StableDiffusionPipeline":
+        extra["requires_safety_checker"] = False
+    try:
+        pipe = DiffusionPipeline.from_pretrained(folder, local_files_only=True, use_safetensors=True, **extra)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{folder.name} could not be loaded as a {name}: {err}") from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+class DiffusersFamily:
+    """A loaded diffusers pipeline behind the family contract (see :mod:`cxr_studio.pipeline.family`)."""
+
+    def __init__(self, pipe: DiffusionPipeline) -> None:
+        self.pipe = pipe
+        self.kind = type(pipe).__name__
+        if self.kind not in FAMILIES:
+            raise InputError(f"{self.kind} is not a supported family; accepted: {', '.join(FAMILIES)}.")
+        self.spec = FAMILIES[self.kind]
+        self.denoiser = getattr(pipe, self.spec.denoiser)
+        self.vae = pipe.vae
+        self.flow = (
+            bool(pipe.scheduler.config.get("prediction_type") == "flow_prediction")
+            or "FlowMatch" in type(pipe.scheduler).__name__
+        )
+        self.supports_resampling = not self.flow
+        self.samplers = ("dpmpp", "unipc") if self.flow else ("dpmpp", "unipc", "ddim")
+
+    # --- sizes and spaces ------------------------------------------------------------------------------------
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    @property
+    def vae_factor(self) -> int:
+        return self.pipe.vae_scale_factor
+
+    @property
+    def image_size(self) -> int:
+        return int(self.denoiser.config.sample_size) * self.vae_factor
+
+    @property
+    def latent_shape(self) -> tuple[int, int, int]:
+        size = int(self.denoiser.config.sample_size)
+        return (int(self.denoiser.config.in_channels), size, size)
+
+    @property
+    def defaults(self) -> SamplingDefaults:
+        return self.spec.defaults
+
+    # --- prompts ---------------------------------------------------------------------------------------------
+
+    def encode_reports(self, reports: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reports -> ``(embeds (B, L, D), mask (B, L))`` with the family's own tokenizer and text encoder,
+        padded to its token limit (77 for CLIP, 300 for T5 / Gemma); longer reports are cut there, with a warning."""
+        reports = list(reports)
+        self._warn_if_truncated(reports)
+        with torch.no_grad():
+            if self.kind == "StableDiffusionPipeline":
+                embeds, _ = self.pipe.encode_prompt(reports, self.device, 1, False)
+                return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
+            options: dict[str, Any] = {"clean_caption": False, "max_sequence_length": self.spec.max_tokens}
+            if self.kind == "SanaPipeline":  # no prompt-enhancing instruction: a report is already specific
+                options["complex_human_instruction"] = None
+            embeds, mask, _, _ = self.pipe.encode_prompt(
+                reports, do_classifier_free_guidance=False, device=self.device, **options
+            )
+            return embeds, mask
+
+    def truncated_tokens(self, report: str) -> int:
+        """How many of ``report``'s tokens lie beyond the family's limit (0 when it fits)."""
+        return max(0, len(self.pipe.tokenizer(report, add_special_tokens=True)["input_ids"]) - self.spec.max_tokens)
+
+    def _warn_if_truncated(self, reports: list[str]) -> None:
+        for report in set(reports):
+            cut = self.truncated_tokens(report)
+            if cut:
+                log.warning(
+                    "%s reads %d tokens; the last %d of this report are ignored: %.60s...",
+                    self.kind,
+                    self.spec.max_tokens,
+                    cut,
+                    report,
+                )
+
+    # --- the denoiser ----------------------------------------------------------------------------------------
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The denoiser's output in its scheduler's prediction space, called as the family's pipeline calls it."""
+        timestep = t.expand(x.shape[0]) if torch.is_tensor(t) and t.ndim else torch.full((x.shape[0],), t)
+        timestep = timestep.to(x.device)
+        if self.kind == "StableDiffusionPipeline":
+            return self.denoiser(x, timestep, encoder_hidden_states=embeds).sample
+        if self.kind == "SanaPipeline":
+            timestep = timestep * self.denoiser.config.timestep_scale
+            out = self.denoiser(x, encoder_hidden_states=embeds, encoder_attention_mask=mask, timestep=timestep)
+        else:
+            out = self.denoiser(
+                x,
+                encoder_hidden_states=embeds,
+                encoder_attention_mask=mask,
+                timestep=timestep,
+                added_cond_kwargs={"resolution": None, "aspect_ratio": None},
+            )
+        output = out.sample.float()
+        if self.denoiser.config.out_channels // 2 == x.shape[1]:  # learned sigma: the first half is the prediction
+            output = output.chunk(2, dim=1)[0]
+        return output
+
+    def guided(
+        self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
+    ) -> DenoiseFn:
+        """Classifier-free guidance, negatives first in one batch of ``2B`` as the diffusers pipelines run it."""
+        prompt_embeds, negative_embeds = embeds.chunk(2)
+        prompt_mask, negative_mask = mask.chunk(2)
+        if guidance_scale == 1.0:
+            return lambda x, t: self.predict(x, t, prompt_embeds, prompt_mask)
+        both_embeds = torch.cat([negative_embeds, prompt_embeds])
+        both_mask = torch.cat([negative_mask, prompt_mask])
+
+        def denoise_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            negative, positive = self.predict(torch.cat([x, x]), t, both_embeds, both_mask).chunk(2)
+            return negative + guidance_scale * (positive - negative)
+
+        return denoise_fn
+
+    # --- schedules -------------------------------------------------------------------------------------------
+
+    def sampler(self, name: str) -> SchedulerMixin:
+        """The family's schedule (its scheduler's config: betas or flow sigmas, prediction type) under sampler
+        ``name``; flow-matching families have no DDIM."""
+        if name not in self.samplers:
+            raise InputError(
+                f"sampler {name!r} is not offered for this {self.kind}; accepted: {', '.join(self.samplers)}."
+            )
+        config = self.pipe.scheduler.config
+        if name == "dpmpp":
+            return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+        if name == "unipc":
+            return UniPCMultistepScheduler.from_config(config)
+        return DDIMScheduler.from_config(self._ddim_config)
+
+    def noise_to(
+        self, known: torch.Tensor, noise: torch.Tensor, scheduler: SchedulerMixin, index: int
+    ) -> torch.Tensor:
+        """``known`` latents at the noise level of ``scheduler``'s step ``index`` (after ``set_timesteps``)."""
+        if self.flow:  # x_t = (1 - sigma) x_0 + sigma noise
+            sigma = scheduler.sigmas[index].to(known.device, known.dtype)
+            return (1 - sigma) * known + sigma * noise
+        return self._forward.add_noise(known, noise, scheduler.timesteps[index : index + 1])
+
+    def resample_ratio(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor:
+        if self.flow:
+            raise InputError("RePaint resampling needs a DDPM-type schedule; this model samples by flow matching.")
+        alphas = self._forward.alphas_cumprod
+        return alphas[t] / alphas[t_next]
+
+    def inverse_sampler(self) -> SchedulerMixin:
+        if self.flow:
+            raise InputError(
+                f"image interpolation inverts the images with DDIM, which this flow-matching {self.kind} does not "
+                "have; use the 'report' or 'seed' mode."
+            )
+        return DDIMInverseScheduler.from_config(self._ddim_config)
+
+    @property
+    def _ddim_config(self) -> dict[str, Any]:
+        """The schedule for DDIM and its inversion, which must step through the same timesteps; the inversion
+        has no "linspace" spacing (DPM-Solver's default), so such schedules step "trailing" (Lin et al. 2024)."""
+        config = dict(self.pipe.scheduler.config)
+        if config.get("timestep_spacing") not in ("leading", "trailing"):
+            config["timestep_spacing"] = "trailing"
+        return config
+
+    @property
+    def _forward(self) -> DDPMScheduler:
+        return DDPMScheduler.from_config(self.pipe.scheduler.config)
+
+    # --- pixels <-> latents ----------------------------------------------------------------------------------
+
+    def encode_image(self, image: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, S, S)`` in ``[-1, 1]`` -> scaled latents (the posterior's mode where the VAE has one)."""
+        with torch.no_grad():
+            encoded = self.vae.encode(imaging.to_rgb(image.to(self.device)))
+            latents = encoded.latent_dist.mode() if hasattr(encoded, "latent_dist") else encoded.latent
+            return latents * self.vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> ``(B, 1, S, S)`` in ``[-1, 1]`` (the channel mean of the RGB decoding)."""
+        with torch.no_grad():
+            rgb = self.vae.decode(latents / self.vae.config.scaling_factor).sample
+            return imaging.to_grayscale(rgb.float()).clamp(-1, 1)
+
+    # --- the text-to-image task --------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        reports: list[str],
+        *,
+        negative_reports: list[str],
+        seeds: list[int],
+        num_steps: int,
+        guidance_scale: float,
+        sampler: str,
+        callback: StepCallback | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One image per report and seed: ``(image (B, 1, S, S) in [-1, 1], latents)``."""
+        return family.text_to_image(
+            self,
+            reports,
+            negative_reports=negative_reports,
+            seeds=seeds,
+            num_steps=num_steps,
+            guidance_scale=guidance_scale,
+            sampler=sampler,
+            callback=callback,
+        )

@@ -1,0 +1,174 @@
+"""Diffusers-format models (Stable Diffusion, PixArt-Sigma, Sana) behind the studio's calls, on tiny random
+pipelines built offline from configs (tests/tiny_diffusers.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import tiny_diffusers
+from cxr_studio import CXRStudio, InputError
+from cxr_studio.checkpoints import folder_hash
+from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
+from cxr_studio.pipeline.family import sample
+from cxr_studio.pipeline.studio import DiffusersStudio
+
+REPORT = "Large left pleural effusion."
+
+
+@pytest.fixture(scope="module", params=tiny_diffusers.KINDS)
+def folder(request, tmp_path_factory):
+    return tiny_diffusers.build(request.param, tmp_path_factory.mktemp(request.param) / "model")
+
+
+@pytest.fixture(scope="module")
+def studio(folder):
+    return CXRStudio.from_pretrained(folder)
+
+
+def radiograph(size: int = 48) -> np.ndarray:
+    """A 16-bit test image larger than the families' 32 px, so editing crops a window."""
+    y, x = np.mgrid[0:size, 0:size]
+    return ((0.3 + 0.4 * np.sin(x / 5.0) * np.cos(y / 7.0) + 0.2) * 65535).clip(0, 65535).astype(np.uint16)
+
+
+def test_each_family_samples_as_its_own_diffusers_pipeline(studio):
+    """Same start noise, steps, guidance and solver: our loop gives the latents of the family's own __call__."""
+    family = studio.family
+    pipe = family.pipe
+    noise = seeded_noise([3], family.latent_shape, stream=LATENT_STREAM, device=family.device)
+    embeds, mask = family.encode_reports([REPORT, ""])
+    ours = sample(family, embeds, mask, noise, num_steps=4, guidance_scale=4.5, sampler="dpmpp")
+    original_scheduler = pipe.scheduler
+    pipe.scheduler = family.sampler("dpmpp")
+    options = {"negative_prompt": "", "latents": noise.clone(), "output_type": "latent"}
+    if family.kind != "StableDiffusionPipeline":
+        options |= {"use_resolution_binning": False, "clean_caption": False, "height": 32, "width": 32}
+    if family.kind == "SanaPipeline":
+        options["complex_human_instruction"] = None
+    try:
+        theirs = pipe(REPORT, num_inference_steps=4, guidance_scale=4.5, **options).images
+    finally:
+        pipe.scheduler = original_scheduler
+    assert ours.shape == theirs.shape == (1, *family.latent_shape)
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+def test_generation_is_reproducible_at_the_native_size_and_names_the_model(studio, folder):
+    first = studio.generate(REPORT, seed=5, num_steps=3)
+    again = studio.generate(REPORT, seed=5, num_steps=3)
+    other = studio.generate(REPORT, seed=6, num_steps=3)
+    assert first.pixels.shape == (1, 32, 32) and studio.image_size == studio.output_size == 32
+    assert np.array_equal(first.pixels, again.pixels) and not np.array_equal(first.pixels, other.pixels)
+    assert 0.0 <= first.pixels.min() and first.pixels.max() <= 1.0
+    params = first.parameters_for(0)
+    assert params["model"] == f"model@{folder_hash(folder)[:12]}" and params["synthetic"] is True
+    assert params["upscale"] is False and params["guidance_scale"] == studio.sampling.guidance_scale
+    with pytest.raises(InputError, match="no super-resolution"):
+        studio.generate(REPORT, seed=5, num_steps=3, upscale=True)
+    with pytest.raises(InputError, match="saving, training and resizing need a cascade"):
+        studio.save_pretrained(folder.parent / "copy")
+
+
+def test_inpainting_pastes_back_exactly_and_never_touches_the_keep_mask(studio):
+    image = radiograph()
+    edit = np.zeros(image.shape, np.uint8)
+    edit[10:30, 12:34] = 255
+    keep = np.zeros(image.shape, np.uint8)
+    keep[16:22, 8:40] = 255  # a "tube" across the edit
+    result = studio.inpaint(image, edit, report=REPORT, seed=2, num_steps=3, strength=1.0, keep_mask=keep)
+    assert result.image.dtype == np.uint16 and result.image.shape == image.shape
+    untouched = result.mask == 0
+    assert np.array_equal(result.image[untouched], image[untouched])
+    assert np.array_equal(result.image[keep > 0], image[keep > 0]) and untouched[keep > 0].all()
+    assert not np.array_equal(result.image[10:16, 12:34], image[10:16, 12:34])  # the edit outside the keep changed
+    assert result.parameters["keep_mask"] is True
+    with pytest.raises(InputError, match="keep mask covers the whole edit"):
+        studio.inpaint(image, edit, seed=2, num_steps=3, grow_px=0, keep_mask=np.maximum(edit, keep))
+
+
+def test_outpainting_and_interpolation_run_for_every_family(studio):
+    image = radiograph(32)
+    grown = studio.outpaint(image, left=8, top=4, report=REPORT, seed=1, num_steps=3)
+    assert grown.image.shape == (36, 40) and np.array_equal(grown.image[4:, 8:], image)
+    frames = studio.interpolate("Normal chest radiograph.", REPORT, mode="report", num_frames=3, num_steps=3)
+    assert frames.pixels.shape == (3, 32, 32)
+    seeds = studio.interpolate(1, 2, mode="seed", num_frames=3, report=REPORT, num_steps=3)
+    assert seeds.pixels.shape == (3, 32, 32) and not np.array_equal(seeds.pixels[0], seeds.pixels[2])
+    if studio.family.supports_resampling:
+        between = studio.interpolate(image, image[::-1].copy(), mode="image", num_frames=3, num_steps=3)
+        assert between.pixels.shape == (3, 32, 32)
+    else:  # flow matching: no DDIM inversion, no RePaint; said, not silently approximated
+        with pytest.raises(InputError, match="'report' or 'seed' mode"):
+            studio.interpolate(image, image, mode="image", num_frames=3, num_steps=3)
+        with pytest.raises(InputError, match="flow matching"):
+            studio.inpaint(image, image > 30000, seed=1, num_steps=3, resample_jumps=1)
+
+
+def test_the_sampler_menu_is_the_familys(studio):
+    assert studio.samplers == studio.family.samplers and studio.sampling.sampler in studio.samplers
+    if not studio.family.supports_resampling:
+        assert "ddim" not in studio.samplers
+        with pytest.raises(InputError, match="not offered"):
+            studio.generate(REPORT, sampler="ddim", num_steps=2)
+
+
+def test_bad_folders_say_what_is_wrong(folder, tmp_path):
+    unknown = tmp_path / "unknown"
+    shutil.copytree(folder, unknown)
+    index = json.loads((unknown / "model_index.json").read_text())
+    (unknown / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxPipeline"}))
+    with pytest.raises(InputError, match="FluxPipeline.*accepted: StableDiffusionPipeline"):
+        CXRStudio.from_pretrained(unknown)
+    missing = tmp_path / "missing"
+    shutil.copytree(folder, missing)
+    shutil.rmtree(missing / "vae")
+    with pytest.raises(InputError, match="vae folder named in model_index.json is missing"):
+        CXRStudio.from_pretrained(missing)
+    pickled = tmp_path / "pickled"
+    shutil.copytree(folder, pickled)
+    weights = next((pickled / "vae").glob("*.safetensors"))
+    weights.rename(weights.with_suffix(".bin"))
+    with pytest.raises(InputError, match="pickle weights only"):
+        CXRStudio.from_pretrained(pickled)
+
+
+def test_the_folder_hash_is_computed_once_without_writing_to_the_folder(folder, tmp_path):
+    cache = tmp_path / "hashes.json"
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+    first = folder_hash(folder, cache=cache)
+    assert json.loads(cache.read_text())[str(folder.resolve())]["hash"] == first
+    assert folder_hash(folder, cache=cache) == first
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before and not (folder / "sha256sums.json").exists()
+    changed = tmp_path / "changed"
+    shutil.copytree(folder, changed)
+    (changed / "scheduler" / "scheduler_config.json").write_text("{}")
+    assert folder_hash(changed, cache=cache) != first
+
+
+def test_a_report_past_the_token_limit_is_cut_with_a_warning(folder, caplog):
+    studio = CXRStudio.from_pretrained(folder)
+    long_report = " ".join(["left pleural effusion."] * 120)
+    assert studio.family.truncated_tokens(REPORT) == 0 and studio.family.truncated_tokens(long_report) > 0
+    with caplog.at_level(logging.WARNING, logger="cxr_studio"):
+        studio.encode_report(long_report)
+    assert any("are ignored" in r.message for r in caplog.records)
+
+
+def test_the_keep_mask_holds_for_the_cascade_too():
+    tiny_studio = CXRStudio.from_preset("tiny", seed=0)
+    image = radiograph(64)
+    edit = np.zeros(image.shape, np.uint8)
+    edit[16:48, 16:48] = 255
+    keep = np.zeros(image.shape, np.uint8)
+    keep[28:36, 0:64] = 255
+    result = tiny_studio.inpaint(image, edit, seed=0, num_steps=2, feather_px=6, grow_px=2, keep_mask=keep)
+    assert np.array_equal(result.image[keep > 0], image[keep > 0])
+    assert np.array_equal(result.image[result.mask == 0], image[result.mask == 0])
+    assert not np.array_equal(result.image[16:28, 16:48], image[16:28, 16:48])
+    assert not isinstance(tiny_studio, DiffusersStudio) and tiny_studio.family_name == "CXR Studio cascade"
