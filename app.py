@@ -65,13 +65,32 @@ def session(request: gr.Request | None) -> str:
     return getattr(request, "session_hash", None) or "local"
 
 
+EDIT_BRUSH, KEEP_BRUSH = "#00ff66", "#3399ff"  # green: regenerate; blue: keep (must not change)
+
+
+def _painted(value: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """Every stroke layer's pixels: (alpha > 0, blue > green) per pixel, the latter marking the keep brush."""
+    layers = np.stack([np.asarray(layer) for layer in value["layers"]]).astype(np.int16)
+    painted = layers[..., 3] > 0
+    return painted.any(axis=0), (painted & (layers[..., 2] > layers[..., 1])).any(axis=0)
+
+
 def editor_mask(value: dict | None) -> np.ndarray:
-    """The painted region of a gr.ImageEditor value: every pixel any stroke layer touched (alpha > 0). The brush
-    is see-through (opacity 0.5), so painted alpha is about 127: a threshold at half would drop the whole stroke.
-    Returns a boolean mask (True = regenerate)."""
+    """The region painted with the green brush in a gr.ImageEditor value: every pixel a green stroke touched
+    (alpha > 0). The brush is see-through (opacity 0.5), so painted alpha is about 127: a threshold at half would
+    drop the whole stroke. Returns a boolean mask (True = regenerate)."""
     if not value or not value.get("layers"):
-        raise InputError("paint the region to regenerate first (the brush marks it; white = regenerate).")
-    return np.max(np.stack([np.asarray(layer)[..., 3] for layer in value["layers"]]), axis=0) > 0
+        raise InputError("paint the region to regenerate first (the green brush marks it; white = regenerate).")
+    painted, keep = _painted(value)
+    return painted & ~keep
+
+
+def editor_keep_mask(value: dict | None) -> np.ndarray | None:
+    """The region painted with the blue keep brush (True = must not change), or None when there is none."""
+    if not value or not value.get("layers"):
+        return None
+    keep = _painted(value)[1]
+    return keep if keep.any() else None
 
 
 def stopper(model: AppModel):
@@ -110,8 +129,9 @@ def window_controls() -> list:
     return [level, width, gr.Checkbox(label="Invert")]
 
 
-def generate_tab(model: AppModel) -> gr.Dropdown:
-    d = model.studio.config.sampling
+def generate_tab(model: AppModel) -> list:
+    """The Generate tab; returns the widgets that follow the loaded model: [sampler, steps, guidance, upscale]."""
+    d = model.studio.sampling
 
     @notify
     def generate(
@@ -170,7 +190,9 @@ def generate_tab(model: AppModel) -> gr.Dropdown:
                 random_seed = gr.Checkbox(value=True, label="Random seed")
                 count = gr.Slider(1, LIMITS.ui_max_images, value=1, step=1, label="Images")
                 upscale = gr.Checkbox(
-                    value=d.upscale, label=f"Super-resolution to {model.studio.config.output_size} px"
+                    value=d.upscale and model.studio.super_resolution is not None,
+                    interactive=model.studio.super_resolution is not None,
+                    label=f"Super-resolution to {model.studio.output_size} px",
                 )
             with gr.Accordion("Privacy filter", open=False):
                 gr.Markdown(
@@ -198,7 +220,7 @@ def generate_tab(model: AppModel) -> gr.Dropdown:
     gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
     to_dicom.click(notify(model.export_dicom), selected, dicom)
     to_study.click(notify(model.export_study), files, dicom)
-    return sampler
+    return [sampler, steps, guidance, upscale]
 
 
 def inpaint_tab(model: AppModel) -> None:
@@ -223,6 +245,7 @@ def inpaint_tab(model: AppModel) -> None:
         return model.inpaint(
             radiograph,
             editor_mask(editor),
+            keep_mask=editor_keep_mask(editor),
             report=report,
             preset=preset,
             strength=float(strength),
@@ -251,7 +274,7 @@ def inpaint_tab(model: AppModel) -> None:
                 upload = upload_box("Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload")
                 with gr.Row():
                     level, width, invert = window_controls()
-                brush = gr.Brush(colors=[("#00ff66", 0.5)], color_mode="fixed", default_size=16)
+                brush = gr.Brush(colors=[(EDIT_BRUSH, 0.5), (KEEP_BRUSH, 0.5)], color_mode="fixed", default_size=16)
                 editor = gr.ImageEditor(
                     type="numpy",
                     image_mode="RGBA",
@@ -261,7 +284,7 @@ def inpaint_tab(model: AppModel) -> None:
                     fixed_canvas=False,
                     brush=brush,
                     eraser=gr.Eraser(default_size=16),
-                    label="Paint what to regenerate",
+                    label="Paint what to regenerate (green) and what must not change (blue: keep)",
                     height=560,
                     sources=(),
                     elem_id="inpaint-editor",
@@ -274,7 +297,7 @@ def inpaint_tab(model: AppModel) -> None:
                     grow = gr.Slider(0, LIMITS.ui_max_mask_px, value=first.grow_px, step=1, label="Grow (px)")
                     feather = gr.Slider(0, LIMITS.ui_max_mask_px, value=first.feather_px, step=1, label="Feather (px)")
                 with gr.Row():
-                    default_steps = model.studio.config.sampling.num_steps
+                    default_steps = model.studio.sampling.num_steps
                     steps = gr.Slider(1, LIMITS.ui_max_steps, value=default_steps, step=1, label="Steps")
                     seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
                     jumps = gr.Slider(0, LIMITS.ui_max_resample_jumps, value=0, step=1, label="RePaint resampling")
@@ -594,13 +617,38 @@ def train_tab(model: AppModel) -> gr.Textbox:
     return out
 
 
-def model_tab(model: AppModel, sampler: gr.Dropdown, trained: gr.Textbox) -> None:
+def model_tab(model: AppModel, follows: list, trained: gr.Textbox) -> None:
+    """``follows``: the Generate tab's [sampler, steps, guidance, upscale], reset to each loaded model's own."""
+
     def load(folder):
-        summary, samplers, default = model.load(folder)
-        return summary, gr.Dropdown(choices=samplers, value=default)  # the menu follows the model's schedule
+        summary, samplers, d = model.load(folder)
+        return (
+            summary,
+            gr.Dropdown(choices=samplers, value=d["sampler"]),
+            gr.Slider(value=d["num_steps"]),
+            gr.Slider(value=d["guidance_scale"]),
+            gr.Checkbox(
+                value=d["upscale"],
+                interactive=d["has_super_resolution"],
+                label=f"Super-resolution to {d['output_size']} px",
+            ),
+        )
+
+    def refresh():
+        return gr.Dropdown(choices=model.model_choices(), value=None), model.models_table()
 
     with gr.Tab("Model"):
         summary = gr.Markdown(model.summary())
+        with gr.Row():
+            found = gr.Dropdown(model.model_choices(), label=f"Models in {model.models}/", scale=3)
+            load_found, rescan = gr.Button("Load selected", variant="primary"), gr.Button("Rescan")
+        with gr.Accordion("Every folder found (family, MB, loadable, card)", open=False):
+            table = gr.Dataframe(
+                model.models_table(),
+                headers=["folder", "family", "MB", "loadable", "card"],
+                interactive=False,
+                wrap=True,
+            )
         with gr.Accordion("Evaluation report", open=False):
             gr.Markdown(
                 "Make one with `python -m cxr_studio.evaluate --model DIR --manifest M --out REPORT_DIR` "
@@ -610,11 +658,12 @@ def model_tab(model: AppModel, sampler: gr.Dropdown, trained: gr.Textbox) -> Non
                 folder, show = gr.Textbox(label="Report folder", value="runs/eval/demo"), gr.Button("Show")
             page = gr.HTML()
         show.click(notify(model.evaluation_page), folder, page, api_name="read_evaluation")
-        model_folder = gr.Textbox(label="Model folder (empty: the bundled demo cascade)")
-        gr.Button("Load").click(notify(load), model_folder, [summary, sampler])
-        gr.Button("Load the trained cascade (Train tab's model folder)").click(
-            notify(load), trained, [summary, sampler]
-        )
+        model_folder = gr.Textbox(label="Any model folder (empty: the bundled demo cascade)")
+        outputs = [summary, *follows]
+        gr.Button("Load").click(notify(load), model_folder, outputs, api_name="load_model")
+        load_found.click(notify(load), found, outputs)
+        rescan.click(refresh, None, [found, table])
+        gr.Button("Load the trained cascade (Train tab's model folder)").click(notify(load), trained, outputs)
 
 
 def phantom_tab(model: AppModel) -> None:
@@ -643,21 +692,27 @@ def build_demo(model: AppModel) -> gr.Blocks:
             f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. Generated images are **synthetic** "
             "and labelled as such; edited real images are still patient images."
         )
-        sampler = generate_tab(model)
+        follows = generate_tab(model)
         inpaint_tab(model)
         outpaint_tab(model)
         interpolate_tab(model)
         review_tab(model)
         synthesize_tab()
         trained = train_tab(model)
-        model_tab(model, sampler, trained)
+        model_tab(model, follows, trained)
         phantom_tab(model)
     return demo
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="CXR Studio: a local chest radiograph studio")
-    parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
+    parser.add_argument(
+        "--model",
+        help="model folder: a CXR Studio cascade or a diffusers SD / PixArt-Sigma / Sana folder (default: demo)",
+    )
+    parser.add_argument(
+        "--models", default="models", help="folder of model folders the Model tab lists (default models/)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
     parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
     parser.add_argument("--auth", help="USER:PASS required to open the page")
@@ -678,7 +733,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {err}", file=sys.stderr)
         return 2
     print(f"CXR Studio {__version__}: model {studio.model_id} on {studio.device}")
-    build_demo(AppModel(studio)).queue(**QUEUE).launch(**launch_settings(args.host, args.port, auth))
+    build_demo(AppModel(studio, models=args.models)).queue(**QUEUE).launch(
+        **launch_settings(args.host, args.port, auth)
+    )
     return 0
 
 

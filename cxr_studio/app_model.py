@@ -25,6 +25,7 @@ from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
 from cxr_studio.imaging import read_png_parameters, save_png
+from cxr_studio.model_folders import list_models, read_card
 from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
 
 # progress(step, total, what): the UI's progress bar
@@ -35,8 +36,15 @@ RECENT_UPLOADS = 4  # reads kept for other sessions that uploaded the same file 
 class AppModel:
     """The app's state and actions; see the module docstring."""
 
-    def __init__(self, studio: Any, *, cache: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        studio: Any,
+        *,
+        cache: str | os.PathLike[str] | None = None,
+        models: str | os.PathLike[str] = "models",
+    ) -> None:
         self.studio = studio
+        self.models = Path(models)  # the models folder the Model tab lists
         self.cache = Path(cache or os.environ.get("GRADIO_TEMP_DIR") or Path.cwd() / "outputs").resolve()
         self.outputs = self.cache / "outputs"
         self._stops: dict[str, threading.Event] = {}
@@ -200,6 +208,7 @@ class AppModel:
         radiograph: imaging.Radiograph | None,
         inpaint_mask: np.ndarray,
         *,
+        keep_mask: np.ndarray | None = None,
         session: str = "local",
         progress: Progress | None = None,
         **options: Any,
@@ -208,7 +217,9 @@ class AppModel:
         ``options``: :meth:`CXRStudio.inpaint`'s (report, preset, strength, ...)."""
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
-        result = self.studio.inpaint(radiograph, inpaint_mask, callback=self.callback(session, progress), **options)
+        result = self.studio.inpaint(
+            radiograph, inpaint_mask, keep_mask=keep_mask, callback=self.callback(session, progress), **options
+        )
         png, dcm = self.output_path(f"edited-{result.bit_depth}bit"), self.output_path("edited", ".dcm")
         lossless = result.image if result.image.dtype in (np.uint8, np.uint16) else result.display
         save_png(png, lossless, bit_depth=16, parameters=result.parameters)
@@ -331,25 +342,46 @@ class AppModel:
 
     # --- model -----------------------------------------------------------------------------------------------
 
-    def load(self, folder: str | None) -> tuple[str, list[str], str]:
-        """Load a model folder (empty: the bundled demo) -> (summary, its converging samplers, its default)."""
+    def model_choices(self) -> list[tuple[str, str]]:
+        """The models folder's loadable folders as (label, path): family, size and name."""
+        return [
+            (f"{e.path.name} · {e.family} · {e.size_mb:,.0f} MB", str(e.path))
+            for e in list_models(self.models)
+            if e.loadable
+        ]
+
+    def models_table(self) -> list[list[str]]:
+        """Every model folder found (loadable or not, and why), with the first lines of its card."""
+        return [
+            [e.path.name, e.family, f"{e.size_mb:,.1f}", e.problem or "yes", e.card.replace("\n", " ")[:200]]
+            for e in list_models(self.models)
+        ]
+
+    def load(self, folder: str | None) -> tuple[str, list[str], dict[str, Any]]:
+        """Load a model folder (empty: the bundled demo) -> (summary, its samplers, its sampling defaults and
+        whether it has a super-resolution stage), so the widgets follow the model."""
         self.studio = load_model(folder or None)
-        return self.summary(), list(self.studio.samplers), self.studio.config.sampling.sampler
+        d = self.studio.sampling
+        defaults = {
+            "sampler": d.sampler,
+            "num_steps": d.num_steps,
+            "guidance_scale": d.guidance_scale,
+            "upscale": bool(d.upscale and self.studio.super_resolution is not None),
+            "has_super_resolution": self.studio.super_resolution is not None,
+            "output_size": self.studio.output_size,
+        }
+        return self.summary(), list(self.studio.samplers), defaults
 
     def summary(self) -> str:
         s = self.studio
-        sizes = {
-            k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M"
-            for k, v in s.components().items()
-            if k != "tokenizer"
-        }
-        card = DEFAULT_MODEL / "MODEL_CARD.md"
-        text = card.read_text() if s.model_id.startswith("demo@") and card.is_file() else ""
-        text = "\n".join(
-            line for line in text.splitlines() if not line.startswith("![")
-        )  # relative images: unresolved
-        size = f"{s.config.image_size} px -> {s.config.output_size} px"
-        return f"**Loaded:** `{s.model_id}` on `{s.device}` · {size}\n\n**Components:** {sizes}\n\n{text}"
+        sizes = {k: f"{sum(p.numel() for p in v.parameters()) / 1e6:.2f} M" for k, v in s.modules().items()}
+        folder = s.folder or (DEFAULT_MODEL if s.model_id.startswith("demo@") else None)
+        text = read_card(folder, limit=None) if folder else ""
+        size = f"{s.image_size} px" + (f" -> {s.output_size} px" if s.output_size != s.image_size else "")
+        return (
+            f"**Loaded:** `{s.model_id}` ({s.family_name}) on `{s.device}` · {size}\n\n"
+            f"**Components:** {sizes}\n\n{text}"
+        )
 
     @staticmethod
     def evaluation_page(folder: str) -> str:

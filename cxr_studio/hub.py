@@ -1,8 +1,9 @@
 """Optional Hugging Face Hub helpers for users who are online. Nothing else in CXR Studio uses the network.
 
 ``push_to_hub`` uploads a model folder written by ``CXRStudio.save_pretrained``; ``pull_from_hub``
-downloads one (safetensors and JSON only: pickles are never fetched) into a local folder that
-``CXRStudio.from_pretrained`` then loads offline, checking every file's sha256.
+downloads one, or a diffusers model (RoentGen, CheXGenBench's fine-tunes; gated repositories need a ``token``),
+into a local folder that ``CXRStudio.from_pretrained`` then loads offline. Only safetensors, JSON, cards and
+tokenizer files are fetched: pickles never are.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ from pathlib import Path
 
 from cxr_studio.checkpoints import verify_folder
 from cxr_studio.errors import InputError
+from cxr_studio.model_folders import describe
 
 ALLOWED_FILES = ["*.json", "*.safetensors", "*.md"]
+# tokenizers: CLIP's vocab/merges (.txt), T5's and Gemma's SentencePiece models (.model, a protobuf, not a pickle)
+TOKENIZER_FILES = ["*.txt", "*.model"]
 
 
 def push_to_hub(
@@ -35,16 +39,26 @@ def push_to_hub(
 def pull_from_hub(
     repo_id: str, folder: str | os.PathLike[str], *, revision: str | None = None, token: str | None = None
 ) -> Path:
-    """Download a model folder from the Hub into ``folder`` and verify it; returns the folder."""
+    """Download a model folder from the Hub into ``folder`` and check it; returns the folder. A cascade's files
+    are checked against its ``sha256sums.json``; a diffusers folder must name a supported pipeline."""
     from huggingface_hub import snapshot_download
 
     try:
         path = snapshot_download(
-            repo_id, revision=revision, local_dir=str(folder), allow_patterns=ALLOWED_FILES, token=token
+            repo_id,
+            revision=revision,
+            local_dir=str(folder),
+            allow_patterns=ALLOWED_FILES + TOKENIZER_FILES,
+            token=token,
         )
     except Exception as err:  # offline (HF_HUB_OFFLINE), unknown repository, no access
         raise InputError(
             f"could not download {repo_id!r} from the Hub (offline, or no such repository?): {err}"
         ) from err
+    entry = describe(path)
+    if entry is not None and entry.family != "CXR Studio cascade":
+        if entry.problem:
+            raise InputError(f"{repo_id} was downloaded to {path}, but cannot be loaded: {entry.problem}.")
+        return Path(path)
     verify_folder(path)
     return Path(path)

@@ -338,3 +338,89 @@ def test_every_handler_gets_the_arguments_it_declares(studio):
     mine, other = model.callback("abc", None), model.callback("other", None)
     app.stopper(model)(types.SimpleNamespace(session_hash="abc"))
     assert mine(1, 2) is True and other(1, 2) is False
+
+
+def test_the_blue_brush_marks_what_must_not_change():
+    layer = np.zeros((40, 30, 4), np.uint8)
+    layer[5:20, 5:20] = (0, 255, 102, 127)  # green: regenerate
+    keep = np.zeros((40, 30, 4), np.uint8)
+    keep[10:14, 0:30] = (51, 153, 255, 127)  # blue: keep, painted over part of the green stroke
+    value = {"background": None, "layers": [layer, keep], "composite": None}
+    edit, kept = app.editor_mask(value), app.editor_keep_mask(value)
+    assert kept.sum() == 4 * 30 and not (edit & kept).any()
+    assert edit.sum() == 15 * 15 - 4 * 15
+    assert app.editor_keep_mask({"background": None, "layers": [layer], "composite": None}) is None
+
+
+def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio, tmp_path):
+    import json
+
+    import tiny_diffusers
+    from cxr_studio.app_model import AppModel
+
+    models = tmp_path / "models"
+    tiny_diffusers.build("StableDiffusionPipeline", models / "roentgen-tiny")
+    (models / "roentgen-tiny" / "README.md").write_text("---\nlicense: other\n---\n# RoentGen tiny\nA test model.\n")
+    studio.save_pretrained(models / "org" / "cascade")
+    (models / "flux").mkdir()
+    (models / "flux" / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
+    model = AppModel(studio, cache=tmp_path / "cache", models=models)
+    choices = dict((path, label) for label, path in model.model_choices())
+    assert set(choices) == {str(models / "roentgen-tiny"), str(models / "org" / "cascade")}
+    assert "StableDiffusionPipeline" in choices[str(models / "roentgen-tiny")]
+    table = {row[0]: row for row in model.models_table()}
+    assert table["flux"][3] == "FluxPipeline is not supported" and table["cascade"][1] == "CXR Studio cascade"
+    assert table["roentgen-tiny"][4].startswith("# RoentGen tiny")
+    summary, samplers, defaults = model.load(str(models / "roentgen-tiny"))
+    assert "StableDiffusionPipeline" in summary and "A test model." in summary and "unet" in summary
+    assert samplers == list(model.studio.samplers) and defaults["has_super_resolution"] is False
+    assert defaults["guidance_scale"] == 7.5 and defaults["upscale"] is False
+    gallery, files, first = model.generate(
+        "Left pneumothorax.", negative="", sampler="dpmpp", steps=2, guidance=3.0, seed=5, count=1, upscale=False
+    )
+    from cxr_studio.imaging import read_png_parameters
+
+    assert read_png_parameters(files[0])["model"] == model.studio.model_id
+    assert model.studio.model_id.startswith("roentgen-tiny@")
+
+
+def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
+    """Switch to a tiny Stable Diffusion folder without restarting, then generate and inpaint (keep mask) there."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    import tiny_diffusers
+    from cxr_studio import read_png_parameters, read_radiograph
+
+    folder = tiny_diffusers.build("StableDiffusionPipeline", tmp_path / "sd")
+    demo, client = launch(studio)
+    try:
+        summary, sampler, steps, guidance, upscale = client.predict(str(folder), api_name="/load_model")
+        assert "StableDiffusionPipeline" in summary  # the widgets follow the model's own defaults
+        assert guidance["value"] == 7.5 and upscale["value"] is False and upscale["interactive"] is False
+        _, files, _ = client.predict(
+            "Large left pleural effusion.", "", "dpmpp", 2, 3.0, 7, False, 1, False, False, "", api_name="/generate"
+        )
+        png = files[0] if isinstance(files[0], str) else files[0]["path"]
+        assert read_png_parameters(png)["model"].startswith("sd@") and read_radiograph(png).pixels.shape == (32, 32)
+        pixels = np.random.default_rng(0).integers(0, 65536, (48, 48), dtype=np.uint16)
+        Image.fromarray(pixels).save(tmp_path / "upload.png")
+        layer = np.zeros((48, 48, 4), np.uint8)
+        layer[10:30, 10:30] = (0, 255, 102, 127)
+        layer[18:22, 0:48] = (51, 153, 255, 127)  # the keep brush across the edit
+        Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
+        client.predict(handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload")
+        editor = {
+            "background": None,
+            "layers": [handle_file(str(tmp_path / "stroke.png"))],
+            "composite": None,
+            "id": None,
+        }
+        _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
+        result = read_radiograph(next(f for f in files if str(f).endswith(".png"))).pixels
+        assert np.array_equal(result[18:22], pixels[18:22])  # kept, bit for bit
+        assert np.array_equal(result[36:], pixels[36:]) and not np.array_equal(
+            result[10:18, 10:30], pixels[10:18, 10:30]
+        )
+    finally:
+        demo.close()

@@ -82,6 +82,7 @@ class CXRStudio:
     ) -> None:
         self.config = config
         self.model_id = model_id
+        self.folder: Path | None = None  # the folder it was loaded from, if any (its model card lives there)
         self.device = torch.device(device or "cpu")  # the caller chooses a GPU; never assumed
         self.tokenizer = tokenizer
         self.report_encoder = report_encoder.to(self.device).eval()
@@ -185,7 +186,9 @@ class CXRStudio:
         if pipeline_class(path) is not None:
             return DiffusersStudio.from_folder(path, device=device)
         components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
-        return cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
+        studio = cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
+        studio.folder = Path(path)
+        return studio
 
     def components(self) -> dict[str, Any]:
         return {
@@ -195,6 +198,10 @@ class CXRStudio:
             "latent_unet": self.latent_unet,
             "super_res_unet": self.super_res_unet,
         }
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks by component name (for parameter counts and device moves)."""
+        return {k: v for k, v in self.components().items() if isinstance(v, torch.nn.Module)}
 
     def with_sampling(self, changes: dict[str, Any]) -> CXRStudio:
         """The same weights with other sampling defaults: ``changes`` maps ``SamplingDefaults`` fields to values."""
@@ -635,6 +642,9 @@ class DiffusersStudio(CXRStudio):
     @property
     def family_name(self) -> str:
         return self.family.kind
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {k: v for k, v in self.family.pipe.components.items() if isinstance(v, torch.nn.Module)}
 
     @property
     def sampling(self) -> SamplingDefaults:
