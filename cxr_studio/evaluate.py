@@ -67,10 +67,15 @@ def reconstruction(
     through autoencoder + super-resolution and, as the baseline, autoencoder + bicubic upsampling.
     ``perceptual``: an :class:`~cxr_studio.evaluation.perceptual.LPIPS` adds LPIPS to each row."""
     x = torch.from_numpy(images)
-    recon = torch.cat([studio.decode(studio.codec.encode(x[i : i + 16])).cpu() for i in range(0, len(x), 16)])
+    recon = torch.cat(
+        [
+            studio.decode(studio.family.encode_image(x[i : i + 16].to(studio.device))).cpu()
+            for i in range(0, len(x), 16)
+        ]
+    )
     out: dict[str, Any] = {"autoencoder": _similarity(x, recon, perceptual)}
-    if high_res is not None and len(high_res) and studio.config.output_size > studio.config.image_size:
-        m, sampling = len(high_res), studio.config.sampling
+    if high_res is not None and len(high_res) and studio.output_size > studio.image_size:
+        m, sampling = len(high_res), studio.sampling
         high = torch.from_numpy(high_res)
         upscaled = studio.super_resolution(
             recon[:m].to(studio.device),
@@ -80,12 +85,12 @@ def reconstruction(
             noise_level=sampling.sr_noise_level,
         ).cpu()
         out["autoencoder_plus_super_resolution"] = {
-            "size": studio.config.output_size,
+            "size": studio.output_size,
             **_similarity(high, upscaled, perceptual),
         }
         out["autoencoder_plus_bicubic"] = {
-            "size": studio.config.output_size,
-            **_similarity(high, upsample(recon[:m], studio.config.super_res.factor), perceptual),
+            "size": studio.output_size,
+            **_similarity(high, upsample(recon[:m], studio.output_size // studio.image_size), perceptual),
         }
     return out
 
@@ -280,10 +285,8 @@ def evaluate(
     }
     # 3. Reconstruction at the model's resolution (and through super-resolution)
     _say("reconstruction")
-    model_res = judge.load_split(manifest, "test", size=studio.config.image_size, limit=64)[0]
-    high_res = (
-        judge.load_split(manifest, "test", size=studio.config.output_size, limit=sr_images)[0] if sr_images else None
-    )
+    model_res = judge.load_split(manifest, "test", size=studio.image_size, limit=64)[0]
+    high_res = judge.load_split(manifest, "test", size=studio.output_size, limit=sr_images)[0] if sr_images else None
     perceptual = None
     if vgg16:
         from cxr_studio.evaluation.perceptual import LPIPS
@@ -408,7 +411,7 @@ def evaluate(
         from cxr_studio.evaluation.device_removal import run as device_removal
 
         _say(f"device removal on {device_cases} phantom cases")
-        result = device_removal(studio, n=device_cases, size=max(64, 2 * studio.config.image_size))
+        result = device_removal(studio, n=device_cases, size=max(64, 2 * studio.image_size))
         report["device_removal"] = {k: result[k] for k in ("cases", "size", "summary", "cascade_beats_baseline_psnr")}
     # 10. Privacy: screen the samples; the screen's own detection and false-alarm rates
     if privacy_calibration:

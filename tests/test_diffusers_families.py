@@ -172,3 +172,24 @@ def test_the_keep_mask_holds_for_the_cascade_too():
     assert np.array_equal(result.image[result.mask == 0], image[result.mask == 0])
     assert not np.array_equal(result.image[16:28, 16:48], image[16:28, 16:48])
     assert not isinstance(tiny_studio, DiffusersStudio) and tiny_studio.family_name == "CXR Studio cascade"
+
+
+def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(studio, folder, manifest, tmp_path):
+    """The dataset command, the evaluation's reconstruction rows and the privacy-filtered synthesis need no
+    family-specific code: a diffusers folder goes where a cascade went."""
+    from cxr_studio import imaging
+    from cxr_studio.data.manifest import read_manifest
+    from cxr_studio.evaluate import reconstruction
+    from cxr_studio.synthesize import main as synthesize
+
+    reports = tmp_path / "reports.txt"
+    reports.write_text("Large left pleural effusion.\nNormal chest radiograph.\n")
+    out = tmp_path / "set"
+    args = ["--model", str(folder), "--reports", str(reports), "--per-report", "2", "--out", str(out)]
+    assert synthesize([*args, "--num-steps", "2", "--privacy-against", str(manifest)]) == 0
+    rows = read_manifest(out / "manifest.csv")
+    assert len(rows) == 4 and {r["model"] for r in rows} == {studio.model_id}
+    assert imaging.read_radiograph(out / rows[0]["path"]).pixels.shape == (32, 32)
+    images = np.stack([imaging.to_signed(radiograph(32).astype(np.float32) / 65535)[None]] * 2)
+    rows = reconstruction(studio, images)
+    assert set(rows) == {"autoencoder"} and rows["autoencoder"]["psnr"] > 0  # no super-resolution rows

@@ -65,7 +65,7 @@ def render(
     1, s, s), "manifest_rows": [...]}``, images in ``[-1, 1]`` at ``judge_size``; row ``r``'s images are
     ``[r * seeds, (r + 1) * seeds)``.
     """
-    size = max(studio.config.image_size, 64)
+    size = max(studio.image_size, 64)
     real, fake, meta, manifest_rows = [], [], [], []
     for index, row in enumerate(rows):
         cases = [
@@ -140,9 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(
-        f"wrote {args.out} ({studio.model_id}, {studio.config.sampling.sampler} {studio.config.sampling.num_steps} steps)"
-    )
+    print(f"wrote {args.out} ({studio.model_id}, {studio.sampling.sampler} {studio.sampling.num_steps} steps)")
     return 0
 
 

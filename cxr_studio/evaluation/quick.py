@@ -26,7 +26,7 @@ def reconstruction(studio: Any, manifest: str, *, n: int = 64, split: str = "tes
     from cxr_studio.evaluate import reconstruction as measure
     from cxr_studio.evaluation.classifier import load_split
 
-    return measure(studio, load_split(manifest, split, size=studio.config.image_size, limit=n)[0])["autoencoder"]
+    return measure(studio, load_split(manifest, split, size=studio.image_size, limit=n)[0])["autoencoder"]
 
 
 def lower_zone_asymmetry(image01: np.ndarray) -> float:
@@ -60,13 +60,12 @@ def super_resolution_rows(
     studio = studio.with_sampling(
         {k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None}
     )
-    config = studio.config
-    low = load_split(manifest, "test", size=config.image_size, limit=n)[0]
-    high = load_split(manifest, "test", size=config.output_size, limit=n)[0]
+    low = load_split(manifest, "test", size=studio.image_size, limit=n)[0]
+    high = load_split(manifest, "test", size=studio.output_size, limit=n)[0]
     rows = measure(studio, low, high_res=high)
     return {
-        "sr_sampler": config.sampling.sr_sampler,
-        "sr_num_steps": config.sampling.sr_num_steps,
+        "sr_sampler": studio.sampling.sr_sampler,
+        "sr_num_steps": studio.sampling.sr_num_steps,
         **{k: v for k, v in rows.items() if k != "autoencoder"},
     }
 
