@@ -21,6 +21,7 @@ class Limits:
     max_images: int = 16  # per call
     max_steps: int = 1000  # sampling steps of either stage (the training schedule's length)
     max_guidance: float = 30.0
+    max_adapter_weight: float = 4.0  # LoRA strength either way; past it an adapter only adds artefacts
     max_report_chars: int = 20_000  # far beyond any token limit: more is a pasted file, not a report
     ui_max_steps: int = 150  # beyond this a CPU user waits minutes for no visible change
     ui_max_guidance: float = 15.0  # above it every model here saturates

@@ -356,6 +356,7 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
     import json
 
     import tiny_diffusers
+
     from cxr_studio.app_model import AppModel
 
     models = tmp_path / "models"
@@ -365,7 +366,7 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
     (models / "flux").mkdir()
     (models / "flux" / "model_index.json").write_text(json.dumps({"_class_name": "FluxPipeline"}))
     model = AppModel(studio, cache=tmp_path / "cache", models=models)
-    choices = dict((path, label) for label, path in model.model_choices())
+    choices = {path: label for label, path in model.model_choices()}
     assert set(choices) == {str(models / "roentgen-tiny"), str(models / "org" / "cascade")}
     assert "StableDiffusionPipeline" in choices[str(models / "roentgen-tiny")]
     table = {row[0]: row for row in model.models_table()}
@@ -375,7 +376,7 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
     assert "StableDiffusionPipeline" in summary and "A test model." in summary and "unet" in summary
     assert samplers == list(model.studio.samplers) and defaults["has_super_resolution"] is False
     assert defaults["guidance_scale"] == 7.5 and defaults["upscale"] is False
-    gallery, files, first = model.generate(
+    _, files, _ = model.generate(
         "Left pneumothorax.", negative="", sampler="dpmpp", steps=2, guidance=3.0, seed=5, count=1, upscale=False
     )
     from cxr_studio.imaging import read_png_parameters
@@ -386,16 +387,16 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
 
 def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
     """Switch to a tiny Stable Diffusion folder without restarting, then generate and inpaint (keep mask) there."""
+    import tiny_diffusers
     from gradio_client import handle_file
     from PIL import Image
 
-    import tiny_diffusers
     from cxr_studio import read_png_parameters, read_radiograph
 
     folder = tiny_diffusers.build("StableDiffusionPipeline", tmp_path / "sd")
     demo, client = launch(studio)
     try:
-        summary, sampler, steps, guidance, upscale = client.predict(str(folder), api_name="/load_model")
+        summary, _, _, guidance, upscale = client.predict(str(folder), api_name="/load_model")
         assert "StableDiffusionPipeline" in summary  # the widgets follow the model's own defaults
         assert guidance["value"] == 7.5 and upscale["value"] is False and upscale["interactive"] is False
         _, files, _ = client.predict(

@@ -9,9 +9,9 @@ import shutil
 
 import numpy as np
 import pytest
+import tiny_diffusers
 import torch
 
-import tiny_diffusers
 from cxr_studio import CXRStudio, InputError
 from cxr_studio.checkpoints import folder_hash
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise

@@ -33,6 +33,7 @@ COMMANDS = (
     "training.train_autoencoder",
     "training.train_cascade",
     "training.train_latent_diffusion",
+    "training.finetune",
     "training.train_super_resolution",
 )
 

@@ -9,7 +9,20 @@ from pathlib import Path
 import torch
 
 KINDS = ("StableDiffusionPipeline", "PixArtSigmaPipeline", "SanaPipeline")
-WORDS = "large small left right pleural effusion pneumothorax normal chest radiograph no mass".split()
+WORDS = [
+    "large",
+    "small",
+    "left",
+    "right",
+    "pleural",
+    "effusion",
+    "pneumothorax",
+    "normal",
+    "chest",
+    "radiograph",
+    "no",
+    "mass",
+]
 CHARS = list(string.ascii_lowercase + ".,")
 
 

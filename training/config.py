@@ -11,7 +11,7 @@ from typing import Any
 
 from cxr_studio import InputError
 
-STAGES = ("autoencoder", "latent", "super_res")
+STAGES = ("autoencoder", "latent", "super_res", "finetune")
 LR_SCHEDULES = ("constant", "cosine")
 # Steps per stage of a whole cascade run (python -m training.train_cascade and the app's Train tab); 0 skips one.
 CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
@@ -26,7 +26,7 @@ def option(default: Any, help: str) -> Any:
 class TrainConfig:
     """One stage's run. Every field is a ``--flag`` of the entry points (``--max-steps 500``)."""
 
-    stage: str = option("latent", "stage to train: autoencoder, latent or super_res")
+    stage: str = option("latent", "stage to train: autoencoder, latent, super_res or finetune")
     manifest: str = option("", "the dataset: a manifest.csv (required)")
     out: str = option("runs/cascade", "model folder the stage writes into and reads earlier stages from")
     preset: str = option("demo", "architecture when the model folder does not exist yet (tiny, demo, cheff, ...)")
@@ -80,6 +80,19 @@ class TrainConfig:
     snr_gamma: float = option(0.0, "diffusion stages: min-SNR-gamma loss weighting (0: plain MSE; 5 in the paper)")
     report_dropout: float = option(0.1, "latent: fraction of empty reports, so classifier-free guidance works")
     sample_steps: int = option(20, "denoising steps of the sample grids")
+    # few-shot adaptation of any family's denoiser (python -m training.finetune); --out is the adapter folder
+    model: str = option(
+        "", "finetune: the base model folder, a cascade or a diffusers folder (empty: the bundled demo)"
+    )
+    method: str = option(
+        "lora", "finetune: lora (a small adapter on the attention layers) or full (every denoiser weight)"
+    )
+    rank: int = option(8, "finetune: LoRA rank (adapter size; 4 to 32 is usual)")
+    finetune_images: int = option(0, "finetune: train on the manifest's first N training images only (0: all)")
+    # DreamBooth / RoentGen: the base model's own samples of a class report keep what it already knew
+    prior_report: str = option("", "finetune: prior preservation: mix the base model's samples of this report in")
+    prior_images: int = option(16, "finetune: how many prior-preservation samples to make (once, cached in the run)")
+    prior_weight: float = option(1.0, "finetune: weight of the prior-preservation loss against the new images'")
     # super-resolution
     sr_crop: int = option(256, "super_res: training crop at the output size (the UNet is fully convolutional)")
     sr_low_res: str = option(
@@ -105,6 +118,10 @@ class TrainConfig:
             raise InputError(f"snr_gamma must be 0 (off) or positive, got {self.snr_gamma}.")
         if self.sr_low_res not in ("bicubic", "autoencoder"):
             raise InputError(f"sr_low_res {self.sr_low_res!r}; accepted bicubic or autoencoder.")
+        if self.method not in ("lora", "full"):
+            raise InputError(f"method {self.method!r}; accepted: lora or full.")
+        if self.rank < 1 or self.prior_images < 0 or self.prior_weight < 0 or self.finetune_images < 0:
+            raise InputError("rank must be at least 1; prior_images, prior_weight and finetune_images at least 0.")
         if self.balance_sides and self.stage != "latent":
             raise InputError("balance_sides applies to the latent stage only (the report's sides are its condition).")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):
@@ -117,6 +134,8 @@ class TrainConfig:
         autoencoder) are runs of their own."""
         if self.stage == "super_res" and self.sr_low_res == "autoencoder":
             return "super_res_finetune"
+        if self.stage == "finetune":
+            return f"finetune_{self.method}"
         if self.stage == "latent" and self.latent_reschedule:  # a new parameterisation: a fine-tuning run of its own
             return "latent_rescheduled"
         if (

@@ -61,6 +61,12 @@ def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
 
 
+def drop_reports(reports: list[str], *, fraction: float, generator: torch.Generator) -> list[str]:
+    """Classifier-free guidance's training half: a ``fraction`` of the reports replaced by the empty report."""
+    drop = torch.rand(len(reports), generator=generator, device=generator.device) < fraction
+    return ["" if d else r for r, d in zip(reports, drop.tolist())]
+
+
 class _StageBase:
     def __init__(self, config: TrainConfig, studio: CXRStudio) -> None:
         self.config = config
@@ -297,9 +303,8 @@ class LatentTask(_StageBase):
         device = self.studio.device
         latents = batch["latents"].to(device)
         reports = list(batch["report"])
-        if step >= 0:  # classifier-free guidance: drop the report for a fraction of samples
-            drop = torch.rand(len(reports), generator=generator, device=device) < self.config.report_dropout
-            reports = ["" if d else r for r, d in zip(reports, drop.tolist())]
+        if step >= 0:
+            reports = drop_reports(reports, fraction=self.config.report_dropout, generator=generator)
         tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
         mask = tokens["attention_mask"].to(device)
         embeds = self.modules["report_encoder"](
@@ -497,7 +502,11 @@ def _save(studio: CXRStudio, config, out: str, **replaced: Any) -> None:
 TASKS = {"autoencoder": AutoencoderTask, "latent": LatentTask, "super_res": SuperResTask}
 
 
-def build_task(config: TrainConfig) -> _StageBase:
+def build_task(config: TrainConfig) -> Any:
+    if config.stage == "finetune":  # any family's denoiser, from --model rather than --out
+        from training.finetune import build
+
+        return build(config)
     return TASKS[config.stage](config, load_or_create(config))
 
 

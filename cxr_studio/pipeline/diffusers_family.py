@@ -31,6 +31,7 @@ from cxr_studio import imaging
 from cxr_studio.config import SamplingDefaults
 from cxr_studio.diffusion.guidance import DenoiseFn
 from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.schedules import training_target
 from cxr_studio.errors import InputError
 from cxr_studio.pipeline import family
 
@@ -178,7 +179,9 @@ class DiffusersFamily:
         return max(0, len(self.pipe.tokenizer(report, add_special_tokens=True)["input_ids"]) - self.spec.max_tokens)
 
     def _warn_if_truncated(self, reports: list[str]) -> None:
-        for report in set(reports):
+        warned = self.__dict__.setdefault("_warned", set())  # once per report text (training repeats them)
+        for report in set(reports) - warned:
+            warned.add(report)
             cut = self.truncated_tokens(report)
             if cut:
                 log.warning(
@@ -277,6 +280,23 @@ class DiffusersFamily:
         if config.get("timestep_spacing") not in ("leading", "trailing"):
             config["timestep_spacing"] = "trailing"
         return config
+
+    def training_example(
+        self, latents: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_t, t, target)`` under the family's own objective: DDPM noising with its prediction type, or, for
+        flow matching, ``x_t = (1 - s) x_0 + s n`` with target ``n - x_0`` at timestep ``1000 s``."""
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+        if self.flow:
+            sigma = torch.rand(len(latents), generator=generator, device=latents.device)
+            s = sigma.view(-1, 1, 1, 1)
+            t = sigma * self.pipe.scheduler.config.num_train_timesteps
+            return (1 - s) * latents + s * noise, t, noise - latents
+        schedule = self._forward
+        t = torch.randint(
+            0, schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=latents.device
+        )
+        return schedule.add_noise(latents, noise, t), t, training_target(schedule, latents, noise, t)
 
     @property
     def _forward(self) -> DDPMScheduler:

@@ -46,6 +46,14 @@ class LatentFamily(Protocol):
     def resample_ratio(self, t: torch.Tensor, t_next: torch.Tensor) -> torch.Tensor: ...
     def inverse_sampler(self) -> SchedulerMixin: ...
 
+    # fine-tuning (training/finetune.py): the network that adapters attach to, and the family's own objective
+    denoiser: torch.nn.Module
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor: ...
+    def training_example(
+        self, latents: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: ...
+
 
 def sample(
     family: LatentFamily,

@@ -24,6 +24,8 @@ from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
+from cxr_studio.pipeline.adapters import Adapter, apply_weights, load_lora
+from cxr_studio.pipeline.adapters import remove as remove_adapter
 from cxr_studio.pipeline.diffusers_family import DiffusersFamily, load_pipeline, pipeline_class
 from cxr_studio.pipeline.family import LatentFamily
 from cxr_studio.pipeline.inpainting import EditResult, InpaintOptions, InpaintPipeline
@@ -109,6 +111,45 @@ class CXRStudio:
         )
         self.outpainting = OutpaintPipeline(self.inpainting)
         self.interpolation = InterpolationPipeline(self.family, encode=self.encode)
+
+    # --- adapters (LoRA) -------------------------------------------------------------------------------------
+
+    @property
+    def adapters(self) -> dict[str, Adapter]:
+        """The loaded LoRA adapters by name, with their weights (recorded in every result's parameters)."""
+        return self.__dict__.setdefault("_adapters", {})
+
+    def load_adapter(self, folder: str | os.PathLike[str], *, name: str | None = None, weight: float = 1.0) -> Adapter:
+        """Load a LoRA adapter (``python -m training.finetune`` writes them; diffusers' LoRA format) onto this
+        model's denoiser at ``weight``; an adapter trained on another base model is refused."""
+        name = name or Path(folder).name or "adapter"
+        if name in self.adapters:
+            raise InputError(f"an adapter named {name!r} is already loaded; unload it or choose another name.")
+        adapter = load_lora(
+            self.family.denoiser, folder, name=name, base_model=self.model_id, weight=self._adapter_weight(weight)
+        )
+        self.adapters[name] = adapter
+        apply_weights(self.family.denoiser, self.adapters)
+        return adapter
+
+    def set_adapter_weight(self, name: str, weight: float) -> None:
+        """Change a loaded adapter's strength (0 switches it off; negative steers away from it)."""
+        if name not in self.adapters:
+            raise InputError(f"no adapter named {name!r} is loaded; loaded: {', '.join(self.adapters) or 'none'}.")
+        self.adapters[name] = dataclasses.replace(self.adapters[name], weight=self._adapter_weight(weight))
+        apply_weights(self.family.denoiser, self.adapters)
+
+    def unload_adapter(self, name: str) -> None:
+        """Remove a loaded adapter; the model is then as before it was loaded (to float rounding)."""
+        if name not in self.adapters:
+            raise InputError(f"no adapter named {name!r} is loaded; loaded: {', '.join(self.adapters) or 'none'}.")
+        del self.adapters[name]
+        remove_adapter(self.family.denoiser, name)
+        apply_weights(self.family.denoiser, self.adapters)
+
+    @staticmethod
+    def _adapter_weight(weight: float) -> float:
+        return check_number("adapter weight", weight, -LIMITS.max_adapter_weight, LIMITS.max_adapter_weight)
 
     # --- what every family has ------------------------------------------------------------------------------
 
@@ -435,6 +476,7 @@ class CXRStudio:
             "seeds": seeds,
             "sr_noise_level": self.sampling.sr_noise_level,
             "model": self.model_id,
+            **self._adapter_parameters(),
             "size": int(pixels.shape[-1]),
             "synthetic": True,
             "software": f"cxr_studio {_version()}",
@@ -594,8 +636,13 @@ class CXRStudio:
         return self.family.samplers
 
     def _with_model(self, result: Any) -> Any:
-        """A pipeline's result with this cascade's name and hash in its parameters."""
-        return dataclasses.replace(result, parameters={**result.parameters, "model": self.model_id})
+        """A pipeline's result with this model's name and hash (and its adapters) in its parameters."""
+        return dataclasses.replace(
+            result, parameters={**result.parameters, "model": self.model_id, **self._adapter_parameters()}
+        )
+
+    def _adapter_parameters(self) -> dict[str, Any]:
+        return {"adapters": [a.as_parameters() for a in self.adapters.values()]} if self.adapters else {}
 
     def _settings(self, **given: Any) -> SamplingSettings:
         """The call's settings: the given values, else ``config.sampling``'s, every one checked."""

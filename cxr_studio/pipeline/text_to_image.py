@@ -13,8 +13,9 @@ from transformers import BertModel, BertTokenizerFast
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
 from cxr_studio.diffusion.sampling import StepCallback
-from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler
+from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler, training_target
 from cxr_studio.models.autoencoder import LatentCodec
+from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import encode_reports
 from cxr_studio.pipeline import family
 
@@ -161,6 +162,25 @@ class TextToImagePipeline:
     def inverse_sampler(self) -> SchedulerMixin:
         """DDIM inversion on the latent schedule (image -> noise, for image interpolation)."""
         return DDIMInverseScheduler.from_config(make_sampler("ddim", self.config.latent_schedule).config)
+
+    @property
+    def denoiser(self) -> torch.nn.Module:
+        return self.latent_unet
+
+    def predict(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The latent UNet's output for ``x_t`` (coordinate channels added where it has them)."""
+        return predict_latent(self.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask)
+
+    def training_example(
+        self, latents: torch.Tensor, generator: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(x_t, t, target)`` for clean ``latents`` under the training schedule (uniform timesteps)."""
+        schedule = self._forward
+        noise = torch.randn(latents.shape, generator=generator, device=latents.device)
+        t = torch.randint(
+            0, schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=latents.device
+        )
+        return schedule.add_noise(latents, noise, t), t, training_target(schedule, latents, noise, t)
 
     @functools.cached_property
     def _forward(self) -> DDPMScheduler:
