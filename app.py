@@ -194,6 +194,15 @@ def generate_tab(model: AppModel) -> list:
                     interactive=model.studio.super_resolution is not None,
                     label=f"Super-resolution to {model.studio.output_size} px",
                 )
+            with gr.Accordion("Adapters (LoRA from python -m training.finetune or the Train tab)", open=False):
+                adapters = gr.Markdown(model.adapter_listing())
+                with gr.Row():
+                    adapter_folder = gr.Textbox(label="Adapter folder", scale=3)
+                    strength = gr.Slider(-2, 2, value=1.0, step=0.05, label="Weight")
+                with gr.Row():
+                    loaded = gr.Dropdown([], label="Loaded adapter")
+                    load_adapter, set_weight = gr.Button("Load"), gr.Button("Set weight")
+                    unload = gr.Button("Unload")
             with gr.Accordion("Privacy filter", open=False):
                 gr.Markdown(
                     "Screen every image against the training set and replace any that resembles a training "
@@ -220,6 +229,12 @@ def generate_tab(model: AppModel) -> list:
     gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
     to_dicom.click(notify(model.export_dicom), selected, dicom)
     to_study.click(notify(model.export_study), files, dicom)
+    names = lambda listing, loaded: (listing, gr.Dropdown(choices=loaded, value=loaded[-1] if loaded else None))
+    load_adapter.click(
+        notify(lambda f, w: names(*model.load_adapter(f, w))), [adapter_folder, strength], [adapters, loaded]
+    )
+    set_weight.click(notify(model.set_adapter_weight), [loaded, strength], adapters)
+    unload.click(notify(lambda n: names(*model.unload_adapter(n))), loaded, [adapters, loaded])
     return [sampler, steps, guidance, upscale]
 
 
@@ -558,6 +573,12 @@ def train_tab(model: AppModel) -> gr.Textbox:
         )
         return f"Started training into `{out}`."
 
+    def adapt_run(manifest, out, base, method, rank, max_steps, prior):
+        runs.start_finetune(
+            manifest=manifest, out=out, model=base, method=method, rank=rank, max_steps=max_steps, prior_report=prior
+        )
+        return f"Started adapting `{base or 'the bundled demo'}` into `{out}`."
+
     def poll(out):
         import pandas as pd
 
@@ -592,6 +613,16 @@ def train_tab(model: AppModel) -> gr.Textbox:
             schedule = gr.Dropdown(list(LR_SCHEDULES), value=LR_SCHEDULES[0], label="Learning-rate schedule")
             with gr.Row():
                 begin, resume, stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
+            with gr.Accordion("Few-shot adaptation instead: an adapter for a model (writes into the folder above)"):
+                with gr.Row():
+                    base = gr.Textbox(label="Base model folder (empty: the bundled demo)")
+                    method = gr.Radio(["lora", "full"], value="lora", label="Method")
+                    rank = gr.Number(value=8, precision=0, label="LoRA rank")
+                    adapt_steps = gr.Number(value=300, precision=0, label="Steps")
+                prior = gr.Textbox(
+                    label="Prior-preservation report (optional)", placeholder="Normal chest radiograph."
+                )
+                adapt = gr.Button("Start adaptation")
         with gr.Column():
             status, curve = gr.Markdown("No run yet."), gr.LinePlot(x="step", y="loss", label="Training loss")
             samples = picture("Latest sample grid")
@@ -603,6 +634,7 @@ def train_tab(model: AppModel) -> gr.Textbox:
         *(steps[k] for k in ("ae", "latent", "sr", "sr_finetune", "ae_decoder")),
         schedule,
     ]
+    adapt.click(notify(adapt_run), [manifest, out, base, method, rank, adapt_steps, prior], status)
     begin.click(notify(lambda *a: start(*a, False)), settings, status)
     resume.click(notify(lambda *a: start(*a, True)), settings, status)
     # wait_s=0: SIGTERM and return at once; False means "signalled, still finishing its step"

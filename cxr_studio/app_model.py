@@ -340,6 +340,31 @@ class AppModel:
         write_atomic(path, study.export_csv())
         return study.results(), str(path)
 
+    # --- adapters (LoRA) ----------------------------------------------------------------------------------------
+
+    def adapter_listing(self) -> str:
+        adapters = self.studio.adapters
+        if not adapters:
+            return "No adapter loaded: the base model alone."
+        return "\n".join(
+            f"- `{a.name}` x {a.weight:g} ({a.path.parent.name}, sha256 {a.sha256[:12]})" for a in adapters.values()
+        )
+
+    def load_adapter(self, folder: str, weight: float) -> tuple[str, list[str]]:
+        """Load an adapter folder onto the model -> (listing, loaded names)."""
+        if not folder:
+            raise InputError("give the adapter folder (python -m training.finetune --out writes one).")
+        self.studio.load_adapter(folder, weight=float(weight))
+        return self.adapter_listing(), list(self.studio.adapters)
+
+    def set_adapter_weight(self, name: str, weight: float) -> str:
+        self.studio.set_adapter_weight(name, float(weight))
+        return self.adapter_listing()
+
+    def unload_adapter(self, name: str) -> tuple[str, list[str]]:
+        self.studio.unload_adapter(name)
+        return self.adapter_listing(), list(self.studio.adapters)
+
     # --- model -----------------------------------------------------------------------------------------------
 
     def model_choices(self) -> list[tuple[str, str]]:

@@ -137,3 +137,41 @@ def test_a_killed_fine_tuning_run_resumes(manifest, tmp_path):
     ):
         for key in a.keys():  # noqa: SIM118 (safe_open is not iterable)
             torch.testing.assert_close(a.get_tensor(key), b.get_tensor(key), atol=1e-6, rtol=1e-5)
+
+
+def test_the_app_loads_weighs_and_unloads_an_adapter(manifest, tmp_path):
+    from cxr_studio.app_model import AppModel
+
+    base = tmp_path / "base"
+    CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
+    assert run(base, manifest, tmp_path / "adapter") == 0
+    model = AppModel(CXRStudio.from_pretrained(base), cache=tmp_path / "cache")
+    listing, names = model.load_adapter(str(tmp_path / "adapter"), 0.5)
+    assert names == ["adapter"] and "`adapter` x 0.5" in listing
+    assert "`adapter` x 1.5" in model.set_adapter_weight("adapter", 1.5)
+    with pytest.raises(InputError, match="adapter weight"):
+        model.set_adapter_weight("adapter", 99)
+    listing, names = model.unload_adapter("adapter")
+    assert names == [] and "base model alone" in listing
+    with pytest.raises(InputError, match="adapter folder"):
+        model.load_adapter("", 1.0)
+
+
+@pytest.mark.slow
+def test_the_train_tab_runs_an_adaptation_in_the_background(manifest, tmp_path):
+    import time
+
+    from training import runs
+
+    base = tmp_path / "base"
+    CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
+    out = tmp_path / "adapter"
+    runs.start_finetune(
+        manifest=manifest, out=out, model=str(base), rank=2, max_steps=4, extra_args=["--sample-every", "2"]
+    )
+    deadline = time.time() + 240
+    while runs.is_running(out) and time.time() < deadline:
+        time.sleep(1)
+    progress = runs.read_progress(out)
+    assert progress["status"] == "finished" and progress["step"] == 4 and progress["losses"], progress["log"]
+    assert (out / ADAPTER_FILE).is_file() and progress["stage"] == "finetune_lora"

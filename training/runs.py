@@ -45,6 +45,32 @@ def start_run(
     )
 
 
+def start_finetune(
+    *,
+    manifest: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str = "",
+    method: str = "lora",
+    rank: int = 8,
+    max_steps: int = 300,
+    prior_report: str = "",
+    resume: bool = False,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Start (or resume) few-shot adaptation of ``model`` (empty: the bundled demo) in a separate process
+    (``python -m training.finetune``); ``out`` is the adapter folder. Returns its pid."""
+    if jobs.is_running(runs_dir(out)):
+        raise InputError(f"a run is already writing to {out}; stop it first.")
+    if not Path(manifest).is_file():
+        raise InputError(f"manifest {manifest} does not exist; make a phantom set or ingest a dataset first.")
+    args = ["--manifest", str(manifest), "--out", str(out), "--method", method, "--rank", str(int(rank))]
+    args += ["--max-steps", str(int(max_steps)), *(["--model", model] if model else [])]
+    args += (["--prior-report", prior_report] if prior_report else []) + (["--resume"] if resume else [])
+    return jobs.start(
+        "training.finetune", [*args, *extra_args], runs_dir(out), record={"manifest": str(manifest), "model": model}
+    )
+
+
 def is_running(out: str | os.PathLike[str]) -> bool:
     return jobs.is_running(runs_dir(out))
 
