@@ -215,3 +215,30 @@ def test_a_set_with_several_studies_per_patient_keeps_each_patient_in_one_split(
     assert len(patients) == 4 and all(len(studies) == 3 for studies in patients.values())
     assert all(len({r["split"] for r in studies}) == 1 for studies in patients.values())
     assert all(sorted(r["study_id"][-2:] for r in studies) == ["s1", "s2", "s3"] for studies in patients.values())
+
+
+def test_a_held_out_finding_is_drawn_only_when_asked_for(tmp_path):
+    """The hiatal hernia (few-shot adaptation's new finding) never appears in a default set; added to a case it
+    changes only the pixels around the gastro-oesophageal junction, the report and the labels."""
+    from cxr_studio.data import phantom
+    from cxr_studio.data.manifest import read_manifest
+
+    rng = lambda: np.random.default_rng([5, 1])
+    plain = phantom.render_case(rng(), size=128, findings=(), devices=())
+    hernia = phantom.Finding("hiatal_hernia", None, "large")
+    case = phantom.render_case(rng(), size=128, findings=(), devices=(), add_findings=(hernia,))
+    changed = np.abs(case.image - plain.image) > 1e-6
+    rows, cols = np.nonzero(changed)
+    assert 0 < changed.mean() < 0.05 and rows.min() > 64 and cols.mean() > 64  # low, on the patient's left
+    assert "hiatal hernia" in case.report.lower() and case.labels["No Finding"] == 0
+    assert "hiatal_hernia" not in phantom.FINDINGS and phantom.sample_findings is not None
+    default = read_manifest(phantom.write_dataset(tmp_path / "default", n=30, size=32, seed=0, quiet=True))
+    assert not any("hiatal" in r["report"].lower() for r in default)
+    added = read_manifest(
+        phantom.write_dataset(tmp_path / "added", n=30, size=32, seed=0, quiet=True, add_finding="hiatal_hernia")
+    )
+    with_hernia = [a for a in added if "hiatal_hernia" in a["findings"]]
+    assert 5 < len(with_hernia) < 25 and all("hiatal hernia" in a["report"].lower() for a in with_hernia)
+    for a, d in zip(added, default):  # the cases without it are the default set's own
+        if "hiatal_hernia" not in a["findings"]:
+            assert a["report"] == d["report"] and a["findings"] == d["findings"]

@@ -34,6 +34,7 @@ COMMANDS = (
     "training.train_cascade",
     "training.train_latent_diffusion",
     "training.finetune",
+    "training.adaptation_experiment",
     "training.train_super_resolution",
 )
 

@@ -44,6 +44,8 @@ FINDINGS = (
     "edema",
     "atelectasis",
 )
+# Rendered only when asked for (never sampled): findings no bundled model has seen, for few-shot adaptation
+HELD_OUT_FINDINGS = ("hiatal_hernia",)
 DEVICES = ("pacemaker", "icd", "ecg_leads", "chest_tube", "central_line", "endotracheal_tube", "sternotomy_wires")
 SIDES = ("right", "left")
 SEVERITIES = ("small", "moderate", "large")
@@ -61,6 +63,7 @@ CHEXPERT_OF = {
     "mass": ("Lung Lesion", "Lung Opacity"),
     "edema": ("Edema", "Lung Opacity"),
     "atelectasis": ("Atelectasis", "Lung Opacity"),
+    "hiatal_hernia": (),  # no CheXpert column (it is not "No Finding" either)
 }
 MAX_SIZE = 1024
 MU = 1.35  # attenuation scale: maps projected density to detector brightness
@@ -76,8 +79,8 @@ class Finding:
     zone: str | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in FINDINGS:
-            raise InputError(f"unknown finding {self.name!r}; accepted: {', '.join(FINDINGS)}.")
+        if self.name not in FINDINGS + HELD_OUT_FINDINGS:
+            raise InputError(f"unknown finding {self.name!r}; accepted: {', '.join(FINDINGS + HELD_OUT_FINDINGS)}.")
         if self.name in SIDED and self.side not in SIDES:
             raise InputError(f"finding {self.name} needs side 'right' or 'left', got {self.side!r}.")
         if self.severity not in SEVERITIES:
@@ -640,6 +643,19 @@ class _Renderer:
             r = self.c.ellipse(cx, cy, radius, radius) / lobes
         self.density += 0.75 * np.sqrt(np.clip(1 - r**2, 0, 1))
 
+    def draw_hiatal_hernia(self, f: Finding) -> None:
+        """A retrocardiac gas-filled sac just above the left dome, slightly left of the midline, with an air-fluid
+        level: gas above (lucent), fluid below (dense), a thin wall."""
+        radius = {"small": 0.05, "moderate": 0.075, "large": 0.1}[f.severity] * (1 + self.finding_rng.normal(0, 0.08))
+        cx = self.a.mediastinum_shift + 0.06 + self.finding_rng.normal(0, 0.015)
+        cy = self.a.dome_left - 0.9 * radius
+        r = self.c.ellipse(cx, cy, 1.15 * radius, radius)
+        inside = np.clip(1 - r**2, 0, 1) ** 0.5
+        level = cy + radius * self.finding_rng.uniform(0.05, 0.35)
+        fluid = self.c.blur((self.c.y > level).astype(np.float32), 0.004)
+        wall = np.exp(-(((r - 1) / 0.08) ** 2))
+        self.density += self.c.blur(inside * (0.35 * fluid - 0.45 * (1 - fluid)) + 0.12 * wall, 0.004)
+
     def draw_edema(self, f: Finding, lungs: dict[str, np.ndarray]) -> None:
         strength = {"small": 0.25, "moderate": 0.42, "large": 0.6}[f.severity]
         haze = self.c.layer()
@@ -783,6 +799,7 @@ def render_case(
     findings: Sequence[Finding] | None = None,
     devices: Sequence[Device] | None = None,
     study: int = 0,
+    add_findings: Sequence[Finding] = (),
 ) -> PhantomCase:
     """Render one phantom patient.
 
@@ -794,6 +811,8 @@ def render_case(
         size: image side in pixels (32 to 1024).
         findings: what to draw; ``None`` samples them, ``()`` draws a normal chest.
         devices: support devices; ``None`` samples them, ``()`` draws none.
+        add_findings: drawn besides the (sampled or given) findings, e.g. a held-out ``hiatal_hernia``; the rest
+            of the case is the one rendered without them.
     """
     if not isinstance(size, (int, np.integer)) or not 32 <= size <= MAX_SIZE:
         raise InputError(f"phantom size {size!r}; an integer from 32 to {MAX_SIZE} is accepted.")
@@ -805,7 +824,7 @@ def render_case(
     if study:  # a later study: the patient's own streams for anatomy, new ones for everything of the day
         finding_rng, device_rng, noise_rng, text_rng, acquisition_rng = rng.spawn(study)[-1].spawn(5)
         anatomy.restudied(acquisition_rng)
-    findings = sample_findings(finding_rng) if findings is None else tuple(findings)
+    findings = (sample_findings(finding_rng) if findings is None else tuple(findings)) + tuple(add_findings)
     devices = sample_devices(device_rng) if devices is None else tuple(devices)
     if len({f.name for f in findings}) != len(findings):
         raise InputError("each finding may appear once per case; merge duplicates or render two cases.")
@@ -847,6 +866,8 @@ def render_case(
             r.draw_edema(f, lungs)
         elif f.name == "atelectasis":
             r.draw_atelectasis(f, lungs)
+        elif f.name == "hiatal_hernia":
+            r.draw_hiatal_hernia(f)
     # 3. Devices, in their own layer
     for d in devices:
         r.draw_device(d)
@@ -918,6 +939,7 @@ _SEVERITY_WORD = {
     "atelectasis": {"small": "minimal", "moderate": "subsegmental", "large": "lobar"},
     "nodule": {"small": "small", "moderate": "", "large": "large"},
     "mass": {"small": "", "moderate": "", "large": "large"},
+    "hiatal_hernia": {"small": "small", "moderate": "moderate", "large": "large"},
 }
 _FINDING_TEXT = {
     "pleural_effusion": [
@@ -940,6 +962,10 @@ _FINDING_TEXT = {
     ],
     "mass": ["{sev} mass in the {side} {zone} zone.", "{sev} lobulated mass in the {side} {zone} lung zone."],
     "atelectasis": ["{sev} atelectasis at the {side} base.", "{sev} {side} basilar atelectasis."],
+    "hiatal_hernia": [
+        "{sev} hiatal hernia.",
+        "Retrocardiac air-fluid level, consistent with a {sev} hiatal hernia.",
+    ],
 }
 _NEGATIVES = {
     "pneumothorax": ["No pneumothorax.", "There is no pneumothorax."],
@@ -1005,8 +1031,13 @@ def write_dataset(
     workers: int = 1,
     quiet: bool = False,
     studies: int = 1,
+    add_finding: str | None = None,
+    add_rate: float = 0.5,
 ) -> Path:
     """Write ``n`` phantoms as PNGs plus ``manifest.csv`` under ``out``; returns the manifest path.
+
+    ``add_finding`` (e.g. ``hiatal_hernia``, :data:`HELD_OUT_FINDINGS`): a seeded ``add_rate`` of the cases get it
+    besides what they have, each case otherwise the one rendered without it.
 
     Case ``i`` depends only on ``(seed, i)``, so a larger ``n`` extends a smaller set with the same cases,
     and ``workers`` processes give the same files as one. ``studies > 1``: case ``i`` is study ``i % studies``
@@ -1014,6 +1045,11 @@ def write_dataset(
     """
     if not isinstance(studies, int) or studies < 1:
         raise InputError(f"studies per patient {studies!r}; a whole number from 1 is accepted.")
+    if add_finding is not None:
+        Finding(add_finding, "left" if add_finding in SIDED else None)  # checks the name
+        if not 0 < add_rate <= 1:
+            raise InputError(f"add_rate {add_rate!r}; a fraction in (0, 1] is accepted.")
+    extra = (add_finding, add_rate) if add_finding else None
     if n < 1:
         raise InputError(f"--n {n}: at least one image is needed.")
     if bit_depth not in (8, 16):
@@ -1036,12 +1072,13 @@ def write_dataset(
                     [bit_depth] * workers,
                     [True] * workers,
                     [studies] * workers,
+                    [extra] * workers,
                 )
             )
         rows = sorted((row for part in parts for row in part), key=lambda row: row["path"])
         write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
         return out / "manifest.csv"
-    rows = _write_cases(out, range(n), size, seed, bit_depth, quiet=quiet, studies=studies)
+    rows = _write_cases(out, range(n), size, seed, bit_depth, quiet=quiet, studies=studies, extra=extra)
     if not quiet:
         print(file=sys.stderr)
     write_manifest(out / "manifest.csv", rows, extra=PHANTOM_COLUMNS)
@@ -1049,7 +1086,14 @@ def write_dataset(
 
 
 def _write_cases(
-    out: Path, indices: range, size: int, seed: int, bit_depth: int, quiet: bool = True, studies: int = 1
+    out: Path,
+    indices: range,
+    size: int,
+    seed: int,
+    bit_depth: int,
+    quiet: bool = True,
+    studies: int = 1,
+    extra: tuple[str, float] | None = None,
 ) -> list[dict[str, str]]:
     """Render and write the cases ``indices``; returns their manifest rows."""
     from cxr_studio.imaging import save_png
@@ -1058,7 +1102,12 @@ def _write_cases(
     start, n = time.perf_counter(), len(indices)
     for count, i in enumerate(indices, start=1):
         patient, study = divmod(i, studies)
-        case = render_case(np.random.default_rng([seed, patient]), size=size, study=study)
+        add: tuple[Finding, ...] = ()
+        if extra:  # its own stream: whether and how large, never touching the case's other draws
+            pick = np.random.default_rng([seed, i, 7919])
+            if pick.random() < extra[1]:
+                add = (Finding(extra[0], None, str(pick.choice(SEVERITIES))),)
+        case = render_case(np.random.default_rng([seed, patient]), size=size, study=study, add_findings=add)
         stem = f"phantom_{seed}_{i:06d}"
         patient_id = f"phantom-{seed}-{patient:06d}"
         parameters = {
@@ -1165,6 +1214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="each patient imaged this many times (new positioning, exposure, findings; same anatomy)",
     )
+    parser.add_argument(
+        "--add-finding",
+        choices=HELD_OUT_FINDINGS,
+        help="also draw this finding, which the default sets never contain, in a fraction of the cases",
+    )
+    parser.add_argument("--add-rate", type=float, default=0.5, help="fraction of cases with --add-finding")
     parser.add_argument("--contact-sheet", type=Path, help="write the 16-case contact sheet PNG here and exit")
     args = parser.parse_args(argv)
     try:
@@ -1183,6 +1238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             bit_depth=args.bit_depth,
             workers=args.workers,
             studies=args.studies_per_patient,
+            add_finding=args.add_finding,
+            add_rate=args.add_rate,
         )
         elapsed = time.perf_counter() - start
         print(

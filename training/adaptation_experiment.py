@@ -1,0 +1,171 @@
+"""Few-shot adaptation measured on the phantom: teach a model a finding it never saw (a hiatal hernia), then check
+that it draws it and still draws what it knew.
+
+``python -m training.adaptation_experiment --judge JUDGE_DIR --out runs/adapt [--model DIR] [--images 20,50]``
+
+1. A new phantom set (new patients) where half the cases have a hiatal hernia (``--add-finding``).
+2. A hernia detector that is checked first: a logistic probe on the judge's features, fitted on the real
+   training images and scored on the real test images (its AUC there says whether its verdict on samples means
+   anything).
+3. For the base model and for a LoRA trained on ``K`` hernia images (each ``K`` in ``--images``): the probe's AUC
+   separating samples of hernia reports from samples of reports without one (0.5: the model ignores the words),
+   the judge's mAUC over the old findings on samples of the original test reports (regression), and the time.
+Writes ``report.json`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cxr_studio import imaging
+from cxr_studio.data import phantom
+from cxr_studio.data.manifest import read_manifest, write_manifest
+from cxr_studio.errors import InputError
+from cxr_studio.evaluation.classifier import embed, load_split, mean_auc, per_target_auc, predict
+from cxr_studio.evaluation.metrics import roc_auc
+from cxr_studio.models.classifier import FindingClassifier
+from cxr_studio.pipeline.studio import load_model
+from training.finetune import main as finetune
+
+FINDING = "hiatal_hernia"
+
+
+def fit_probe(features: np.ndarray, labels: np.ndarray, *, steps: int = 500, l2: float = 1e-3) -> np.ndarray:
+    """Logistic regression (standardised features, L2) -> a scorer's weights ``(D + 1,)`` incl. mean/std folded in."""
+    mean, std = features.mean(0), features.std(0) + 1e-8
+    x = torch.from_numpy((features - mean) / std).float()
+    y = torch.from_numpy(labels.astype(np.float32))
+    w = torch.zeros(x.shape[1] + 1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=steps)
+
+    def closure():
+        optimizer.zero_grad()
+        logits = x @ w[:-1] + w[-1]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, y) + l2 * (w[:-1] ** 2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    weights = w.detach().numpy().astype(np.float64)
+    return np.concatenate([weights[:-1] / std, [weights[-1] - float((weights[:-1] / std) @ mean)]])
+
+
+def probe_scores(probe: np.ndarray, features: np.ndarray) -> np.ndarray:
+    return features @ probe[:-1] + probe[-1]
+
+
+def has_finding(row: dict[str, str]) -> bool:
+    return FINDING in row.get("findings", "")
+
+
+def samples(studio, reports: Sequence[str], *, seed: int, num_steps: int, size: int) -> np.ndarray:
+    """One image per report (seed ``seed + i``) at the judge's size, ``(N, 1, S, S)`` in ``[-1, 1]``."""
+    out = []
+    for i, report in enumerate(reports):
+        result = studio.generate(report, seed=seed + i, num_steps=num_steps, upscale=False)
+        out.append(imaging.to_batch([result.pixels[0]], size)[0])
+    return np.stack(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--judge", required=True, help="a judge folder (python -m cxr_studio.evaluate writes one)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for the data, adapters and report.json")
+    parser.add_argument("--model", default="", help="base model folder (default: the bundled demo)")
+    parser.add_argument("--old-manifest", default="data/phantom512/manifest.csv", help="the base's own phantom set")
+    parser.add_argument("--images", default="20,50", help="comma-separated few-shot sizes (hernia images)")
+    parser.add_argument("--steps", type=int, default=150, help="LoRA optimizer steps per run")
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per LoRA step")
+    parser.add_argument("--lr", type=float, default=1e-3, help="LoRA learning rate")
+    parser.add_argument("--samples", type=int, default=16, help="samples per class (hernia / none) per model")
+    parser.add_argument("--old-reports", type=int, default=32, help="old test reports sampled for the regression mAUC")
+    parser.add_argument("--num-steps", type=int, default=15, help="sampling steps")
+    parser.add_argument("--cases", type=int, default=400, help="phantom cases in the new set (half with a hernia)")
+    args = parser.parse_args(argv)
+    try:
+        report = run(args)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict:
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    judge = FindingClassifier.load(args.judge)
+    size = judge.config.image_size
+    base = load_model(args.model or None)
+    report: dict = {"base_model": base.model_id, "judge": str(args.judge), "settings": vars(args) | {"out": str(out)}}
+    # 1. The new set: new patients (seed 77), half with a hernia
+    manifest = out / "data" / "manifest.csv"
+    if not manifest.is_file():
+        phantom.write_dataset(
+            out / "data", n=args.cases, size=base.image_size, seed=77, quiet=True, add_finding=FINDING, add_rate=0.5
+        )
+    rows = read_manifest(manifest)
+    # 2. The detector, checked on real images first
+    train_x, _, _, train_rows = load_split(manifest, "train", size=size)
+    test_x, _, _, test_rows = load_split(manifest, "test", size=size)
+    probe = fit_probe(embed(judge, train_x), np.array([has_finding(r) for r in train_rows]))
+    real_labels = np.array([has_finding(r) for r in test_rows])
+    report["probe_auc_on_real_test_images"] = roc_auc(probe_scores(probe, embed(judge, test_x)), real_labels)
+    # 3. What each model draws: hernia reports against reports without one; the old findings
+    positives = [r["report"] for r in test_rows if has_finding(r)][: args.samples]
+    negatives = [r["report"] for r in test_rows if not has_finding(r)][: args.samples]
+    old_x, old_t, old_k, old_rows = load_split(args.old_manifest, "test", size=size, limit=args.old_reports)
+    old_reports = [r["report"] for r in old_rows]
+    report["real_old_test_mauc"] = mean_auc(per_target_auc(predict(judge, old_x), old_t, old_k))
+
+    def measure(studio) -> dict:
+        drawn = samples(studio, positives + negatives, seed=1000, num_steps=args.num_steps, size=size)
+        labels = np.array([True] * len(positives) + [False] * len(negatives))
+        old = samples(studio, old_reports, seed=2000, num_steps=args.num_steps, size=size)
+        return {
+            "hernia_auc_on_samples": roc_auc(probe_scores(probe, embed(judge, drawn)), labels),
+            "old_findings_mauc_on_samples": mean_auc(per_target_auc(predict(judge, old), old_t, old_k)),
+        }
+
+    report["base"] = measure(base)
+    report["adapters"] = {}
+    hernia_train = [r for r in rows if r["split"] == "train" and has_finding(r)]
+    for k in [int(v) for v in args.images.split(",")]:
+        if len(hernia_train) < k:
+            raise InputError(f"only {len(hernia_train)} training images have a hernia; raise --cases.")
+        few = manifest.parent / f"few{k}.csv"  # beside the images its paths are relative to
+        write_manifest(few, hernia_train[:k], extra=phantom.PHANTOM_COLUMNS)
+        adapter = out / f"adapter{k}"
+        began = time.perf_counter()
+        code = finetune(
+            [
+                *(["--model", args.model] if args.model else []),
+                *("--manifest", str(few), "--out", str(adapter), "--rank", str(args.rank)),
+                *("--max-steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr)),
+                *("--warmup-steps", "10", "--sample-every", str(args.steps), "--checkpoint-every", "50"),
+                *("--log-every", "10", "--ema-decay", "0", "--report-dropout", "0.1"),
+                *(["--resume"] if (adapter.parent / f"{adapter.name}.runs").is_dir() else []),
+            ]
+        )
+        if code:
+            raise InputError(f"the fine-tuning run for {k} images failed (exit {code}); see its log.")
+        seconds = time.perf_counter() - began
+        studio = load_model(args.model or None)
+        studio.load_adapter(adapter)
+        report["adapters"][k] = {"train_seconds": round(seconds, 1), **measure(studio)}
+        (out / "report.json").write_text(json.dumps(report, indent=2))
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
