@@ -15,6 +15,7 @@ from cxr_studio.version import __version__
 
 _LAZY = {
     "CXRStudio": "cxr_studio.pipeline.studio",
+    "DiffusersStudio": "cxr_studio.pipeline.studio",
     "DEFAULT_MODEL": "cxr_studio.pipeline.studio",
     "load_default": "cxr_studio.pipeline.studio",
     "load_model": "cxr_studio.pipeline.studio",
@@ -31,6 +32,7 @@ __all__ = [
     "PRESETS",
     # the lazy attributes (_LAZY), spelled out so that tools see them
     "CXRStudio",
+    "DiffusersStudio",
     "GenerationCancelled",
     "GenerationResult",
     "InputError",

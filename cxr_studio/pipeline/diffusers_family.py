@@ -9,9 +9,11 @@ between our grayscale ``[-1, 1]`` images and their 3-channel VAEs (through :mod:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,9 +35,8 @@ from cxr_studio.diffusion.guidance import DenoiseFn
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.diffusion.schedules import training_target
 from cxr_studio.errors import InputError
+from cxr_studio.models.report_encoder import TruncationWarning
 from cxr_studio.pipeline import family
-
-log = logging.getLogger("cxr_studio")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,19 @@ def load_pipeline(folder: str | os.PathLike[str], *, device: torch.device) -> Di
     return pipe.to(device)
 
 
+@contextlib.contextmanager
+def _quiet_diffusers():
+    """diffusers logs the cut-off words of a long prompt: a report's text must not reach the logs (we warn with
+    the count instead)."""
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 class DiffusersFamily:
     """A loaded diffusers pipeline behind the family contract (see :mod:`cxr_studio.pipeline.family`)."""
 
@@ -162,7 +176,7 @@ class DiffusersFamily:
         padded to its token limit (77 for CLIP, 300 for T5 / Gemma); longer reports are cut there, with a warning."""
         reports = list(reports)
         self._warn_if_truncated(reports)
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_diffusers():
             if self.kind == "StableDiffusionPipeline":
                 embeds, _ = self.pipe.encode_prompt(reports, self.device, 1, False)
                 return embeds, torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
@@ -179,17 +193,16 @@ class DiffusersFamily:
         return max(0, len(self.pipe.tokenizer(report, add_special_tokens=True)["input_ids"]) - self.spec.max_tokens)
 
     def _warn_if_truncated(self, reports: list[str]) -> None:
-        warned = self.__dict__.setdefault("_warned", set())  # once per report text (training repeats them)
+        warned = self.__dict__.setdefault("_warned", set())  # once per report (training repeats them)
         for report in set(reports) - warned:
             warned.add(report)
             cut = self.truncated_tokens(report)
             if cut:
-                log.warning(
-                    "%s reads %d tokens; the last %d of this report are ignored: %.60s...",
-                    self.kind,
-                    self.spec.max_tokens,
-                    cut,
-                    report,
+                warnings.warn(
+                    # the count, never the text: a report can carry patient details
+                    f"{self.kind} reads {self.spec.max_tokens} tokens; the last {cut} tokens of a report are ignored.",
+                    TruncationWarning,
+                    stacklevel=3,
                 )
 
     # --- the denoiser ----------------------------------------------------------------------------------------
