@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from cxr_studio import imaging
-from cxr_studio.data import phantom
+from cxr_studio.data import phantom, phantom_reports
 from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
@@ -438,7 +438,7 @@ class AppModel:
             if finding == "none"
             else [phantom.Finding(finding, side if finding in phantom.SIDED else None, severity, zone)]
         )
-        return phantom.report_for(
+        return phantom_reports.report_for(
             chosen, [phantom.Device(d, side if d in phantom.SIDED_DEVICES else None) for d in devices]
         )
 
