@@ -191,3 +191,21 @@ def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(studio,
     images = np.stack([imaging.to_signed(radiograph(32).astype(np.float32) / 65535)[None]] * 2)
     rows = reconstruction(studio, images)
     assert set(rows) == {"autoencoder"} and rows["autoencoder"]["psnr"] > 0  # no super-resolution rows
+
+
+def test_a_sana_folder_with_a_flow_match_euler_scheduler_samples_with_flow_sigmas(tmp_path):
+    """Some Sana folders ship FlowMatchEulerDiscreteScheduler: the solvers are built on flow sigmas with its shift."""
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    folder = tiny_diffusers.build("SanaPipeline", tmp_path / "sana")
+    FlowMatchEulerDiscreteScheduler(shift=3.0).save_pretrained(folder / "scheduler")
+    index = json.loads((folder / "model_index.json").read_text())
+    index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
+    (folder / "model_index.json").write_text(json.dumps(index))
+    studio = CXRStudio.from_pretrained(folder)
+    assert studio.family.flow and studio.samplers == ("dpmpp", "unipc")
+    scheduler = studio.family.sampler("dpmpp")
+    assert scheduler.config.prediction_type == "flow_prediction" and scheduler.config.flow_shift == 3.0
+    for sampler in studio.samplers:
+        pixels = studio.generate(REPORT, seed=1, num_steps=3, sampler=sampler).pixels
+        assert np.isfinite(pixels).all() and pixels.std() > 0

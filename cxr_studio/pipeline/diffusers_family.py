@@ -255,7 +255,10 @@ class DiffusersFamily:
             raise InputError(
                 f"sampler {name!r} is not offered for this {self.kind}; accepted: {', '.join(self.samplers)}."
             )
-        config = self.pipe.scheduler.config
+        config = dict(self.pipe.scheduler.config)
+        if self.flow:  # a FlowMatchEuler config says "shift"; the multistep solvers need it spelled as flow sigmas
+            shift = config.get("flow_shift") or config.get("shift") or 1.0
+            config |= {"prediction_type": "flow_prediction", "use_flow_sigmas": True, "flow_shift": shift}
         if name == "dpmpp":
             return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
         if name == "unipc":
