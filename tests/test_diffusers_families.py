@@ -177,7 +177,7 @@ def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(studio,
     family-specific code: a diffusers folder goes where a cascade went."""
     from cxr_studio import imaging
     from cxr_studio.data.manifest import read_manifest
-    from cxr_studio.evaluate import reconstruction
+    from cxr_studio.evaluation.report import reconstruction
     from cxr_studio.synthesize import main as synthesize
 
     reports = tmp_path / "reports.txt"

@@ -373,7 +373,7 @@ def test_a_local_torchscript_feature_network(tmp_path):
 
 
 def test_similarity_rows_tell_blur_from_sharpness():
-    from cxr_studio.evaluate import _similarity
+    from cxr_studio.evaluation.report import _similarity
     from cxr_studio.models.super_res_unet import upsample
 
     generator = torch.Generator().manual_seed(0)
@@ -509,7 +509,7 @@ def test_a_synthetic_set_exports_in_chexgenbench_layout(studio, tmp_path):
 
 def test_per_finding_figures_compare_like_with_like():
     """CheXGenBench's conditional mode: for each label, real positives against samples whose report has it."""
-    from cxr_studio.evaluate import per_finding
+    from cxr_studio.evaluation.report import per_finding
     from cxr_studio.labels import CHEXPERT_LABELS
 
     rng = np.random.default_rng(0)

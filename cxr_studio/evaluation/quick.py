@@ -23,8 +23,8 @@ import numpy as np
 def reconstruction(studio: Any, manifest: str, *, n: int = 64, split: str = "test") -> dict[str, float]:
     """MSE, PSNR, SSIM and MS-SSIM of decode(encode(x)) at the low resolution on ``[0, 1]`` images (Cheff table 2,
     row 2): the evaluation's own reconstruction figures on the first ``n`` images of ``split``."""
-    from cxr_studio.evaluate import reconstruction as measure
     from cxr_studio.evaluation.classifier import load_split
+    from cxr_studio.evaluation.report import reconstruction as measure
 
     return measure(studio, load_split(manifest, split, size=studio.image_size, limit=n)[0])["autoencoder"]
 
@@ -54,8 +54,8 @@ def super_resolution_rows(
     studio: Any, manifest: str, *, n: int, sampler: str | None = None, steps: int | None = None
 ) -> dict[str, Any]:
     """The evaluation's AE + SR and AE + bicubic rows on the first ``n`` test images, with this SR sampler and steps."""
-    from cxr_studio.evaluate import reconstruction as measure
     from cxr_studio.evaluation.classifier import load_split
+    from cxr_studio.evaluation.report import reconstruction as measure
 
     studio = studio.with_sampling(
         {k: v for k, v in (("sr_sampler", sampler), ("sr_num_steps", steps)) if v is not None}
