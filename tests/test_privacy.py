@@ -197,3 +197,20 @@ def test_re_identification_network_pairs_calibration_and_round_trip(tmp_path):
     again = ReIdNetwork.load(tmp_path / "reid")
     assert again.threshold == model.threshold and again.false_positive_rate == 0.25
     assert np.array_equal(reid.pair_scores(again, a, b), reid.pair_scores(model, a, b))
+
+
+def test_an_exact_copy_always_scores_the_re_identification_maximum():
+    """The score is monotone in the embeddings' cosine similarity: an image against itself beats it against any
+    other, whatever the (here random) weights, so no threshold can let an exact copy through."""
+    import torch
+
+    from cxr_studio.models.reid import ReIdConfig, ReIdNetwork
+
+    torch.manual_seed(0)
+    model = ReIdNetwork(ReIdConfig(image_size=32, embedding_size=8, hidden_sizes=(8, 16), depths=(1, 1))).eval()
+    images = torch.rand(6, 1, 32, 32) * 2 - 1
+    with torch.no_grad():
+        e = model.embed(images)
+        scores = model.compare(e[:, None], e[None])
+    assert torch.allclose(e.norm(dim=-1), torch.ones(6), atol=1e-5)
+    assert torch.allclose(scores, scores.T) and (scores.diagonal()[:, None] >= scores - 1e-5).all()
