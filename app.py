@@ -229,7 +229,10 @@ def generate_tab(model: AppModel) -> list:
     gallery.select(recall, [files], [report, negative, sampler, steps, guidance, seed, random_seed, selected])
     to_dicom.click(notify(model.export_dicom), selected, dicom)
     to_study.click(notify(model.export_study), files, dicom)
-    names = lambda listing, loaded: (listing, gr.Dropdown(choices=loaded, value=loaded[-1] if loaded else None))
+
+    def names(listing, loaded):
+        return listing, gr.Dropdown(choices=loaded, value=loaded[-1] if loaded else None)
+
     load_adapter.click(
         notify(lambda f, w: names(*model.load_adapter(f, w))), [adapter_folder, strength], [adapters, loaded]
     )

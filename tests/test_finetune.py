@@ -64,6 +64,8 @@ def test_a_lora_adapter_trains_saves_in_diffusers_format_and_loads_back(base, ma
     assert not np.array_equal(adapted, before)
     result = studio.generate(REPORT, seed=3, num_steps=3, upscale=False)
     assert result.parameters["adapters"] == [adapter.as_parameters()] and adapter.weight == 1.0
+    # a studio that shares the weights (other sampling defaults) knows the adapter too
+    assert studio.with_sampling({"num_steps": 2}).generate(REPORT, seed=3, upscale=False).parameters["adapters"]
     studio.set_adapter_weight("effusion", 0.0)
     np.testing.assert_allclose(pixels(studio), before, atol=1e-6)  # weight 0: the base model
     studio.set_adapter_weight("effusion", 1.0)

@@ -44,6 +44,11 @@ class Adapter:
         return {"name": self.name, "sha256": self.sha256[:12], "weight": self.weight, "base_model": self.base_model}
 
 
+def loaded_adapters(denoiser: torch.nn.Module) -> dict[str, Adapter]:
+    """The adapters loaded onto ``denoiser`` by name (the registry travels with the module that holds their layers)."""
+    return denoiser.__dict__.setdefault("cxr_studio_adapters", {})
+
+
 def component_of(denoiser: torch.nn.Module) -> str:
     """The key prefix diffusers' LoRA loaders expect for this denoiser."""
     return "unet" if "UNet" in type(denoiser).__name__ else "transformer"

@@ -10,6 +10,7 @@ between our grayscale ``[-1, 1]`` images and their 3-channel VAEs (through :mod:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -32,11 +33,9 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from cxr_studio import imaging
 from cxr_studio.config import SamplingDefaults
 from cxr_studio.diffusion.guidance import DenoiseFn
-from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.diffusion.schedules import training_target
 from cxr_studio.errors import InputError
 from cxr_studio.models.report_encoder import TruncationWarning
-from cxr_studio.pipeline import family
 
 
 @dataclass(frozen=True)
@@ -314,8 +313,8 @@ class DiffusersFamily:
         )
         return schedule.add_noise(latents, noise, t), t, training_target(schedule, latents, noise, t)
 
-    @property
-    def _forward(self) -> DDPMScheduler:
+    @functools.cached_property
+    def _forward(self) -> DDPMScheduler:  # noise_to calls it at every step
         return DDPMScheduler.from_config(self.pipe.scheduler.config)
 
     # --- pixels <-> latents ----------------------------------------------------------------------------------
@@ -332,28 +331,3 @@ class DiffusersFamily:
         with torch.no_grad():
             rgb = self.vae.decode(latents / self.vae.config.scaling_factor).sample
             return imaging.to_grayscale(rgb.float()).clamp(-1, 1)
-
-    # --- the text-to-image task --------------------------------------------------------------------------------
-
-    def __call__(
-        self,
-        reports: list[str],
-        *,
-        negative_reports: list[str],
-        seeds: list[int],
-        num_steps: int,
-        guidance_scale: float,
-        sampler: str,
-        callback: StepCallback | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One image per report and seed: ``(image (B, 1, S, S) in [-1, 1], latents)``."""
-        return family.text_to_image(
-            self,
-            reports,
-            negative_reports=negative_reports,
-            seeds=seeds,
-            num_steps=num_steps,
-            guidance_scale=guidance_scale,
-            sampler=sampler,
-            callback=callback,
-        )

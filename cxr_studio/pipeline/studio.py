@@ -24,10 +24,10 @@ from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
-from cxr_studio.pipeline.adapters import Adapter, apply_weights, load_lora
+from cxr_studio.pipeline.adapters import Adapter, apply_weights, load_lora, loaded_adapters
 from cxr_studio.pipeline.adapters import remove as remove_adapter
 from cxr_studio.pipeline.diffusers_family import DiffusersFamily, load_pipeline, pipeline_class
-from cxr_studio.pipeline.family import LatentFamily
+from cxr_studio.pipeline.family import LatentFamily, text_to_image
 from cxr_studio.pipeline.inpainting import EditResult, InpaintOptions, InpaintPipeline
 from cxr_studio.pipeline.interpolation import InterpolationPipeline, InterpolationResult
 from cxr_studio.pipeline.latent_inpainting import LatentInpaintPipeline
@@ -116,8 +116,9 @@ class CXRStudio:
 
     @property
     def adapters(self) -> dict[str, Adapter]:
-        """The loaded LoRA adapters by name, with their weights (recorded in every result's parameters)."""
-        return self.__dict__.setdefault("_adapters", {})
+        """The loaded LoRA adapters by name, with their weights (recorded in every result's parameters); kept
+        with the denoiser, so a studio that shares it (``with_sampling``, ...) knows them too."""
+        return loaded_adapters(self.family.denoiser)
 
     def load_adapter(self, folder: str | os.PathLike[str], *, name: str | None = None, weight: float = 1.0) -> Adapter:
         """Load a LoRA adapter (``python -m training.finetune`` writes them; diffusers' LoRA format) onto this
@@ -312,7 +313,8 @@ class CXRStudio:
     ) -> torch.Tensor:
         """One report -> scaled latents ``(1, C, h, w)`` (decode them with :meth:`decode`)."""
         settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
-        _, latents = self.text_to_image(
+        _, latents = text_to_image(
+            self.family,
             _as_reports(report),
             negative_reports=[_clean_report(negative_report)],
             seeds=[check_seed(seed)],
@@ -345,6 +347,8 @@ class CXRStudio:
         callback: StepCallback | None = None,
     ) -> Image.Image:
         """Super-resolve any radiograph: resized and cropped to ``image_size``, upscaled by the SR factor."""
+        if self.super_resolution is None:
+            raise InputError(f"{self.family_name} has no super-resolution stage.")
         settings = self._settings(sr_num_steps=num_steps, sr_sampler=sampler)
         level = (
             self.config.sampling.sr_noise_level
@@ -446,7 +450,8 @@ class CXRStudio:
         total = settings.num_steps + (settings.sr_num_steps if upscale else 0)
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
-        low_res, _ = self.text_to_image(
+        low_res, _ = text_to_image(
+            self.family,
             reports,
             negative_reports=negatives,
             seeds=seeds,
@@ -715,18 +720,6 @@ class DiffusersStudio(CXRStudio):
 
     def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
         return self.components()
-
-    def upscale(
-        self,
-        image: Any,
-        *,
-        num_steps: int | None = None,
-        sampler: str | None = None,
-        seed: int = 0,
-        noise_level: float | None = None,
-        callback: StepCallback | None = None,
-    ) -> Image.Image:
-        raise InputError(f"{self.family_name} has no super-resolution stage.")
 
 
 def _version() -> str:

@@ -12,16 +12,16 @@ from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
-from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler, training_target
 from cxr_studio.models.autoencoder import LatentCodec
 from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import encode_reports
-from cxr_studio.pipeline import family
 
 
 class TextToImagePipeline:
-    """``report`` -> ``prompt_embeds`` -> ``latents`` -> decoded ``low_res`` image."""
+    """The cascade's latent stage as a model family (:mod:`cxr_studio.pipeline.family`): ``report`` ->
+    ``prompt_embeds``, the guided latent UNet, ``latents`` <-> ``low_res`` images. The task itself, report to
+    image, is :func:`cxr_studio.pipeline.family.text_to_image`, the same for every family."""
 
     def __init__(
         self,
@@ -57,33 +57,6 @@ class TextToImagePipeline:
         """Scaled latents ``(B, C, h, w)`` -> image ``(B, 1, h*f, w*f)`` clipped to ``[-1, 1]``."""
         return self.codec.decode(latents)
 
-    @torch.no_grad()
-    def __call__(
-        self,
-        reports: Sequence[str],
-        *,
-        negative_reports: Sequence[str],
-        seeds: Sequence[int],
-        num_steps: int,
-        guidance_scale: float,
-        sampler: str,
-        callback: StepCallback | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Generate one low-resolution radiograph per report and seed.
-
-        Returns ``(image (B, 1, S, S) in [-1, 1], latents (B, C, S/f, S/f))`` with ``S = config.image_size``.
-        """
-        return family.text_to_image(
-            self,
-            list(reports),
-            negative_reports=list(negative_reports),
-            seeds=list(seeds),
-            num_steps=num_steps,
-            guidance_scale=guidance_scale,
-            sampler=sampler,
-            callback=callback,
-        )
-
     @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.config.autoencoder.latent_channels, self.config.latent_size, self.config.latent_size)
@@ -99,30 +72,6 @@ class TextToImagePipeline:
     @property
     def samplers(self) -> tuple[str, ...]:
         return converging_samplers(self.config.latent_schedule)
-
-    def sample(
-        self,
-        embeds: torch.Tensor,
-        mask: torch.Tensor,
-        noise: torch.Tensor,
-        *,
-        num_steps: int,
-        guidance_scale: float,
-        sampler: str,
-        callback: StepCallback | None = None,
-    ) -> torch.Tensor:
-        """Latents from start ``noise`` ``(B, C, h, w)``; ``embeds``/``mask`` hold the B reports then the B
-        negative reports ``(2B, L, D)``/``(2B, L)``."""
-        return family.sample(
-            self,
-            embeds,
-            mask,
-            noise,
-            num_steps=num_steps,
-            guidance_scale=guidance_scale,
-            sampler=sampler,
-            callback=callback,
-        )
 
     def sampler(self, name: str) -> SchedulerMixin:
         """The named sampler on the latent schedule, clipping predicted clean latents to the data range."""
