@@ -31,6 +31,32 @@ from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
 # progress(step, total, what): the UI's progress bar
 Progress = Callable[[int, int, str], None]
 RECENT_UPLOADS = 4  # reads kept for other sessions that uploaded the same file (one path per content hash)
+EDIT_BRUSH, KEEP_BRUSH = "#00ff66", "#3399ff"  # the editor's brushes: green regenerates, blue keeps
+
+
+def _painted(editor: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Every stroke layer's pixels: (alpha > 0, blue > green) per pixel, the latter marking the keep brush."""
+    layers = np.stack([np.asarray(layer) for layer in editor["layers"]]).astype(np.int16)
+    painted = layers[..., 3] > 0
+    return painted.any(axis=0), (painted & (layers[..., 2] > layers[..., 1])).any(axis=0)
+
+
+def editor_mask(editor: dict[str, Any] | None) -> np.ndarray:
+    """The region painted with the green brush in an image editor's value ``{"layers": [(H, W, 4) RGBA], ...}``:
+    every pixel a green stroke touched (alpha > 0). The brush is see-through (opacity 0.5), so painted alpha is
+    about 127: a threshold at half would drop the whole stroke. Returns ``(H, W)`` bool (True = regenerate)."""
+    if not editor or not editor.get("layers"):
+        raise InputError("paint the region to regenerate first (the green brush marks it; white = regenerate).")
+    painted, keep = _painted(editor)
+    return painted & ~keep
+
+
+def editor_keep_mask(editor: dict[str, Any] | None) -> np.ndarray | None:
+    """The region painted with the blue keep brush, ``(H, W)`` bool (True = must not change), or None."""
+    if not editor or not editor.get("layers"):
+        return None
+    keep = _painted(editor)[1]
+    return keep if keep.any() else None
 
 
 class AppModel:
@@ -147,12 +173,16 @@ class AppModel:
         seed: int | None,
         count: int,
         upscale: bool,
-        screen_manifest: str | None = None,
+        random_seed: bool = False,
+        private: bool = False,
+        manifest: str = "",
         session: str = "local",
         progress: Progress | None = None,
     ) -> tuple[list[tuple[str, str]], list[str], int]:
-        """Images for a report -> (gallery of (file, caption), the 16-bit PNGs, the first seed). ``seed`` None
-        draws one; ``screen_manifest`` replaces images that resemble its training images (Packhäuser et al.)."""
+        """Images for a report -> (gallery of (file, caption), the 16-bit PNGs, the first seed). ``seed`` None or
+        ``random_seed`` draws one; ``private``: images that resemble a training image of ``manifest`` are replaced
+        (Packhäuser et al.)."""
+        seed = None if random_seed or seed is None else int(seed)
         options = {
             "negative_report": negative,
             "sampler": sampler,
@@ -161,11 +191,11 @@ class AppModel:
             "upscale": bool(upscale),
             "callback": self.callback(session, progress),
         }
-        if screen_manifest:
+        if private:
             from cxr_studio.evaluation.privacy import generate_private
             from cxr_studio.limits import random_seed_or
 
-            screen = self.screen(screen_manifest, progress)[0]
+            screen = self.screen(manifest, progress)[0]
             result, _ = generate_private(
                 self.studio, report, screen=screen, num_images=int(count), seed=random_seed_or(seed), **options
             )
@@ -206,19 +236,38 @@ class AppModel:
     def inpaint(
         self,
         radiograph: imaging.Radiograph | None,
-        inpaint_mask: np.ndarray,
+        editor: dict[str, Any] | None,
         *,
-        keep_mask: np.ndarray | None = None,
+        report: str = "",
+        preset: str = "remove device",
+        strength: float | None = None,
+        fill: str | None = None,
+        grow_px: int | None = None,
+        feather_px: int | None = None,
+        num_steps: int | None = None,
+        seed: int = 0,
+        resample_jumps: int = 0,
         session: str = "local",
         progress: Progress | None = None,
-        **options: Any,
     ) -> tuple[tuple[str, str], str, list[str]]:
-        """Regenerate the mask's region -> ((before, after), difference x4, [PNG at the input's bit depth, DICOM]).
-        ``options``: :meth:`CXRStudio.inpaint`'s (report, preset, strength, ...)."""
+        """Regenerate the green region of ``editor`` (an image editor's value, see :func:`editor_mask`), never its
+        blue one -> ((before, after), difference x4, [PNG at the input's bit depth, DICOM]). The options are
+        :meth:`CXRStudio.inpaint`'s (None: the preset's)."""
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
+        as_int = {"grow_px": grow_px, "feather_px": feather_px, "num_steps": num_steps}
         result = self.studio.inpaint(
-            radiograph, inpaint_mask, keep_mask=keep_mask, callback=self.callback(session, progress), **options
+            radiograph,
+            editor_mask(editor),
+            keep_mask=editor_keep_mask(editor),
+            report=report,
+            preset=preset,
+            strength=None if strength is None else float(strength),
+            fill=fill,
+            **{k: None if v is None else int(v) for k, v in as_int.items()},
+            seed=int(seed),
+            resample_jumps=int(resample_jumps),
+            callback=self.callback(session, progress),
         )
         png, dcm = self.output_path(f"edited-{result.bit_depth}bit"), self.output_path("edited", ".dcm")
         lossless = result.image if result.image.dtype in (np.uint8, np.uint16) else result.display
@@ -234,15 +283,23 @@ class AppModel:
         radiograph: imaging.Radiograph | None,
         *,
         seeds: int,
+        left: int = 0,
+        right: int = 0,
+        top: int = 0,
+        bottom: int = 0,
+        report: str = "",
         session: str = "local",
         progress: Progress | None = None,
-        **options: Any,
     ) -> list[tuple[str, str]]:
-        """Grow the canvas once per seed ``0 .. seeds - 1``; ``options``: :meth:`CXRStudio.outpaint`'s."""
+        """Grow the canvas by the margins (px) once per seed ``0 .. seeds - 1``."""
         if radiograph is None:
             raise InputError("upload a radiograph first.")
         callback = self.callback(session, progress)
-        results = [self.studio.outpaint(radiograph, seed=s, callback=callback, **options) for s in range(int(seeds))]
+        margins = {"left": int(left), "right": int(right), "top": int(top), "bottom": int(bottom)}
+        results = [
+            self.studio.outpaint(radiograph, seed=s, report=report, callback=callback, **margins)
+            for s in range(int(seeds))
+        ]
         return [
             (self.shown(r.display, "outpainted"), f"seed {r.parameters['seed']} · edited, not anonymous")
             for r in results
@@ -250,17 +307,23 @@ class AppModel:
 
     def interpolate(
         self,
-        start: Any,
-        end: Any,
         *,
         mode: str,
         frames: int,
-        report: str,
-        seed: int,
+        report: str = "",
+        report_a: str = "",
+        report_b: str = "",
+        seed_a: int = 0,
+        seed_b: int = 1,
+        start: Any = None,
+        end: Any = None,
         session: str = "local",
         progress: Progress | None = None,
     ) -> tuple[list[tuple[str, str]], str]:
-        """Frames between two endpoints (reports, seeds or radiographs, by ``mode``) and their animated GIF."""
+        """Frames between two endpoints and their animated GIF: the reports (mode "report"), the seeds ("seed") or
+        the radiographs ``start`` and ``end`` (the image modes); ``report`` and ``seed_a`` condition the latter."""
+        ends = {"report": (report_a, report_b), "seed": (int(seed_a), int(seed_b))}
+        start, end = ends.get(mode, (start, end))
         if start is None or end is None:
             raise InputError("give both endpoints.")
         result = self.studio.interpolate(
@@ -269,7 +332,7 @@ class AppModel:
             mode=mode,
             num_frames=int(frames),
             report=report,
-            seed=int(seed),
+            seed=int(seed_a),
             callback=self.callback(session, progress),
         )
         gif = self.output_path("interpolation", ".gif")
@@ -340,6 +403,57 @@ class AppModel:
         write_atomic(path, study.export_csv())
         return study.results(), str(path)
 
+    # --- synthesize (a background job) ------------------------------------------------------------------------
+
+    @staticmethod
+    def synthesize_start(
+        *,
+        model_dir: str,
+        reports: str,
+        out: str,
+        per_report: int,
+        seed: int,
+        batch_size: int,
+        num_steps: int,
+        privacy_against: str,
+        judge: str,
+        dicom: bool,
+    ) -> str:
+        """Start (or finish) a whole synthetic set in the background: ``python -m cxr_studio.synthesize``."""
+        from cxr_studio import synthesize
+
+        synthesize.start_job(
+            model=model_dir or DEFAULT_MODEL,
+            reports=reports,
+            out=out,
+            per_report=int(per_report),
+            seed=int(seed),
+            batch_size=int(batch_size),
+            num_steps=int(num_steps) or None,
+            privacy_against=privacy_against or None,
+            judge=judge or None,
+            dicom_study=f"{out}/study.zip" if dicom else None,
+        )
+        return f"Started into `{out}`; Start again after a stop or a crash finishes the same set."
+
+    @staticmethod
+    def synthesize_poll(out: str) -> tuple[str, dict[str, Any] | None, list[str], str]:
+        """(status line, summary, latest batch's images, console tail) of the job writing into ``out``."""
+        from cxr_studio import synthesize
+
+        p = synthesize.read_job(out)
+        rate = f", {p['images_per_s']:.2f} images/s" if p["images_per_s"] else ""
+        eta = f", ETA {p['eta_s'] / 60:.0f} min" if p["eta_s"] and p["running"] else ""
+        running = " (running)" if p["running"] else ""
+        status = f"**{p['status']}**{running}: {p['done']} of {p['total']} items{rate}{eta}"
+        return status, p["summary"], p["latest"], "\n".join(p["log"])
+
+    @staticmethod
+    def synthesize_stop(out: str) -> str:
+        from cxr_studio import jobs
+
+        return "No job is running." if jobs.stop(out, wait_s=0) else "Stopping after this batch."
+
     # --- adapters (LoRA) ----------------------------------------------------------------------------------------
 
     def adapter_listing(self) -> str:
@@ -382,20 +496,11 @@ class AppModel:
             for e in list_models(self.models)
         ]
 
-    def load(self, folder: str | None) -> tuple[str, list[str], dict[str, Any]]:
-        """Load a model folder (empty: the bundled demo) -> (summary, its samplers, its sampling defaults and
-        whether it has a super-resolution stage), so the widgets follow the model."""
+    def load(self, folder: str | None) -> str:
+        """Load a model folder (empty: the bundled demo) -> its summary; the Generate form follows it
+        (:func:`cxr_studio.forms.generate_form` of the new studio)."""
         self.studio = load_model(folder or None)
-        d = self.studio.sampling
-        defaults = {
-            "sampler": d.sampler,
-            "num_steps": d.num_steps,
-            "guidance_scale": d.guidance_scale,
-            "upscale": bool(d.upscale and self.studio.super_resolution is not None),
-            "has_super_resolution": self.studio.super_resolution is not None,
-            "output_size": self.studio.output_size,
-        }
-        return self.summary(), list(self.studio.samplers), defaults
+        return self.summary()
 
     def summary(self) -> str:
         s = self.studio
@@ -445,3 +550,34 @@ class AppModel:
     @staticmethod
     def make_phantoms(folder: str, count: int, size: int) -> str:
         return str(phantom.write_dataset(folder, n=int(count), size=int(size), seed=0, workers=2, quiet=True))
+
+
+def from_command_line(argv: Sequence[str] | None = None) -> tuple[AppModel, dict[str, Any]]:
+    """``python app.py``'s options -> (the app model with its studio loaded, the server's host, port and auth).
+    An unsafe environment, a bad option or a model that does not load is an ``InputError`` saying so."""
+    import argparse
+
+    from cxr_studio.environment import environment_problems
+
+    parser = argparse.ArgumentParser(prog="app.py", description="CXR Studio: a local chest radiograph studio")
+    parser.add_argument(
+        "--model", help="a CXR Studio cascade or a diffusers SD / PixArt-Sigma / Sana folder (default: demo)"
+    )
+    parser.add_argument(
+        "--models", default="models", help="folder of model folders the Model tab lists (default models/)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--auth", help="USER:PASS required to open the page")
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
+    args = parser.parse_args(argv)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    if auth is not None and len(auth) != 2:
+        raise InputError("--auth must be USER:PASS")
+    if problems := environment_problems():
+        raise InputError("this environment is not safe to run CXR Studio:\n  " + "\n  ".join(problems))
+    try:
+        studio = load_model(args.model, device=args.device)
+    except InputError as err:
+        raise InputError(f"cannot load the model: {err}") from None
+    return AppModel(studio, models=args.models), {"host": args.host, "port": args.port, "auth": auth}

@@ -12,6 +12,7 @@ import pytest
 
 import app
 import cxr_studio
+from cxr_studio.app_model import editor_keep_mask, editor_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_editor_mask_is_the_union_of_painted_alpha():
     layer[5:10, 5:10, 3] = 127  # what the see-through brush (opacity 0.5) really paints: the browser test found it
     other = np.zeros((40, 30, 4), np.uint8)
     other[20:22, 0:3, 3] = 255
-    mask = app.editor_mask({"background": None, "layers": [layer, other], "composite": None})
+    mask = editor_mask({"background": None, "layers": [layer, other], "composite": None})
     assert mask.shape == (40, 30) and (mask > 0).sum() == 25 + 6
     from cxr_studio.editing.masks import to_mask
 
@@ -61,7 +62,7 @@ def test_editor_mask_is_the_union_of_painted_alpha():
     from cxr_studio import InputError
 
     with pytest.raises(InputError, match="paint"):
-        app.editor_mask({"background": None, "layers": [], "composite": None})
+        editor_mask({"background": None, "layers": [], "composite": None})
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +109,10 @@ def test_bad_input_becomes_a_notification(client):
 
     with pytest.raises(AppError, match="less than minimum"):  # the widget's own range check
         client.predict("x", "", "ddim", 0, 2.0, 7, False, 1, False, False, "", api_name="/generate")
-    with pytest.raises(AppError, match="seed .* an integer from 0"):  # the library's InputError, shown as is
+    with pytest.raises(AppError, match="greater than maximum"):  # the seed's range, from the library's limits
         client.predict("x", "", "ddim", 2, 2.0, 2**70, False, 1, False, False, "", api_name="/generate")
+    with pytest.raises(AppError, match="characters"):  # the library's InputError, shown as is
+        client.predict("x" * 20_001, "", "ddim", 2, 2.0, 7, False, 1, False, False, "", api_name="/generate")
 
 
 def test_auth_must_be_user_colon_password(capsys):
@@ -313,9 +316,9 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
     assert "left" in report.lower() and Path(image).is_file() and Path(clean).is_file()
     assert "effusion" in model.compose("pleural_effusion", "right", "small", []).lower()
     with pytest.raises(cxr_studio.InputError, match="upload a radiograph"):
-        model.inpaint(None, np.ones((8, 8), bool))
+        model.inpaint(None, {"layers": [np.zeros((8, 8, 4), np.uint8)]})
     with pytest.raises(cxr_studio.InputError, match="both endpoints"):
-        model.interpolate(None, "x", mode="report", frames=3, report="", seed=0)
+        model.interpolate(mode="image", frames=3, start=None, end="x")
     assert model.review(None, None, 0.5, 1.0, False) == (None, None)
     # Stop in one session stops that session's run only
     other, mine = model.callback("other", None), model.callback("mine", None)
@@ -346,10 +349,10 @@ def test_the_blue_brush_marks_what_must_not_change():
     keep = np.zeros((40, 30, 4), np.uint8)
     keep[10:14, 0:30] = (51, 153, 255, 127)  # blue: keep, painted over part of the green stroke
     value = {"background": None, "layers": [layer, keep], "composite": None}
-    edit, kept = app.editor_mask(value), app.editor_keep_mask(value)
+    edit, kept = editor_mask(value), editor_keep_mask(value)
     assert kept.sum() == 4 * 30 and not (edit & kept).any()
     assert edit.sum() == 15 * 15 - 4 * 15
-    assert app.editor_keep_mask({"background": None, "layers": [layer], "composite": None}) is None
+    assert editor_keep_mask({"background": None, "layers": [layer], "composite": None}) is None
 
 
 def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio, tmp_path):
@@ -357,6 +360,7 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
 
     import tiny_diffusers
 
+    from cxr_studio import forms
     from cxr_studio.app_model import AppModel
 
     models = tmp_path / "models"
@@ -372,10 +376,11 @@ def test_the_models_folder_lists_every_family_and_says_why_one_is_refused(studio
     table = {row[0]: row for row in model.models_table()}
     assert table["flux"][3] == "FluxPipeline is not supported" and table["cascade"][1] == "CXR Studio cascade"
     assert table["roentgen-tiny"][4].startswith("# RoentGen tiny")
-    summary, samplers, defaults = model.load(str(models / "roentgen-tiny"))
+    summary = model.load(str(models / "roentgen-tiny"))
     assert "StableDiffusionPipeline" in summary and "A test model." in summary and "unet" in summary
-    assert samplers == list(model.studio.samplers) and defaults["has_super_resolution"] is False
-    assert defaults["guidance_scale"] == 7.5 and defaults["upscale"] is False
+    fields = {f.name: f for f in forms.generate_form(model.studio)}  # the Generate form follows the model
+    assert fields["sampler"].choices == tuple(model.studio.samplers) and fields["guidance"].value == 7.5
+    assert fields["upscale"].value is False and fields["upscale"].interactive is False
     _, files, _ = model.generate(
         "Left pneumothorax.", negative="", sampler="dpmpp", steps=2, guidance=3.0, seed=5, count=1, upscale=False
     )
@@ -425,3 +430,36 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
         )
     finally:
         demo.close()
+
+
+def test_every_form_field_is_a_keyword_of_its_action(studio):
+    """A form and the action it feeds cannot drift apart: each field names a parameter of that action."""
+    import inspect
+
+    from cxr_studio import forms
+    from cxr_studio.app_model import AppModel
+    from training import runs
+
+    model = AppModel(studio)
+    pairs = [
+        (forms.generate_form(studio) + forms.PRIVACY_FORM, model.generate),
+        (forms.COMPOSE_FORM, model.compose),
+        (forms.inpaint_form(studio), model.inpaint),
+        (forms.OUTPAINT_FORM, model.outpaint),
+        (forms.INTERPOLATE_FORM, model.interpolate),
+        (forms.synthesize_form(4), model.synthesize_start),
+        (forms.PHANTOM_FORM, model.phantom_case),
+        (forms.PHANTOM_SET_FORM, model.make_phantoms),
+        (runs.train_form(), runs.start_training),
+        (runs.ADAPT_FORM, runs.start_adaptation),
+    ]
+    for fields, action in pairs:
+        accepted = set(inspect.signature(action).parameters)
+        assert {f.name for f in fields} <= accepted, (action.__name__, {f.name for f in fields} - accepted)
+        for f in fields:
+            if f.kind == "slider":
+                assert f.low <= f.value <= f.high, f
+            if f.kind in ("choice", "radio"):
+                assert f.value in f.choices, f
+    with pytest.raises(ValueError, match="kind"):
+        forms.Field("x", "colour", "X")

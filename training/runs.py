@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cxr_studio import InputError, jobs
+from cxr_studio.config import PRESETS
+from cxr_studio.forms import PHANTOM_MANIFEST, Field, choice, text, whole
+from training.config import CASCADE_STEPS, LR_SCHEDULES
 
 
 def runs_dir(out: str | os.PathLike[str]) -> Path:
@@ -111,3 +114,83 @@ def read_progress(out: str | os.PathLike[str], *, log_lines: int = 20) -> dict[s
         "stages": {s["run"]: s.get("status") for s in stages},
         "log": tail,
     }
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Train tab's actions: the form's values in, the text it shows out
+# ----------------------------------------------------------------------------------------------------
+
+
+def start_training(
+    *,
+    manifest: str,
+    out: str,
+    preset: str,
+    lr_schedule: str,
+    resume: bool = False,
+    ae: int,
+    latent: int,
+    sr: int,
+    sr_finetune: int,
+    ae_decoder: int,
+) -> str:
+    steps = {"ae": ae, "latent": latent, "ae_decoder": ae_decoder, "sr": sr, "sr_finetune": sr_finetune}
+    start_run(
+        manifest=manifest,
+        out=out,
+        preset=preset,
+        steps=steps,
+        resume=resume,
+        extra_args=["--lr-schedule", lr_schedule],
+    )
+    return f"{'Resumed' if resume else 'Started'} training into `{out}`."
+
+
+def start_adaptation(
+    *, manifest: str, out: str, model: str, method: str, rank: int, max_steps: int, prior_report: str
+) -> str:
+    start_finetune(
+        manifest=manifest,
+        out=out,
+        model=model,
+        method=method,
+        rank=rank,
+        max_steps=max_steps,
+        prior_report=prior_report,
+    )
+    return f"Started adapting `{model or 'the bundled demo'}` into `{out}`."
+
+
+def progress_view(out: str) -> tuple[str, list[tuple[int, float]], str, str | None]:
+    """(status line, (step, loss) pairs, console tail, latest sample grid) of the run writing into ``out``."""
+    p = read_progress(out)
+    eta = f", ETA {p['eta_s'] / 60:.0f} min" if p.get("eta_s") else ""
+    status = f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
+    return status, p["losses"], "\n".join(p["log"]), p["latest_samples"]
+
+
+def stop_view(out: str) -> str:
+    # wait_s=0: SIGTERM and return at once; False means "signalled, still finishing its step"
+    return "No run is active." if stop_run(out, wait_s=0) else "Stopping after this step (a checkpoint is saved)."
+
+
+def train_form() -> tuple[Field, ...]:
+    """The Train tab's form (:func:`start_training`'s keywords) at the training defaults."""
+    stages = {"ae": "Autoencoder", "latent": "Latent", "sr": "SR", "sr_finetune": "SR fine-tune"}
+    stages["ae_decoder"] = "Decoder fine-tune (encoder frozen)"
+    return (
+        text("manifest", "Manifest", PHANTOM_MANIFEST),
+        text("out", "Model folder", "runs/my-cascade/model"),
+        choice("preset", "Preset", PRESETS, "demo"),
+        *(whole(k, f"{label} steps", CASCADE_STEPS[k], row="steps") for k, label in stages.items()),
+        choice("lr_schedule", "Learning-rate schedule", LR_SCHEDULES, LR_SCHEDULES[0]),
+    )
+
+
+ADAPT_FORM = (  # start_adaptation's keywords besides the Train form's manifest and out
+    text("model", "Base model folder (empty: the bundled demo)"),
+    choice("method", "Method", ("lora", "full"), "lora", kind="radio", row="adapt"),
+    whole("rank", "LoRA rank", 8, low=1, high=256, row="adapt"),
+    whole("max_steps", "Steps", 300, low=1, row="adapt"),
+    text("prior_report", "Prior-preservation report (optional)", placeholder="Normal chest radiograph."),
+)

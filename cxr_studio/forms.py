@@ -1,0 +1,161 @@
+"""The app's forms as data: for each action, its inputs' names, labels, defaults and ranges.
+
+A :class:`Field`'s ``name`` is the keyword argument of the :class:`~cxr_studio.app_model.AppModel` method (or
+``training.runs`` function) it feeds, so a form and its action cannot drift apart unnoticed (a test compares them).
+Ranges come from :data:`~cxr_studio.limits.LIMITS`, defaults from the presets and the loaded model: the page
+never restates a number. ``app.py`` turns each field into a widget; nothing here imports a UI toolkit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES
+from cxr_studio.data import phantom
+from cxr_studio.limits import LIMITS
+
+DEFAULT_REPORT = "FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion."
+PHANTOM_MANIFEST = "data/phantom/manifest.csv"
+KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input. ``kind``: text (one line), report (several lines), number (whole), slider, check (a box),
+    choice (a menu), radio or checks (several boxes). Fields with the same non-empty ``row`` sit side by side."""
+
+    name: str
+    kind: str
+    label: str
+    value: Any = None
+    low: float = 0
+    high: float = 1
+    step: float = 1
+    choices: tuple[str, ...] = ()
+    row: str = ""
+    placeholder: str = ""
+    interactive: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"field {self.name}: kind {self.kind!r} is not one of {KINDS}")
+
+
+def text(name: str, label: str, value: str = "", **options: Any) -> Field:
+    return Field(name, "text", label, value, **options)
+
+
+def whole(
+    name: str, label: str, value: int = 0, *, low: float = 0, high: float = LIMITS.max_seed, row: str = ""
+) -> Field:
+    return Field(name, "number", label, value, low=low, high=high, row=row)
+
+
+def slider(name: str, label: str, value: float, low: float, high: float, step: float = 1, row: str = "") -> Field:
+    return Field(name, "slider", label, value, low=low, high=high, step=step, row=row)
+
+
+def choice(name: str, label: str, choices: Any, value: Any, *, kind: str = "choice", row: str = "") -> Field:
+    return Field(name, kind, label, value, choices=tuple(choices), row=row)
+
+
+def generate_form(studio: Any) -> tuple[Field, ...]:
+    """Report, sampler, steps, guidance, seed, count and super-resolution, at the loaded model's defaults."""
+    d, sr = studio.sampling, studio.super_resolution is not None
+    sampler = d.sampler if d.sampler in studio.samplers else studio.samplers[0]  # the menu has the converging ones
+    return (
+        Field("report", "report", "Report", DEFAULT_REPORT),
+        text("negative", "Negative report (steer away from)"),
+        choice("sampler", "Sampler", studio.samplers, sampler, row="sampling"),
+        slider("steps", "Steps", d.num_steps, 1, LIMITS.ui_max_steps, row="sampling"),
+        slider("guidance", "Guidance", d.guidance_scale, 0, LIMITS.ui_max_guidance, 0.5, row="sampling"),
+        whole("seed", "Seed", row="seed"),
+        Field("random_seed", "check", "Random seed", True, row="seed"),
+        slider("count", "Images", 1, 1, LIMITS.ui_max_images, row="seed"),
+        Field(
+            "upscale",
+            "check",
+            f"Super-resolution to {studio.output_size} px",
+            d.upscale and sr,
+            row="seed",
+            interactive=sr,
+        ),
+    )
+
+
+PRIVACY_FORM = (
+    Field("private", "check", "Screen and replace (privacy-enhancing sampling, Packhäuser et al. 2023)", False),
+    text("manifest", "Training manifest", PHANTOM_MANIFEST),
+)
+COMPOSE_FORM = (
+    choice("finding", "Finding", ["none", *phantom.FINDINGS], "pleural_effusion", row="helper"),
+    choice("side", "Side (patient's)", phantom.SIDES, "right", kind="radio", row="helper"),
+    choice("severity", "Severity", phantom.SEVERITIES, "large", kind="radio", row="helper"),
+    choice("devices", "Devices", phantom.DEVICES, [], kind="checks"),
+)
+
+
+def inpaint_form(studio: Any) -> tuple[Field, ...]:
+    """The edit's report and settings at the first preset's values."""
+    first = EDIT_PRESETS["remove device"]
+    return (
+        text("report", "Report for the region (optional)", placeholder=first.report),
+        choice("preset", "Preset", EDIT_PRESETS, "remove device", row="mask"),
+        slider("strength", "Strength", first.strength, 0.05, 1, 0.01, row="mask"),
+        choice("fill", "Start from (inside the mask)", EDIT_FILLS, first.fill, kind="radio", row="mask"),
+        slider("grow_px", "Grow (px)", first.grow_px, 0, LIMITS.ui_max_mask_px, row="mask"),
+        slider("feather_px", "Feather (px)", first.feather_px, 0, LIMITS.ui_max_mask_px, row="mask"),
+        slider("num_steps", "Steps", studio.sampling.num_steps, 1, LIMITS.ui_max_steps, row="run"),
+        whole("seed", "Seed", row="run"),
+        slider("resample_jumps", "RePaint resampling", 0, 0, LIMITS.ui_max_resample_jumps, row="run"),
+    )
+
+
+OUTPAINT_FORM = (
+    *(
+        slider(side, side.title(), 64 if side == "top" else 0, 0, 512, 8, row="margins")
+        for side in ("left", "right", "top", "bottom")
+    ),
+    text("report", "Report (optional)"),
+    slider("seeds", "Seeds", 2, 1, 4),
+)
+INTERPOLATE_FORM = (
+    choice("mode", "Between", INTERPOLATION_MODES, INTERPOLATION_MODES[0], kind="radio"),
+    text("report_a", "Start report", "Normal chest radiograph."),
+    text("report_b", "End report", "Large left pleural effusion."),
+    whole("seed_a", "Seed (start)", row="seeds"),
+    whole("seed_b", "Seed (end)", 1, row="seeds"),
+    text("report", "Report (seed and image modes)"),
+    slider("frames", "Frames", 8, 2, LIMITS.ui_max_frames),
+)
+
+
+def synthesize_form(max_batch: int) -> tuple[Field, ...]:
+    return (
+        text("model_dir", "Model folder (empty: the bundled demo cascade)"),
+        text("reports", "Reports: a manifest (.csv) or a text file, one report per line"),
+        text("out", "Output folder", "runs/synthetic"),
+        whole("per_report", "Images per report", 1, low=1, row="counts"),
+        whole("seed", "First seed", row="counts"),
+        whole("batch_size", "Batch", 4, low=1, high=max_batch, row="counts"),
+        whole("num_steps", "Steps (0: the model's)", row="counts"),
+        text("privacy_against", "Privacy screen: training manifest (optional)"),
+        text("judge", "Quality filter: judge folder (optional; needs a manifest with labels)"),
+        Field("dicom", "check", "Also one DICOM study (study.zip in the output folder)", False),
+    )
+
+
+PHANTOM_FORM = (
+    choice("findings", "Findings", phantom.FINDINGS, [], kind="checks"),
+    choice("side", "Side (patient's)", phantom.SIDES, "right", kind="radio"),
+    choice("severity", "Severity", phantom.SEVERITIES, "moderate", kind="radio"),
+    choice("zone", "Zone", phantom.ZONES, "lower", kind="radio"),
+    choice("devices", "Support devices", phantom.DEVICES, [], kind="checks"),
+    whole("seed", "Seed"),
+)
+PHANTOM_SET_FORM = (
+    text("folder", "Phantom folder", "data/phantom", row="set"),
+    whole("count", "Images", 1000, low=1, row="set"),
+    whole("size", "Size", 512, low=64, high=2048, row="set"),
+)
