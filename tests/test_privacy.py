@@ -161,6 +161,8 @@ def test_an_export_survives_a_kill_mid_write(tmp_path):
 
 def test_re_identification_network_pairs_calibration_and_round_trip(tmp_path):
     """The Siamese re-identification building blocks (not yet a validated metric: see the note)."""
+    import torch
+
     from cxr_studio import InputError
     from cxr_studio.data.phantom import write_dataset
     from cxr_studio.evaluation import reid
@@ -178,6 +180,12 @@ def test_re_identification_network_pairs_calibration_and_round_trip(tmp_path):
         and picked[:, 2].sum() == 5
     )
     config = ReIdConfig(image_size=32, embedding_size=8, hidden_sizes=(8, 16), depths=(1, 1))
+    copies = reid.pairs(patients, 400, np.random.default_rng(0), copies=0.5)
+    same_image = copies[:, 0] == copies[:, 1]
+    assert copies[same_image, 2].all() and 60 < same_image.sum() < 140  # half of the 200 positives, give or take
+    moved = reid.rescale(torch.from_numpy(images[:4]), np.random.default_rng(0)).numpy()
+    assert moved.shape == images[:4].shape and not np.array_equal(moved, images[:4])
+    assert np.abs(moved - images[:4]).mean() < np.abs(images[4:8] - images[:4]).mean()  # rescaled, still that image
     model = reid.fit_reid(images, patients, config=config, steps=3, batch_size=8)
     with pytest.raises(InputError, match="calibrate"):
         reid.screen(model, images[:2], images)
@@ -214,3 +222,25 @@ def test_an_exact_copy_always_scores_the_re_identification_maximum():
         scores = model.compare(e[:, None], e[None])
     assert torch.allclose(e.norm(dim=-1), torch.ones(6), atol=1e-5)
     assert torch.allclose(scores, scores.T) and (scores.diagonal()[:, None] >= scores - 1e-5).all()
+
+
+def test_re_identification_privacy_report_on_any_sizes():
+    """The evaluation's re-ID rows: thresholds from unseen images, exact copies always caught (the maximum score),
+    inputs of another size resized to the network's."""
+    import torch
+
+    from cxr_studio.evaluation import reid
+    from cxr_studio.models.reid import ReIdConfig, ReIdNetwork
+
+    torch.manual_seed(0)
+    model = ReIdNetwork(ReIdConfig(image_size=32, embedding_size=8, hidden_sizes=(8, 16), depths=(1, 1))).eval()
+    rng = np.random.default_rng(0)
+    training, unseen, generated = (rng.uniform(-1, 1, (n, 1, 48, 48)).astype(np.float32) for n in (20, 16, 6))
+    report = reid.privacy_report(model, generated, training, unseen, false_positive_rate=0.1, planted=10)
+    assert report["samples"] == 6 and report["calibrated_on_unseen_images"] == 8
+    assert 0 <= report["mean_score"] <= report["max_score"] <= 1 and 0 <= report["samples_over_threshold"] <= 6
+    assert report["planted_exact_copies_detected"] == 1.0
+    assert (
+        0 <= report["planted_near_copies_detected"] <= 1
+        and 0 <= report["false_alarm_rate_on_other_unseen_images"] <= 1
+    )

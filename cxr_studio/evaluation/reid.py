@@ -2,9 +2,10 @@
 :class:`~cxr_studio.models.reid.ReIdNetwork` on patients imaged at several studies, calibrate its threshold on
 held-out pairs at a stated false-positive rate, and score generated images against a training set.
 
-Pairs: the same patient at two studies (positive), two different patients (negative), half of each per batch.
-The images are augmented as the judge's are (shift, gamma, noise; never flipped), so the network learns the
-anatomy, not the exposure.
+Pairs: the same patient at two studies or the same image twice (positive), two different patients (negative),
+half of each per batch. The images are augmented as the judge's are (shift, gamma, noise; never flipped) and
+zoomed by up to 8 %, so the network learns the anatomy, not the exposure or the framing; the same-image pairs teach
+it that a moved, rescaled, re-noised copy is the same patient (without them it flagged no near-copy at all).
 
 ``python -m cxr_studio.evaluation.reid --out DIR`` measures it on the multi-study phantom beside the registration
 screen: planted copies, near-copies, other studies of training patients and unseen patients, both at 1 % false
@@ -25,8 +26,9 @@ from cxr_studio.evaluation.classifier import augment
 from cxr_studio.models.reid import ReIdConfig, ReIdNetwork
 
 
-def pairs(patient_ids: Sequence[str], n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` index pairs ``(i, j, same)``: half the same patient at two studies, half two patients."""
+def pairs(patient_ids: Sequence[str], n: int, rng: np.random.Generator, *, copies: float = 0.0) -> np.ndarray:
+    """``n`` index pairs ``(i, j, same)``: half the same patient (a ``copies`` share of those one image twice,
+    ``i == j``, the rest two studies), half two patients."""
     by_patient = defaultdict(list)
     for index, patient in enumerate(patient_ids):
         by_patient[patient].append(index)
@@ -39,7 +41,10 @@ def pairs(patient_ids: Sequence[str], n: int, rng: np.random.Generator) -> np.nd
     out = np.empty((n, 3), np.int64)
     patients = list(by_patient)
     for k in range(n):
-        if k % 2 == 0:
+        if k % 2 == 0 and rng.random() < copies:
+            i = rng.integers(len(patient_ids))
+            out[k] = (i, i, 1)
+        elif k % 2 == 0:
             indices = repeated[rng.integers(len(repeated))]
             i, j = rng.choice(indices, 2, replace=False)
             out[k] = (i, j, 1)
@@ -47,6 +52,15 @@ def pairs(patient_ids: Sequence[str], n: int, rng: np.random.Generator) -> np.nd
             a, b = rng.choice(len(patients), 2, replace=False)
             out[k] = (rng.choice(by_patient[patients[a]]), rng.choice(by_patient[patients[b]]), 0)
     return out
+
+
+def rescale(images: torch.Tensor, rng: np.random.Generator, *, most: float = 0.08) -> torch.Tensor:
+    """Each image of ``(B, 1, S, S)`` zoomed about its centre by a factor in ``[1 - most, 1 + most]``."""
+    zoom = torch.from_numpy(rng.uniform(1 - most, 1 + most, len(images)).astype(np.float32))
+    theta = torch.zeros(len(images), 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    grid = torch.nn.functional.affine_grid(theta, list(images.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(images, grid, padding_mode="border", align_corners=False)
 
 
 def fit_reid(
@@ -57,9 +71,11 @@ def fit_reid(
     steps: int = 2000,
     batch_size: int = 32,
     lr: float = 1e-3,
+    copies: float = 1 / 3,
     seed: int = 0,
 ) -> ReIdNetwork:
-    """Train on ``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` with their patients (binary cross-entropy on pairs)."""
+    """Train on ``images`` ``(N, 1, S, S)`` in ``[-1, 1]`` with their patients (binary cross-entropy on pairs;
+    ``copies``: the share of positive pairs that are one image twice, augmented independently)."""
     config = config or ReIdConfig(image_size=images.shape[-1])
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -68,8 +84,8 @@ def fit_reid(
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     x_all = torch.from_numpy(images)
     for _ in range(steps):
-        batch = torch.from_numpy(pairs(patient_ids, batch_size, rng))
-        a, b = augment(x_all[batch[:, 0]], rng), augment(x_all[batch[:, 1]], rng)
+        batch = torch.from_numpy(pairs(patient_ids, batch_size, rng, copies=copies))
+        a, b = (rescale(augment(x_all[batch[:, k]], rng), rng) for k in (0, 1))
         loss = torch.nn.functional.binary_cross_entropy_with_logits(model(a, b), batch[:, 2].float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,6 +170,48 @@ def screen(model: ReIdNetwork, generated: np.ndarray, training: np.ndarray, *, c
         "false_positive_rate": model.false_positive_rate,
         "scores": best_scores,
         "nearest": np.concatenate(nearest),
+    }
+
+
+def privacy_report(
+    model: ReIdNetwork,
+    generated: np.ndarray,
+    training: np.ndarray,
+    unseen: np.ndarray,
+    *,
+    false_positive_rate: float = 0.01,
+    planted: int = 50,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """CheXGenBench's re-identification figures for ``generated`` against ``training`` (each ``(N, 1, S, S)`` in
+    ``[-1, 1]`` at any size; resized to the network's): mean and max of each image's best score and the count over
+    a threshold set on half of ``unseen`` (real images of other patients) at ``false_positive_rate``; the other
+    half gives the measured false alarms, and planted exact and near-copies of training images the detection."""
+    from cxr_studio import imaging
+    from cxr_studio.evaluation.privacy import plant_copies
+
+    def sized(x: np.ndarray) -> np.ndarray:
+        return imaging.to_batch(list((x[:, 0] + 1) / 2), model.config.image_size)
+
+    training, unseen = sized(training), sized(unseen)
+    half = len(unseen) // 2
+    calibration = calibrate_screen(model, unseen[:half], training, false_positive_rate=false_positive_rate)
+    picked = np.random.default_rng(seed).choice(len(training), min(planted, len(training)), replace=False)
+    samples = screen(model, sized(generated), training)
+    return {
+        "threshold": calibration["threshold"],
+        "calibrated_on_unseen_images": half,
+        "mean_score": samples["mean_score"],
+        "max_score": samples["max_score"],
+        "samples_over_threshold": samples["over_threshold"],
+        "samples": len(generated),
+        "false_alarm_rate_on_other_unseen_images": screen(model, unseen[half:], training)["over_threshold"]
+        / max(1, len(unseen) - half),
+        "planted_exact_copies_detected": screen(model, training[picked], training)["over_threshold"] / len(picked),
+        "planted_near_copies_detected": screen(model, plant_copies(training[picked], seed=seed), training)[
+            "over_threshold"
+        ]
+        / len(picked),
     }
 
 

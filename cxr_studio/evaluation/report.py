@@ -227,6 +227,7 @@ def evaluate(
     seed: int = 0,
     inception: str | Path | None = None,
     raddino: str | Path | None = None,
+    reid: str | Path | None = None,
     vgg16: str | Path | None = None,
     export_chexgenbench: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -435,6 +436,14 @@ def evaluate(
             ),
             "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
         }
+    if reid:  # CheXGenBench's re-identification privacy, beside the registration screen
+        from cxr_studio.evaluation.reid import privacy_report
+        from cxr_studio.models.reid import ReIdNetwork
+
+        _say("re-identification privacy")
+        network = ReIdNetwork.load(reid)
+        report["privacy_reid"] = {"network": str(reid), "image_size": network.config.image_size}
+        report["privacy_reid"] |= privacy_report(network, fake, train_x, test_x, seed=seed)
     report["seconds"] = time.perf_counter() - started
     examples: dict[str, Any] = {"prompt sheet": sheet_images} if sheet_images else {}
     examples |= {"real test images": test_x[:8, 0], "SYNTHETIC: the first 8 samples": fake[:8, 0]}
@@ -620,7 +629,7 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
                     f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
                     f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">'
                 )
-    for key in ("realism_inception", "realism_raddino", "utility", "device_removal", "privacy"):
+    for key in ("realism_inception", "realism_raddino", "utility", "device_removal", "privacy", "privacy_reid"):
         if key in report:
             sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
     sections.append("<h2>How this compares (CheXGenBench's table)</h2>" + _comparison(report))
@@ -674,6 +683,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a local RadDINO folder (transformers, safetensors; CheXGenBench's space) for FID/KID/PRDC there too",
     )
     parser.add_argument(
+        "--reid",
+        help="a re-identification network folder (python -m cxr_studio.evaluation.reid --out D writes D/reid) for "
+        "CheXGenBench's re-identification privacy beside the registration screen",
+    )
+    parser.add_argument(
         "--vgg16",
         help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows",
     )
@@ -702,6 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             inception=args.inception,
             raddino=args.raddino,
+            reid=args.reid,
             export_chexgenbench=args.export_chexgenbench,
             vgg16=args.vgg16,
         )
