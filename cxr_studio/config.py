@@ -264,10 +264,11 @@ PRESETS: dict[str, StudioConfig] = {
         ),
         sampling=SamplingDefaults(num_steps=4, sr_num_steps=3),
     ),
-    # The bundled default: 256 px first stage, x2 super-resolution to 512 px; trainable on a 2-core CPU in
-    # hours (at 128 px first, "demo128", then moved to 256 px: training/train_demo.sh), interactive on a laptop.
-    "demo": StudioConfig(
-        name="demo",
+    # The bundled default's first phase: 256 px first stage, x2 super-resolution to 512 px, epsilon prediction;
+    # trainable on a 2-core CPU in hours (at 128 px first, "demo128", then moved to 256 px: training/train_demo.sh),
+    # then moved to v-prediction ("demo", below).
+    "demo_eps": StudioConfig(
+        name="demo_eps",
         image_size=256,
         autoencoder=AutoencoderConfig(
             block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=16, mid_block_attention=False
@@ -309,28 +310,29 @@ PRESETS: dict[str, StudioConfig] = {
 
 # The demo architecture at 128 px with x4 super-resolution to 512 px: the first part of the demo's recipe
 # (4x fewer latent positions, so about 4x faster to train on a CPU), later moved to 256 px.
-PRESETS["demo128"] = PRESETS["demo"].replace(
-    name="demo128", image_size=128, super_res=dataclasses.replace(PRESETS["demo"].super_res, factor=4)
+PRESETS["demo128"] = PRESETS["demo_eps"].replace(
+    name="demo128", image_size=128, super_res=dataclasses.replace(PRESETS["demo_eps"].super_res, factor=4)
 )
 
 
-# The recipe the bundled demo is being moved to (issue 17; the model card's recipe log): the demo architecture
-# with v-prediction and zero terminal SNR (Lin et al. 2024: the first sampling step no longer divides a noise
-# prediction by sqrt(alpha_bar_T) ~ 0.0017, which the multistep solvers cannot survive), two coordinate
-# channels beside the latents, and no clean-latent clip: the +-5 clip was a crutch for epsilon prediction and
-# under v-prediction only bends DDIM's guided path away from the multistep solvers' (DDIM-400 against
-# DPM-Solver++-200: 19.6 dB with it; DDIM-300 against DPM-Solver++-150: 28.0 dB without). A folder of the
-# demo preset is fine-tuned into it with --latent-reschedule --preset demo_v (training/train_demo_zero_snr.sh).
-PRESETS["demo_v"] = PRESETS["demo"].replace(
-    name="demo_v",
+# The bundled demo (issue 17; the model card's recipe log): the demo_eps architecture with v-prediction and zero
+# terminal SNR (Lin et al. 2024: the first sampling step no longer divides a noise prediction by
+# sqrt(alpha_bar_T) ~ 0.0017, which the multistep solvers cannot survive), two coordinate channels beside the
+# latents, and no clean-latent clip: the +-5 clip was a crutch for epsilon prediction and under v-prediction only
+# bends DDIM's guided path away from the multistep solvers' (DDIM-400 against DPM-Solver++-200: 19.6 dB with it;
+# DDIM-300 against DPM-Solver++-150: 28.0 dB without). A demo_eps folder is fine-tuned into it with
+# --latent-reschedule --preset demo (training/train_demo_zero_snr.sh), then side-balanced
+# (training/train_demo_balanced.sh). DPM-Solver++ at 20 steps, as measured by the sampler benchmark.
+PRESETS["demo"] = PRESETS["demo_eps"].replace(
+    name="demo",
     latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
-    latent_unet=dataclasses.replace(PRESETS["demo"].latent_unet, coordinate_channels=2),
-    sampling=dataclasses.replace(PRESETS["demo"].sampling, latent_clip=0.0),
+    latent_unet=dataclasses.replace(PRESETS["demo_eps"].latent_unet, coordinate_channels=2),
+    sampling=dataclasses.replace(PRESETS["demo_eps"].sampling, latent_clip=0.0, sampler="dpmpp", num_steps=20),
 )
 
 
 def preset(name: str) -> StudioConfig:
-    """The named preset (``tiny``, ``demo``, ``demo128``, ``demo_v``, ``cheff``)."""
+    """The named preset (``tiny``, ``demo``, ``demo_eps``, ``demo128``, ``cheff``)."""
     if name not in PRESETS:
         raise InputError(f"unknown preset {name!r}; accepted: {', '.join(PRESETS)}.")
     return PRESETS[name]

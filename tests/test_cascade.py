@@ -361,9 +361,9 @@ def test_the_bundled_demo_cascade_loads_offline_and_generates(monkeypatch):
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_zero_terminal_snr_v_prediction_samples_to_its_target(sampler):
-    """The demo_v preset's latent schedule ends at alpha_bar = 0 (pure noise): every sampler starts there without
+    """The demo preset's latent schedule ends at alpha_bar = 0 (pure noise): every sampler starts there without
     dividing by zero and an exact denoiser lands on its target, with no clipping at all."""
-    config = PRESETS["demo_v"].latent_schedule
+    config = PRESETS["demo"].latent_schedule
     schedule = training_scheduler(config)
     assert config.rescale_betas_zero_snr and float(schedule.alphas_cumprod[-1]) == 0.0
     generator = torch.Generator().manual_seed(3)
@@ -384,7 +384,7 @@ def test_the_menu_offers_only_samplers_that_converge():
 
     assert converging_samplers(ScheduleConfig()) == ("ddim",)
     assert converging_samplers(ScheduleConfig(beta_start=0.00085, beta_end=0.012)) == SAMPLERS
-    assert converging_samplers(PRESETS["demo_v"].latent_schedule) == SAMPLERS
+    assert converging_samplers(PRESETS["demo"].latent_schedule) == SAMPLERS
     with pytest.raises(InputError, match="zero-terminal-SNR"):
         make_sampler("ddim", ScheduleConfig(rescale_betas_zero_snr=True))
 

@@ -34,14 +34,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--variant", choices=VARIANTS, required=True, help="what changes against the folder's latent stage"
     )
     parser.add_argument(
-        "--preset", default="demo128", help="the folder's preset; v variants take demo_v's schedule and clip"
+        "--preset", default="demo128", help="the folder's preset; v variants take demo's schedule and clip"
     )
     parser.add_argument("--manifest", default="data/phantom512/manifest.csv", help="training manifest (the demo's)")
     parser.add_argument("--steps", type=int, default=800, help="training steps (batch 16, lr 2e-4, cosine)")
     parser.add_argument("--snr-gamma", type=float, default=0.0, help="min-SNR-gamma loss weighting (0: off)")
     parser.add_argument("--resume", action="store_true", help="continue the run from its newest checkpoint")
     args = parser.parse_args(argv)
-    base, target = PRESETS[args.preset], PRESETS["demo_v"]  # the v variants take demo_v's schedule and clip
+    base, target = PRESETS[args.preset], PRESETS["demo"]  # the v variants take demo's schedule and clip
     if args.variant != "eps":
         coordinates = 2 if args.variant == "coords" else 0
         PRESETS[args.preset] = base.replace(

@@ -10,8 +10,8 @@ source_model=${1:-runs/demo/model128}
 out=${2:-runs/demo256}
 shift 2 || shift $# || true
 data=data/phantom512
-[ -d "$out/model" ] || python -m training.export --model "$source_model" --out "$out/model" --image-size 256 --sr-factor 2 --name demo
-big=(--manifest "$data/manifest.csv" --out "$out/model" --preset demo --seed 0 --mixed-precision bf16 "$@")
+[ -d "$out/model" ] || python -m training.export --model "$source_model" --out "$out/model" --image-size 256 --sr-factor 2 --name demo_eps
+big=(--manifest "$data/manifest.csv" --out "$out/model" --preset demo_eps --seed 0 --mixed-precision bf16 "$@")
 # the latent UNet on 64x64 latents, the tokenizer and report encoder kept. The bundle's run was resumed
 # with a changing end of its cosine: 625 steps of --max-steps 1200, to 1,500, to 2,105 of 5,000, then 3,900
 python -m training.train_latent_diffusion "${big[@]}" --latent-keep-encoder --max-steps 3900 --batch-size 16 --lr 1e-4 --warmup-steps 50 \
@@ -24,4 +24,5 @@ python -m training.train_super_resolution "${big[@]}" --max-steps 600 --batch-si
     --lr-schedule cosine --validate-every 300 --sample-every 600
 python -m training.train_super_resolution "${big[@]}" --max-steps 150 --batch-size 4 --sr-crop 128 --lr 5e-5 --warmup-steps 10 \
     --sr-low-res autoencoder --validate-every 150 --sample-every 150
-python -m training.export --model "$out/model" --out assets/demo --fp16 --sampler ddim --steps 25 --sr-sampler ddim --sr-steps 6
+# the first (epsilon) phase, exported as the first bundle was (float16); training/train_demo_zero_snr.sh continues from it
+python -m training.export --model "$out/model" --out "$out/epsilon" --fp16 --sampler ddim --steps 25 --sr-sampler ddim --sr-steps 6
