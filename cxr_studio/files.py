@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
+from pathlib import Path
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -15,18 +18,23 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` so that ``path`` is, at every moment, absent, the old file or the complete new one:
-    a temporary file beside it, flushed to disk, then renamed over it (a kill mid-write leaves no
-    half-written export)."""
-    path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.partial"
+@contextlib.contextmanager
+def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Write a file so that ``path`` is, at every moment, absent, the old file or the complete new one: the block
+    writes the yielded temporary path beside it, which is then flushed to disk and renamed over ``path`` (a kill
+    mid-write leaves no half-written file that looks whole); if the block raises, the temporary file goes."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        yield tmp
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """``data`` written to ``path`` through :func:`replacing`."""
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)

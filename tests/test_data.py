@@ -428,3 +428,16 @@ def test_merge_keeps_datasets_and_separates_shared_patient_ids(phantom_manifest,
     assert count == 33 and {r["dataset"] for r in merged} == {"phantom", "hospital"}
     assert sum(r["patient_id"].startswith("hospital:") for r in merged) == 3
     assert all((tmp_path / "merged" / r["path"]).is_file() for r in merged)
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_partial(tmp_path):
+    from cxr_studio.files import replacing, write_atomic
+
+    target = tmp_path / "export.bin"
+    write_atomic(target, b"old")
+    with pytest.raises(RuntimeError), replacing(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["export.bin"]
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new" and len(list(tmp_path.iterdir())) == 1

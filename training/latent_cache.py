@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from cxr_studio.data.dataset import ManifestDataset, collate_skipping
-from cxr_studio.files import write_atomic
+from cxr_studio.files import replacing, write_atomic
 
 log = logging.getLogger("training")
 SHARD_SIZE = 4096  # 256 MB of float32 latents at 256 px (4 x 64 x 64)
@@ -64,9 +64,8 @@ def build(
                 "latents": torch.cat(latents).contiguous() if latents else torch.empty(0),
                 "index": torch.cat(kept) if kept else torch.empty(0, dtype=torch.long),
             }
-            tmp = path.with_name(f"{path.name}.partial")  # a kill mid-write never leaves a shard that looks whole
-            save_file(tensors, str(tmp))
-            os.replace(tmp, path)
+            with replacing(path) as tmp:  # a kill mid-write never leaves a shard that looks whole
+                save_file(tensors, str(tmp))
             log.info("encoded %d of %d images into %s", min(first + shard_size, len(images)), len(images), folder)
         with safe_open(str(path), framework="pt") as handle:
             sizes.append(int(handle.get_slice("index").get_shape()[0]))

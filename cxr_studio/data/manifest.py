@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from cxr_studio.errors import InputError
+from cxr_studio.files import replacing
 from cxr_studio.labels import CHEXPERT_LABELS, LABEL_VALUES
 
 BASE_COLUMNS = ("path", "dataset", "patient_id", "study_id", "view", "split", "report")
@@ -43,20 +44,13 @@ def write_manifest(
     (650k-row manifests in constant memory); returns the number of rows."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     count = 0
-    try:
-        with open(partial, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(COLUMNS + extra), extrasaction="raise")
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({key: "" if value is None else value for key, value in row.items()})
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
+    with replacing(path) as partial, open(partial, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS + extra), extrasaction="raise")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: "" if value is None else value for key, value in row.items()})
+            count += 1
     return count
 
 

@@ -25,7 +25,6 @@ import copy
 import datetime
 import io
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -36,7 +35,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
-from cxr_studio.files import write_atomic
+from cxr_studio.files import replacing, write_atomic
 
 LABEL = "SYNTHETIC"
 MANUFACTURER = "CXR Studio"
@@ -217,14 +216,14 @@ def study_from_pngs(pngs: Sequence[str | Path], out: str | Path, *, bit_depth: i
         synthetic_study(images, parameters, out, bit_depth=bit_depth)
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f"{out.name}.{os.getpid()}.partial")
-    try:
-        with tempfile.TemporaryDirectory(dir=out.parent) as folder, zipfile.ZipFile(partial, "w") as archive:
-            for path in synthetic_study(images, parameters, folder, bit_depth=bit_depth):
-                archive.write(path, path.name)
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
+    # contexts close in reverse: the archive is complete before replacing renames it into place
+    with (
+        replacing(out) as partial,
+        tempfile.TemporaryDirectory(dir=out.parent) as folder,
+        zipfile.ZipFile(partial, "w") as archive,
+    ):
+        for path in synthetic_study(images, parameters, folder, bit_depth=bit_depth):
+            archive.write(path, path.name)
     return out
 
 

@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from cxr_studio.errors import InputError
-from cxr_studio.files import sha256_file
+from cxr_studio.files import replacing, sha256_file
 
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
 # the attention projections of every supported denoiser (UNet2DConditionModel, PixArt and Sana transformers)
@@ -99,9 +99,8 @@ def save_lora(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / ADAPTER_FILE
-    tmp = path.with_name(f"{path.name}.partial")  # a kill mid-write never leaves a file that looks whole
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
     return path
 
 
