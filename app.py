@@ -158,10 +158,8 @@ def generate_tab(model: AppModel) -> dict:
                 adapters = gr.Markdown(model.adapter_listing())
                 with gr.Row():
                     folder, weight = gr.Textbox(label="Adapter folder"), gr.Slider(-2, 2, value=1.0, label="Weight")
-                    loaded, load, set_weight, unload = (
-                        gr.Dropdown([], label="Loaded adapter"),
-                        *map(gr.Button, ("Load", "Set weight", "Unload")),
-                    )
+                    loaded = gr.Dropdown([], label="Loaded adapter")
+                    load, set_weight, unload = gr.Button("Load"), gr.Button("Set weight"), gr.Button("Unload")
             with gr.Accordion("Privacy filter: replace any image that resembles a training image", open=False):
                 w |= form(forms.PRIVACY_FORM)
             run = run_button("Generate", model)
@@ -170,10 +168,8 @@ def generate_tab(model: AppModel) -> dict:
             files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
             selected = gr.Textbox(visible=False)
             with gr.Row():
-                to_dicom, to_study = (
-                    gr.Button("Export selected as DICOM (synthetic)"),
-                    gr.Button("All as one DICOM study"),
-                )
+                to_dicom = gr.Button("Export selected as DICOM (synthetic)")
+                to_study = gr.Button("All as one DICOM study")
                 dicom = gr.File(label="DICOM", interactive=False)
     wire(write.click, model.compose, helper, w["report"])
     wire(run.click, model.generate, w, [gallery, files, w["seed"]], run=True, api_name="generate")
@@ -198,10 +194,8 @@ def generate_tab(model: AppModel) -> dict:
 def inpaint_tab(model: AppModel) -> None:
     with gr.Tab("Inpaint"), gr.Row():
         with gr.Column():
-            upload, (level, width, invert) = (
-                upload_box("Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload"),
-                window_controls(),
-            )
+            upload = upload_box("Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload")
+            level, width, invert = window_controls()
             w = {
                 "radiograph": gr.State(),
                 "editor": gr.ImageEditor(**EDITOR, brush=gr.Brush(**BRUSH), eraser=gr.Eraser(default_size=16)),
@@ -238,11 +232,8 @@ def inpaint_tab(model: AppModel) -> None:
 def outpaint_tab(model: AppModel) -> None:
     with gr.Tab("Outpaint"), gr.Row():
         with gr.Column():
-            upload, preview, w = (
-                upload_box("Radiograph", "outpaint-upload"),
-                picture("Input"),
-                {"radiograph": gr.State()},
-            )
+            upload, preview = upload_box("Radiograph", "outpaint-upload"), picture("Input")
+            w = {"radiograph": gr.State()}
             w |= form(forms.OUTPAINT_FORM)
             run = gr.Button("Outpaint", variant="primary")
         gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2, elem_id="outpaint-gallery")
@@ -283,10 +274,8 @@ def review_tab(model: AppModel) -> None:
                 "on training-versus-training pairs). Edited real images are patient images whatever it says."
             )
             with gr.Row():
-                manifest, check = (
-                    gr.Textbox(label="Training manifest", value=forms.PHANTOM_MANIFEST),
-                    gr.Button("Screen"),
-                )
+                manifest = gr.Textbox(label="Training manifest", value=forms.PHANTOM_MANIFEST)
+                check = gr.Button("Screen")
             with gr.Row():
                 verdict, nearest = gr.Markdown(), picture("Nearest training image", elem_id="review-nearest")
         with gr.Accordion("Blinded reader study", open=False):
@@ -335,14 +324,10 @@ def synthesize_tab(model: AppModel) -> None:
             with gr.Row():
                 run, stop = gr.Button("Start or finish", variant="primary"), gr.Button("Stop")
         with gr.Column():
-            status, summary = (
-                gr.Markdown("No job yet."),
-                gr.JSON(label="Summary (made, replaced and dropped, and why)"),
-            )
-            latest, log = (
-                gr.Gallery(label="Latest batch", columns=4, height=260, format="png"),
-                gr.Code(label="Log", lines=8),
-            )
+            status = gr.Markdown("No job yet.")
+            summary = gr.JSON(label="Summary (made, replaced and dropped, and why)")
+            latest = gr.Gallery(label="Latest batch", columns=4, height=260, format="png")
+            log = gr.Code(label="Log", lines=8)
     wire(run.click, model.synthesize_start, w, status, api_name="synthesize_start")
     stop.click(model.synthesize_stop, w["out"], status, api_name="synthesize_stop")
     poll = [status, summary, latest, log]
