@@ -34,6 +34,7 @@ MAX_UPLOAD = "200mb"
 UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
 # A lone gallery image is sized to the column's width, taller than the box: capping the tile keeps it whole.
 CSS = "#gallery .thumbnail-lg { max-height: 600px; }"
+WHOLE = {"format": "png", "object_fit": "contain"}  # a radiograph is letterboxed in a gallery, never cropped
 
 
 def notify(handler):
@@ -164,7 +165,7 @@ def generate_tab(model: AppModel) -> dict:
                 w |= form(forms.PRIVACY_FORM)
             run = run_button("Generate", model)
         with gr.Column(scale=3):
-            gallery = gr.Gallery(label="SYNTHETIC images", columns=2, format="png", height=640, elem_id="gallery")
+            gallery = gr.Gallery(label="SYNTHETIC images", columns=2, height=640, elem_id="gallery", **WHOLE)
             files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
             selected = gr.Textbox(visible=False)
             with gr.Row():
@@ -211,13 +212,12 @@ def inpaint_tab(model: AppModel) -> None:
                 interactive=False,
             )
 
-    def load_upload(path, level, width, invert):
-        radiograph = upload_reader(model)(path)
-        return radiograph, model.windowed(radiograph, level, width, invert)
-
-    upload.change(load_upload, [upload, level, width, invert], [w["radiograph"], w["editor"]])
+    shown = [w["radiograph"], level, width, invert]
+    upload.change(upload_reader(model), upload, w["radiograph"], api_name="load_upload").then(
+        model.windowed, shown, w["editor"]
+    )
     for trigger in (level.release, width.release, invert.change):
-        trigger(model.windowed, [w["radiograph"], level, width, invert], w["editor"])
+        trigger(model.windowed, shown, w["editor"])
 
     def preset_values(name):
         p = EDIT_PRESETS[name]
@@ -236,7 +236,7 @@ def outpaint_tab(model: AppModel) -> None:
             w = {"radiograph": gr.State()}
             w |= form(forms.OUTPAINT_FORM)
             run = gr.Button("Outpaint", variant="primary")
-        gallery = gr.Gallery(label="Edited (kept pixels exact)", format="png", columns=2, elem_id="outpaint-gallery")
+        gallery = gr.Gallery(label="Edited (kept pixels exact)", columns=2, elem_id="outpaint-gallery", **WHOLE)
     read = upload_reader(model)
     upload.change(lambda p: (r := read(p), model.windowed(r, 0.5, 1.0, False)), upload, [w["radiograph"], preview])
     wire(run.click, model.outpaint, w, gallery, run=True, api_name="outpaint")
@@ -353,13 +353,7 @@ def train_tab(model: AppModel) -> gr.Textbox:
     wire(resume.click, functools.partial(runs.start_training, resume=True), w, status)
     stop.click(runs.stop_view, w["out"], status)
 
-    def poll(out):
-        import pandas as pd  # gradio's plots take a DataFrame
-
-        text, losses, console, grid = runs.progress_view(out)
-        return text, pd.DataFrame(losses, columns=["step", "loss"]), console, grid
-
-    gr.Timer(2.0).tick(poll, w["out"], [status, curve, log, samples], show_progress="hidden")
+    gr.Timer(2.0).tick(runs.progress_view, w["out"], [status, curve, log, samples], show_progress="hidden")
     return w["out"]
 
 

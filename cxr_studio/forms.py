@@ -72,13 +72,13 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
         slider("guidance", "Guidance", d.guidance_scale, 0, LIMITS.ui_max_guidance, 0.5, row="sampling"),
         whole("seed", "Seed", row="seed"),
         Field("random_seed", "check", "Random seed", True, row="seed"),
-        slider("count", "Images", 1, 1, LIMITS.ui_max_images, row="seed"),
+        slider("count", "Images", 1, 1, LIMITS.ui_max_images, row="output"),
         Field(
             "upscale",
             "check",
             f"Super-resolution to {studio.output_size} px",
             d.upscale and sr,
-            row="seed",
+            row="output",
             interactive=sr,
         ),
     )

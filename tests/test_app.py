@@ -149,7 +149,7 @@ def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
     layer[30:50, 40:60] = (0, 255, 102, 127)  # the see-through brush: only the alpha counts
     Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
     client.predict(
-        handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload"
+        handle_file(str(tmp_path / "upload.png")), api_name="/load_upload"
     )  # keeps the radiograph in the session
     editor = {"background": None, "layers": [handle_file(str(tmp_path / "stroke.png"))], "composite": None, "id": None}
     _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
@@ -415,7 +415,7 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
         layer[10:30, 10:30] = (0, 255, 102, 127)
         layer[18:22, 0:48] = (51, 153, 255, 127)  # the keep brush across the edit
         Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
-        client.predict(handle_file(str(tmp_path / "upload.png")), 0.5, 1.0, False, api_name="/load_upload")
+        client.predict(handle_file(str(tmp_path / "upload.png")), api_name="/load_upload")
         editor = {
             "background": None,
             "layers": [handle_file(str(tmp_path / "stroke.png"))],

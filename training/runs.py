@@ -161,12 +161,15 @@ def start_adaptation(
     return f"Started adapting `{model or 'the bundled demo'}` into `{out}`."
 
 
-def progress_view(out: str) -> tuple[str, list[tuple[int, float]], str, str | None]:
-    """(status line, (step, loss) pairs, console tail, latest sample grid) of the run writing into ``out``."""
+def progress_view(out: str) -> tuple[str, Any, str, str | None]:
+    """(status line, the loss curve as a DataFrame of step and loss, console tail, latest sample grid) of the run
+    writing into ``out``: what the Train tab shows every two seconds."""
+    import pandas as pd  # the app's plots take a DataFrame (pandas comes with gradio)
+
     p = read_progress(out)
     eta = f", ETA {p['eta_s'] / 60:.0f} min" if p.get("eta_s") else ""
     status = f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
-    return status, p["losses"], "\n".join(p["log"]), p["latest_samples"]
+    return status, pd.DataFrame(p["losses"], columns=["step", "loss"]), "\n".join(p["log"]), p["latest_samples"]
 
 
 def stop_view(out: str) -> str:
