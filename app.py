@@ -62,15 +62,16 @@ def wire(event, action, widgets: dict, outputs, *, run: bool = False, **options)
     stoppable = "session" in inspect.signature(action).parameters
 
     def handler(values: dict, request: gr.Request, progress=gr.Progress()):
-        def bar(step: int, total: int, what: str) -> None:
-            progress((step, total), desc=what, unit="steps")
+        given = {name: values[w] for name, w in widgets.items()}
+        if run:
+            given["progress"] = lambda step, total, what: progress((step, total), desc=what, unit="steps")
+            if stoppable:
+                given["session"] = session(request)
+        return action(**given)
 
-        extra = (({"session": session(request)} if stoppable else {}) | {"progress": bar}) if run else {}
-        return action(**{k: values[w] for k, w in widgets.items()}, **extra)
-
-    return event(
-        notify(handler), set(widgets.values()), outputs, **({"concurrency_id": "model"} if run else {}) | options
-    )
+    if run:
+        options.setdefault("concurrency_id", "model")
+    return event(notify(handler), set(widgets.values()), outputs, **options)
 
 
 def stopper(model: AppModel):

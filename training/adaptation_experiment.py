@@ -12,7 +12,8 @@ that it draws it and still draws what it knew.
    separating samples of hernia reports from samples of the same reports without it, from the same start noise
    (0.5: the model ignores the words),
    the judge's mAUC over the old findings on samples of the original test reports (regression), and the time.
-Writes ``report.json`` and prints the table.
+Writes ``report.json``, ``samples.png`` (rows: 4 real hernia test images, then each model's samples of their
+reports, base first, same seeds) and prints the table.
 """
 
 from __future__ import annotations
@@ -35,11 +36,12 @@ from cxr_studio.data.manifest import read_manifest, write_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.classifier import augment, load_split, mean_auc, per_target_auc, predict
 from cxr_studio.evaluation.metrics import roc_auc
-from cxr_studio.models.classifier import FindingClassifier
+from cxr_studio.models.classifier import FindingClassifier, pool
 from cxr_studio.pipeline.studio import load_model
 from training.finetune import main as finetune
 
 FINDING = "hiatal_hernia"
+NEW_SET_SEED, DETECTOR_SET_SEED = 77, 78  # new patients: the few-shot set, and the detector's (never the same)
 
 
 class Detector(torch.nn.Module):
@@ -52,8 +54,7 @@ class Detector(torch.nn.Module):
         self.head = torch.nn.Linear(2 * judge.config.hidden_sizes[-1], 1)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        maps = self.trunk(pixel_values=images).last_hidden_state
-        return self.head(torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], 1))[:, 0]
+        return self.head(pool(self.trunk(pixel_values=images).last_hidden_state))[:, 0]
 
 
 def fit_detector(
@@ -74,7 +75,7 @@ def fit_detector(
         optimizer.step()
         schedule.step()
         if (step + 1) % 100 == 0:
-            print(f"detector step {step + 1}/{steps} loss {float(loss):.4f}", file=sys.stderr, flush=True)
+            print(f"detector step {step + 1}/{steps} loss {loss.item():.4f}", file=sys.stderr, flush=True)
     return model.eval()
 
 
@@ -139,25 +140,20 @@ def run(args: argparse.Namespace) -> dict:
     size = judge.config.image_size
     base = load_model(args.model or None)
     report: dict = {"base_model": base.model_id, "judge": str(args.judge), "settings": vars(args) | {"out": str(out)}}
-    # 1. The new set: new patients (seed 77), half with a hernia
-    manifest = out / "data" / "manifest.csv"
-    if not manifest.is_file():
-        phantom.write_dataset(
-            out / "data", n=args.cases, size=base.image_size, seed=77, quiet=True, add_finding=FINDING, add_rate=0.5
-        )
+
+    def hernia_set(folder: Path, n: int, seed: int) -> Path:
+        """New patients, half with a hernia (written once; a rerun reads it)."""
+        if not (folder / "manifest.csv").is_file():
+            phantom.write_dataset(
+                folder, n=n, size=base.image_size, seed=seed, quiet=True, add_finding=FINDING, add_rate=0.5
+            )
+        return folder / "manifest.csv"
+
+    # 1. The new set
+    manifest = hernia_set(out / "data", args.cases, NEW_SET_SEED)
     rows = read_manifest(manifest)
     # 2. The detector, learnt on other patients, checked on the new set's real test images first
-    detector_manifest = out / "detector_data" / "manifest.csv"
-    if not detector_manifest.is_file():
-        phantom.write_dataset(
-            detector_manifest.parent,
-            n=args.detector_cases,
-            size=base.image_size,
-            seed=78,
-            quiet=True,
-            add_finding=FINDING,
-            add_rate=0.5,
-        )
+    detector_manifest = hernia_set(out / "detector_data", args.detector_cases, DETECTOR_SET_SEED)
     detector_path = out / "detector.safetensors"
     detector = Detector(judge)
     if detector_path.is_file():
@@ -178,10 +174,13 @@ def run(args: argparse.Namespace) -> dict:
     # only the words differ (unpaired reports differ in their other findings, which the detector also sees)
     positive_rows = [r for r in test_rows if has_finding(r)][: args.samples]
     positives = [r["report"] for r in positive_rows]
-    negatives = [report_without_finding(r, seed=77) for r in positive_rows]
+    negatives = [report_without_finding(r, seed=NEW_SET_SEED) for r in positive_rows]
     old_x, old_t, old_k, old_rows = load_split(args.old_manifest, "test", size=size, limit=args.old_reports)
     old_reports = [r["report"] for r in old_rows]
     report["real_old_test_mauc"] = mean_auc(per_target_auc(predict(judge, old_x), old_t, old_k))
+
+    # what to look at: the first hernia test images, then each model's samples of their reports (one row each)
+    sheet = [np.concatenate(list(test_x[[test_rows.index(r) for r in positive_rows[:4]], 0]), 1)]
 
     def measure(studio) -> dict:
         drawn = np.concatenate(
@@ -192,6 +191,8 @@ def run(args: argparse.Namespace) -> dict:
         )
         labels = np.array([True] * len(positives) + [False] * len(negatives))
         old = samples(studio, old_reports, seed=2000, num_steps=args.num_steps, size=size)
+        sheet.append(np.concatenate(list(drawn[:4, 0]), 1))
+        imaging.save_png(out / "samples.png", imaging.to_unsigned(np.concatenate(sheet, 0)), synthetic=True)
         return {
             "hernia_auc_on_samples": roc_auc(detector_scores(detector, drawn), labels),
             "old_findings_mauc_on_samples": mean_auc(per_target_auc(predict(judge, old), old_t, old_k)),

@@ -1,6 +1,6 @@
 """Device-removal benchmark on phantoms: we know each patient without devices, so removal can be scored.
 
-``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--strength S] [--report R] [--out FILE.json]``
+``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--seed K] [--strength S] [--report R] [--out FILE.json]``
 
 For every phantom case with a device: mask = the device mask grown by ``grow_px``; the cascade inpaints
 it ("remove device"); inside the mask the result is compared with the same patient rendered without
@@ -123,12 +123,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--report", default="", help="report for the region (default: the preset's, 'No support devices.')"
     )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the cases (0: the benchmark's; others to validate)"
+    )
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
     from cxr_studio.pipeline.studio import load_model
 
     studio = load_model(args.model)
-    results = run(studio, n=args.n, size=args.size, num_steps=args.steps, strength=args.strength, report=args.report)
+    results = run(
+        studio,
+        n=args.n,
+        size=args.size,
+        seed=args.seed,
+        num_steps=args.steps,
+        strength=args.strength,
+        report=args.report,
+    )
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -28,7 +28,7 @@ class ClassifierConfig:
     depths: tuple[int, ...] = (1, 1, 2, 1)
 
 
-def _pool(maps: torch.Tensor) -> torch.Tensor:
+def pool(maps: torch.Tensor) -> torch.Tensor:
     """``(B, D, h, w)`` -> ``(B, 2D)``: mean and max over the positions."""
     return torch.cat([maps.mean((2, 3)), maps.amax((2, 3))], 1)
 
@@ -64,9 +64,9 @@ class FindingClassifier(torch.nn.Module):
         w = maps.shape[-1]  # an odd width's middle column belongs to both halves (a 1-column map to both sides)
         halves = {"right": maps[..., : (w + 1) // 2], "left": maps[..., w // 2 :]}  # the patient's sides
         sided = torch.stack(
-            [self.side_heads[side](_pool(halves[side])) for side in PATIENT_SIDES], -1
+            [self.side_heads[side](pool(halves[side])) for side in PATIENT_SIDES], -1
         )  # (B, items, sides)
-        return torch.cat([self.labels_head(_pool(maps)), sided.flatten(1)], 1)  # SIDE_TARGETS order
+        return torch.cat([self.labels_head(pool(maps)), sided.flatten(1)], 1)  # SIDE_TARGETS order
 
     @torch.no_grad()
     def features(self, images: torch.Tensor) -> torch.Tensor:
