@@ -26,6 +26,7 @@ from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.errors import InputError
 from cxr_studio.files import sha256_file, write_atomic
+from cxr_studio.models.report_encoder import has_side_tokens
 
 COMPONENTS: dict[str, tuple[str, str]] = {
     "tokenizer": ("transformers", "BertTokenizerFast"),
@@ -256,6 +257,7 @@ def check_compatible(components: dict[str, Any], config: StudioConfig) -> None:
             components["report_encoder"].config.hidden_size,
         ),
         ("report encoder vocabulary", components["report_encoder"].config.vocab_size, len(components["tokenizer"])),
+        ("tokenizer's side tokens", has_side_tokens(components["tokenizer"]), config.report_encoder.side_tokens),
         ("super-resolution input channels", components["super_res_unet"].config.in_channels, 2),
         (
             "autoencoder scaling factor",

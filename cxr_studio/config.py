@@ -41,6 +41,7 @@ class ReportEncoderConfig:
     num_heads: int = 8
     intermediate_size: int = 2048
     max_tokens: int = 150  # Cheff: reports are truncated to 150 tokens
+    side_tokens: bool = False  # reports read after a token per sided finding and side (labels.SIDE_TOKENS)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ through here.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -116,3 +117,54 @@ def side_balance_weights(rows: Sequence[dict[str, str]], *, cap: float = 8.0) ->
             commoner = max(counts[item, s] for s in PATIENT_SIDES)
             weights[i] = max(weights[i], min(cap, commoner / counts[item, side]))
     return weights
+
+
+# How a report names each sided item (the phantom's wording and common radiology synonyms), for
+# :func:`sides_in_report`.
+ITEM_WORDS: dict[str, str] = {
+    "Pleural effusion": r"effusions?",
+    "Pneumothorax": r"pneumothora(?:x|ces)",
+    "Consolidation": r"consolidation",
+    "Atelectasis": r"atelectas[ie]s",
+    "Nodule": r"nodules?",
+    "Mass": r"mass(?:es)?",
+    "Pacemaker/ICD generator": r"pacemaker|icd|defibrillator",
+    "Chest tube": r"chest (?:tube|drain)s?",
+}
+_SIDE = re.compile(r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))|\b(bilateral|both)\b")  # not "right atrium"
+_NEGATION = re.compile(r"\b(?:no|without|negative for|resolved|removed|removal of)\b")
+
+
+def sides_in_report(report: str) -> dict[str, set[str]]:
+    """The patient sides on which a free-text ``report`` names each :data:`SIDED_ITEMS` item, by rule, per sentence:
+    the item's words, not after a negation ("No pneumothorax."), on the first side word of the sentence ("left",
+    "right", "bilateral"/"both"; "right atrium" and the like name a chamber, not a side). A sentence naming an item
+    without a side names none. On the phantom's reports this equals :func:`sided_items` of the manifest row (tested)."""
+    out: dict[str, set[str]] = {}
+    for sentence in re.split(r"[.;\n]", report.lower()):
+        side = _SIDE.search(sentence)
+        if side is None:
+            continue
+        sides = set(PATIENT_SIDES) if side.group(2) else {side.group(1)}
+        for item, words in ITEM_WORDS.items():
+            found = re.search(rf"\b(?:{words})\b", sentence)
+            if found and not _NEGATION.search(sentence, 0, found.start()):
+                out.setdefault(item, set()).update(sides)
+    return out
+
+
+# One vocabulary token per sided item and patient side, e.g. ``[left_pleural_effusion]``: a report encoder with
+# these (``ReportEncoderConfig.side_tokens``) reads each report after the tokens of what it names on which side,
+# so "left" arrives bound to its finding instead of being inferred from word order (Diff-CXR's disease knowledge).
+SIDE_TOKENS: dict[tuple[str, str], str] = {
+    (item, side): "[" + re.sub(r"\W+", "_", f"{side} {item}".lower()) + "]"
+    for item in SIDED_ITEMS
+    for side in PATIENT_SIDES
+}
+
+
+def with_side_tokens(report: str) -> str:
+    """``report`` after the :data:`SIDE_TOKENS` of what it names (in :data:`SIDE_TARGETS` order); "" stays ""."""
+    named = sides_in_report(report)
+    tokens = [token for (item, side), token in SIDE_TOKENS.items() if side in named.get(item, ())]
+    return " ".join([*tokens, report]) if tokens else report

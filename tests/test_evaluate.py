@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from cxr_studio import CXRStudio
 from cxr_studio.data.phantom import write_dataset
@@ -269,6 +270,20 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     )  # 8 items x 2 sides x 2 seeds
     assert set(sheet["laterality_samples"]["per_item"]) == set(report["faithfulness"]["laterality"]["per_item"])
     assert page.count("prompt sheet") == 0 and "Prompt sheet" in page and "pleural effusion, left" in page
+    # the sheet's own command with the saved judge: the same real phantoms, the same verdicts, and its samples judged
+    from cxr_studio.evaluation import prompt_sheet
+
+    png = tmp_path / "sheet.png"
+    assert (
+        prompt_sheet.main(
+            ["--model", str(tiny), "--out", str(png), "--seeds", "2", "--judge", str(out / "classifier")]
+        )
+        == 0
+    )
+    quick = json.loads(png.with_suffix(".json").read_text())
+    assert quick["laterality_real"] == sheet["laterality_real"]
+    assert quick["laterality_synthetic"]["cases"] == sheet["laterality_samples"]["cases"]
+    assert Image.open(png).height == (8 + 3) * (32 + 16)  # tiles at the judge's 32 px
     assert "How this compares" in page and "Sana 0.6B" in page and "the phantom is not MIMIC-CXR" in page
     assert "<b>this model</b>" in page  # our RadDINO-space row (the stand-in's, named as such) heads the table
     for key in (

@@ -622,3 +622,48 @@ def test_the_latent_task_weighs_each_cached_latent_by_its_own_row(manifest, tmp_
     assert build_task(config(manifest, out, stage="latent", max_steps=2)).sample_weights() is None
     with pytest.raises(InputError, match="latent stage only"):
         config(manifest, out, stage="super_res", balance_sides=True)
+
+
+def test_side_tokens_extend_the_folders_encoder_train_resume_and_load(manifest, tmp_path):
+    """--side-tokens adds a token per sided item and side to a trained folder's tokenizer and encoder (each
+    started at its words' mean embedding, the old embeddings untouched), trains, resumes onto the same
+    vocabulary, and exports a folder whose config says so; the loaded cascade reads "left" and "right" reports
+    through different side tokens, and an empty (unconditional) report through none."""
+    from cxr_studio.labels import SIDE_TOKENS
+
+    out = tmp_path / "model"
+    first = config(manifest, out, stage="latent", max_steps=2)
+    train(first)
+    shutil.rmtree(first.run_dir)  # the fine-tuning below is a run of its own in the same folder
+    before = CXRStudio.from_pretrained(out)
+    old = before.report_encoder.get_input_embeddings().weight.detach().clone()
+    options = {"stage": "latent", "latent_keep_encoder": True, "side_tokens": True}
+    task = build_task(config(manifest, out, max_steps=4, **options))
+    embeddings = task.modules["report_encoder"].get_input_embeddings().weight.detach()
+    assert len(task.tokenizer) == len(before.tokenizer) + 16 == embeddings.shape[0]
+    assert torch.equal(embeddings[: len(old)], old)
+    token = task.tokenizer.convert_tokens_to_ids(SIDE_TOKENS["Pleural effusion", "left"])
+    words = task.tokenizer("left pleural effusion", add_special_tokens=False)["input_ids"]
+    assert torch.allclose(embeddings[token], old[words].mean(0))
+    shutil.copytree(out, tmp_path / "unexported")
+    train(config(manifest, out, max_steps=2, **options))
+    shutil.rmtree(out)  # as if killed before exporting: the folder as it was, the run's checkpoints beside it
+    shutil.copytree(tmp_path / "unexported", out)
+    train(config(manifest, out, max_steps=4, resume=True, **options))  # the tokens added again, then the checkpoint
+    after = CXRStudio.from_pretrained(out)
+    assert after.config.report_encoder.side_tokens and not before.config.report_encoder.side_tokens
+    ids = after.text_to_image.encode_reports(["Large left pleural effusion.", "Large right pleural effusion.", ""])
+    assert ids[0].shape[0] == 3 and ids[1][2].sum() == 2  # the empty report: [CLS] [SEP] only
+    left, right = (
+        after.tokenizer.convert_tokens_to_ids(SIDE_TOKENS["Pleural effusion", s]) for s in ("left", "right")
+    )
+    from cxr_studio.models.report_encoder import tokenize_reports
+
+    tokens = tokenize_reports(
+        after.tokenizer,
+        ["Large left pleural effusion.", "Large right pleural effusion."],
+        max_tokens=32,
+        side_tokens=True,
+    )["input_ids"]
+    assert tokens[0, 1] == left and tokens[1, 1] == right
+    assert np.isfinite(after.generate("Large left pleural effusion.", seed=0, num_steps=2, upscale=False).pixels).all()

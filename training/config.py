@@ -77,6 +77,11 @@ class TrainConfig:
         "latent: draw training images so that every one-sided finding and sided device is seen as often on the "
         "patient's right as on the left (a seeded weighted draw with replacement)",
     )
+    side_tokens: bool = option(
+        False,
+        "latent: read each report after a token per sided finding and side that it names (found by rule: "
+        "labels.sides_in_report); adds the tokens to the folder's tokenizer and report encoder",
+    )
     snr_gamma: float = option(0.0, "diffusion stages: min-SNR-gamma loss weighting (0: plain MSE; 5 in the paper)")
     report_dropout: float = option(0.1, "latent: fraction of empty reports, so classifier-free guidance works")
     sample_steps: int = option(20, "denoising steps of the sample grids")

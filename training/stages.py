@@ -28,7 +28,7 @@ from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.labels import side_balance_weights
 from cxr_studio.models.latent_unet import add_coordinate_channels
 from cxr_studio.models.latent_unet import predict as predict_latent
-from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
+from cxr_studio.models.report_encoder import add_side_tokens, build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, build_super_res_unet, upsample
 from cxr_studio.models.super_res_unet import predict as predict_super_res
 from training import latent_cache
@@ -233,6 +233,11 @@ class LatentTask(_StageBase):
                 source.latent_schedule,
                 source.latent_unet.coordinate_channels,
             )
+        side_tokens = config.side_tokens or studio.config.report_encoder.side_tokens
+        if side_tokens != studio.config.report_encoder.side_tokens:
+            c = studio.config
+            c = c.replace(report_encoder=dataclasses.replace(c.report_encoder, side_tokens=True))
+            studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **studio.components())
         super().__init__(config, studio)
         if (
             config.latent_keep_encoder
@@ -247,9 +252,11 @@ class LatentTask(_StageBase):
                 encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(
                     studio.device
                 )
+        if side_tokens:  # the same tokens in the same order on every start, so a resume's checkpoint fits
+            add_side_tokens(self.tokenizer, encoder)
         self.modules = {"report_encoder": encoder.train(), "latent_unet": studio.latent_unet.train()}
         self.noise_schedule = training_scheduler(studio.config.latent_schedule)
-        self.max_tokens = studio.config.report_encoder.max_tokens
+        self.max_tokens, self.side_tokens = studio.config.report_encoder.max_tokens, side_tokens
 
     def _tokenizer(self, cache: Path) -> Any:
         """The run's tokenizer: trained on the training reports first (Cheff) and saved; a resumed run (or
@@ -305,7 +312,9 @@ class LatentTask(_StageBase):
         reports = list(batch["report"])
         if step >= 0:
             reports = drop_reports(reports, fraction=self.config.report_dropout, generator=generator)
-        tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
+        tokens = tokenize_reports(
+            self.tokenizer, reports, max_tokens=self.max_tokens, side_tokens=self.side_tokens, warn=False
+        )
         mask = tokens["attention_mask"].to(device)
         embeds = self.modules["report_encoder"](
             input_ids=tokens["input_ids"].to(device), attention_mask=mask

@@ -9,6 +9,7 @@ text is the phantom's own (the real image's report), so sample and real image sh
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 from cxr_studio import imaging
 from cxr_studio.data.phantom import Device, Finding, render_case
 from cxr_studio.errors import InputError
+from cxr_studio.files import write_atomic
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,32 @@ def sample_sheet(studio: Any, *, seeds: int = 2, tile: int = 128, seed: int = 0)
 
     8-bit grey PIL image; tiles of ``tile`` px; the patient's right is on each tile's left (PA), marked R.
     """
-    sheet = render(studio, seeds=seeds, judge_size=tile, seed=seed)
+    return draw(render(studio, seeds=seeds, judge_size=tile, seed=seed), seeds=seeds)
+
+
+def judged(sheet: dict[str, Any], judge_folder: str | Path) -> dict[str, Any]:
+    """The judge's laterality verdicts (:func:`~cxr_studio.evaluation.classifier.side_verdicts`) on a rendered
+    sheet's real phantoms and samples; ``judge_folder``: a saved judge with its thresholds (the evaluation's
+    ``classifier/``), whose image size the sheet must have been rendered at."""
+    from cxr_studio.evaluation import classifier as judge
+    from cxr_studio.models.classifier import FindingClassifier
+
+    model = FindingClassifier.load(judge_folder)
+    if not model.thresholds or model.config.image_size != sheet["real"].shape[-1]:
+        raise InputError(
+            f"{judge_folder}: a judge with thresholds at the sheet's size is needed (an evaluation's classifier/)."
+        )
+    return {
+        f"laterality_{kind}": judge.side_verdicts(
+            judge.predict(model, sheet[kind]), sheet["manifest_rows"], model.thresholds
+        )
+        for kind in ("real", "synthetic")
+    }
+
+
+def draw(sheet: dict[str, Any], *, seeds: int) -> Image.Image:
+    """:func:`render`'s output as the sheet picture (see :func:`sample_sheet`)."""
+    tile = sheet["real"].shape[-1]
     real, fake = imaging.to_unsigned(sheet["real"][:, 0]), imaging.to_unsigned(sheet["synthetic"][:, 0])
     index = {row["label"]: r for r, row in enumerate(sheet["rows"])}
     items = [label.rsplit(", ", 1)[0] for label in index if label.endswith(", left")]
@@ -131,12 +158,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="samples (and real phantoms) per report")
     parser.add_argument("--tile", type=int, default=128, help="tile size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the phantoms")
+    parser.add_argument(
+        "--judge",
+        help="a saved judge (an evaluation's classifier/ folder): also print its laterality verdicts on the sheet's "
+        "real phantoms and samples (named side only / both / wrong / missed) and write them beside the PNG as .json; "
+        "the tiles then take the judge's size",
+    )
     args = parser.parse_args(argv)
+    from cxr_studio.models.classifier import FindingClassifier
     from cxr_studio.pipeline.studio import load_model
 
     try:
         studio = load_model(args.model)
-        sample_sheet(studio, seeds=args.seeds, tile=args.tile, seed=args.seed).save(args.out)
+        tile = FindingClassifier.load(args.judge).config.image_size if args.judge else args.tile
+        sheet = render(studio, seeds=args.seeds, judge_size=tile, seed=args.seed)
+        draw(sheet, seeds=args.seeds).save(args.out)
+        if args.judge:
+            verdicts = {"model": studio.model_id, "seeds": args.seeds, **judged(sheet, args.judge)}
+            write_atomic(args.out.with_suffix(".json"), json.dumps(verdicts, indent=1).encode())
+            for kind in ("real", "synthetic"):
+                v = verdicts[f"laterality_{kind}"]
+                items = ", ".join(f"{k} {c['named_side_only']}/{c['cases']}" for k, c in v["per_item"].items())
+                print(
+                    f"{kind}: named side only {v['rate']:.1%} of {v['cases']} (both {v['both_sides']}, "
+                    f"wrong {v['wrong_side']}, missed {v['missed']}); {items}"
+                )
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

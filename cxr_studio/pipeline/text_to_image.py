@@ -45,8 +45,9 @@ class TextToImagePipeline:
 
     def encode_reports(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
+        c = self.config.report_encoder
         return encode_reports(
-            self.tokenizer, self.report_encoder, reports, max_tokens=self.config.report_encoder.max_tokens
+            self.tokenizer, self.report_encoder, reports, max_tokens=c.max_tokens, side_tokens=c.side_tokens
         )
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
