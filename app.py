@@ -1,8 +1,9 @@
 """CXR Studio front-end: ``python app.py [--model DIR] [--models DIR] [--port N] [--host H] [--auth USER:PASS]``.
 
 Widgets and wiring only: what each button does is a method of :class:`cxr_studio.app_model.AppModel` (or of
-``training.runs`` for the Train tab), called with the widgets' values by name and tested without a server;
-defaults and ranges come from the library. Every image served is PNG, every generated one labelled synthetic.
+``training.runs`` for the Train tab), called with the widgets' values by name and tested without a server; the
+inputs are the forms of :mod:`cxr_studio.forms` and the page's limits and launch settings come from the library.
+Every image served is PNG, every generated one labelled synthetic.
 """
 
 from __future__ import annotations
@@ -23,37 +24,14 @@ os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cxr-studio-"))
 import gradio as gr
 
 from cxr_studio import InputError, __version__, forms, synthesize
-from cxr_studio.app_model import EDIT_BRUSH, KEEP_BRUSH, AppModel, from_command_line
-from cxr_studio.config import EDIT_PRESETS
+from cxr_studio.app_model import MAX_UPLOAD, QUEUE, AppModel, from_command_line, launch_settings
 from cxr_studio.diffusion.sampling import GenerationCancelled
 from training import runs
 
-__all__ = ["AppModel", "build_demo", "launch_settings", "main"]
-QUEUE = {"max_size": 16, "default_concurrency_limit": 1}  # one model call at a time (CPU or one GPU), 16 waiting
-MAX_UPLOAD = "200mb"
-UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
-# A lone gallery image is sized to the column's width, taller than the box: capping the tile keeps it whole.
-CSS = "#gallery .thumbnail-lg { max-height: 600px; }"
+__all__ = ["MAX_UPLOAD", "QUEUE", "AppModel", "build_demo", "launch_settings", "main"]
 WHOLE = {"format": "png", "object_fit": "contain"}  # a radiograph is letterboxed in a gallery, never cropped
-
-
-def notify(handler):
-    """Library errors become a notification with the library's message; no traceback reaches the page."""
-
-    @functools.wraps(handler)  # keeps the signature, so gradio still injects gr.Request and gr.Progress
-    def wrapped(*args, **kwargs):
-        try:
-            return handler(*args, **kwargs)
-        except InputError as err:
-            raise gr.Error(str(err)) from None
-        except GenerationCancelled as err:
-            raise gr.Error(f"Stopped: {err}.", title="Stopped") from None
-
-    return wrapped
-
-
-def session(request: gr.Request | None) -> str:
-    return getattr(request, "session_hash", None) or "local"
+picture = functools.partial(gr.Image, format="png", interactive=False)  # an image shown, never edited
+uploads = functools.partial(gr.File, file_types=forms.UPLOAD_TYPES, type="filepath", file_count="multiple")
 
 
 def wire(event, action, widgets: dict, outputs, *, run: bool = False, **options):
@@ -66,48 +44,26 @@ def wire(event, action, widgets: dict, outputs, *, run: bool = False, **options)
         if run:
             given["progress"] = lambda step, total, what: progress((step, total), desc=what, unit="steps")
             if stoppable:
-                given["session"] = session(request)
-        return action(**given)
+                given["session"] = AppModel.session_of(request)
+        try:
+            return action(**given)
+        except InputError as err:  # the library's message as a notification; no traceback reaches the page
+            raise gr.Error(str(err)) from None
+        except GenerationCancelled as err:
+            raise gr.Error(f"Stopped: {err}.", title="Stopped") from None
 
     if run:
         options.setdefault("concurrency_id", "model")
-    return event(notify(handler), set(widgets.values()), outputs, **options)
+    return event(handler, set(widgets.values()), outputs, **options)
 
 
 def stopper(model: AppModel):
     """Stop, for this browser session's run only (gradio hands over the request by its annotation)."""
 
     def stop(request: gr.Request) -> None:
-        model.request_stop(session(request))
+        model.request_stop(AppModel.session_of(request))
 
     return stop
-
-
-def upload_reader(model: AppModel):
-    def read(path):
-        radiograph, warning = model.read_upload(path)
-        if warning:
-            gr.Warning(warning)
-        return radiograph
-
-    return notify(read)
-
-
-def upload_box(label: str, elem_id: str | None = None, *, multiple: bool = False) -> gr.File:
-    """A radiograph upload (PNG, JPEG, TIFF or DICOM) handed over as a file path."""
-    count = "multiple" if multiple else "single"
-    return gr.File(label=label, file_types=UPLOAD_TYPES, type="filepath", elem_id=elem_id, file_count=count)
-
-
-def picture(label: str, **options) -> gr.Image:
-    return gr.Image(label=label, format="png", interactive=False, **options)
-
-
-# The inpainting canvas: the upload drawn in (PNG), painted with a green (regenerate) and a blue (keep) brush
-BRUSH = {"colors": [(EDIT_BRUSH, 0.5), (KEEP_BRUSH, 0.5)], "color_mode": "fixed", "default_size": 16}
-EDITOR = {"type": "numpy", "image_mode": "RGBA", "format": "png", "layers": False, "transforms": (), "sources": ()}
-EDITOR |= {"fixed_canvas": False, "height": 560, "elem_id": "inpaint-editor"}
-EDITOR["label"] = "Paint what to regenerate (green) and what must not change (blue: keep)"
 
 
 def form(fields: tuple[forms.Field, ...]) -> dict[str, gr.Component]:
@@ -131,13 +87,23 @@ def widget(f: forms.Field) -> gr.Component:
     return kinds[f.kind](**({"choices": list(f.choices)} if f.choices else {}), **common)
 
 
-def window_controls() -> list:
-    """Level, width (display [0, 1]) and invert: the radiologist's window."""
-    return [
-        gr.Slider(0, 1, value=0.5, label="Level"),
-        gr.Slider(0.05, 1, value=1, label="Width"),
-        gr.Checkbox(label="Invert"),
-    ]
+def upload(model: AppModel, label: str, elem_id: str | None = None, *, api_name: str | None = None):
+    """A radiograph upload (PNG, JPEG, TIFF or DICOM) read into a state -> (state, the read event to chain on)."""
+    box, state = uploads(label=label, elem_id=elem_id, file_count="single"), gr.State()
+
+    def read(path: str | None):
+        radiograph, warning = model.read_upload(path)
+        if warning:
+            gr.Warning(warning)
+        return radiograph
+
+    return state, wire(box.change, read, {"path": box}, state, api_name=api_name)
+
+
+def rebuilt(form_for, names, value):
+    """The named fields of ``form_for(value)`` as new widgets: an update that resets them to that form's values."""
+    by_name = {f.name: f for f in form_for(value)}
+    return [widget(by_name[name]) for name in names]
 
 
 def run_button(label: str, model: AppModel) -> gr.Button:
@@ -146,6 +112,16 @@ def run_button(label: str, model: AppModel) -> gr.Button:
         run, stop = gr.Button(label, variant="primary"), gr.Button("Stop")
     stop.click(stopper(model), None, None, queue=False)
     return run
+
+
+def listed(action):
+    """An adapter action -> the listing, and a menu of the loaded adapters with the newest chosen."""
+
+    def handler(**values):
+        text, names = action(**values)
+        return text, gr.Dropdown(choices=names, value=names[-1] if names else None)
+
+    return handler
 
 
 def generate_tab(model: AppModel) -> dict:
@@ -157,10 +133,9 @@ def generate_tab(model: AppModel) -> dict:
                 helper, write = form(forms.COMPOSE_FORM), gr.Button("Write report")
             w |= form(forms.generate_form(model.studio)[1:])
             with gr.Accordion("Adapters (LoRA from python -m training.finetune or the Train tab)", open=False):
-                adapters = gr.Markdown(model.adapter_listing())
+                listing, adapter = gr.Markdown(model.adapter_listing()), form(forms.ADAPTER_FORM)
                 with gr.Row():
-                    folder, weight = gr.Textbox(label="Adapter folder"), gr.Slider(-2, 2, value=1.0, label="Weight")
-                    loaded = gr.Dropdown([], label="Loaded adapter")
+                    name = gr.Dropdown([], label="Loaded adapter")
                     load, set_weight, unload = gr.Button("Load"), gr.Button("Set weight"), gr.Button("Unload")
             with gr.Accordion("Privacy filter: replace any image that resembles a training image", open=False):
                 w |= form(forms.PRIVACY_FORM)
@@ -170,8 +145,7 @@ def generate_tab(model: AppModel) -> dict:
             files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
             selected = gr.Textbox(visible=False)
             with gr.Row():
-                to_dicom = gr.Button("Export selected as DICOM (synthetic)")
-                to_study = gr.Button("All as one DICOM study")
+                to_dicom, to_study = gr.Button("Selected as DICOM (synthetic)"), gr.Button("All as one DICOM study")
                 dicom = gr.File(label="DICOM", interactive=False)
     wire(write.click, model.compose, helper, w["report"])
     wire(run.click, model.generate, w, [gallery, files, w["seed"]], run=True, api_name="generate")
@@ -181,140 +155,110 @@ def generate_tab(model: AppModel) -> dict:
 
     recall_into = [w[k] for k in ("report", "negative", "sampler", "steps", "guidance", "seed", "random_seed")]
     gallery.select(recall, [files], [*recall_into, selected])
-    to_dicom.click(notify(model.export_dicom), selected, dicom)
-    to_study.click(notify(model.export_study), files, dicom)
-
-    def listed(listing, names):
-        return listing, gr.Dropdown(choices=names, value=names[-1] if names else None)
-
-    load.click(notify(lambda f, x: listed(*model.load_adapter(f, x))), [folder, weight], [adapters, loaded])
-    set_weight.click(notify(model.set_adapter_weight), [loaded, weight], adapters)
-    unload.click(notify(lambda n: listed(*model.unload_adapter(n))), loaded, [adapters, loaded])
+    wire(to_dicom.click, model.export_dicom, {"png": selected}, dicom)
+    wire(to_study.click, model.export_study, {"pngs": files}, dicom)
+    wire(load.click, listed(model.load_adapter), adapter, [listing, name])
+    wire(set_weight.click, model.set_adapter_weight, {"name": name, "weight": adapter["weight"]}, listing)
+    wire(unload.click, listed(model.unload_adapter), {"name": name}, [listing, name])
     return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale")}
 
 
 def inpaint_tab(model: AppModel) -> None:
     with gr.Tab("Inpaint"), gr.Row():
         with gr.Column():
-            upload = upload_box("Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload")
-            level, width, invert = window_controls()
-            w = {
-                "radiograph": gr.State(),
-                "editor": gr.ImageEditor(**EDITOR, brush=gr.Brush(**BRUSH), eraser=gr.Eraser(default_size=16)),
-            }
-            w |= form(forms.inpaint_form(model.studio))
+            radiograph, read = upload(
+                model, "Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload", api_name="load_upload"
+            )
+            window = form(forms.WINDOW_FORM)
+            editor = gr.ImageEditor(**forms.EDITOR, brush=gr.Brush(**forms.BRUSH), eraser=gr.Eraser(default_size=16))
+            w = {"radiograph": radiograph, "editor": editor} | form(forms.inpaint_form(model.studio))
             run = run_button("Inpaint", model)
         with gr.Column():
             compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="inpaint-slider")
-            difference = picture("Difference (x4)", elem_id="inpaint-difference")
-            files = gr.File(
-                label="Result in the original bit depth (PNG) and as DICOM (derived)",
-                file_count="multiple",
-                interactive=False,
-            )
-
-    shown = [w["radiograph"], level, width, invert]
-    upload.change(upload_reader(model), upload, w["radiograph"], api_name="load_upload").then(
-        model.windowed, shown, w["editor"]
-    )
-    for trigger in (level.release, width.release, invert.change):
-        trigger(model.windowed, shown, w["editor"])
-
-    def preset_values(name):
-        p = EDIT_PRESETS[name]
-        return p.strength, p.fill, p.grow_px, p.feather_px, gr.Textbox(placeholder=p.report)
-
-    w["preset"].change(
-        preset_values, w["preset"], [w[k] for k in ("strength", "fill", "grow_px", "feather_px", "report")]
-    )
+            difference = picture(label="Difference (x4)", elem_id="inpaint-difference")
+            label = "Result in the original bit depth (PNG) and as DICOM (derived)"
+            files = gr.File(label=label, file_count="multiple", interactive=False)
+    shown = {"radiograph": radiograph} | window
+    wire(read.then, model.windowed, shown, editor)
+    for trigger in (window["level"].release, window["width"].release, window["invert"].change):
+        wire(trigger, model.windowed, shown, editor)
+    follow = ("strength", "fill", "grow_px", "feather_px")
+    preset = functools.partial(rebuilt, lambda p: forms.inpaint_form(model.studio, preset=p), follow)
+    wire(w["preset"].change, preset, {"value": w["preset"]}, [w[k] for k in follow])
     wire(run.click, model.inpaint, w, [compare, difference, files], run=True, api_name="inpaint")
 
 
 def outpaint_tab(model: AppModel) -> None:
     with gr.Tab("Outpaint"), gr.Row():
         with gr.Column():
-            upload, preview = upload_box("Radiograph", "outpaint-upload"), picture("Input")
-            w = {"radiograph": gr.State()}
-            w |= form(forms.OUTPAINT_FORM)
+            radiograph, read = upload(model, "Radiograph", "outpaint-upload")
+            preview, w = picture(label="Input"), {"radiograph": radiograph} | form(forms.OUTPAINT_FORM)
             run = gr.Button("Outpaint", variant="primary")
         gallery = gr.Gallery(label="Edited (kept pixels exact)", columns=2, elem_id="outpaint-gallery", **WHOLE)
-    read = upload_reader(model)
-    upload.change(lambda p: (r := read(p), model.windowed(r, 0.5, 1.0, False)), upload, [w["radiograph"], preview])
+    wire(read.then, model.windowed, {"radiograph": radiograph}, preview)
     wire(run.click, model.outpaint, w, gallery, run=True, api_name="outpaint")
 
 
 def interpolate_tab(model: AppModel) -> None:
     with gr.Tab("Interpolate"), gr.Row():
         with gr.Column():
-            w = form(forms.INTERPOLATE_FORM) | {"start": gr.State(), "end": gr.State()}
+            w = form(forms.INTERPOLATE_FORM)
             with gr.Row():
-                image_a, image_b = upload_box("Start image (image modes)"), upload_box("End image")
+                w["start"], _ = upload(model, "Start image (image modes)", api_name="interpolate_start_image")
+                w["end"], _ = upload(model, "End image", api_name="interpolate_end_image")
             run = gr.Button("Interpolate", variant="primary")
         with gr.Column():
             strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames")
             gif = gr.File(label="Animated GIF", interactive=False)
-    image_a.change(upload_reader(model), image_a, w["start"], api_name="interpolate_start_image")
-    image_b.change(upload_reader(model), image_b, w["end"], api_name="interpolate_end_image")
     wire(run.click, model.interpolate, w, [strip, gif], run=True, api_name="interpolate")
 
 
 def review_tab(model: AppModel) -> None:
     with gr.Tab("Review"):
         gr.Markdown("Real and synthetic side by side through the same window/level.")
-        real, synthetic = gr.State(), gr.State()
         with gr.Row():
-            real_upload = upload_box("Real radiograph", "review-real-upload")
-            synthetic_upload = upload_box("Synthetic radiograph", "review-synthetic-upload")
-        with gr.Row():
-            window = window_controls()
-        with gr.Row():
-            views = [picture("Real", elem_id="review-real"), picture("SYNTHETIC", elem_id="review-synthetic")]
-        with gr.Accordion("Privacy screen: does the synthetic image copy a training image?", open=False):
-            gr.Markdown(
-                "Registered correlation of fine structure against every image of a training split (threshold calibrated "
-                "on training-versus-training pairs). Edited real images are patient images whatever it says."
+            real, read_real = upload(model, "Real radiograph", "review-real-upload")
+            synthetic, read_synthetic = upload(
+                model, "Synthetic radiograph", "review-synthetic-upload", api_name="review_synthetic_upload"
             )
+        with gr.Row():
+            window = form(forms.WINDOW_FORM)
+        with gr.Row():
+            views = [picture(label=name, elem_id=f"review-{name.lower()}") for name in ("Real", "SYNTHETIC")]
+        with gr.Accordion("Privacy screen: does the synthetic image copy a training image?", open=False):
+            gr.Markdown(forms.SCREEN_NOTE)
             with gr.Row():
-                manifest = gr.Textbox(label="Training manifest", value=forms.PHANTOM_MANIFEST)
-                check = gr.Button("Screen")
+                screen, check = form(forms.SCREEN_FORM), gr.Button("Screen")
             with gr.Row():
-                verdict, nearest = gr.Markdown(), picture("Nearest training image", elem_id="review-nearest")
+                verdict, nearest = gr.Markdown(), picture(label="Nearest training image", elem_id="review-nearest")
         with gr.Accordion("Blinded reader study", open=False):
             reader_study(model)
-    shown = [real, synthetic, *window]
-    real_upload.change(upload_reader(model), real_upload, real).then(model.review, shown, views)
-    synthetic_upload.change(
-        upload_reader(model), synthetic_upload, synthetic, api_name="review_synthetic_upload"
-    ).then(model.review, shown, views)
-    for control in window:
-        control.change(model.review, shown, views, show_progress="hidden", trigger_mode="always_last")
-    screen = {"synthetic": synthetic, "manifest": manifest}
+    shown = {"real": real, "synthetic": synthetic} | window
+    for event in (read_real.then, read_synthetic.then, *(control.change for control in window.values())):
+        wire(event, model.review, shown, views, show_progress="hidden", trigger_mode="always_last")
+    screen["synthetic"] = synthetic
     wire(check.click, model.screen_synthetic, screen, [verdict, nearest], run=True, api_name="screen_synthetic")
 
 
 def reader_study(model: AppModel) -> None:
     gr.Markdown("Each reader sees their own randomised, balanced sequence; answers are saved at once.")
-    folder = gr.Textbox(value="runs/reader-study", label="Study folder")
+    w = form(forms.STUDY_FORM)
     with gr.Row():
-        real, synthetic = upload_box("Real images", multiple=True), upload_box("Synthetic images", multiple=True)
-    status = gr.Markdown()
-    gr.Button("Add cases").click(notify(model.study_add), [folder, real, synthetic], status, api_name="study_add")
-    reader, current = gr.Textbox(label="Reader (a pseudonym)"), gr.State()
-    case = picture("Real or synthetic?", height=560)
+        cases = {"real": uploads(label="Real images"), "synthetic": uploads(label="Synthetic images")}
+    status, current, case = gr.Markdown(), gr.State(), picture(label="Real or synthetic?", height=560)
     with gr.Row():
-        confidence, begin = gr.Slider(1, 5, value=3, step=1, label="Confidence"), gr.Button("Start / continue")
-        said_real, said_synthetic = gr.Button("Real"), gr.Button("Synthetic")
-    begin.click(notify(model.study_next), [folder, reader], [case, status, current], api_name="study_next")
-    for button, answer in ((said_real, "real"), (said_synthetic, "synthetic")):
-        record = notify(lambda f, r, c, k, a=answer: model.study_answer(f, r, c, k, a))
-        button.click(
-            record, [folder, reader, current, confidence], [case, status, current], api_name=f"study_answer_{answer}"
-        )
+        add, begin, real, synthetic = map(gr.Button, ("Add cases", "Start / continue", "Real", "Synthetic"))
     with gr.Row():
         results = gr.Button("Results")
         scores = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC")
         answers = gr.File(label="Answers (CSV)", interactive=False)
-    results.click(notify(model.study_results), folder, [scores, answers], api_name="study_results")
+    folder, shown = {"folder": w["folder"]}, [case, status, current]
+    wire(add.click, model.study_add, folder | cases, status, api_name="study_add")
+    wire(begin.click, model.study_next, folder | {"reader": w["reader"]}, shown, api_name="study_next")
+    for button, answer in ((real, "real"), (synthetic, "synthetic")):
+        record = functools.partial(model.study_answer, answer=answer)
+        wire(button.click, record, w | {"current": current}, shown, api_name=f"study_answer_{answer}")
+    wire(results.click, model.study_results, folder, [scores, answers], api_name="study_results")
 
 
 def synthesize_tab(model: AppModel) -> None:
@@ -335,7 +279,7 @@ def synthesize_tab(model: AppModel) -> None:
     gr.Timer(2.0).tick(model.synthesize_poll, w["out"], poll, show_progress="hidden", api_name="synthesize_poll")
 
 
-def train_tab(model: AppModel) -> gr.Textbox:
+def train_tab(model: AppModel) -> None:
     with gr.Tab("Train"), gr.Row():
         with gr.Column():
             w = form(runs.train_form())
@@ -347,23 +291,20 @@ def train_tab(model: AppModel) -> gr.Textbox:
                 adapt_form, adapt = form(runs.ADAPT_FORM), gr.Button("Start adaptation")
         with gr.Column():
             status, curve = gr.Markdown("No run yet."), gr.LinePlot(x="step", y="loss", label="Training loss")
-            samples, log = picture("Latest sample grid"), gr.Code(label="Log", lines=12)
+            samples, log = picture(label="Latest sample grid"), gr.Code(label="Log", lines=12)
     wire(make.click, model.make_phantoms, phantoms, w["manifest"])
     wire(adapt.click, runs.start_adaptation, adapt_form | {k: w[k] for k in ("manifest", "out")}, status)
     wire(begin.click, runs.start_training, w, status)
     wire(resume.click, functools.partial(runs.start_training, resume=True), w, status)
     stop.click(runs.stop_view, w["out"], status)
-
     gr.Timer(2.0).tick(runs.progress_view, w["out"], [status, curve, log, samples], show_progress="hidden")
-    return w["out"]
 
 
-def model_tab(model: AppModel, follows: dict, trained: gr.Textbox) -> None:
+def model_tab(model: AppModel, follows: dict) -> None:
     """``follows``: the Generate tab's widgets that are reset to each loaded model's own defaults."""
 
-    def load(folder):
-        summary, fields = model.load(folder), {f.name: f for f in forms.generate_form(model.studio)}
-        return summary, *(widget(fields[name]) for name in follows)
+    def load(folder: str):
+        return model.load(folder), *rebuilt(lambda _: forms.generate_form(model.studio), follows, None)
 
     with gr.Tab("Model"):
         summary = gr.Markdown(model.summary())
@@ -373,19 +314,16 @@ def model_tab(model: AppModel, follows: dict, trained: gr.Textbox) -> None:
         with gr.Accordion("Every folder found (family, MB, loadable, card)", open=False):
             headers = ["folder", "family", "MB", "loadable", "card"]
             table = gr.Dataframe(model.models_table(), headers=headers, interactive=False, wrap=True)
-        with gr.Accordion(
-            "Evaluation report (python -m cxr_studio.evaluate --model DIR --manifest M --out DIR)", open=False
-        ):
+        folder = gr.Textbox(label="Any model folder (empty: the bundled demo cascade; the Train tab's model folder)")
+        with gr.Accordion("Evaluation report (python -m cxr_studio.evaluate ... --out DIR)", open=False):
             with gr.Row():
-                folder, show = gr.Textbox(label="Report folder", value="runs/eval/demo"), gr.Button("Show")
+                report, show = gr.Textbox(label="Report folder", value="runs/eval/demo"), gr.Button("Show")
             page = gr.HTML()
-        show.click(notify(model.evaluation_page), folder, page, api_name="read_evaluation")
-        model_folder = gr.Textbox(label="Any model folder (empty: the bundled demo cascade)")
-        outputs = [summary, *follows.values()]
-        gr.Button("Load").click(notify(load), model_folder, outputs, api_name="load_model")
-        load_found.click(notify(load), found, outputs)
-        rescan.click(lambda: (gr.Dropdown(model.model_choices()), model.models_table()), None, [found, table])
-        gr.Button("Load the trained cascade (Train tab's model folder)").click(notify(load), trained, outputs)
+    outputs = [summary, *follows.values()]
+    wire(gr.Button("Load").click, load, {"folder": folder}, outputs, api_name="load_model")
+    wire(load_found.click, load, {"folder": found}, outputs)
+    rescan.click(lambda: (gr.Dropdown(model.model_choices()), model.models_table()), None, [found, table])
+    wire(show.click, model.evaluation_page, {"folder": report}, page, api_name="read_evaluation")
 
 
 def phantom_tab(model: AppModel) -> None:
@@ -393,21 +331,19 @@ def phantom_tab(model: AppModel) -> None:
         with gr.Column():
             w, render = form(forms.PHANTOM_FORM), gr.Button("Render phantom", variant="primary")
         with gr.Column():
-            image = picture("SYNTHETIC phantom - not a patient image", elem_id="phantom-image")
-            clean, report = picture("Same patient without devices (SYNTHETIC)"), gr.Textbox(label="Report", lines=6)
+            image = picture(label="SYNTHETIC phantom - not a patient image", elem_id="phantom-image")
+            clean = picture(label="Same patient without devices (SYNTHETIC)")
+            report = gr.Textbox(label="Report", lines=6)
     wire(render.click, model.phantom_case, w, [image, clean, report], api_name="phantom_case")
 
 
 def build_demo(model: AppModel) -> gr.Blocks:
     with gr.Blocks(title="CXR Studio", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
-        gr.Markdown(
-            f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. Generated images are **synthetic** "
-            "and labelled as such; edited real images are still patient images."
-        )
+        gr.Markdown(f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. {forms.SYNTHETIC_NOTE}")
         follows = generate_tab(model)
-        for tab in (inpaint_tab, outpaint_tab, interpolate_tab, review_tab, synthesize_tab):
+        for tab in (inpaint_tab, outpaint_tab, interpolate_tab, review_tab, synthesize_tab, train_tab):
             tab(model)
-        model_tab(model, follows, train_tab(model))
+        model_tab(model, follows)
         phantom_tab(model)
     return demo
 
@@ -421,13 +357,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CXR Studio {__version__}: model {model.studio.model_id} on {model.studio.device}")
     build_demo(model).queue(**QUEUE).launch(**launch_settings(**server))
     return 0
-
-
-def launch_settings(host: str, port: int | None, auth: tuple[str, str] | None) -> dict:
-    """Local and private: no share link, no browser run history, no monitoring page, an upload limit."""
-    private = {"share": False, "run_history": False, "enable_monitoring": False, "strict_cors": True, "pwa": False}
-    private |= {"mcp_server": False, "ssr_mode": False, "footer_links": [], "max_file_size": MAX_UPLOAD, "css": CSS}
-    return private | {"server_name": host, "server_port": port, "auth": auth}
 
 
 if __name__ == "__main__":

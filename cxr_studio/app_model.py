@@ -24,6 +24,7 @@ from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
+from cxr_studio.forms import CSS
 from cxr_studio.imaging import read_png_parameters, save_png
 from cxr_studio.model_folders import list_models, read_card
 from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
@@ -31,7 +32,8 @@ from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
 # progress(step, total, what): the UI's progress bar
 Progress = Callable[[int, int, str], None]
 RECENT_UPLOADS = 4  # reads kept for other sessions that uploaded the same file (one path per content hash)
-EDIT_BRUSH, KEEP_BRUSH = "#00ff66", "#3399ff"  # the editor's brushes: green regenerates, blue keeps
+QUEUE = {"max_size": 16, "default_concurrency_limit": 1}  # one model call at a time (CPU or one GPU), 16 waiting
+MAX_UPLOAD = "200mb"
 
 
 def _painted(editor: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,6 +81,11 @@ class AppModel:
         self._lock = threading.Lock()
 
     # --- sessions, progress, files ------------------------------------------------------------------------
+
+    @staticmethod
+    def session_of(request: Any) -> str:
+        """The browser session a request comes from (``"local"`` outside a server)."""
+        return getattr(request, "session_hash", None) or "local"
 
     def request_stop(self, session: str) -> None:
         self._stops.setdefault(session, threading.Event()).set()
@@ -141,8 +148,10 @@ class AppModel:
             except OSError:
                 pass  # not empty: another file shares the folder
 
-    def windowed(self, radiograph: imaging.Radiograph | None, level: float, width: float, invert: bool) -> str | None:
-        """The radiograph's 8-bit view through a window (level and width in display [0, 1])."""
+    def windowed(
+        self, radiograph: imaging.Radiograph | None, level: float = 0.5, width: float = 1.0, invert: bool = False
+    ) -> str | None:
+        """The radiograph's 8-bit view through a window (level and width in display [0, 1]; default: all of it)."""
         if radiograph is None:
             return None
         return self.shown(imaging.window(radiograph.display, level=level, width=width, invert=invert), "view")
@@ -550,6 +559,14 @@ class AppModel:
     @staticmethod
     def make_phantoms(folder: str, count: int, size: int) -> str:
         return str(phantom.write_dataset(folder, n=int(count), size=int(size), seed=0, workers=2, quiet=True))
+
+
+def launch_settings(host: str, port: int | None, auth: tuple[str, str] | None) -> dict[str, Any]:
+    """The server's settings: local and private (no share link, no browser run history, no monitoring page), an
+    upload limit, the page's style."""
+    private = {"share": False, "run_history": False, "enable_monitoring": False, "strict_cors": True, "pwa": False}
+    private |= {"mcp_server": False, "ssr_mode": False, "footer_links": [], "max_file_size": MAX_UPLOAD, "css": CSS}
+    return private | {"server_name": host, "server_port": port, "auth": auth}
 
 
 def from_command_line(argv: Sequence[str] | None = None) -> tuple[AppModel, dict[str, Any]]:

@@ -17,6 +17,15 @@ from cxr_studio.limits import LIMITS
 
 DEFAULT_REPORT = "FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion."
 PHANTOM_MANIFEST = "data/phantom/manifest.csv"
+EDIT_BRUSH, KEEP_BRUSH = "#00ff66", "#3399ff"  # the editor's brushes: green regenerates, blue keeps
+# A lone gallery image is sized to the column's width, taller than the box: capping the tile keeps it whole.
+CSS = "#gallery .thumbnail-lg { max-height: 600px; }"
+UPLOAD_TYPES = [".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom"]
+# The inpainting canvas: the upload drawn in (PNG), painted with a green (regenerate) and a blue (keep) brush
+EDITOR = {"type": "numpy", "image_mode": "RGBA", "format": "png", "layers": False, "transforms": (), "sources": ()}
+EDITOR |= {"fixed_canvas": False, "height": 560, "elem_id": "inpaint-editor"}
+EDITOR["label"] = "Paint what to regenerate (green) and what must not change (blue: keep)"
+BRUSH = {"colors": [(EDIT_BRUSH, 0.5), (KEEP_BRUSH, 0.5)], "color_mode": "fixed", "default_size": 16}
 KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks")
 
 
@@ -84,6 +93,15 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
     )
 
 
+WINDOW_FORM = (  # the radiologist's window, in display [0, 1]
+    slider("level", "Level", 0.5, 0, 1, 0.01),
+    slider("width", "Width", 1, 0.05, 1, 0.01),
+    Field("invert", "check", "Invert", False),
+)
+ADAPTER_FORM = (
+    text("folder", "Adapter folder", row="adapter"),
+    slider("weight", "Weight", 1.0, -2, 2, 0.05, row="adapter"),
+)
 PRIVACY_FORM = (
     Field("private", "check", "Screen and replace (privacy-enhancing sampling, Packhäuser et al. 2023)", False),
     text("manifest", "Training manifest", PHANTOM_MANIFEST),
@@ -96,12 +114,12 @@ COMPOSE_FORM = (
 )
 
 
-def inpaint_form(studio: Any) -> tuple[Field, ...]:
-    """The edit's report and settings at the first preset's values."""
-    first = EDIT_PRESETS["remove device"]
+def inpaint_form(studio: Any, *, preset: str = "remove device") -> tuple[Field, ...]:
+    """The edit's report and settings at ``preset``'s values (the page resets them when the preset changes)."""
+    first = EDIT_PRESETS[preset]
     return (
-        text("report", "Report for the region (optional)", placeholder=first.report),
-        choice("preset", "Preset", EDIT_PRESETS, "remove device", row="mask"),
+        text("report", "Report for the region (optional; empty: the preset's own)", placeholder=first.report),
+        choice("preset", "Preset", EDIT_PRESETS, preset, row="mask"),
         slider("strength", "Strength", first.strength, 0.05, 1, 0.01, row="mask"),
         choice("fill", "Start from (inside the mask)", EDIT_FILLS, first.fill, kind="radio", row="mask"),
         slider("grow_px", "Grow (px)", first.grow_px, 0, LIMITS.ui_max_mask_px, row="mask"),
@@ -153,6 +171,19 @@ PHANTOM_FORM = (
     choice("zone", "Zone", phantom.ZONES, "lower", kind="radio"),
     choice("devices", "Support devices", phantom.DEVICES, [], kind="checks"),
     whole("seed", "Seed"),
+)
+STUDY_FORM = (
+    text("folder", "Study folder", "runs/reader-study", row="study"),
+    text("reader", "Reader (a pseudonym)", row="study"),
+    slider("confidence", "Confidence", 3, 1, 5, row="study"),
+)
+SCREEN_FORM = (text("manifest", "Training manifest", PHANTOM_MANIFEST),)
+SCREEN_NOTE = (
+    "Registered correlation of fine structure against every image of a training split (threshold calibrated on "
+    "training-versus-training pairs). Edited real images are patient images whatever it says."
+)
+SYNTHETIC_NOTE = (
+    "Generated images are **synthetic** and labelled as such; edited real images are still patient images."
 )
 PHANTOM_SET_FORM = (
     text("folder", "Phantom folder", "data/phantom", row="set"),

@@ -450,6 +450,10 @@ def test_every_form_field_is_a_keyword_of_its_action(studio):
         (forms.synthesize_form(4), model.synthesize_start),
         (forms.PHANTOM_FORM, model.phantom_case),
         (forms.PHANTOM_SET_FORM, model.make_phantoms),
+        (forms.WINDOW_FORM, model.review),
+        (forms.WINDOW_FORM, model.windowed),
+        (forms.ADAPTER_FORM, model.load_adapter),
+        (forms.STUDY_FORM, model.study_answer),
         (runs.train_form(), runs.start_training),
         (runs.ADAPT_FORM, runs.start_adaptation),
     ]
