@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the phantoms")
     parser.add_argument("--sampler", help="sampler of the latent stage (default: the model's)")
     parser.add_argument("--steps", type=int, help="sampling steps of the latent stage (default: the model's)")
+    parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument(
         "--judge",
         help="a saved judge (an evaluation's classifier/ folder): also print its laterality verdicts on the sheet's "
@@ -172,13 +173,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         studio = load_model(args.model)
-        chosen = {"sampler": args.sampler, "num_steps": args.steps}
+        chosen = {"sampler": args.sampler, "num_steps": args.steps, "guidance_scale": args.guidance}
         studio = studio.with_sampling({k: v for k, v in chosen.items() if v is not None})
         tile = FindingClassifier.load(args.judge).config.image_size if args.judge else args.tile
         sheet = render(studio, seeds=args.seeds, judge_size=tile, seed=args.seed)
         draw(sheet, seeds=args.seeds).save(args.out)
         if args.judge:
-            sampling = {"sampler": studio.sampling.sampler, "steps": studio.sampling.num_steps}
+            d = studio.sampling
+            sampling = {"sampler": d.sampler, "steps": d.num_steps, "guidance": d.guidance_scale}
             verdicts = {"model": studio.model_id, "seeds": args.seeds, **sampling, **judged(sheet, args.judge)}
             write_atomic(args.out.with_suffix(".json"), json.dumps(verdicts, indent=1).encode())
             for kind in ("real", "synthetic"):
