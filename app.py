@@ -314,13 +314,17 @@ def model_tab(model: AppModel, follows: dict) -> None:
         with gr.Accordion("Every folder found (family, MB, loadable, card)", open=False):
             headers = ["folder", "family", "MB", "loadable", "card"]
             table = gr.Dataframe(model.models_table(), headers=headers, interactive=False, wrap=True)
-        folder = gr.Textbox(label="Any model folder (empty: the bundled demo cascade; the Train tab's model folder)")
+        with gr.Row():
+            folder = gr.Textbox(
+                label="Any model folder (empty: the bundled demo; the Train tab's model folder)", scale=3
+            )
+            load_folder = gr.Button("Load")
         with gr.Accordion("Evaluation report (python -m cxr_studio.evaluate ... --out DIR)", open=False):
             with gr.Row():
                 report, show = gr.Textbox(label="Report folder", value="runs/eval/demo"), gr.Button("Show")
             page = gr.HTML()
     outputs = [summary, *follows.values()]
-    wire(gr.Button("Load").click, load, {"folder": folder}, outputs, api_name="load_model")
+    wire(load_folder.click, load, {"folder": folder}, outputs, api_name="load_model")
     wire(load_found.click, load, {"folder": found}, outputs)
     rescan.click(lambda: (gr.Dropdown(model.model_choices()), model.models_table()), None, [found, table])
     wire(show.click, model.evaluation_page, {"folder": report}, page, api_name="read_evaluation")

@@ -323,12 +323,15 @@ PRESETS["demo128"] = PRESETS["demo_eps"].replace(
 # bends DDIM's guided path away from the multistep solvers' (DDIM-400 against DPM-Solver++-200: 19.6 dB with it;
 # DDIM-300 against DPM-Solver++-150: 28.0 dB without). A demo_eps folder is fine-tuned into it with
 # --latent-reschedule --preset demo (training/train_demo_zero_snr.sh), then side-balanced
-# (training/train_demo_balanced.sh). DPM-Solver++ at 20 steps, as measured by the sampler benchmark.
+# (training/train_demo_balanced.sh). UniPC at 10 steps and guidance 2: the sampler benchmark and the prompt
+# sheet chose them (the model card has the figures).
 PRESETS["demo"] = PRESETS["demo_eps"].replace(
     name="demo",
     latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
     latent_unet=dataclasses.replace(PRESETS["demo_eps"].latent_unet, coordinate_channels=2),
-    sampling=dataclasses.replace(PRESETS["demo_eps"].sampling, latent_clip=0.0, sampler="dpmpp", num_steps=20),
+    sampling=dataclasses.replace(
+        PRESETS["demo_eps"].sampling, latent_clip=0.0, sampler="unipc", num_steps=10, guidance_scale=2.0
+    ),
 )
 
 

@@ -38,8 +38,25 @@ def test_library_never_imports_the_ui_or_training():
         assert not forbidden, f"{path.relative_to(ROOT)} imports {forbidden}"
 
 
-def test_demo_builds(studio):
-    assert isinstance(app.build_demo(app.AppModel(studio)), gr.Blocks)
+def test_demo_builds_one_row_of_tabs_that_holds_every_widget(studio):
+    """The title, then one set of tabs, then only the invisible timers: a widget built outside its tab (a button
+    after a tab's block) splits the tabs in two and shows under every tab."""
+    demo = app.build_demo(app.AppModel(studio))
+    assert isinstance(demo, gr.Blocks)
+    kinds = [type(child).__name__ for child in demo.children]
+    assert kinds[:2] == ["Markdown", "Tabs"] and set(kinds[2:]) <= {"Timer"}, kinds
+    tabs = [tab.label for tab in demo.children[1].children]
+    assert tabs == [
+        "Generate",
+        "Inpaint",
+        "Outpaint",
+        "Interpolate",
+        "Review",
+        "Synthesize",
+        "Train",
+        "Model",
+        "Phantom",
+    ]
 
 
 def test_launch_settings_are_local_and_private():
