@@ -282,7 +282,7 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     )
     quick = json.loads(png.with_suffix(".json").read_text())
     assert quick["laterality_real"] == sheet["laterality_real"]
-    assert quick["laterality_synthetic"]["cases"] == sheet["laterality_samples"]["cases"]
+    assert quick["laterality_samples"]["cases"] == sheet["laterality_samples"]["cases"]
     assert Image.open(png).height == (8 + 3) * (32 + 16)  # tiles at the judge's 32 px
     assert "How this compares" in page and "Sana 0.6B" in page and "the phantom is not MIMIC-CXR" in page
     assert "<b>this model</b>" in page  # our RadDINO-space row (the stand-in's, named as such) heads the table

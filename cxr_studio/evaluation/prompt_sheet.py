@@ -97,23 +97,19 @@ def sample_sheet(studio: Any, *, seeds: int = 2, tile: int = 128, seed: int = 0)
     return draw(render(studio, seeds=seeds, judge_size=tile, seed=seed), seeds=seeds)
 
 
-def judged(sheet: dict[str, Any], judge_folder: str | Path) -> dict[str, Any]:
+def judged(sheet: dict[str, Any], model: Any) -> dict[str, Any]:
     """The judge's laterality verdicts (:func:`~cxr_studio.evaluation.classifier.side_verdicts`) on a rendered
-    sheet's real phantoms and samples; ``judge_folder``: a saved judge with its thresholds (the evaluation's
-    ``classifier/``), whose image size the sheet must have been rendered at."""
+    sheet's real phantoms and samples, as ``laterality_real`` and ``laterality_samples``; ``model``: a
+    :class:`~cxr_studio.models.classifier.FindingClassifier` with thresholds, at the size the sheet was rendered at."""
     from cxr_studio.evaluation import classifier as judge
-    from cxr_studio.models.classifier import FindingClassifier
 
-    model = FindingClassifier.load(judge_folder)
     if not model.thresholds or model.config.image_size != sheet["real"].shape[-1]:
-        raise InputError(
-            f"{judge_folder}: a judge with thresholds at the sheet's size is needed (an evaluation's classifier/)."
-        )
+        raise InputError("a judge with thresholds at the sheet's size is needed (an evaluation's classifier/).")
     return {
-        f"laterality_{kind}": judge.side_verdicts(
+        f"laterality_{name}": judge.side_verdicts(
             judge.predict(model, sheet[kind]), sheet["manifest_rows"], model.thresholds
         )
-        for kind in ("real", "synthetic")
+        for name, kind in (("real", "real"), ("samples", "synthetic"))
     }
 
 
@@ -175,15 +171,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         studio = load_model(args.model)
         chosen = {"sampler": args.sampler, "num_steps": args.steps, "guidance_scale": args.guidance}
         studio = studio.with_sampling({k: v for k, v in chosen.items() if v is not None})
-        tile = FindingClassifier.load(args.judge).config.image_size if args.judge else args.tile
+        model = FindingClassifier.load(args.judge) if args.judge else None
+        tile = model.config.image_size if model else args.tile
         sheet = render(studio, seeds=args.seeds, judge_size=tile, seed=args.seed)
         draw(sheet, seeds=args.seeds).save(args.out)
         if args.judge:
             d = studio.sampling
             sampling = {"sampler": d.sampler, "steps": d.num_steps, "guidance": d.guidance_scale}
-            verdicts = {"model": studio.model_id, "seeds": args.seeds, **sampling, **judged(sheet, args.judge)}
+            verdicts = {"model": studio.model_id, "seeds": args.seeds, **sampling, **judged(sheet, model)}
             write_atomic(args.out.with_suffix(".json"), json.dumps(verdicts, indent=1).encode())
-            for kind in ("real", "synthetic"):
+            for kind in ("real", "samples"):
                 v = verdicts[f"laterality_{kind}"]
                 items = ", ".join(f"{k} {c['named_side_only']}/{c['cases']}" for k, c in v["per_item"].items())
                 print(

@@ -373,16 +373,7 @@ def evaluate(
 
         _say(f"prompt sheet: {len(prompt_sheet.SHEET)} reports x {sheet_seeds} seeds")
         sheet = prompt_sheet.render(studio, seeds=sheet_seeds, judge_size=judge_size, seed=seed)
-        report["prompt_sheet"] = {
-            "seeds": sheet_seeds,
-            "reports": sheet["rows"],
-            "laterality_real": judge.side_verdicts(
-                judge.predict(model, sheet["real"]), sheet["manifest_rows"], model.thresholds
-            ),
-            "laterality_samples": judge.side_verdicts(
-                judge.predict(model, sheet["synthetic"]), sheet["manifest_rows"], model.thresholds
-            ),
-        }
+        report["prompt_sheet"] = {"seeds": sheet_seeds, "reports": sheet["rows"], **prompt_sheet.judged(sheet, model)}
         sheet_images = sheet
     # 8. Utility: synthetic-only vs real-only training, tested on the real test split
     if utility_samples:
