@@ -1,10 +1,7 @@
 """CXR Studio front-end: ``python app.py [--model DIR] [--models DIR] [--port N] [--host H] [--auth USER:PASS]``.
 
-Widgets and wiring only: what each button does is a method of :class:`cxr_studio.app_model.AppModel` (or of
-``training.runs`` for the Train tab), called with the widgets' values by name and tested without a server; the
-inputs are the forms of :mod:`cxr_studio.forms` and the page's limits and launch settings come from the library.
-Every image served is PNG, every generated one labelled synthetic.
-"""
+Wiring only: each button calls a method of :class:`cxr_studio.app_model.AppModel` (``training.runs`` for the Train
+tab) with the widgets' values by name; inputs and views are the data of :mod:`cxr_studio.forms`."""
 
 from __future__ import annotations
 
@@ -24,59 +21,59 @@ os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cxr-studio-"))
 import gradio as gr
 
 from cxr_studio import InputError, __version__, forms, synthesize
-from cxr_studio.app_model import MAX_UPLOAD, QUEUE, AppModel, from_command_line, launch_settings
+from cxr_studio.app_model import MODEL_COLUMNS, QUEUE, AppModel, from_command_line, launch_settings
 from cxr_studio.diffusion.sampling import GenerationCancelled
 from training import runs
 
-__all__ = ["MAX_UPLOAD", "QUEUE", "AppModel", "build_demo", "launch_settings", "main"]
 WHOLE = {"format": "png", "object_fit": "contain"}  # a radiograph is letterboxed in a gallery, never cropped
 picture = functools.partial(gr.Image, format="png", interactive=False)  # an image shown, never edited
 uploads = functools.partial(gr.File, file_types=forms.UPLOAD_TYPES, type="filepath", file_count="multiple")
 
 
 def wire(event, action, widgets: dict, outputs, *, run: bool = False, **options):
-    """``event`` calls ``action`` with the widgets' values as keyword arguments (gradio's dict form of inputs);
-    ``run``: a model call, one at a time, with a progress bar and (if it takes ``session``) this session's Stop."""
-    stoppable = "session" in inspect.signature(action).parameters
+    """``event`` calls ``action`` with the widgets' values as keyword arguments (gradio's dict form of inputs), and
+    with what else it asks for by name: a ``progress`` bar, this browser ``session`` (whose Stop stops this session's
+    run only), a ``warn`` notification. ``run``: a model call, one at a time."""
+    takes = inspect.signature(action).parameters
 
     def handler(values: dict, request: gr.Request, progress=gr.Progress()):
         given = {name: values[w] for name, w in widgets.items()}
-        if run:
-            given["progress"] = lambda step, total, what: progress((step, total), desc=what, unit="steps")
-            if stoppable:
-                given["session"] = AppModel.session_of(request)
+        bar = lambda step, total, what: progress((step, total), desc=what, unit="steps")
+        asked = {"progress": bar, "session": AppModel.session_of(request), "warn": gr.Warning}
+        given |= {name: value for name, value in asked.items() if name in takes}
         try:
             return action(**given)
-        except InputError as err:  # the library's message as a notification; no traceback reaches the page
-            raise gr.Error(str(err)) from None
-        except GenerationCancelled as err:
-            raise gr.Error(f"Stopped: {err}.", title="Stopped") from None
+        except (InputError, GenerationCancelled) as err:  # the library's message as a notification, no traceback
+            raise gr.Error(str(err), title="Stopped" if isinstance(err, GenerationCancelled) else "Error") from None
 
     if run:
         options.setdefault("concurrency_id", "model")
     return event(handler, set(widgets.values()), outputs, **options)
 
 
-def stopper(model: AppModel):
-    """Stop, for this browser session's run only (gradio hands over the request by its annotation)."""
-
-    def stop(request: gr.Request) -> None:
-        model.request_stop(AppModel.session_of(request))
-
-    return stop
-
-
-def form(fields: tuple[forms.Field, ...]) -> dict[str, gr.Component]:
-    """A widget per field (see :mod:`cxr_studio.forms`), keyed by the action's keyword; a field's row groups it."""
+def form(fields: tuple[forms.Field, ...], model: AppModel | None = None) -> dict[str, gr.Component]:
+    """A widget per field of :mod:`cxr_studio.forms`, keyed by its action's keyword; ``model`` reads uploads."""
     widgets = {}
     for row, group in itertools.groupby(fields, key=lambda f: f.row):
         with gr.Row() if row else contextlib.nullcontext():
-            widgets |= {f.name: widget(f) for f in group}
+            widgets |= {f.name: widget(f, model) for f in group}
     return widgets
 
 
-def widget(f: forms.Field) -> gr.Component:
-    common = {"label": f.label, "value": f.value, "interactive": f.interactive}
+view = functools.partial  # a view kind's component, with the options it always has
+SHOWN = {"image": picture, "markdown": gr.Markdown, "json": gr.JSON, "html": gr.HTML, "code": view(gr.Code, lines=10)}
+SHOWN |= {"gallery": view(gr.Gallery, **WHOLE), "before_after": view(gr.ImageSlider, type="numpy", format="png")}
+SHOWN |= {"file": view(gr.File, interactive=False), "files": view(gr.File, file_count="multiple", interactive=False)}
+SHOWN |= {"curve": view(gr.LinePlot, x="step", y="loss"), "lines": view(gr.Textbox, lines=6, interactive=False)}
+
+
+def widget(f: forms.Field, model: AppModel | None = None) -> gr.Component:
+    common = {"label": f.label, "value": f.value, "elem_id": f.elem_id or None}
+    if f.kind == "radiograph":
+        return upload(model, f.label, f.elem_id)[0]
+    if f.kind in SHOWN:
+        return SHOWN[f.kind](**common, **({"columns": f.columns} if f.columns else {}))
+    common["interactive"] = f.interactive
     if f.kind in ("text", "report"):
         return gr.Textbox(lines=4 if f.kind == "report" else 1, placeholder=f.placeholder or None, **common)
     if f.kind == "number":
@@ -87,17 +84,17 @@ def widget(f: forms.Field) -> gr.Component:
     return kinds[f.kind](**({"choices": list(f.choices)} if f.choices else {}), **common)
 
 
-def upload(model: AppModel, label: str, elem_id: str | None = None, *, api_name: str | None = None):
-    """A radiograph upload (PNG, JPEG, TIFF or DICOM) read into a state -> (state, the read event to chain on)."""
+def views(fields: tuple[forms.Field, ...]) -> list[gr.Component]:
+    """An action's values shown (see :data:`cxr_studio.forms.VIEWS`) in a column, in the order it returns them."""
+    with gr.Column():
+        return list(form(fields).values())
+
+
+def upload(model: AppModel, label: str, elem_id: str):
+    """A radiograph upload (PNG, JPEG, TIFF or DICOM) read into a state -> (state, the read event to chain on).
+    Its API name follows its page handle: ``inpaint-upload`` is ``/inpaint_upload``."""
     box, state = uploads(label=label, elem_id=elem_id, file_count="single"), gr.State()
-
-    def read(path: str | None):
-        radiograph, warning = model.read_upload(path)
-        if warning:
-            gr.Warning(warning)
-        return radiograph
-
-    return state, wire(box.change, read, {"path": box}, state, api_name=api_name)
+    return state, wire(box.change, model.read_upload, {"path": box}, state, api_name=elem_id.replace("-", "_"))
 
 
 def rebuilt(form_for, names, value):
@@ -110,18 +107,17 @@ def run_button(label: str, model: AppModel) -> gr.Button:
     """The action's button, beside a Stop for this browser session's run only."""
     with gr.Row():
         run, stop = gr.Button(label, variant="primary"), gr.Button("Stop")
-    stop.click(stopper(model), None, None, queue=False)
+    wire(stop.click, model.request_stop, {}, None, queue=False)
     return run
 
 
-def listed(action):
-    """An adapter action -> the listing, and a menu of the loaded adapters with the newest chosen."""
-
-    def handler(**values):
-        text, names = action(**values)
-        return text, gr.Dropdown(choices=names, value=names[-1] if names else None)
-
-    return handler
+def task(model: AppModel, spec: forms.Task) -> None:
+    """A tab of one action: its form and button on the left, its views on the right."""
+    with gr.Tab(spec.title), gr.Row():
+        with gr.Column():
+            w, run = form(spec.fields, model), gr.Button(spec.button, variant="primary")
+        shown = views(spec.views)
+    wire(run.click, getattr(model, spec.action), w, shown, run=spec.run, api_name=spec.action)
 
 
 def generate_tab(model: AppModel) -> dict:
@@ -135,7 +131,6 @@ def generate_tab(model: AppModel) -> dict:
             with gr.Accordion("Adapters (LoRA from python -m training.finetune or the Train tab)", open=False):
                 listing, adapter = gr.Markdown(model.adapter_listing()), form(forms.ADAPTER_FORM)
                 with gr.Row():
-                    name = gr.Dropdown([], label="Loaded adapter")
                     load, set_weight, unload = gr.Button("Load"), gr.Button("Set weight"), gr.Button("Unload")
             with gr.Accordion("Privacy filter: replace any image that resembles a training image", open=False):
                 w |= form(forms.PRIVACY_FORM)
@@ -157,108 +152,68 @@ def generate_tab(model: AppModel) -> dict:
     gallery.select(recall, [files], [*recall_into, selected])
     wire(to_dicom.click, model.export_dicom, {"png": selected}, dicom)
     wire(to_study.click, model.export_study, {"pngs": files}, dicom)
-    wire(load.click, listed(model.load_adapter), adapter, [listing, name])
-    wire(set_weight.click, model.set_adapter_weight, {"name": name, "weight": adapter["weight"]}, listing)
-    wire(unload.click, listed(model.unload_adapter), {"name": name}, [listing, name])
+    wire(load.click, model.load_adapter, adapter, listing)
+    wire(set_weight.click, model.set_adapter_weight, adapter, listing)
+    wire(unload.click, model.unload_adapter, {"folder": adapter["folder"]}, listing)
     return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale")}
 
 
 def inpaint_tab(model: AppModel) -> None:
+    """Inpainting with a brush, and outpainting of the same upload."""
     with gr.Tab("Inpaint"), gr.Row():
         with gr.Column():
-            radiograph, read = upload(
-                model, "Radiograph (PNG, JPEG, TIFF or DICOM)", "inpaint-upload", api_name="load_upload"
-            )
+            radiograph, read = upload(model, "Radiograph", "inpaint-upload")
             window = form(forms.WINDOW_FORM)
             editor = gr.ImageEditor(**forms.EDITOR, brush=gr.Brush(**forms.BRUSH), eraser=gr.Eraser(default_size=16))
             w = {"radiograph": radiograph, "editor": editor} | form(forms.inpaint_form(model.studio))
             run = run_button("Inpaint", model)
+            with gr.Accordion("Outpaint: grow the canvas of the same radiograph", open=False):
+                margins, grow = {"radiograph": radiograph} | form(forms.OUTPAINT_FORM), gr.Button("Outpaint")
         with gr.Column():
-            compare = gr.ImageSlider(label="Before / after", type="numpy", format="png", elem_id="inpaint-slider")
-            difference = picture(label="Difference (x4)", elem_id="inpaint-difference")
-            label = "Result in the original bit depth (PNG) and as DICOM (derived)"
-            files = gr.File(label=label, file_count="multiple", interactive=False)
+            inpainted, outpainted = views(forms.INPAINT_VIEWS), views(forms.OUTPAINT_VIEWS)
     shown = {"radiograph": radiograph} | window
-    wire(read.then, model.windowed, shown, editor)
-    for trigger in (window["level"].release, window["width"].release, window["invert"].change):
+    for trigger in (read.then, window["level"].release, window["width"].release, window["invert"].change):
         wire(trigger, model.windowed, shown, editor)
     follow = ("strength", "fill", "grow_px", "feather_px")
     preset = functools.partial(rebuilt, lambda p: forms.inpaint_form(model.studio, preset=p), follow)
     wire(w["preset"].change, preset, {"value": w["preset"]}, [w[k] for k in follow])
-    wire(run.click, model.inpaint, w, [compare, difference, files], run=True, api_name="inpaint")
-
-
-def outpaint_tab(model: AppModel) -> None:
-    with gr.Tab("Outpaint"), gr.Row():
-        with gr.Column():
-            radiograph, read = upload(model, "Radiograph", "outpaint-upload")
-            preview, w = picture(label="Input"), {"radiograph": radiograph} | form(forms.OUTPAINT_FORM)
-            run = gr.Button("Outpaint", variant="primary")
-        gallery = gr.Gallery(label="Edited (kept pixels exact)", columns=2, elem_id="outpaint-gallery", **WHOLE)
-    wire(read.then, model.windowed, {"radiograph": radiograph}, preview)
-    wire(run.click, model.outpaint, w, gallery, run=True, api_name="outpaint")
-
-
-def interpolate_tab(model: AppModel) -> None:
-    with gr.Tab("Interpolate"), gr.Row():
-        with gr.Column():
-            w = form(forms.INTERPOLATE_FORM)
-            with gr.Row():
-                w["start"], _ = upload(model, "Start image (image modes)", api_name="interpolate_start_image")
-                w["end"], _ = upload(model, "End image", api_name="interpolate_end_image")
-            run = gr.Button("Interpolate", variant="primary")
-        with gr.Column():
-            strip = gr.Gallery(label="Frames (SYNTHETIC)", columns=4, format="png", elem_id="interpolate-frames")
-            gif = gr.File(label="Animated GIF", interactive=False)
-    wire(run.click, model.interpolate, w, [strip, gif], run=True, api_name="interpolate")
+    wire(run.click, model.inpaint, w, inpainted, run=True, api_name="inpaint")
+    wire(grow.click, model.outpaint, margins, outpainted, run=True, api_name="outpaint")
 
 
 def review_tab(model: AppModel) -> None:
+    """Real and synthetic side by side, the privacy screen of one image, and the blinded reader study."""
     with gr.Tab("Review"):
-        gr.Markdown("Real and synthetic side by side through the same window/level.")
         with gr.Row():
-            real, read_real = upload(model, "Real radiograph", "review-real-upload")
-            synthetic, read_synthetic = upload(
-                model, "Synthetic radiograph", "review-synthetic-upload", api_name="review_synthetic_upload"
-            )
-        with gr.Row():
-            window = form(forms.WINDOW_FORM)
-        with gr.Row():
-            views = [picture(label=name, elem_id=f"review-{name.lower()}") for name in ("Real", "SYNTHETIC")]
+            real, read_real = upload(model, "Real image (side by side, one window)", "review-real-upload")
+            synthetic, read = upload(model, "Synthetic image", "review-synthetic-upload")
+        window, side_by_side = form(forms.WINDOW_FORM), views(forms.REVIEW_VIEWS)
         with gr.Accordion("Privacy screen: does the synthetic image copy a training image?", open=False):
             gr.Markdown(forms.SCREEN_NOTE)
             with gr.Row():
                 screen, check = form(forms.SCREEN_FORM), gr.Button("Screen")
-            with gr.Row():
-                verdict, nearest = gr.Markdown(), picture(label="Nearest training image", elem_id="review-nearest")
+            verdict = views(forms.SCREEN_VIEWS)
         with gr.Accordion("Blinded reader study", open=False):
-            reader_study(model)
+            gr.Markdown("Each reader sees their own randomised, balanced sequence; answers are saved at once.")
+            w = form(forms.STUDY_FORM)
+            with gr.Row():
+                cases = {"real": uploads(label="Real images"), "synthetic": uploads(label="Synthetic images")}
+            status, current, case = gr.Markdown(), gr.State(), picture(label="Real or synthetic?", height=560)
+            with gr.Row():
+                add, begin, says_real, says_synthetic, results = map(gr.Button, forms.STUDY_BUTTONS)
+            scores = views(forms.STUDY_RESULTS_VIEWS)
     shown = {"real": real, "synthetic": synthetic} | window
-    for event in (read_real.then, read_synthetic.then, *(control.change for control in window.values())):
-        wire(event, model.review, shown, views, show_progress="hidden", trigger_mode="always_last")
+    for event in (read_real.then, read.then, *(control.change for control in window.values())):
+        wire(event, model.review, shown, side_by_side, show_progress="hidden", trigger_mode="always_last")
     screen["synthetic"] = synthetic
-    wire(check.click, model.screen_synthetic, screen, [verdict, nearest], run=True, api_name="screen_synthetic")
-
-
-def reader_study(model: AppModel) -> None:
-    gr.Markdown("Each reader sees their own randomised, balanced sequence; answers are saved at once.")
-    w = form(forms.STUDY_FORM)
-    with gr.Row():
-        cases = {"real": uploads(label="Real images"), "synthetic": uploads(label="Synthetic images")}
-    status, current, case = gr.Markdown(), gr.State(), picture(label="Real or synthetic?", height=560)
-    with gr.Row():
-        add, begin, real, synthetic = map(gr.Button, ("Add cases", "Start / continue", "Real", "Synthetic"))
-    with gr.Row():
-        results = gr.Button("Results")
-        scores = gr.JSON(label="Accuracy, binomial test, sensitivity, specificity, ROC AUC")
-        answers = gr.File(label="Answers (CSV)", interactive=False)
+    wire(check.click, model.screen_synthetic, screen, verdict, run=True, api_name="screen_synthetic")
     folder, shown = {"folder": w["folder"]}, [case, status, current]
     wire(add.click, model.study_add, folder | cases, status, api_name="study_add")
     wire(begin.click, model.study_next, folder | {"reader": w["reader"]}, shown, api_name="study_next")
-    for button, answer in ((real, "real"), (synthetic, "synthetic")):
+    for button, answer in ((says_real, "real"), (says_synthetic, "synthetic")):
         record = functools.partial(model.study_answer, answer=answer)
         wire(button.click, record, w | {"current": current}, shown, api_name=f"study_answer_{answer}")
-    wire(results.click, model.study_results, folder, [scores, answers], api_name="study_results")
+    wire(results.click, model.study_results, folder, scores, api_name="study_results")
 
 
 def synthesize_tab(model: AppModel) -> None:
@@ -268,14 +223,9 @@ def synthesize_tab(model: AppModel) -> None:
             w = form(forms.synthesize_form(synthesize.MAX_BATCH))
             with gr.Row():
                 run, stop = gr.Button("Start or finish", variant="primary"), gr.Button("Stop")
-        with gr.Column():
-            status = gr.Markdown("No job yet.")
-            summary = gr.JSON(label="Summary (made, replaced and dropped, and why)")
-            latest = gr.Gallery(label="Latest batch", columns=4, height=260, format="png")
-            log = gr.Code(label="Log", lines=8)
-    wire(run.click, model.synthesize_start, w, status, api_name="synthesize_start")
-    stop.click(model.synthesize_stop, w["out"], status, api_name="synthesize_stop")
-    poll = [status, summary, latest, log]
+        poll = views(forms.SYNTHESIZE_VIEWS)
+    wire(run.click, model.synthesize_start, w, poll[0], api_name="synthesize_start")
+    stop.click(model.synthesize_stop, w["out"], poll[0], api_name="synthesize_stop")
     gr.Timer(2.0).tick(model.synthesize_poll, w["out"], poll, show_progress="hidden", api_name="synthesize_poll")
 
 
@@ -289,66 +239,49 @@ def train_tab(model: AppModel) -> None:
                 begin, resume, stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
             with gr.Accordion("Few-shot adaptation instead: an adapter for a model (written into the model folder)"):
                 adapt_form, adapt = form(runs.ADAPT_FORM), gr.Button("Start adaptation")
-        with gr.Column():
-            status, curve = gr.Markdown("No run yet."), gr.LinePlot(x="step", y="loss", label="Training loss")
-            samples, log = picture(label="Latest sample grid"), gr.Code(label="Log", lines=12)
+        progress = views(forms.TRAIN_VIEWS)
+    status = progress[0]
     wire(make.click, model.make_phantoms, phantoms, w["manifest"])
     wire(adapt.click, runs.start_adaptation, adapt_form | {k: w[k] for k in ("manifest", "out")}, status)
     wire(begin.click, runs.start_training, w, status)
     wire(resume.click, functools.partial(runs.start_training, resume=True), w, status)
     stop.click(runs.stop_view, w["out"], status)
-    gr.Timer(2.0).tick(runs.progress_view, w["out"], [status, curve, log, samples], show_progress="hidden")
+    gr.Timer(2.0).tick(runs.progress_view, w["out"], progress, show_progress="hidden")
 
 
 def model_tab(model: AppModel, follows: dict) -> None:
     """``follows``: the Generate tab's widgets that are reset to each loaded model's own defaults."""
 
-    def load(folder: str):
+    def load(folder: str | None):
         return model.load(folder), *rebuilt(lambda _: forms.generate_form(model.studio), follows, None)
 
     with gr.Tab("Model"):
         summary = gr.Markdown(model.summary())
         with gr.Row():
-            found = gr.Dropdown(model.model_choices(), label=f"Models in {model.models}/", scale=3)
-            load_found, rescan = gr.Button("Load selected", variant="primary"), gr.Button("Rescan")
+            label = f"A model in {model.models}/ or any folder (empty: the bundled demo), e.g. the Train tab's"
+            found = gr.Dropdown(model.model_choices(), value=None, label=label, allow_custom_value=True, scale=3)
+            load_found, rescan = gr.Button("Load", variant="primary"), gr.Button("Rescan")
         with gr.Accordion("Every folder found (family, MB, loadable, card)", open=False):
-            headers = ["folder", "family", "MB", "loadable", "card"]
-            table = gr.Dataframe(model.models_table(), headers=headers, interactive=False, wrap=True)
-        with gr.Row():
-            folder = gr.Textbox(
-                label="Any model folder (empty: the bundled demo; the Train tab's model folder)", scale=3
-            )
-            load_folder = gr.Button("Load")
+            table = gr.Dataframe(model.models_table(), headers=list(MODEL_COLUMNS), interactive=False, wrap=True)
         with gr.Accordion("Evaluation report (python -m cxr_studio.evaluate ... --out DIR)", open=False):
             with gr.Row():
                 report, show = gr.Textbox(label="Report folder", value="runs/eval/demo"), gr.Button("Show")
             page = gr.HTML()
-    outputs = [summary, *follows.values()]
-    wire(load_folder.click, load, {"folder": folder}, outputs, api_name="load_model")
-    wire(load_found.click, load, {"folder": found}, outputs)
+    wire(load_found.click, load, {"folder": found}, [summary, *follows.values()], api_name="load_model")
     rescan.click(lambda: (gr.Dropdown(model.model_choices()), model.models_table()), None, [found, table])
     wire(show.click, model.evaluation_page, {"folder": report}, page, api_name="read_evaluation")
-
-
-def phantom_tab(model: AppModel) -> None:
-    with gr.Tab("Phantom"), gr.Row():
-        with gr.Column():
-            w, render = form(forms.PHANTOM_FORM), gr.Button("Render phantom", variant="primary")
-        with gr.Column():
-            image = picture(label="SYNTHETIC phantom - not a patient image", elem_id="phantom-image")
-            clean = picture(label="Same patient without devices (SYNTHETIC)")
-            report = gr.Textbox(label="Report", lines=6)
-    wire(render.click, model.phantom_case, w, [image, clean, report], api_name="phantom_case")
 
 
 def build_demo(model: AppModel) -> gr.Blocks:
     with gr.Blocks(title="CXR Studio", analytics_enabled=False, delete_cache=(600, 3600)) as demo:
         gr.Markdown(f"# CXR Studio {__version__}\nModel `{model.studio.model_id}`. {forms.SYNTHETIC_NOTE}")
         follows = generate_tab(model)
-        for tab in (inpaint_tab, outpaint_tab, interpolate_tab, review_tab, synthesize_tab, train_tab):
+        inpaint_tab(model)
+        task(model, forms.INTERPOLATE_TASK)
+        for tab in (review_tab, synthesize_tab, train_tab):
             tab(model)
         model_tab(model, follows)
-        phantom_tab(model)
+        task(model, forms.PHANTOM_TASK)
     return demo
 
 

@@ -32,6 +32,7 @@ from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
 # progress(step, total, what): the UI's progress bar
 Progress = Callable[[int, int, str], None]
 RECENT_UPLOADS = 4  # reads kept for other sessions that uploaded the same file (one path per content hash)
+MODEL_COLUMNS = ("folder", "family", "MB", "loadable", "card")  # of AppModel.models_table
 QUEUE = {"max_size": 16, "default_concurrency_limit": 1}  # one model call at a time (CPU or one GPU), 16 waiting
 MAX_UPLOAD = "200mb"
 
@@ -116,11 +117,14 @@ class AppModel:
 
     # --- uploads ---------------------------------------------------------------------------------------------
 
-    def read_upload(self, path: str | None) -> tuple[imaging.Radiograph | None, str | None]:
-        """An uploaded file -> (radiograph kept in memory, a warning for the user or None). A DICOM header is
-        de-identified on the way in, and the cached upload is deleted once read."""
+    def read_upload(
+        self, path: str | None, *, warn: Callable[[str], object] | None = None
+    ) -> imaging.Radiograph | None:
+        """An uploaded file -> the radiograph, kept in memory; ``warn`` tells the user what they should know about
+        it (the page shows a notification). A DICOM header is de-identified on the way in, and the cached upload
+        is deleted once read."""
         if not path:
-            return None, None
+            return None
         with self._lock:
             if path in self._recent and not Path(path).exists():  # another session uploaded the same file first
                 radiograph = self._recent[path]
@@ -134,9 +138,9 @@ class AppModel:
                     self._recent.popitem(last=False)
         from cxr_studio.dicom.deidentify import burned_in_text
 
-        if radiograph.dicom is not None and burned_in_text(radiograph.dicom):
-            return radiograph, "This DICOM says text is burned into its pixels: identifiers may remain in the image."
-        return radiograph, None
+        if radiograph.dicom is not None and burned_in_text(radiograph.dicom) and warn is not None:
+            warn("This DICOM says text is burned into its pixels: identifiers may remain in the image.")
+        return radiograph
 
     def forget_upload(self, path: str) -> None:
         """Delete a file from the UI's upload cache (and its folder when empty); never anything outside it."""
@@ -473,20 +477,21 @@ class AppModel:
             f"- `{a.name}` x {a.weight:g} ({a.path.parent.name}, sha256 {a.sha256[:12]})" for a in adapters.values()
         )
 
-    def load_adapter(self, folder: str, weight: float) -> tuple[str, list[str]]:
-        """Load an adapter folder onto the model -> (listing, loaded names)."""
+    def load_adapter(self, folder: str, weight: float) -> str:
+        """Load an adapter folder onto the model -> the listing. The page names an adapter by its folder
+        throughout (the library names it after the folder's last part)."""
         if not folder:
             raise InputError("give the adapter folder (python -m training.finetune --out writes one).")
         self.studio.load_adapter(folder, weight=float(weight))
-        return self.adapter_listing(), list(self.studio.adapters)
-
-    def set_adapter_weight(self, name: str, weight: float) -> str:
-        self.studio.set_adapter_weight(name, float(weight))
         return self.adapter_listing()
 
-    def unload_adapter(self, name: str) -> tuple[str, list[str]]:
-        self.studio.unload_adapter(name)
-        return self.adapter_listing(), list(self.studio.adapters)
+    def set_adapter_weight(self, folder: str, weight: float) -> str:
+        self.studio.set_adapter_weight(Path(folder).name, float(weight))
+        return self.adapter_listing()
+
+    def unload_adapter(self, folder: str) -> str:
+        self.studio.unload_adapter(Path(folder).name)
+        return self.adapter_listing()
 
     # --- model -----------------------------------------------------------------------------------------------
 
@@ -499,7 +504,8 @@ class AppModel:
         ]
 
     def models_table(self) -> list[list[str]]:
-        """Every model folder found (loadable or not, and why), with the first lines of its card."""
+        """Every model folder found (loadable or not, and why), with the first lines of its card: a row of
+        :data:`MODEL_COLUMNS` each."""
         return [
             [e.path.name, e.family, f"{e.size_mb:,.1f}", e.problem or "yes", e.card.replace("\n", " ")[:200]]
             for e in list_models(self.models)

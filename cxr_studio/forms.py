@@ -26,13 +26,18 @@ EDITOR = {"type": "numpy", "image_mode": "RGBA", "format": "png", "layers": Fals
 EDITOR |= {"fixed_canvas": False, "height": 560, "elem_id": "inpaint-editor"}
 EDITOR["label"] = "Paint what to regenerate (green) and what must not change (blue: keep)"
 BRUSH = {"colors": [(EDIT_BRUSH, 0.5), (KEEP_BRUSH, 0.5)], "color_mode": "fixed", "default_size": 16}
-KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks")
+# What an action returns is shown by views: images (one, a before/after pair, a gallery), files, text (formatted or
+# as lines to copy), a loss curve
+VIEWS = ("image", "before_after", "gallery", "file", "files", "markdown", "lines", "json", "code", "html", "curve")
+KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks", "radiograph", *VIEWS)
 
 
 @dataclass(frozen=True)
 class Field:
-    """One input. ``kind``: text (one line), report (several lines), number (whole), slider, check (a box),
-    choice (a menu), radio or checks (several boxes). Fields with the same non-empty ``row`` sit side by side."""
+    """One input or view. Inputs: text (one line), report (several lines), number (whole), slider, check (a box),
+    choice (a menu), radio or checks (several boxes), radiograph (an upload of :data:`UPLOAD_TYPES`, read into a
+    :class:`~cxr_studio.imaging.Radiograph`); views: :data:`VIEWS`, in the order the action returns them. Fields
+    with the same non-empty ``row`` sit side by side; ``elem_id`` is the page's handle (browser tests, its API)."""
 
     name: str
     kind: str
@@ -45,10 +50,26 @@ class Field:
     row: str = ""
     placeholder: str = ""
     interactive: bool = True
+    elem_id: str = ""
+    columns: int = 0  # a gallery's images per row (0: the page's default)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"field {self.name}: kind {self.kind!r} is not one of {KINDS}")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A tab of one action: the :class:`~cxr_studio.app_model.AppModel` method ``action`` (also its API name) fed
+    by ``fields`` from the ``button``, its values shown by ``views``; ``run``: a model call (one at a time, with
+    progress and Stop)."""
+
+    title: str
+    action: str
+    fields: tuple[Field, ...]
+    button: str
+    views: tuple[Field, ...]
+    run: bool = True
 
 
 def text(name: str, label: str, value: str = "", **options: Any) -> Field:
@@ -67,6 +88,11 @@ def slider(name: str, label: str, value: float, low: float, high: float, step: f
 
 def choice(name: str, label: str, choices: Any, value: Any, *, kind: str = "choice", row: str = "") -> Field:
     return Field(name, kind, label, value, choices=tuple(choices), row=row)
+
+
+def view(name: str, kind: str, label: str, elem_id: str = "", **options: Any) -> Field:
+    """What an action returns, shown and never edited."""
+    return Field(name, kind, label, interactive=False, elem_id=elem_id, **options)
 
 
 def generate_form(studio: Any) -> tuple[Field, ...]:
@@ -94,12 +120,12 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
 
 
 WINDOW_FORM = (  # the radiologist's window, in display [0, 1]
-    slider("level", "Level", 0.5, 0, 1, 0.01),
-    slider("width", "Width", 1, 0.05, 1, 0.01),
-    Field("invert", "check", "Invert", False),
+    slider("level", "Level", 0.5, 0, 1, 0.01, row="window"),
+    slider("width", "Width", 1, 0.05, 1, 0.01, row="window"),
+    Field("invert", "check", "Invert", False, row="window"),
 )
 ADAPTER_FORM = (
-    text("folder", "Adapter folder", row="adapter"),
+    text("folder", "Adapter folder (its name on this page)", row="adapter"),
     slider("weight", "Weight", 1.0, -2, 2, 0.05, row="adapter"),
 )
 PRIVACY_FORM = (
@@ -145,6 +171,8 @@ INTERPOLATE_FORM = (
     whole("seed_a", "Seed (start)", row="seeds"),
     whole("seed_b", "Seed (end)", 1, row="seeds"),
     text("report", "Report (seed and image modes)"),
+    Field("start", "radiograph", "Start image (image modes)", row="images", elem_id="interpolate-start-image"),
+    Field("end", "radiograph", "End image", row="images", elem_id="interpolate-end-image"),
     slider("frames", "Frames", 8, 2, LIMITS.ui_max_frames),
 )
 
@@ -177,6 +205,7 @@ STUDY_FORM = (
     text("reader", "Reader (a pseudonym)", row="study"),
     slider("confidence", "Confidence", 3, 1, 5, row="study"),
 )
+STUDY_BUTTONS = ("Add cases", "Start / continue", "Real", "Synthetic", "Results")
 SCREEN_FORM = (text("manifest", "Training manifest", PHANTOM_MANIFEST),)
 SCREEN_NOTE = (
     "Registered correlation of fine structure against every image of a training split (threshold calibrated on "
@@ -190,3 +219,48 @@ PHANTOM_SET_FORM = (
     whole("count", "Images", 1000, low=1, row="set"),
     whole("size", "Size", 512, low=64, high=2048, row="set"),
 )
+
+
+# The views of each action, in the order it returns its values
+INPAINT_VIEWS = (
+    view("compare", "before_after", "Before / after", "inpaint-slider"),
+    view("difference", "image", "Difference (x4)", "inpaint-difference"),
+    view("files", "files", "Result in the original bit depth (PNG) and as DICOM (derived)"),
+)
+OUTPAINT_VIEWS = (view("edited", "gallery", "Outpainted (kept pixels exact)", "outpaint-gallery"),)
+INTERPOLATE_VIEWS = (
+    view("frames", "gallery", "Frames (SYNTHETIC)", "interpolate-frames", columns=4),
+    view("gif", "file", "Animated GIF"),
+)
+REVIEW_VIEWS = (
+    view("real", "image", "Real", "review-real", row="views"),
+    view("synthetic", "image", "SYNTHETIC", "review-synthetic", row="views"),
+)
+SCREEN_VIEWS = (
+    view("verdict", "markdown", "Verdict", row="screen"),
+    view("nearest", "image", "Nearest training image", "review-nearest", row="screen"),
+)
+STUDY_RESULTS_VIEWS = (
+    view("scores", "json", "Accuracy, binomial test, sensitivity, specificity, ROC AUC", row="results"),
+    view("answers", "file", "Answers (CSV)", row="results"),
+)
+SYNTHESIZE_VIEWS = (
+    view("status", "markdown", "Status", value="No job yet."),
+    view("summary", "json", "Summary (made, replaced and dropped, and why)"),
+    view("latest", "gallery", "Latest batch", columns=4),
+    view("log", "code", "Log"),
+)
+TRAIN_VIEWS = (  # training.runs.progress_view's values
+    view("status", "markdown", "Status", value="No run yet."),
+    view("curve", "curve", "Training loss"),
+    view("log", "code", "Log"),
+    view("samples", "image", "Latest sample grid"),
+)
+PHANTOM_VIEWS = (
+    view("image", "image", "SYNTHETIC phantom - not a patient image", "phantom-image"),
+    view("clean", "image", "Same patient without devices (SYNTHETIC)"),
+    view("report", "lines", "Report"),
+)
+
+INTERPOLATE_TASK = Task("Interpolate", "interpolate", INTERPOLATE_FORM, "Interpolate", INTERPOLATE_VIEWS)
+PHANTOM_TASK = Task("Phantom", "phantom_case", PHANTOM_FORM, "Render phantom", PHANTOM_VIEWS, run=False)

@@ -39,7 +39,7 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     client = Client(url, verbose=False)
     editor = {"background": None, "layers": [handle_file(stroke)], "composite": None, "id": None}
     calls = {
-        "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/load_upload"),
+        "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/inpaint_upload"),
         "generate": lambda: client.predict(
             "Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, False, "", api_name="/generate"
         ),

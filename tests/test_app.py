@@ -12,7 +12,7 @@ import pytest
 
 import app
 import cxr_studio
-from cxr_studio.app_model import editor_keep_mask, editor_mask
+from cxr_studio.app_model import MAX_UPLOAD, editor_keep_mask, editor_mask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,8 +48,7 @@ def test_demo_builds_one_row_of_tabs_that_holds_every_widget(studio):
     tabs = [tab.label for tab in demo.children[1].children]
     assert tabs == [
         "Generate",
-        "Inpaint",
-        "Outpaint",
+        "Inpaint",  # outpainting of the same upload too
         "Interpolate",
         "Review",
         "Synthesize",
@@ -63,7 +62,7 @@ def test_launch_settings_are_local_and_private():
     settings = app.launch_settings("127.0.0.1", 7860, None)
     assert settings["server_name"] == "127.0.0.1" and settings["share"] is False
     assert settings["run_history"] is False and settings["enable_monitoring"] is False
-    assert settings["max_file_size"] == app.MAX_UPLOAD and settings["strict_cors"] is True
+    assert settings["max_file_size"] == MAX_UPLOAD and settings["strict_cors"] is True
 
 
 def test_editor_mask_is_the_union_of_painted_alpha():
@@ -166,7 +165,7 @@ def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
     layer[30:50, 40:60] = (0, 255, 102, 127)  # the see-through brush: only the alpha counts
     Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
     client.predict(
-        handle_file(str(tmp_path / "upload.png")), api_name="/load_upload"
+        handle_file(str(tmp_path / "upload.png")), api_name="/inpaint_upload"
     )  # keeps the radiograph in the session
     editor = {"background": None, "layers": [handle_file(str(tmp_path / "stroke.png"))], "composite": None, "id": None}
     _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
@@ -356,7 +355,10 @@ def test_every_handler_gets_the_arguments_it_declares(studio):
     assert not mismatched, mismatched
     model = app.AppModel(studio)
     mine, other = model.callback("abc", None), model.callback("other", None)
-    app.stopper(model)(types.SimpleNamespace(session_hash="abc"))
+    with gr.Blocks() as demo:
+        app.run_button("Generate", model)  # the Stop beside it is its one event, wired to this session's run
+    (stop,) = demo.fns.values()
+    stop.fn({}, types.SimpleNamespace(session_hash="abc"))
     assert mine(1, 2) is True and other(1, 2) is False
 
 
@@ -432,7 +434,7 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
         layer[10:30, 10:30] = (0, 255, 102, 127)
         layer[18:22, 0:48] = (51, 153, 255, 127)  # the keep brush across the edit
         Image.fromarray(layer, "RGBA").save(tmp_path / "stroke.png")
-        client.predict(handle_file(str(tmp_path / "upload.png")), api_name="/load_upload")
+        client.predict(handle_file(str(tmp_path / "upload.png")), api_name="/inpaint_upload")
         editor = {
             "background": None,
             "layers": [handle_file(str(tmp_path / "stroke.png"))],
@@ -474,6 +476,12 @@ def test_every_form_field_is_a_keyword_of_its_action(studio):
         (runs.train_form(), runs.start_training),
         (runs.ADAPT_FORM, runs.start_adaptation),
     ]
+    tasks = [forms.INTERPOLATE_TASK, forms.PHANTOM_TASK]  # a tab of one action, named in the data
+    pairs += [(task.fields, getattr(model, task.action)) for task in tasks]
+    for task in tasks:  # inputs feed, views show
+        assert not {f.kind for f in task.fields} & set(forms.VIEWS) and {f.kind for f in task.views} <= set(
+            forms.VIEWS
+        )
     for fields, action in pairs:
         accepted = set(inspect.signature(action).parameters)
         assert {f.name for f in fields} <= accepted, (action.__name__, {f.name for f in fields} - accepted)

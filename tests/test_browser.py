@@ -139,9 +139,13 @@ def test_paint_a_stroke_and_inpaint(page, phantom_png):
 
 
 def test_outpaint(page, phantom_png):
-    page.get_by_role("tab", name="Outpaint").click()
-    page.locator("#outpaint-upload input[type=file]").set_input_files(str(phantom_png[0]))
+    page.get_by_role("tab", name="Inpaint").click()  # the inpainting tab's upload, grown by its Outpaint panel
+    clear = page.locator("#inpaint-upload button[aria-label='Clear']")
+    if clear.count():  # the inpainting test's upload is still there
+        clear.click()
+    page.locator("#inpaint-upload input[type=file]").set_input_files(str(phantom_png[0]))
     page.wait_for_timeout(1500)
+    page.get_by_text("Outpaint: grow the canvas").click()
     page.get_by_role("button", name="Outpaint", exact=True).click()
     page.locator("#outpaint-gallery img").nth(1).wait_for()  # two seeds, two surroundings
     shoot(page, "outpaint")

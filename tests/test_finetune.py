@@ -148,13 +148,14 @@ def test_the_app_loads_weighs_and_unloads_an_adapter(manifest, tmp_path):
     CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
     assert run(base, manifest, tmp_path / "adapter") == 0
     model = AppModel(CXRStudio.from_pretrained(base), cache=tmp_path / "cache")
-    listing, names = model.load_adapter(str(tmp_path / "adapter"), 0.5)
-    assert names == ["adapter"] and "`adapter` x 0.5" in listing
-    assert "`adapter` x 1.5" in model.set_adapter_weight("adapter", 1.5)
+    folder = str(tmp_path / "adapter")  # the page names an adapter by its folder
+    assert "`adapter` x 0.5" in model.load_adapter(folder, 0.5) and list(model.studio.adapters) == ["adapter"]
+    assert "`adapter` x 1.5" in model.set_adapter_weight(folder, 1.5)
     with pytest.raises(InputError, match="adapter weight"):
-        model.set_adapter_weight("adapter", 99)
-    listing, names = model.unload_adapter("adapter")
-    assert names == [] and "base model alone" in listing
+        model.set_adapter_weight(folder, 99)
+    with pytest.raises(InputError, match="no adapter named 'other'"):
+        model.unload_adapter(str(tmp_path / "other"))
+    assert "base model alone" in model.unload_adapter(folder) and not model.studio.adapters
     with pytest.raises(InputError, match="adapter folder"):
         model.load_adapter("", 1.0)
 

@@ -120,11 +120,12 @@ def test_the_app_forgets_an_upload_once_read(tmp_path):
     folder.mkdir(parents=True)
     upload = folder / "Doe_Jane_MRN-4711.dcm"
     upload.write_bytes(dicom_with_phi())
-    radiograph, _warning = model.read_upload(str(upload))
-    assert radiograph.dicom.PatientName == "ANONYMOUS^"
+    warnings = []
+    radiograph = model.read_upload(str(upload), warn=warnings.append)
+    assert radiograph.dicom.PatientName == "ANONYMOUS^" and warnings == []
     assert not upload.exists() and not folder.exists()  # the name that carried PHI is gone from disk
     # another session that uploaded the same file (one path per content) gets the same radiograph
-    assert model.read_upload(str(upload))[0] is radiograph
+    assert model.read_upload(str(upload)) is radiograph
     outside = tmp_path / "Doe_Jane.dcm"
     outside.write_bytes(dicom_with_phi())
     model.read_upload(str(outside))
@@ -244,3 +245,17 @@ def test_re_identification_privacy_report_on_any_sizes():
         0 <= report["planted_near_copies_detected"] <= 1
         and 0 <= report["false_alarm_rate_on_other_unseen_images"] <= 1
     )
+
+
+def test_an_upload_that_says_text_is_burned_in_warns_the_user(tmp_path):
+    import pydicom
+
+    from cxr_studio.app_model import AppModel
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_with_phi()))
+    ds.BurnedInAnnotation = "YES"
+    upload = tmp_path / "burned.dcm"
+    ds.save_as(upload)
+    warnings = []
+    assert AppModel(None, cache=tmp_path / "cache").read_upload(str(upload), warn=warnings.append) is not None
+    assert len(warnings) == 1 and "burned into its pixels" in warnings[0]
