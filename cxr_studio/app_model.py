@@ -384,7 +384,8 @@ class AppModel:
         )
         text = (
             f"{verdict}\n\nscore {match.score:.4f} against threshold {screen.threshold:.4f} (the 99.9th percentile of "
-            f"training-versus-training scores over {len(screen.calibration)} images); nearest: training row {match.nearest}"
+            f"training-versus-training scores over {len(screen.calibration)} images); "
+            f"nearest: training row {match.nearest}"
         )
         return text, self.shown((screen.images[match.nearest] + 1) / 2, "nearest-training")
 

@@ -30,7 +30,8 @@ def environment_problems() -> list[str]:
             continue  # the app itself fails clearly at import if it needs a missing package
         if _version(found) < minimum:
             problems.append(
-                f"{distribution} {found} is older than {'.'.join(map(str, minimum))}: {why}; pip install -r requirements.txt"
+                f"{distribution} {found} is older than {'.'.join(map(str, minimum))}: {why}; "
+                "pip install -r requirements.txt"
             )
     if os.environ.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "").strip() not in ("", "0"):
         problems.append("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD is set: it lets torch.load run pickled code; unset it")

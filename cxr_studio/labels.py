@@ -139,7 +139,8 @@ def sides_in_report(report: str) -> dict[str, set[str]]:
     """The patient sides on which a free-text ``report`` names each :data:`SIDED_ITEMS` item, by rule, per sentence:
     the item's words, not after a negation ("No pneumothorax."), on the first side word of the sentence ("left",
     "right", "bilateral"/"both"; "right atrium" and the like name a chamber, not a side). A sentence naming an item
-    without a side names none. On the phantom's reports this equals :func:`sided_items` of the manifest row (tested)."""
+    without a side names none. On the phantom's reports this equals :func:`sided_items` of the manifest row
+    (tested)."""
     out: dict[str, set[str]] = {}
     for sentence in re.split(r"[.;\n]", report.lower()):
         side = _SIDE.search(sentence)

@@ -2,7 +2,8 @@
 
 ``studio``: the tiny preset with seeded random weights, one per test module (module scope, so a module that
 changes its studio does not change another's). ``manifest``: a 20-image phantom set at 64 px, made once per
-session and only read (training writes into its own folders). ``slow``: tests that start a server, a browser or training
+session and only read (training writes into its own folders). ``slow``: tests that start a server, a browser or
+training
 processes; ``python -m pytest -q -m "not slow" tests`` runs the rest in about a minute.
 """
 

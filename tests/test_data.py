@@ -192,7 +192,11 @@ def test_mimic_reports_views_and_official_split(tmp_path):
         ],
         gz=True,
     )
-    text = "                                 FINAL REPORT\n EXAMINATION:  CHEST (PA AND LAT)\n\n INDICATION:  Cough.\n\n FINDINGS: \n \n There is a small left pleural effusion.\n No pneumothorax.\n \n IMPRESSION: \n \n Small left effusion.\n"
+    text = (
+        "                                 FINAL REPORT\n EXAMINATION:  CHEST (PA AND LAT)\n\n INDICATION:  Cough.\n\n"
+        " FINDINGS: \n \n There is a small left pleural effusion.\n No pneumothorax.\n \n IMPRESSION: \n \n"
+        " Small left effusion.\n"
+    )
     report_file = tmp_path / "mimic-cxr-reports" / "files" / "p10" / "p10000764" / "s57375967.txt"
     report_file.parent.mkdir(parents=True)
     report_file.write_text(text)

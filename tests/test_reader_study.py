@@ -42,7 +42,8 @@ def test_answers_survive_a_restart_and_a_kill(study, tmp_path):
     assert reopened.next_case("r1").position == 2
     script = (
         f"from cxr_studio.evaluation.reader_study import ReaderStudy; s = ReaderStudy({str(study.folder)!r}); "
-        "c = s.next_case('r1'); s.record('r1', c.case_id, 'real', 2, 1.0); import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
+        "c = s.next_case('r1'); s.record('r1', c.case_id, 'real', 2, 1.0); "
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
     )
     subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1], check=False)
     assert ReaderStudy(study.folder).next_case("r1").position == 3

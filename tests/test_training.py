@@ -502,7 +502,8 @@ def test_latent_reschedule_fine_tunes_into_v_prediction_with_zero_terminal_snr(m
 
 
 def test_bf16_never_falls_on_a_cpu_without_native_bf16(manifest, tmp_path, monkeypatch, caplog):
-    """An AVX2-only CPU ran the demo UNet 38x slower under bf16 autocast: there, bf16 becomes float32 with a warning."""
+    """An AVX2-only CPU ran the demo UNet 38x slower under bf16 autocast: there, bf16 becomes float32 with a
+    warning."""
     from cxr_studio import environment
     from training.loop import mixed_precision
 

@@ -67,7 +67,8 @@ class TrainConfig:
     latent_keep_encoder: bool = option(
         False, "latent: fine-tune with the model folder's tokenizer and report encoder instead of new ones"
     )
-    # e.g. epsilon -> v-prediction with zero terminal SNR (Lin et al. 2024); coordinate channels added with zero weights
+    # e.g. epsilon -> v-prediction with zero terminal SNR (Lin et al. 2024); coordinate channels added with zero
+    # weights
     latent_reschedule: bool = option(
         False, "latent: fine-tune the folder's latent UNet under --preset's schedule and coordinate channels"
     )

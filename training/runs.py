@@ -33,8 +33,8 @@ def start_run(
     resume: bool = False,
     extra_args: Sequence[str] = (),
 ) -> int:
-    """Start (or resume) training in a separate process; returns its pid. ``steps`` keys: ae, latent, ae_decoder, sr, sr_finetune;
-    ``extra_args`` are any other ``train_cascade`` flags (``["--lr-schedule", "cosine"]``)."""
+    """Start (or resume) training in a separate process; returns its pid. ``steps`` keys: ae, latent, ae_decoder,
+    sr, sr_finetune; ``extra_args`` are any other ``train_cascade`` flags (``["--lr-schedule", "cosine"]``)."""
     if jobs.is_running(runs_dir(out)):
         raise InputError(f"a training run is already writing to {out}; stop it first.")
     if not Path(manifest).is_file():

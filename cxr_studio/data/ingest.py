@@ -479,7 +479,8 @@ def ingest_vindr(root: Path, w: Writer, r: IngestReport) -> None:
 
 
 def ingest_brax(root: Path, w: Writer, r: IngestReport) -> None:
-    """BRAX master spreadsheet: CheXpert-style labels, ``PngPath`` (or ``DicomPath``), ``PatientID``, ``ViewPosition``."""
+    """BRAX master spreadsheet: CheXpert-style labels, ``PngPath`` (or ``DicomPath``), ``PatientID``,
+    ``ViewPosition``."""
     table = find_file(root, ["master_spreadsheet*.csv", "*/master_spreadsheet*.csv", "*.csv"], what="brax")
     views = {"PA": "PA", "AP": "AP", "L": "LATERAL", "LL": "LATERAL", "LATERAL": "LATERAL", "RL": "LATERAL"}
     for number, row in enumerate(open_csv(table), start=2):

@@ -1138,7 +1138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         elapsed = time.perf_counter() - start
         print(
-            f"wrote {args.n} images to {args.out} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s); manifest {manifest}"
+            f"wrote {args.n} images to {args.out} in {elapsed:.1f} s ({args.n / elapsed:.1f} images/s); "
+            f"manifest {manifest}"
         )
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(
-        f"\nprepared {stats['written']} of {stats['rows']} images ({stats['unreadable']} unreadable, {stats['duplicates']} duplicates, "
+        f"\nprepared {stats['written']} of {stats['rows']} images ({stats['unreadable']} unreadable, "
+        f"{stats['duplicates']} duplicates, "
         f"{stats['already_done']} already done) at {stats['images_per_s']:.1f} images/s "
         f"({stats['images_per_s_per_worker']:.1f} per worker); manifest {args.out / 'manifest.csv'}"
     )

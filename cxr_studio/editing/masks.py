@@ -30,7 +30,8 @@ def to_mask(mask: Image.Image | np.ndarray, shape: tuple[int, int], *, name: str
         raise InputError(f"{name} of shape {array.shape} is not a 2-D mask; white (1) = regenerate, black (0) = keep.")
     if array.shape != tuple(shape):
         raise InputError(
-            f"{name} is {array.shape[1]}x{array.shape[0]} but the image is {shape[1]}x{shape[0]}; masks must match the image size."
+            f"{name} is {array.shape[1]}x{array.shape[0]} but the image is {shape[1]}x{shape[0]}; "
+            "masks must match the image size."
         )
     if array.dtype == np.bool_:
         return array.copy()
@@ -67,7 +68,8 @@ def feather(mask: np.ndarray, pixels: int, *, inward: bool = False) -> np.ndarra
 
 
 def to_latent_mask(mask: np.ndarray, latent_shape: tuple[int, int]) -> torch.Tensor:
-    """``(H, W)`` pixel mask -> ``(1, 1, h, w)`` float latent mask: a latent cell is regenerated if any of its pixels is."""
+    """``(H, W)`` pixel mask -> ``(1, 1, h, w)`` float latent mask: a latent cell is regenerated if any of its
+    pixels is."""
     tensor = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32))[None, None]
     return F.adaptive_max_pool2d(tensor, latent_shape)
 

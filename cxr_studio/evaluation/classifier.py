@@ -32,7 +32,8 @@ def load_split(
     limit: int | None = None,
     views: Sequence[str] = ("PA", "AP"),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, str]]]:
-    """``(images (N, 1, S, S) in [-1, 1], targets (N, T), known (N, T), rows)`` of one split; unreadable images skipped."""
+    """``(images (N, 1, S, S) in [-1, 1], targets (N, T), known (N, T), rows)`` of one split; unreadable images
+    skipped."""
     from pathlib import Path
 
     root = Path(manifest).parent

@@ -1,6 +1,7 @@
 """Device-removal benchmark on phantoms: we know each patient without devices, so removal can be scored.
 
-``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--seed K] [--strength S] [--report R] [--out FILE.json]``
+``python -m cxr_studio.evaluation.device_removal [--model DIR] [--n 24] [--size 256] [--seed K] [--strength S]
+[--report R] [--out FILE.json]``
 
 For every phantom case with a device: mask = the device mask grown by ``grow_px``; the cascade inpaints
 it ("remove device"); inside the mask the result is compared with the same patient rendered without

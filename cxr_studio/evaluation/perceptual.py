@@ -50,7 +50,8 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable file is the user's input, not our bug
         raise InputError(
-            f"{path.name}: cannot read VGG16 weights ({type(err).__name__}); expected a state dict in .safetensors or .pth."
+            f"{path.name}: cannot read VGG16 weights ({type(err).__name__}); "
+            "expected a state dict in .safetensors or .pth."
         ) from err
 
 

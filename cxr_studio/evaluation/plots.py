@@ -22,12 +22,14 @@ def line_plot(xs: list[float], series: dict[str, list[float | None]], *, width: 
     for x in xs:
         parts.append(f'<text x="{sx(x):.0f}" y="{height - pad + 14}" font-size="10" text-anchor="middle">{x}</text>')
     parts.append(
-        f'<text x="4" y="{pad}" font-size="10">{hi:.3g}</text><text x="4" y="{height - pad}" font-size="10">{lo:.3g}</text>'
+        f'<text x="4" y="{pad}" font-size="10">{hi:.3g}</text>'
+        f'<text x="4" y="{height - pad}" font-size="10">{lo:.3g}</text>'
     )
     for k, (name, ys) in enumerate(series.items()):
         points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys) if y is not None)
         parts.append(f'<polyline fill="none" stroke="{colours[k % 3]}" stroke-width="2" points="{points}"/>')
         parts.append(
-            f'<text x="{width - pad}" y="{pad + 12 * k}" font-size="11" fill="{colours[k % 3]}" text-anchor="end">{html.escape(name)}</text>'
+            f'<text x="{width - pad}" y="{pad + 12 * k}" font-size="11" fill="{colours[k % 3]}" text-anchor="end">'
+            f"{html.escape(name)}</text>"
         )
     return "".join(parts) + "</svg>"

@@ -1,7 +1,8 @@
 """Quick figures for a model card, before the full evaluation suite: autoencoder reconstruction on the test
 split, and whether effusions land on the side the report names.
 
-``python -m cxr_studio.evaluation.quick --model DIR --manifest M [--n 64] [--sr-images 4 --sr-sampler ddim --sr-steps 6]``
+``python -m cxr_studio.evaluation.quick --model DIR --manifest M [--n 64] [--sr-images 4 --sr-sampler ddim
+--sr-steps 6]``
 
 ``--sr-images N`` adds the super-resolution rows (autoencoder + SR, and + bicubic, against the first N test
 images at the output resolution) with the given SR sampler and steps: how the bundle's defaults were chosen.
@@ -53,7 +54,8 @@ def effusion_laterality(studio: Any, *, n: int = 16, num_steps: int | None = Non
 def super_resolution_rows(
     studio: Any, manifest: str, *, n: int, sampler: str | None = None, steps: int | None = None
 ) -> dict[str, Any]:
-    """The evaluation's AE + SR and AE + bicubic rows on the first ``n`` test images, with this SR sampler and steps."""
+    """The evaluation's AE + SR and AE + bicubic rows on the first ``n`` test images, with this SR sampler and
+    steps."""
     from cxr_studio.evaluation.classifier import load_split
     from cxr_studio.evaluation.report import reconstruction as measure
 

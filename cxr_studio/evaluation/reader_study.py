@@ -25,10 +25,12 @@ from cxr_studio.errors import InputError
 from cxr_studio.evaluation.metrics import roc_auc
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS cases (case_id TEXT PRIMARY KEY, truth TEXT NOT NULL CHECK (truth IN ('real', 'synthetic')), source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cases (
+    case_id TEXT PRIMARY KEY, truth TEXT NOT NULL CHECK (truth IN ('real', 'synthetic')), source TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
     reader TEXT NOT NULL, position INTEGER NOT NULL, case_id TEXT NOT NULL REFERENCES cases(case_id),
-    answer TEXT NOT NULL CHECK (answer IN ('real', 'synthetic')), confidence INTEGER NOT NULL CHECK (confidence BETWEEN 1 AND 5),
+    answer TEXT NOT NULL CHECK (answer IN ('real', 'synthetic')),
+    confidence INTEGER NOT NULL CHECK (confidence BETWEEN 1 AND 5),
     seconds REAL NOT NULL, answered_at REAL NOT NULL, PRIMARY KEY (reader, case_id));
 """
 
@@ -134,6 +136,9 @@ class ReaderStudy:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["reader", "position", "case_id", "truth", "answer", "confidence", "seconds", "answered_at"])
-        query = "SELECT a.reader, a.position, a.case_id, c.truth, a.answer, a.confidence, a.seconds, a.answered_at FROM answers a JOIN cases c USING (case_id) ORDER BY a.reader, a.position"
+        query = (
+            "SELECT a.reader, a.position, a.case_id, c.truth, a.answer, a.confidence, a.seconds, a.answered_at "
+            "FROM answers a JOIN cases c USING (case_id) ORDER BY a.reader, a.position"
+        )
         writer.writerows(self.db.execute(query))
         return buffer.getvalue().encode()

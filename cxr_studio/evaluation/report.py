@@ -12,7 +12,8 @@ project trains on the manifest, not an ImageNet Inception or a public CXR model)
   test split at model resolution, and of the full path with super-resolution at output resolution.
 - Realism (FID, KID, improved precision/recall): generated images for test-split reports against the
   test images, in the feature space of the finding classifier, and also in Inception-v3 space when
-  ``--inception FILE`` names a local TorchScript Inception (e.g. clean-fid's ``inception-2015-12-05.pt``); diversity as mean pairwise MS-SSIM among samples of one report.
+  ``--inception FILE`` names a local TorchScript Inception (e.g. clean-fid's ``inception-2015-12-05.pt``);
+  diversity as mean pairwise MS-SSIM among samples of one report.
 - Faithfulness (Diff-CXR table V): the classifier scores generated images against the labels of the
   report they came from: per-finding AUC and mAUC; device presence; laterality as "named side only" (the
   named side positive and the other negative, at thresholds fitted on real validation images), per
@@ -247,7 +248,8 @@ def evaluate(
     needed = PR_NEIGHBOURS + 1
     if len(test_x) < needed or min(num_samples, len(test_rows)) < needed:
         raise InputError(
-            f"{Path(manifest).name}: {len(test_x)} test images and {min(num_samples, len(test_rows))} samples; the realism "
+            f"{Path(manifest).name}: {len(test_x)} test images and {min(num_samples, len(test_rows))} samples; "
+            "the realism "
             f"figures (precision/recall with k={PR_NEIGHBOURS}) need at least {needed} of each: use a larger manifest "
             f"(a few hundred phantoms: python -m cxr_studio.data.phantom --n 400) and --num-samples {needed} or more."
         )
@@ -541,6 +543,10 @@ def _finding_table(rows: dict[str, dict[str, Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table><p><small>-: fewer than 6 images on a side.</small></p>"
 
 
+def _cell(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+
+
 def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -551,8 +557,7 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     def table(d: dict[str, Any]) -> str:
         d = flat(d)
         rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(f'{v:.4g}' if isinstance(v, float) else json.dumps(v, default=str))}</td></tr>"
-            for k, v in d.items()
+            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_cell(v))}</td></tr>" for k, v in d.items()
         )
         return f"<table>{rows}</table>"
 
@@ -563,13 +568,15 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     warning = (
         ""
         if judge_real["valid"]
-        else f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} named-side-only on real "
-        f"test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts on samples mean nothing.</b></p>"
+        else f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} "
+        f"named-side-only on real test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts "
+        "on samples mean nothing.</b></p>"
     )
     sections = [
         (
-            f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1><p>Manifest {html.escape(report['manifest'])}; "
-            f"{report['images']['train']} training and {report['images']['test']} test images; {report['seconds']:.0f} s. "
+            f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1>"
+            f"<p>Manifest {html.escape(report['manifest'])}; {report['images']['train']} training and "
+            f"{report['images']['test']} test images; {report['seconds']:.0f} s. "
             "Every generated image is synthetic.</p>"
         ),
         "<h2>The judge on real test images (its own quality, first)</h2>"
@@ -602,8 +609,9 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
     if "prompt_sheet" in report:
         sheet = report["prompt_sheet"]
         sections.append(
-            f"<h2>Prompt sheet</h2><p>Each row: the phantom's own rendering of the report (left, boxed), then {sheet['seeds']} "
-            "SYNTHETIC samples of the same report (seeds 0 onward). The patient's right is on the image's left.</p>"
+            "<h2>Prompt sheet</h2><p>Each row: the phantom's own rendering of the report (left, boxed), then "
+            f"{sheet['seeds']} SYNTHETIC samples of the same report (seeds 0 onward). "
+            "The patient's right is on the image's left.</p>"
             + _laterality_table(
                 {
                     f"real phantoms ({sheet['seeds']} per report)": sheet["laterality_real"],
@@ -630,8 +638,12 @@ def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
             f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">' for k, v in examples.items() if k != "prompt sheet"
         )
     )
-    style = "body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;margin:6px 0} td{border:1px solid #ccc;padding:2px 8px}"
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>CXR Studio evaluation</title><style>{style}</style></head><body>{''.join(sections)}</body></html>"
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;margin:6px 0} "
+        "td{border:1px solid #ccc;padding:2px 8px}"
+    )
+    head = f"<meta charset='utf-8'><title>CXR Studio evaluation</title><style>{style}</style>"
+    return f"<!doctype html><html><head>{head}</head><body>{''.join(sections)}</body></html>"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -46,7 +46,8 @@ class ReIdNetwork(torch.nn.Module):
         return torch.nn.functional.normalize(self.trunk(pixel_values=images).pooler_output.flatten(1), dim=-1)
 
     def compare(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """Embeddings ``(..., D)`` and ``(..., D)`` -> same-patient logits ``(...)``; symmetric, largest when a == b."""
+        """Embeddings ``(..., D)`` and ``(..., D)`` -> same-patient logits ``(...)``; symmetric, largest when
+        a == b."""
         return self.scale * ((a * b).sum(-1) - self.bias)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

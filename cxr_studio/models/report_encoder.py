@@ -129,7 +129,8 @@ def tokenize_reports(
     for index, length in enumerate(lengths):
         if length > max_tokens:
             warnings.warn(
-                f"report {index} has {length} tokens; the last {length - max_tokens} were dropped (limit {max_tokens}).",
+                f"report {index} has {length} tokens; the last {length - max_tokens} were dropped "
+                f"(limit {max_tokens}).",
                 TruncationWarning,
                 stacklevel=3,
             )

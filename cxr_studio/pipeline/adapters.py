@@ -27,7 +27,8 @@ from cxr_studio.files import replacing, sha256_file
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"
 # the attention projections of every supported denoiser (UNet2DConditionModel, PixArt and Sana transformers)
 TARGET_MODULES = ("to_q", "to_k", "to_v", "to_out.0")
-TRAINING_NAME = "finetuning"  # the adapter being trained ("training" is taken by nn.Module) (a loaded adapter never takes this name)
+# The adapter being trained ("training" is taken by nn.Module); a loaded adapter never takes this name
+TRAINING_NAME = "finetuning"
 
 
 @dataclass(frozen=True)

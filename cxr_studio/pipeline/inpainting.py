@@ -83,7 +83,8 @@ class InpaintOptions:
             raise InputError(f"grow_px and feather_px must be integers from 0 to {top}.")
         if not (isinstance(self.resample_jumps, int) and 0 <= self.resample_jumps <= LIMITS.max_resample_jumps):
             raise InputError(
-                f"resample_jumps {self.resample_jumps!r}; an integer from 0 to {LIMITS.max_resample_jumps} is accepted."
+                f"resample_jumps {self.resample_jumps!r}; "
+                f"an integer from 0 to {LIMITS.max_resample_jumps} is accepted."
             )
         if self.context not in CONTEXTS:
             raise InputError(f"context {self.context!r}; accepted {' or '.join(map(repr, CONTEXTS))}.")

@@ -93,7 +93,8 @@ class InterpolationPipeline:
         return InterpolationResult(pixels=pixels, parameters=parameters)
 
     def between_reports(self, start, end, alphas, *, report, seed, settings, callback) -> list[torch.Tensor]:
-        """Two reports, one start noise, the report embeddings interpolated (the endpoints as generate() makes them)."""
+        """Two reports, one start noise, the report embeddings interpolated (the endpoints as generate() makes
+        them)."""
         if not isinstance(start, str) or not isinstance(end, str):
             raise InputError("mode 'report' interpolates between two report texts.")
         family = self.family

@@ -39,7 +39,8 @@ class LatentInpaintPipeline:
         resample_jumps: int = 0,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        """``image`` ``(1, 1, S, S)`` in ``[-1, 1]``, ``latent_mask`` ``(1, 1, h, w)`` -> ``(1, 1, S, S)`` in ``[-1, 1]``.
+        """``image`` ``(1, 1, S, S)`` in ``[-1, 1]``, ``latent_mask`` ``(1, 1, h, w)`` -> ``(1, 1, S, S)`` in
+        ``[-1, 1]``.
 
         ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content).
         """

@@ -217,7 +217,8 @@ class CXRStudio:
 
     @classmethod
     def from_preset(cls, name: str, *, seed: int = 0, device: str | torch.device | None = None) -> CXRStudio:
-        """Random weights for preset ``tiny`` (tests), ``demo`` (the bundled default's size) or ``cheff`` (the paper's)."""
+        """Random weights for preset ``tiny`` (tests), ``demo`` (the bundled default's size) or ``cheff``
+        (the paper's)."""
         return cls.from_config(preset(name), seed=seed, device=device)
 
     @classmethod
@@ -391,7 +392,8 @@ class CXRStudio:
             num_steps, guidance_scale, sampler: latent stage; defaults from ``config.sampling``.
             seed: seed of the first image (image ``i`` uses ``seed + i``); ``None`` draws one at random.
             num_images: 1 to 16 images, each reproducible from its own seed.
-            upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``); default from ``config.sampling``.
+            upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``); default from
+                ``config.sampling``.
             callback: ``callback(step, total)`` after every denoising step of both stages; return True to stop.
 
         Returns:
@@ -751,7 +753,8 @@ def _clean_report(report: Any) -> str:
         raise InputError(f"a report must be text, got {type(report).__name__}.")
     if len(report) > LIMITS.max_report_chars:  # far beyond any token limit: a pasted file, not a report
         raise InputError(
-            f"the report has {len(report)} characters; at most {LIMITS.max_report_chars} are accepted (the model reads the first tokens only)."
+            f"the report has {len(report)} characters; at most {LIMITS.max_report_chars} are accepted "
+            "(the model reads the first tokens only)."
         )
     # control characters (other than line breaks) carry no meaning for the model
     return " ".join("".join(ch if ch.isprintable() or ch in "\n\t" else " " for ch in report).split())
