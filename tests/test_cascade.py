@@ -23,7 +23,7 @@ from cxr_studio import (
 )
 from cxr_studio.checkpoints import write_checksums
 from cxr_studio.config import PRESETS, SAMPLERS, ScheduleConfig, preset
-from cxr_studio.diffusion.guidance import clip_predicted_sample
+from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_predicted_sample
 from cxr_studio.diffusion.sampling import denoise
 from cxr_studio.diffusion.schedules import PREDICTION_TYPES, make_sampler, training_scheduler, training_target
 
@@ -101,6 +101,41 @@ def test_guidance_on_and_off(studio):
     assert np.allclose(
         image(guidance_scale=0.0), studio.generate("Normal chest.", seed=3, upscale=False, guidance_scale=0.0).pixels
     )
+
+
+def test_guidance_in_a_limited_interval_guides_only_the_low_noise_steps():
+    """``guidance_max_timestep``: above it one conditional pass of B, at or below it the guided pass of 2B."""
+    import dataclasses
+
+    config = preset("tiny")
+    never, always = (
+        CXRStudio.from_config(
+            config.replace(sampling=dataclasses.replace(config.sampling, guidance_max_timestep=limit)), seed=0
+        )
+        for limit in (-1, config.latent_schedule.num_train_timesteps - 1)
+    )
+    plain = CXRStudio.from_config(config, seed=0)
+
+    def image(studio, guidance_scale):
+        return studio.generate(REPORT, seed=3, upscale=False, guidance_scale=guidance_scale).pixels
+
+    assert np.array_equal(image(always, 4.0), image(plain, 4.0))  # every step guided, as without the setting
+    assert np.array_equal(image(never, 4.0), image(plain, 1.0))  # no step guided: the conditional model alone
+    batches = []
+    plain.latent_unet.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
+    embeds, mask = plain.family.encode_reports([REPORT, ""])
+    (report, negative), (report_mask, negative_mask) = embeds.chunk(2), mask.chunk(2)
+    guided = classifier_free_guidance(
+        plain.latent_unet, report, report_mask, negative, negative_mask, 4.0, max_timestep=500
+    )
+    x = torch.randn(1, *plain.family.latent_shape)
+    guided(x, torch.tensor(700)), guided(x, torch.tensor(500))
+    assert batches == [1, 2]
+    # a model folder keeps the setting; one written before it existed guides at every step
+    assert StudioConfig.from_dict(never.config.to_dict()).sampling.guidance_max_timestep == -1
+    old = plain.config.to_dict()
+    del old["sampling"]["guidance_max_timestep"]
+    assert StudioConfig.from_dict(old).sampling.guidance_max_timestep is None
 
 
 def test_long_reports_are_truncated_with_a_warning(studio):

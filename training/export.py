@@ -24,6 +24,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sampler", help="default sampler of the bundle (ddim, dpmpp, unipc)")
     parser.add_argument("--steps", type=int, help="default latent steps of the bundle")
     parser.add_argument("--guidance", type=float, help="default guidance scale of the bundle")
+    parser.add_argument(
+        "--guidance-max-timestep",
+        type=int,
+        help="guide only at timesteps t <= this (default: every step); noisier steps run the conditional model alone",
+    )
     parser.add_argument("--sr-sampler", help="default super-resolution sampler of the bundle")
     parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
     parser.add_argument("--image-size", type=int, help="move the cascade to this first-stage size (then fine-tune it)")
@@ -50,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("sampler", args.sampler),
             ("num_steps", args.steps),
             ("guidance_scale", args.guidance),
+            ("guidance_max_timestep", args.guidance_max_timestep),
             ("sr_sampler", args.sr_sampler),
             ("sr_num_steps", args.sr_steps),
         )

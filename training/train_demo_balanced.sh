@@ -2,7 +2,8 @@
 # Issue 17, second phase of the latent stage: the 800-step v-prediction / zero-SNR model of
 # training/train_demo_zero_snr.sh (its exported folder) fine-tuned with side-balanced draws (--balance-sides:
 # the phantom puts 85 % of pacemakers on the patient's left, and the first phase drew every right pacemaker left).
-# Resumes with --resume; the result is exported as the bundle (assets/demo, float16, UniPC 10 steps, guidance 2).
+# Resumes with --resume; the result is exported as the bundle (assets/demo, float16, UniPC 10 steps, guidance 2
+# at timesteps t <= 500 only).
 # Usage: bash training/train_demo_balanced.sh [SOURCE_MODEL] [OUT_DIR] [--resume]
 set -euo pipefail
 source_model=${1:-runs/demo_zero_snr/model}
@@ -15,4 +16,4 @@ python -m training.train_latent_diffusion --manifest "$data/manifest.csv" --out 
     --latent-keep-encoder --balance-sides --max-steps 1000 --batch-size 16 --lr 1e-4 --warmup-steps 20 \
     --lr-schedule cosine --validate-every 500 --sample-every 500 --checkpoint-every 100 --mixed-precision auto "$@"
 python -m training.export --model "$out/model" --out assets/demo --fp16 --image-size 256 --name demo --sampler unipc --steps 10 \
-    --guidance 2 --sr-sampler ddim --sr-steps 6
+    --guidance 2 --guidance-max-timestep 500 --sr-sampler ddim --sr-steps 6

@@ -21,12 +21,15 @@ def classifier_free_guidance(
     negative_embeds: torch.Tensor,
     negative_mask: torch.Tensor,
     guidance_scale: float,
+    *,
+    max_timestep: int | None = None,
 ) -> DenoiseFn:
     """``denoise(x_t (B, C, h, w), t) -> eps``: ``eps_neg + s * (eps_report - eps_neg)``.
 
     ``s = 1`` is the conditional model alone and ``s = 0`` the unconditional one (one UNet pass each);
     otherwise both halves run as one batch of ``2B``. Embeddings are ``(B, L, D)`` with masks ``(B, L)``,
-    padded to the same ``L``.
+    padded to the same ``L``. ``max_timestep``: guidance only at ``t <= max_timestep``; at noisier steps the
+    conditional model alone (one pass of ``B``).
     """
 
     def conditional(embeds: torch.Tensor, mask: torch.Tensor) -> DenoiseFn:
@@ -39,7 +42,11 @@ def classifier_free_guidance(
     embeds = torch.cat([negative_embeds, prompt_embeds])
     mask = torch.cat([negative_mask, prompt_mask])
 
+    conditional_only = conditional(prompt_embeds, prompt_mask)
+
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if max_timestep is not None and int(torch.as_tensor(t).max()) > max_timestep:
+            return conditional_only(x, t)
         eps_negative, eps_report = predict(unet, torch.cat([x, x]), t, prompt_embeds=embeds, prompt_mask=mask).chunk(2)
         return eps_negative + guidance_scale * (eps_report - eps_negative)
 

@@ -81,8 +81,9 @@ class TextToImagePipeline:
     def guided(
         self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
     ) -> DenoiseFn:
-        """The latent UNet under classifier-free guidance (prompts, then negatives, in ``embeds``), its clean-latent
-        prediction clipped for a ``scheduler`` that cannot clip itself (``None``: the raw guided model).
+        """The latent UNet under classifier-free guidance (prompts, then negatives, in ``embeds``; only at the
+        timesteps the model's ``sampling.guidance_max_timestep`` allows), its clean-latent prediction clipped for a
+        ``scheduler`` that cannot clip itself (``None``: the raw guided model).
 
         Why the clip: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate
         multiplies the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
@@ -90,7 +91,13 @@ class TextToImagePipeline:
         prompt_embeds, negative_embeds = embeds.chunk(2)
         prompt_mask, negative_mask = mask.chunk(2)
         denoise_fn = classifier_free_guidance(
-            self.latent_unet, prompt_embeds, prompt_mask, negative_embeds, negative_mask, guidance_scale
+            self.latent_unet,
+            prompt_embeds,
+            prompt_mask,
+            negative_embeds,
+            negative_mask,
+            guidance_scale,
+            max_timestep=self.config.sampling.guidance_max_timestep,
         )
         if scheduler is None:
             return denoise_fn
