@@ -121,6 +121,7 @@ def test_guidance_in_a_limited_interval_guides_only_the_low_noise_steps():
 
     assert np.array_equal(image(always, 4.0), image(plain, 4.0))  # every step guided, as without the setting
     assert np.array_equal(image(never, 4.0), image(plain, 1.0))  # no step guided: the conditional model alone
+    assert never.generate(REPORT, seed=3, upscale=False).parameters["guidance_max_timestep"] == -1  # recorded
     batches = []
     plain.latent_unet.register_forward_hook(lambda module, args, out: batches.append(args[0].shape[0]))
     embeds, mask = plain.family.encode_reports([REPORT, ""])

@@ -482,6 +482,7 @@ class CXRStudio:
             "upscale": upscale,
             "seeds": seeds,
             "sr_noise_level": self.sampling.sr_noise_level,
+            "guidance_max_timestep": self.sampling.guidance_max_timestep,  # the model's, recorded beside the scale
             "model": self.model_id,
             **self._adapter_parameters(),
             "size": int(pixels.shape[-1]),
