@@ -58,6 +58,12 @@ def test_each_family_samples_as_its_own_diffusers_pipeline(studio):
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
+def test_a_guidance_interval_is_refused_rather_than_ignored(studio):
+    with pytest.raises(InputError, match="guides at every step"):
+        studio.with_sampling({"guidance_max_timestep": 500})
+    assert studio.with_sampling({"guidance_max_timestep": None, "num_steps": 2}).sampling.num_steps == 2
+
+
 def test_generation_is_reproducible_at_the_native_size_and_names_the_model(studio, folder):
     first = studio.generate(REPORT, seed=5, num_steps=3)
     again = studio.generate(REPORT, seed=5, num_steps=3)

@@ -706,6 +706,8 @@ class DiffusersStudio(CXRStudio):
         return self._sampling
 
     def with_sampling(self, changes: dict[str, Any]) -> DiffusersStudio:
+        if changes.get("guidance_max_timestep") is not None:  # refused rather than silently ignored
+            raise InputError(f"{self.family_name} guides at every step; guidance_max_timestep is for cascades.")
         return DiffusersStudio(
             self.family,
             model_id=self.model_id,
