@@ -438,3 +438,23 @@ def test_min_snr_gamma_weights_follow_the_prediction_type():
         assert loss_weights(schedule, t, snr_gamma=0.0) is None
     x, y = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
     assert float(weighted_mse(x, y, torch.tensor([1.0, 0.0, 2.0]))) == 1.0 and float(weighted_mse(x, y, None)) == 1.0
+
+
+def test_a_spatial_weight_makes_its_region_count_more_at_the_same_scale():
+    """--region-weight: a uniform map changes nothing; an error inside the region weighs 1 + w times one outside."""
+    from cxr_studio.diffusion.schedules import weighted_mse
+
+    target = torch.zeros(2, 3, 4, 4)
+    predicted = target.clone()
+    predicted[:, :, 0, 0] = 1.0  # one position wrong in every channel
+    region = torch.zeros(2, 1, 4, 4)
+    region[:, :, 0, 0] = 1.0
+    plain = float(weighted_mse(predicted, target, None))
+    assert plain == pytest.approx(1 / 16)
+    assert float(weighted_mse(predicted, target, None, spatial=torch.full((2, 1, 4, 4), 3.0))) == pytest.approx(plain)
+    inside = float(weighted_mse(predicted, target, None, spatial=1 + 4 * region))
+    assert inside == pytest.approx(5 / (15 + 5))  # the wrong position's weight over the map's total
+    outside = float(weighted_mse(predicted, target, None, spatial=1 + 4 * (1 - region)))
+    assert outside == pytest.approx(1 / (1 + 15 * 5))
+    weighted = float(weighted_mse(predicted, target, torch.tensor([2.0, 0.0]), spatial=1 + 4 * region))
+    assert weighted == pytest.approx(inside)  # (2 * inside + 0) / 2

@@ -100,6 +100,20 @@ def test_devices_change_only_the_device_region():
     assert not no_device.device_mask.any() and np.array_equal(no_device.image, no_device.clean)
 
 
+def test_the_finding_mask_covers_what_the_findings_drew_and_nothing_else():
+    """A nodule's mask is a disc on its own side where the image brightened; devices and a normal chest add none."""
+    base = render(devices=[Device("pacemaker", "right")])
+    assert not base.finding_mask.any() and not render().finding_mask.any()
+    for side in ("left", "right"):
+        case = render([Finding("nodule", side, "large", "upper")], devices=[Device("pacemaker", "right")])
+        patient_right, patient_left = halves(case.finding_mask.astype(float))
+        assert (patient_left if side == "left" else patient_right) > 20
+        assert (patient_right if side == "left" else patient_left) == 0
+        brighter = case.image - base.image > 0.05
+        assert brighter.any() and not (brighter & ~case.finding_mask).any()
+        assert 0.002 < case.finding_mask.mean() < 0.03  # about pi * 0.06^2 / 4 of the frame
+
+
 def test_pacemaker_generator_sits_on_the_requested_side():
     for side, expect_image_right in (("left", True), ("right", False)):
         mask = render(devices=[Device("pacemaker", side)]).device_mask
@@ -159,6 +173,9 @@ def test_cli_writes_a_valid_manifest(tmp_path, capsys):
         mask = read_radiograph(out / row["device_mask_path"]).pixels
         assert (mask.max() == 255) == (row["Support Devices"] == "1")
         assert (out / row["clean_path"]).is_file()
+        finding_mask = read_radiograph(out / row["finding_mask_path"]).pixels
+        drawn = [f for f in row["findings"].split(";") if f and not f.startswith("cardiomegaly")]  # anatomy only
+        assert (finding_mask.max() == 255) == bool(drawn), row["findings"]
         assert row["dataset"] == "phantom" and row["view"] == "PA" and row["report"].startswith("FINDINGS:")
     # splits are by patient and deterministic; case i does not depend on n
     again = tmp_path / "again"

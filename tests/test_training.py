@@ -625,6 +625,45 @@ def test_the_latent_task_weighs_each_cached_latent_by_its_own_row(manifest, tmp_
         config(manifest, out, stage="super_res", balance_sides=True)
 
 
+def test_region_weight_reads_each_latents_own_masks_and_leaves_validation_plain(manifest, tmp_path):
+    """--region-weight: every cached latent gets its own row's finding and device masks at the latent size; the
+    training loss changes, the validation loss (step < 0) does not; other stages refuse the option."""
+    from cxr_studio.data.dataset import ManifestDataset
+
+    out = tmp_path / "model"
+    train(config(manifest, out, stage="latent", max_steps=2))
+    weighted = build_task(config(manifest, out, stage="latent", max_steps=2, region_weight=20.0))
+    plain = build_task(config(manifest, out, stage="latent", max_steps=2))
+    data, plain_data = weighted.train_dataset(), plain.train_dataset()
+    images = ManifestDataset(manifest, size=64, splits=("train",))
+    covered = 0
+    for position in range(len(data)):
+        item = data[position]
+        index = data.cache[position][1]
+        assert item["region"].shape == (1, *item["latents"].shape[-2:]) and "region" not in plain_data[position]
+        region = torch.from_numpy(images.region(index, tuple(item["region"].shape[1:])))[None]
+        torch.testing.assert_close(item["region"], torch.nn.functional.max_pool2d(region, 3, stride=1, padding=1))
+        assert float(item["region"].sum()) >= float(region.sum())  # grown by a cell
+        row = images.rows[index]
+        drawn = [f for f in row["findings"].split(";") if f and not f.startswith("cardiomegaly")]  # anatomy only
+        has_masks = bool(drawn or row["devices"])
+        assert (float(item["region"].max()) > 0) == has_masks, row
+        covered += has_masks
+    assert covered >= 3
+    batch = torch.utils.data.default_collate([data[p] for p in range(4)])
+    loss = {}
+    for name, task in (("weighted", weighted), ("plain", plain)):
+        for step in (-1, 0):
+            torch.manual_seed(0)
+            value, _ = task.loss(batch, step=step, generator=torch.Generator().manual_seed(1))
+            loss[name, step] = float(value.detach())
+    assert loss["weighted", -1] == loss["plain", -1] and loss["weighted", 0] != loss["plain", 0]
+    with pytest.raises(InputError, match="latent stage only"):
+        config(manifest, out, stage="super_res", region_weight=1.0)
+    with pytest.raises(InputError, match="region_weight"):
+        config(manifest, out, stage="latent", region_weight=-1.0)
+
+
 def test_side_tokens_extend_the_folders_encoder_train_resume_and_load(manifest, tmp_path):
     """--side-tokens adds a token per sided item and side to a trained folder's tokenizer and encoder (each
     started at its words' mean embedding, the old embeddings untouched), trains, resumes onto the same

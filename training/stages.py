@@ -285,7 +285,8 @@ class LatentTask(_StageBase):
         with PartialState().main_process_first():  # encoded once; the other processes read the shards
             if not latent_cache.is_complete(folder):
                 latent_cache.build(folder, images, self.studio.codec.encode)
-        return _Named(latent_cache.LatentCache(folder), [row["report"] for row in images.rows])
+        regions = images if self.config.region_weight > 0 else None
+        return _Named(latent_cache.LatentCache(folder), [row["report"] for row in images.rows], regions=regions)
 
     def train_dataset(self) -> Dataset:
         dataset = self._latents("train")
@@ -325,10 +326,15 @@ class LatentTask(_StageBase):
         )
         noisy = self.noise_schedule.add_noise(latents, noise, t)
         predicted = predict_latent(self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask)
+        # validation (step < 0) keeps the plain loss, comparable between runs with and without region weights
+        spatial = None
+        if "region" in batch and step >= 0:
+            spatial = 1 + self.config.region_weight * batch["region"].to(device)
         loss = weighted_mse(
             predicted,
             training_target(self.noise_schedule, latents, noise, t),
             loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
+            spatial=spatial,
         )
         return loss, {"loss": float(loss.detach())}
 
@@ -353,17 +359,25 @@ class LatentTask(_StageBase):
 
 
 class _Named(Dataset):
-    """Cached latents with their reports, as the dicts the loss expects."""
+    """Cached latents with their reports, as the dicts the loss expects; with ``regions`` (the split's images)
+    also each image's finding and device region at the latent size grown by one latent cell, ``region``
+    ``(1, h, w)`` in ``[0, 1]``: the rim counts too, so drawing a finding too large costs as much as too small."""
 
-    def __init__(self, cache: latent_cache.LatentCache, reports: list[str]) -> None:
-        self.cache, self.reports = cache, reports
+    def __init__(
+        self, cache: latent_cache.LatentCache, reports: list[str], *, regions: ManifestDataset | None = None
+    ) -> None:
+        self.cache, self.reports, self.regions = cache, reports, regions
 
     def __len__(self) -> int:
         return len(self.cache)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
         latents, index = self.cache[position]
-        return {"latents": latents, "report": self.reports[index], "index": position}
+        item = {"latents": latents, "report": self.reports[index], "index": position}
+        if self.regions is not None:
+            region = torch.from_numpy(self.regions.region(index, tuple(latents.shape[-2:])))[None]
+            item["region"] = F.max_pool2d(region, 3, stride=1, padding=1)
+        return item
 
 
 # ------------------------------------------------------------------------------------------------------

@@ -30,6 +30,10 @@ class EmptySplit(InputError):
     """The manifest is readable but has no images in the asked split(s): a validation split is optional."""
 
 
+# Masks of what an image shows (the phantom writes both; white = the finding or device).
+REGION_COLUMNS = ("finding_mask_path", "device_mask_path")
+
+
 class ManifestDataset(Dataset):
     """Images, reports and labels of one split of a manifest, at ``size`` px."""
 
@@ -64,6 +68,19 @@ class ManifestDataset(Dataset):
                 log.warning("skipping unreadable image %s: %s", row["path"], err)
             return None
         return imaging.resize_center_crop(display, size)
+
+    def region(self, index: int, size: int | tuple[int, int]) -> np.ndarray:
+        """Where row ``index`` has something to draw: the union of its :data:`REGION_COLUMNS` masks (white =
+        the finding or device), resized and cropped as its image is, ``size`` float32 in ``[0, 1]`` (a pixel's
+        covered fraction); zeros when the row names no mask (a manifest without the columns has none)."""
+        shape = (size, size) if isinstance(size, int) else size
+        region = np.zeros(shape, np.float32)
+        for column in REGION_COLUMNS:
+            if self.rows[index].get(column):
+                name = f"manifest row {index}'s {column}"
+                mask = imaging.read_radiograph(self.root / self.rows[index][column], name=name).display
+                region = np.maximum(region, imaging.resize_center_crop(mask, shape))
+        return region
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         image = self.load(index, self.size)

@@ -544,8 +544,9 @@ def ingest_phantom(root: Path, w: Writer, r: IngestReport, *, n: int = 1000, siz
     for number, row in enumerate(iter_manifest(source), start=2):
         r.rows_read += 1
         fields = {k: v for k, v in row.items() if k != "path"}
-        for column in ("device_mask_path", "clean_path"):  # rebased like the image path
-            fields[column] = os.path.relpath(root / row[column], w.out.parent)
+        for column in ("device_mask_path", "finding_mask_path", "clean_path"):  # rebased like the image path
+            if row.get(column):  # a phantom set written before finding masks existed has none
+                fields[column] = os.path.relpath(root / row[column], w.out.parent)
         w.add(f"phantom:{number}", root / row["path"], **fields)
 
 

@@ -6,7 +6,7 @@ training, evaluation and the app never care where an image came from.
 Columns: ``path`` (relative to the manifest's folder), ``dataset``, ``patient_id``, ``study_id``,
 ``view`` (PA/AP/LATERAL), ``split`` (train/val/test, by patient), ``report``, and the 14 CheXpert
 labels with their official names (values ``1``, ``0``, ``-1`` or blank). Sources may add columns
-(the phantom adds ``device_mask_path``, ``clean_path``, ``findings`` and ``devices``).
+(the phantom adds ``device_mask_path``, ``finding_mask_path``, ``clean_path``, ``findings`` and ``devices``).
 """
 
 from __future__ import annotations

@@ -70,6 +70,9 @@ CHEXPERT_OF = {
 }
 MAX_SIZE = 1024
 MU = 1.35  # attenuation scale: maps projected density to detector brightness
+# A pneumothorax's space changes the density by 0.12, a nodule's rim fades to 0: 0.05 keeps both and drops the
+# faint tails of the blurred opacities.
+FINDING_MASK_DENSITY = 0.05
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,8 @@ class PhantomCase:
         image: ``(S, S)`` float32 in ``[0, 1]``, white = dense, PA (patient's right on image left).
         clean: the same patient and noise rendered without devices (device-removal ground truth).
         device_mask: ``(S, S)`` bool, True where a device was drawn (white = regenerate convention).
+        finding_mask: ``(S, S)`` bool, True where a finding changed the projected density (by more than
+            :data:`FINDING_MASK_DENSITY`): where a region-weighted training loss looks hardest.
         report: radiology report with ``FINDINGS:`` and ``IMPRESSION:`` sections.
         findings, devices: what was drawn.
         labels: the 14 CheXpert labels, 1 or 0 (the phantom knows the truth: no uncertain labels).
@@ -130,6 +135,7 @@ class PhantomCase:
     image: np.ndarray
     clean: np.ndarray
     device_mask: np.ndarray
+    finding_mask: np.ndarray
     report: str
     findings: tuple[Finding, ...]
     devices: tuple[Device, ...]
@@ -854,11 +860,15 @@ def render_case(
     r.draw_shoulder_girdle()
     # 2. Findings (a pneumothorax spares the vessels in its pleural air space)
     spared = {side: np.zeros_like(lungs[side]) for side in SIDES}
+    change = r.c.layer()  # what the findings' own drawing added or took away (anatomy shifts excluded)
     for f in findings:
         if f.name == "pneumothorax":
+            before = r.density.copy()
             spared[f.side] = r.draw_pneumothorax(f, lungs)
+            change += np.abs(r.density - before)
     r.draw_vessels(lungs, spared)
     for f in findings:
+        before = r.density.copy()
         if f.name in {"pleural_effusion"}:
             r.draw_effusion(f, lungs)
         elif f.name == "consolidation":
@@ -871,6 +881,7 @@ def render_case(
             r.draw_atelectasis(f, lungs)
         elif f.name == "hiatal_hernia":
             r.draw_hiatal_hernia(f)
+        change += np.abs(r.density - before)
     # 3. Devices, in their own layer
     for d in devices:
         r.draw_device(d)
@@ -887,6 +898,7 @@ def render_case(
         image=image,
         clean=clean,
         device_mask=device_mask,
+        finding_mask=change > FINDING_MASK_DENSITY,
         report=report,
         findings=findings,
         devices=devices,
@@ -950,7 +962,7 @@ def write_dataset(
     if bit_depth not in (8, 16):
         raise InputError(f"bit depth {bit_depth}; 8 or 16 accepted.")
     out = Path(out)
-    for folder in ("images", "clean", "masks"):
+    for folder in ("images", "clean", "masks", "finding_masks"):
         (out / folder).mkdir(parents=True, exist_ok=True)
     if workers > 1:  # cases are independent: render and write them in parallel, then one manifest
         from concurrent.futures import ProcessPoolExecutor
@@ -1017,6 +1029,7 @@ def _write_cases(
         )
         save_png(out / "clean" / f"{stem}.png", case.clean, bit_depth=bit_depth, parameters=parameters, synthetic=True)
         save_png(out / "masks" / f"{stem}.png", case.device_mask.astype(np.uint8) * 255)
+        save_png(out / "finding_masks" / f"{stem}.png", case.finding_mask.astype(np.uint8) * 255)
         rows.append(
             {
                 "path": f"images/{stem}.png",
@@ -1026,6 +1039,7 @@ def _write_cases(
                 "view": "PA",
                 "split": split_for_patient(patient_id),
                 "device_mask_path": f"masks/{stem}.png",
+                "finding_mask_path": f"finding_masks/{stem}.png",
                 "clean_path": f"clean/{stem}.png",
                 **case.manifest_columns(),
             }
@@ -1041,7 +1055,7 @@ def _write_cases(
     return rows
 
 
-PHANTOM_COLUMNS = ("device_mask_path", "clean_path", "findings", "devices")
+PHANTOM_COLUMNS = ("device_mask_path", "finding_mask_path", "clean_path", "findings", "devices")
 
 # 16 cases that show every finding and device once: the README's contact sheet.
 SHOWCASE: tuple[tuple[tuple[Finding, ...], tuple[Device, ...]], ...] = (
