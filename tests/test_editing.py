@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from cxr_studio import InputError
-from cxr_studio.editing.compositing import classical_fill, match_seam, paste_back
+from cxr_studio.editing.compositing import classical_fill, match_seam, paste_back, rim_blend
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 
 
@@ -84,6 +84,30 @@ def test_classical_fill_removes_what_the_mask_covers():
     assert np.array_equal(filled[~mask], device[~mask])
     assert np.abs(filled[mask] - clean[mask]).max() < 0.02  # the wire is gone, the gradient goes on
     assert np.array_equal(classical_fill(device, np.zeros_like(mask)), device)
+
+
+def test_rim_blend_keeps_the_fill_on_the_edge_and_the_model_deep_inside():
+    classical, generated = np.zeros((40, 40), np.float32), np.ones((40, 40), np.float32)
+    wide = box_mask(classical.shape, 5, 5, 35, 35)
+    blended = rim_blend(classical, generated, wide, depth_px=4)
+    assert np.array_equal(blended[~wide], generated[~wide])  # outside: the model's (the paste-back decides)
+    assert blended[5, 20] == 0.0 and blended[7, 20] == 0.5 and blended[20, 20] == 1.0  # edge, 2 px in, centre
+    thin = box_mask(classical.shape, 10, 5, 12, 35)  # 2 px wide: every pixel is an edge pixel
+    assert np.array_equal(rim_blend(classical, generated, thin, depth_px=4)[thin], classical[thin])
+
+
+def test_removing_a_thin_device_keeps_the_classical_fill_there(studio):
+    """The "remove device" preset on a 2 px wire: the result there is the biharmonic fill (the latent model's
+    4 px cells cannot draw what is under a wire); from what is there instead (fill "original") it is not."""
+    _y, x = np.mgrid[0:64, 0:64] / 64.0
+    image = (0.3 + 0.4 * x).astype(np.float32)
+    image[30:32, 8:56] = 1.0
+    wire = box_mask(image.shape, 30, 8, 32, 56)
+    expected = classical_fill(image, wire)
+    result = studio.inpaint(image, wire, preset="remove device", grow_px=0, feather_px=0, seed=0)
+    np.testing.assert_allclose(result.display[wire], expected[wire], atol=1e-4)
+    other = studio.inpaint(image, wire, preset="remove device", grow_px=0, feather_px=0, fill="original", seed=0)
+    assert np.abs(other.display[wire] - expected[wire]).max() > 0.01
 
 
 def test_real_16_bit_dicom_keeps_its_pixels(studio):
