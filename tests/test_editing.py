@@ -94,6 +94,8 @@ def test_rim_blend_keeps_the_fill_on_the_edge_and_the_model_deep_inside():
     assert blended[5, 20] == 0.0 and blended[7, 20] == 0.5 and blended[20, 20] == 1.0  # edge, 2 px in, centre
     thin = box_mask(classical.shape, 10, 5, 12, 35)  # 2 px wide: every pixel is an edge pixel
     assert np.array_equal(rim_blend(classical, generated, thin, depth_px=4)[thin], classical[thin])
+    everything = np.ones_like(wide)  # nothing known to interpolate from: the model's output, whole
+    assert np.array_equal(rim_blend(classical, generated, everything, depth_px=4), generated)
 
 
 def test_removing_a_thin_device_keeps_the_classical_fill_there(studio):

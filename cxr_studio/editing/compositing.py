@@ -55,6 +55,8 @@ def rim_blend(classical: np.ndarray, generated: np.ndarray, region: np.ndarray, 
     texture."""
     from scipy import ndimage
 
+    if region.all():  # no known neighbour to interpolate from (the fill is a flat mean): the model's alone
+        return generated
     depth = ndimage.distance_transform_edt(region)  # 1 on the region's edge pixels, 0 outside
     alpha = np.where(region, np.clip((depth - 1.0) / max(depth_px, 1e-6), 0.0, 1.0), 1.0)
     return (classical * (1.0 - alpha) + generated * alpha).astype(generated.dtype)
