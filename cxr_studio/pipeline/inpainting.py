@@ -93,6 +93,11 @@ class InpaintOptions:
         if self.context not in CONTEXTS:
             raise InputError(f"context {self.context!r}; accepted {' or '.join(map(repr, CONTEXTS))}.")
 
+    @property
+    def classical(self) -> bool:
+        """Does a partial re-run start from the classical fill (and keep it on the mask's rim)?"""
+        return self.fill == "classical" and self.strength < 1.0
+
     @classmethod
     def from_preset(cls, preset: str | None, **given: Any) -> InpaintOptions:
         """The preset's values (``remove device`` when ``None``) with every given non-``None`` value over them;
@@ -176,7 +181,7 @@ class InpaintPipeline:
             "preset": options.preset,
             "strength": options.strength,
             "fill": options.fill,
-            "classical_rim_cells": RIM_CELLS if options.fill == "classical" and options.strength < 1.0 else 0.0,
+            "classical_rim_cells": RIM_CELLS if options.classical else 0.0,
             "grow_px": options.grow_px,
             "feather_px": options.feather_px,
             "resample_jumps": options.resample_jumps,
@@ -216,10 +221,9 @@ class InpaintPipeline:
         latent_mask = to_latent_mask(region[top:bottom, left:right], latent_size)
         if keep is not None and keep.any():
             latent_mask = latent_mask * (1.0 - to_latent_mask(keep[top:bottom, left:right], latent_size))
-        model_input = imaging.resize(window, (size, size))
-        if options.fill == "classical" and options.strength < 1.0:  # at model resolution: cheap however large
-            resized_region = imaging.resize(region[top:bottom, left:right].astype(np.float32), (size, size)) > 0.5
-            model_input = classical_fill(model_input, resized_region)
+        # (the fill at the window's own resolution: the rim of step 6 keeps it at full detail)
+        filled = classical_fill(window, region[top:bottom, left:right]) if options.classical else window
+        model_input = imaging.resize(filled, (size, size))
         # 3. Latent inpainting (blended, with the RePaint hook)
         generated = self.latent_inpainting(
             imaging.to_tensor(model_input),
@@ -247,12 +251,11 @@ class InpaintPipeline:
         full[top:bottom, left:right] = imaging.resize(imaging.from_tensor(generated)[0], window.shape)
         # 5. Brightness and contrast matched at the seam
         full = match_seam(full, display, region)
-        if options.fill == "classical" and options.strength < 1.0:
-            # 6. The mask's thin parts keep the classical fill, at the window's own resolution (see rim_blend)
-            filled = display.copy()
-            filled[top:bottom, left:right] = classical_fill(window, region[top:bottom, left:right])
-            cell_px = RIM_CELLS * window.shape[0] / latent_size[0]
-            full = rim_blend(filled, full, region, depth_px=cell_px)
+        if options.classical:
+            # 6. The mask's thin parts keep the classical fill (see rim_blend)
+            classical = display.copy()
+            classical[top:bottom, left:right] = filled
+            full = rim_blend(classical, full, region, depth_px=RIM_CELLS * window.shape[0] / latent_size[0])
         return full
 
 
