@@ -54,6 +54,8 @@ class LatentUNetConfig:
     num_heads: int = 8
     norm_num_groups: int = 32
     coordinate_channels: int = 0  # 2: column and row coordinates beside the latents (where "left" is)
+    # the report's sided findings as a vector added to the timestep embedding, so they reach every resolution
+    findings_embedding: bool = False
 
 
 @dataclass(frozen=True)

@@ -448,11 +448,13 @@ def test_a_failed_write_leaves_the_old_file_and_no_partial(tmp_path):
 
 
 def test_sides_read_from_report_text_equal_the_manifests_sided_items():
-    """The rule that finds sided items in free text (for side tokens) agrees with the phantom's own record on
-    2,000 sampled cases in every wording, and reads chambers, negations and "bilateral" as a radiologist would."""
+    """The rule that finds sided items in free text (for side tokens and the findings vector) agrees with the
+    phantom's own record on 2,000 sampled cases in every wording, and reads chambers, negations and "bilateral" as a
+    radiologist would."""
     from cxr_studio.data.phantom import sample_devices, sample_findings
     from cxr_studio.data.phantom_reports import write_report
-    from cxr_studio.labels import sided_items, sides_in_report, with_side_tokens
+    from cxr_studio.labels import CHEXPERT_LABELS, sided_items, sides_in_report, targets_for, with_side_tokens
+    from cxr_studio.models.latent_unet import findings_vector
 
     rng = np.random.default_rng(7)
     seen = set()
@@ -464,6 +466,8 @@ def test_sides_read_from_report_text_equal_the_manifests_sided_items():
         }
         report = write_report(findings, devices, rng)
         assert sides_in_report(report) == sided_items(row), report
+        # the latent UNet's findings vector is the side targets the judge scores
+        np.testing.assert_array_equal(findings_vector(report), targets_for(row)[0][len(CHEXPERT_LABELS) :])
         seen |= {(item, side) for item, sides in sided_items(row).items() for side in sides}
     assert len(seen) == 16  # every item on both sides was exercised
     assert sides_in_report("Left chest wall pacemaker with leads in the right atrium and right ventricle.") == {

@@ -707,3 +707,61 @@ def test_side_tokens_extend_the_folders_encoder_train_resume_and_load(manifest, 
     )["input_ids"]
     assert tokens[0, 1] == left and tokens[1, 1] == right
     assert np.isfinite(after.generate("Large left pleural effusion.", seed=0, num_steps=2, upscale=False).pixels).all()
+
+
+def test_findings_embedding_starts_as_the_folder_trains_resumes_and_carries_the_sides(manifest, tmp_path):
+    """--findings-embedding adds a findings embedding to a trained folder's latent UNet with a zero output layer
+    (the cascade draws what it drew before), trains it, resumes, and exports a folder whose config says so; the
+    loaded cascade hands "left" and "right" reports different findings vectors that change the UNet's output, the
+    empty report none; a folder whose config claims the embedding while its UNet lacks it is refused."""
+    from cxr_studio.files import sha256_file
+    from cxr_studio.models.latent_unet import FINDINGS, predict
+
+    out = tmp_path / "model"
+    first = config(manifest, out, stage="latent", max_steps=2)
+    train(first)
+    shutil.rmtree(first.run_dir)
+    before = CXRStudio.from_pretrained(out)
+    options = {"stage": "latent", "latent_keep_encoder": True, "findings_embedding": True}
+    task = build_task(config(manifest, out, max_steps=4, **options))
+    report = "Left chest wall pacemaker. Small right pleural effusion."
+    drawn = {
+        name: studio.generate(report, seed=0, num_steps=3, upscale=False).pixels
+        for name, studio in (("before", before), ("added", task._studio()))
+    }
+    np.testing.assert_allclose(drawn["added"], drawn["before"], atol=1e-4)
+    assert task.modules["latent_unet"].class_embedding.linear_2.weight.abs().sum() == 0
+    shutil.copytree(out, tmp_path / "unexported")
+    train(config(manifest, out, max_steps=2, **options))
+    shutil.rmtree(out)  # killed before exporting: the folder as it was, the run's checkpoints beside it
+    shutil.copytree(tmp_path / "unexported", out)
+    train(config(manifest, out, max_steps=4, resume=True, **options))
+    after = CXRStudio.from_pretrained(out)
+    assert after.config.latent_unet.findings_embedding and not before.config.latent_unet.findings_embedding
+    assert after.latent_unet.class_embedding.linear_2.weight.abs().sum() > 0  # trained
+    reports = ["Large left pleural effusion.", "Large right pleural effusion.", ""]
+    embeds, mask = after.text_to_image.encode_reports(reports)
+    assert mask[:, 0].sum() == 0  # the findings token is not attended to
+    effusion = FINDINGS.index("Pleural effusion, left")
+    assert embeds[0, 0, effusion] == 1 and embeds[0, 0].sum() == 1
+    assert embeds[1, 0, effusion + 1] == 1 and embeds[1, 0].sum() == 1 and embeds[2, 0].abs().sum() == 0
+    swapped = embeds.clone()
+    swapped[0, 0] = embeds[1, 0]  # the left report's words with the right report's findings
+    x, t = torch.randn(1, *after.text_to_image.latent_shape), torch.tensor([500])
+    with torch.no_grad():
+        plain = predict(after.latent_unet, x, t, prompt_embeds=embeds[:1], prompt_mask=mask[:1])
+        other = predict(after.latent_unet, x, t, prompt_embeds=swapped[:1], prompt_mask=mask[:1])
+    assert not torch.allclose(plain, other)
+    assert np.isfinite(after.generate(reports[0], seed=0, num_steps=2, upscale=False).pixels).all()
+    claims = tmp_path / "claims"
+    shutil.copytree(tmp_path / "unexported", claims)
+    studio_config = json.loads((claims / "studio_config.json").read_text())
+    studio_config["latent_unet"]["findings_embedding"] = True
+    (claims / "studio_config.json").write_text(json.dumps(studio_config))
+    sums = json.loads((claims / "sha256sums.json").read_text())
+    sums["studio_config.json"] = sha256_file(claims / "studio_config.json")  # a consistent folder, not a damaged one
+    (claims / "sha256sums.json").write_text(json.dumps(sums))
+    with pytest.raises(InputError, match="findings embedding"):
+        CXRStudio.from_pretrained(claims)
+    with pytest.raises(InputError, match="latent stage only"):
+        config(manifest, out, stage="super_res", findings_embedding=True)

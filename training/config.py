@@ -83,6 +83,12 @@ class TrainConfig:
         "latent: read each report after a token per sided finding and side that it names (found by rule: "
         "labels.sides_in_report); adds the tokens to the folder's tokenizer and report encoder",
     )
+    # cross-attention sees the report only at the coarser latent levels; the timestep embedding reaches all of them
+    findings_embedding: bool = option(
+        False,
+        "latent: add the report's sided findings (found by rule: labels.sides_in_report) as a vector to the "
+        "timestep embedding; added to a folder's latent UNet with a zero output layer, so training starts from it",
+    )
     # a nodule covers 1 or 2 latent cells of 64 x 64: under a plain mean it is 0.3 % of an image's loss
     region_weight: float = option(
         0.0,
@@ -136,6 +142,8 @@ class TrainConfig:
             raise InputError("rank must be at least 1; prior_images, prior_weight and finetune_images at least 0.")
         if self.region_weight < 0 or (self.region_weight and self.stage != "latent"):
             raise InputError(f"region_weight {self.region_weight}: 0 (off) or positive, for the latent stage only.")
+        if self.findings_embedding and self.stage != "latent":
+            raise InputError("findings_embedding applies to the latent stage only (it conditions the latent UNet).")
         if self.balance_sides and self.stage != "latent":
             raise InputError("balance_sides applies to the latent stage only (the report's sides are its condition).")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):

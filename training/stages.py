@@ -26,7 +26,7 @@ from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, tra
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.labels import side_balance_weights
-from cxr_studio.models.latent_unet import add_coordinate_channels
+from cxr_studio.models.latent_unet import add_coordinate_channels, add_findings_embedding, with_findings
 from cxr_studio.models.latent_unet import predict as predict_latent
 from cxr_studio.models.report_encoder import add_side_tokens, build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, build_super_res_unet, upsample
@@ -238,6 +238,18 @@ class LatentTask(_StageBase):
             c = studio.config
             c = c.replace(report_encoder=dataclasses.replace(c.report_encoder, side_tokens=True))
             studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **studio.components())
+        if config.findings_embedding and not studio.config.latent_unet.findings_embedding:
+            with torch.random.fork_rng(devices=[]):  # the same new weights on every start; a resume loads its own
+                torch.manual_seed(config.seed)
+                unet = add_findings_embedding(studio.latent_unet)
+            c = studio.config
+            c = c.replace(latent_unet=dataclasses.replace(c.latent_unet, findings_embedding=True))
+            studio = CXRStudio(
+                config=c,
+                model_id=studio.model_id,
+                device=studio.device,
+                **{**studio.components(), "latent_unet": unet},
+            )
         super().__init__(config, studio)
         if (
             config.latent_keep_encoder
@@ -320,6 +332,8 @@ class LatentTask(_StageBase):
         embeds = self.modules["report_encoder"](
             input_ids=tokens["input_ids"].to(device), attention_mask=mask
         ).last_hidden_state
+        if self.studio.config.latent_unet.findings_embedding:  # from the reports after dropout: "" has none
+            embeds, mask = with_findings(embeds, mask, reports)
         noise = torch.randn(latents.shape, generator=generator, device=device)
         t = torch.randint(
             0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device

@@ -4,14 +4,28 @@ Its call contract lives here (:func:`predict`): the UNet may take two coordinate
 latents (``in_channels = latent channels + 2``), because convolutions and attention without position
 embeddings are nearly translation-equivariant, so "left" would otherwise have to be inferred from anatomy
 drawn in the same step. Whether a UNet has them is read off the UNet itself, so every saved folder says.
+
+A UNet may also take the report's sided findings as a vector (:data:`FINDINGS`, read from the text by rule:
+:func:`findings_vector`) through diffusers' class embedding, which is added to the timestep embedding and so
+reaches every ResNet block at every resolution, where cross-attention sees the report only at the coarser levels.
+The vector travels as the first token of ``prompt_embeds`` (:func:`with_findings`), masked out of
+cross-attention, so every path that carries a report's embeddings (guidance, inpainting, interpolation,
+fine-tuning) carries its findings with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.models.embeddings import TimestepEmbedding
 
 from cxr_studio.config import LatentUNetConfig
+from cxr_studio.labels import PATIENT_SIDES, SIDE_TARGETS, SIDED_ITEMS, sides_in_report
+
+FINDINGS = SIDE_TARGETS  # the findings vector: 1 where the report names the item on that patient side
 
 
 def build_latent_unet(
@@ -31,6 +45,8 @@ def build_latent_unet(
         cross_attention_dim=context_dim,
         attention_head_dim=config.num_heads,  # legacy diffusers naming: this is the number of heads here
         norm_num_groups=config.norm_num_groups,
+        class_embed_type="projection" if config.findings_embedding else None,
+        projection_class_embeddings_input_dim=len(FINDINGS) if config.findings_embedding else None,
     )
 
 
@@ -53,6 +69,36 @@ def with_coordinates(latents: torch.Tensor, channels: int) -> torch.Tensor:
     return torch.cat([latents, torch.stack([xs, ys][:channels]).expand(b, -1, -1, -1)], 1)
 
 
+def findings_inputs(unet: UNet2DConditionModel) -> int:
+    """Length of the findings vector ``unet`` takes (0: none; ``len(FINDINGS)`` with a findings embedding)."""
+    if unet.config.class_embed_type != "projection":
+        return 0
+    return int(unet.config.projection_class_embeddings_input_dim)
+
+
+def findings_vector(report: str) -> np.ndarray:
+    """A report -> ``(len(FINDINGS),)`` float32, 1 where it names a sided item on that patient side
+    (:func:`~cxr_studio.labels.sides_in_report`); "" (the unconditional report) gives zeros."""
+    named = sides_in_report(report)
+    return np.array(
+        [float(side in named.get(item, ())) for item in SIDED_ITEMS for side in PATIENT_SIDES], dtype=np.float32
+    )
+
+
+def with_findings(
+    prompt_embeds: torch.Tensor, prompt_mask: torch.Tensor, reports: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reports' ``prompt_embeds`` ``(B, L, D)`` and mask ``(B, L)`` -> ``(B, 1 + L, D)`` and ``(B, 1 + L)``:
+    first a token holding each report's :func:`findings_vector` in its first ``len(FINDINGS)`` entries (zeros
+    after), masked out of cross-attention; :func:`predict` hands it to the UNet's findings embedding."""
+    b, _, width = prompt_embeds.shape
+    if width < len(FINDINGS):
+        raise ValueError(f"a findings token needs embeddings at least {len(FINDINGS)} wide, not {width}")
+    token = prompt_embeds.new_zeros(b, 1, width)
+    token[:, 0, : len(FINDINGS)] = torch.from_numpy(np.stack([findings_vector(r) for r in reports])).to(token)
+    return torch.cat([token, prompt_embeds], 1), torch.cat([prompt_mask.new_zeros(b, 1), prompt_mask], 1)
+
+
 def predict(
     unet: UNet2DConditionModel,
     latents: torch.Tensor,
@@ -62,9 +108,36 @@ def predict(
     prompt_mask: torch.Tensor,
 ) -> torch.Tensor:
     """The latent UNet's call contract: noisy ``latents`` ``(B, C, h, w)`` at ``timesteps``, the report's
-    ``prompt_embeds`` ``(B, L, D)`` with ``prompt_mask`` ``(B, L)`` -> the schedule's prediction ``(B, C, h, w)``."""
+    ``prompt_embeds`` ``(B, L, D)`` with ``prompt_mask`` ``(B, L)`` -> the schedule's prediction ``(B, C, h, w)``.
+    For a UNet with a findings embedding the first token is the findings token (:func:`with_findings`)."""
     inputs = with_coordinates(latents, coordinate_channels(unet))
-    return unet(inputs, timesteps, encoder_hidden_states=prompt_embeds, encoder_attention_mask=prompt_mask).sample
+    n = findings_inputs(unet)
+    findings = prompt_embeds[:, 0, :n] if n else None
+    return unet(
+        inputs,
+        timesteps,
+        encoder_hidden_states=prompt_embeds,
+        encoder_attention_mask=prompt_mask,
+        class_labels=findings,
+    ).sample
+
+
+@torch.no_grad()
+def add_findings_embedding(unet: UNet2DConditionModel) -> UNet2DConditionModel:
+    """``unet`` with a findings embedding (a two-layer projection into the timestep embedding) whose output
+    layer is zero, so it computes exactly what it did before; fine-tuning then learns to use it. Returns
+    ``unet`` (changed); one that has it already is left as it is."""
+    if findings_inputs(unet):
+        return unet
+    width = unet.time_embedding.linear_2.out_features
+    embedding = TimestepEmbedding(len(FINDINGS), width).to(
+        device=unet.time_embedding.linear_2.weight.device, dtype=unet.time_embedding.linear_2.weight.dtype
+    )
+    embedding.linear_2.weight.zero_()
+    embedding.linear_2.bias.zero_()
+    unet.class_embedding = embedding
+    unet.register_to_config(class_embed_type="projection", projection_class_embeddings_input_dim=len(FINDINGS))
+    return unet
 
 
 @torch.no_grad()

@@ -15,6 +15,7 @@ from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, c
 from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler, training_target
 from cxr_studio.models.autoencoder import LatentCodec
 from cxr_studio.models.latent_unet import predict as predict_latent
+from cxr_studio.models.latent_unet import with_findings
 from cxr_studio.models.report_encoder import encode_reports
 
 
@@ -44,11 +45,15 @@ class TextToImagePipeline:
         return next(self.latent_unet.parameters()).device
 
     def encode_reports(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
+        """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)`` (with a findings embedding the
+        first of the ``L`` tokens is the findings token: :func:`~cxr_studio.models.latent_unet.with_findings`)."""
         c = self.config.report_encoder
-        return encode_reports(
+        embeds, mask = encode_reports(
             self.tokenizer, self.report_encoder, reports, max_tokens=c.max_tokens, side_tokens=c.side_tokens
         )
+        if self.config.latent_unet.findings_embedding:
+            return with_findings(embeds, mask, reports)
+        return embeds, mask
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (the posterior mode)."""
