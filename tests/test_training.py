@@ -716,6 +716,7 @@ def test_findings_embedding_starts_as_the_folder_trains_resumes_and_carries_the_
     empty report none; a folder whose config claims the embedding while its UNet lacks it is refused."""
     from cxr_studio.files import sha256_file
     from cxr_studio.models.latent_unet import FINDINGS, predict
+    from training.stages import FINDINGS_LR_SCALE
 
     out = tmp_path / "model"
     first = config(manifest, out, stage="latent", max_steps=2)
@@ -731,6 +732,10 @@ def test_findings_embedding_starts_as_the_folder_trains_resumes_and_carries_the_
     }
     np.testing.assert_allclose(drawn["added"], drawn["before"], atol=1e-4)
     assert task.modules["latent_unet"].class_embedding.linear_2.weight.abs().sum() == 0
+    groups = Trainer(task.config, task)._parameter_groups()  # the new layer learns at FINDINGS_LR_SCALE x --lr
+    fresh = set(map(id, task.modules["latent_unet"].class_embedding.parameters()))
+    assert [g["lr"] / task.config.lr for g in groups] == [1.0, FINDINGS_LR_SCALE]
+    assert {id(p) for p in groups[1]["params"]} == fresh and not fresh & {id(p) for p in groups[0]["params"]}
     shutil.copytree(out, tmp_path / "unexported")
     train(config(manifest, out, max_steps=2, **options))
     shutil.rmtree(out)  # killed before exporting: the folder as it was, the run's checkpoints beside it
