@@ -87,14 +87,20 @@ def targets_for(row: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
             known[i] = 0.0
         elif value == "1":
             targets[i] = 1.0
-    named = sided_items(row)
+    targets[len(CHEXPERT_LABELS) :] = side_vector(sided_items(row))
     for item in SIDED_ITEMS:
         column = "devices" if item in DEVICE_ITEMS else "findings"
         for side in PATIENT_SIDES:
-            j = side_target(item, side)
-            known[j] = float(column in row)
-            targets[j] = float(side in named.get(item, ()))
+            known[side_target(item, side)] = float(column in row)
     return targets, known
+
+
+def side_vector(named: dict[str, set[str]]) -> np.ndarray:
+    """Sides per item (:func:`sided_items`, :func:`sides_in_report`) -> ``(len(SIDE_TARGETS),)`` float32 in
+    :data:`SIDE_TARGETS` order: 1 where the item is named on that patient side."""
+    return np.array(
+        [float(side in named.get(item, ())) for item in SIDED_ITEMS for side in PATIENT_SIDES], dtype=np.float32
+    )
 
 
 def side_balance_weights(rows: Sequence[dict[str, str]], *, cap: float = 8.0) -> np.ndarray:

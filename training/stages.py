@@ -212,9 +212,16 @@ class AutoencoderTask(_StageBase):
 # ------------------------------------------------------------------------------------------------------
 
 
-# At lr 1e-4 the zero-started findings embedding moved the timestep embedding by under 1 % in 150 steps (its
-# output 0.04 against 5.6): a new layer beside trained ones needs a larger step to matter within a fine-tuning.
+# A zero-started layer beside trained ones barely moves at a fine-tuning rate within a short run (the model card's
+# session 9 has the measurement), so the findings embedding takes larger steps.
 FINDINGS_LR_SCALE = 10.0
+
+
+def _rebuilt(studio: CXRStudio, config: StudioConfig, **replaced: Any) -> CXRStudio:
+    """``studio`` under ``config`` with the ``replaced`` components (a fine-tuning that changes the architecture)."""
+    return CXRStudio(
+        config=config, model_id=studio.model_id, device=studio.device, **{**studio.components(), **replaced}
+    )
 
 
 class LatentTask(_StageBase):
@@ -230,12 +237,7 @@ class LatentTask(_StageBase):
                 ),
                 sampling=dataclasses.replace(c.sampling, latent_clip=source.sampling.latent_clip),
             )
-            studio = CXRStudio(
-                config=c,
-                model_id=studio.model_id,
-                device=studio.device,
-                **{**studio.components(), "latent_unet": unet},
-            )
+            studio = _rebuilt(studio, c, latent_unet=unet)
             log.info(
                 "latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels",
                 config.preset,
@@ -246,19 +248,14 @@ class LatentTask(_StageBase):
         if side_tokens != studio.config.report_encoder.side_tokens:
             c = studio.config
             c = c.replace(report_encoder=dataclasses.replace(c.report_encoder, side_tokens=True))
-            studio = CXRStudio(config=c, model_id=studio.model_id, device=studio.device, **studio.components())
+            studio = _rebuilt(studio, c)
         if config.findings_embedding and not studio.config.latent_unet.findings_embedding:
             with torch.random.fork_rng(devices=[]):  # the same new weights on every start; a resume loads its own
                 torch.manual_seed(config.seed)
                 unet = add_findings_embedding(studio.latent_unet)
             c = studio.config
             c = c.replace(latent_unet=dataclasses.replace(c.latent_unet, findings_embedding=True))
-            studio = CXRStudio(
-                config=c,
-                model_id=studio.model_id,
-                device=studio.device,
-                **{**studio.components(), "latent_unet": unet},
-            )
+            studio = _rebuilt(studio, c, latent_unet=unet)
         super().__init__(config, studio)
         if (
             config.latent_keep_encoder
@@ -370,8 +367,7 @@ class LatentTask(_StageBase):
 
     def _studio(self) -> CXRStudio:
         """The cascade with this stage's current modules (EMA weights while sampling and exporting)."""
-        parts = {**self.studio.components(), "tokenizer": self.tokenizer, **self.modules}
-        return CXRStudio(config=self.studio.config, model_id=self.studio.model_id, device=self.studio.device, **parts)
+        return _rebuilt(self.studio, self.studio.config, tokenizer=self.tokenizer, **self.modules)
 
     @torch.no_grad()
     def samples(self, path: Path) -> None:
@@ -533,23 +529,14 @@ def _reinit_super_res(studio: CXRStudio, source: StudioConfig, *, seed: int) -> 
     log.info(
         "super-resolution UNet re-initialised from preset %s (%s)", source.name, config.sr_schedule.prediction_type
     )
-    return CXRStudio(
-        config=config,
-        model_id=studio.model_id,
-        device=studio.device,
-        **{**studio.components(), "super_res_unet": unet},
-    )
+    return _rebuilt(studio, config, super_res_unet=unet)
 
 
 SR_SAMPLING = ("sr_num_steps", "sr_sampler", "sr_noise_level")
 
 
 def _save(studio: CXRStudio, config, out: str, **replaced: Any) -> None:
-    parts = {**studio.components(), **replaced}
-    for module in parts.values():
-        if isinstance(module, nn.Module):
-            module.eval()
-    CXRStudio(config=config, model_id=studio.model_id, device=studio.device, **parts).save_pretrained(out)
+    _rebuilt(studio, config, **replaced).save_pretrained(out)  # the constructor puts every module in eval mode
 
 
 TASKS = {"autoencoder": AutoencoderTask, "latent": LatentTask, "super_res": SuperResTask}

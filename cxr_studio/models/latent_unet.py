@@ -23,7 +23,7 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.embeddings import TimestepEmbedding
 
 from cxr_studio.config import LatentUNetConfig
-from cxr_studio.labels import PATIENT_SIDES, SIDE_TARGETS, SIDED_ITEMS, sides_in_report
+from cxr_studio.labels import SIDE_TARGETS, side_vector, sides_in_report
 
 FINDINGS = SIDE_TARGETS  # the findings vector: 1 where the report names the item on that patient side
 
@@ -79,10 +79,7 @@ def findings_inputs(unet: UNet2DConditionModel) -> int:
 def findings_vector(report: str) -> np.ndarray:
     """A report -> ``(len(FINDINGS),)`` float32, 1 where it names a sided item on that patient side
     (:func:`~cxr_studio.labels.sides_in_report`); "" (the unconditional report) gives zeros."""
-    named = sides_in_report(report)
-    return np.array(
-        [float(side in named.get(item, ())) for item in SIDED_ITEMS for side in PATIENT_SIDES], dtype=np.float32
-    )
+    return side_vector(sides_in_report(report))
 
 
 def with_findings(
