@@ -34,6 +34,15 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def remove_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that a killed :func:`replacing` left under ``folder`` (a SIGKILL skips its
+    cleanup); call it only while nothing writes there. Returns what went."""
+    leftovers = sorted(Path(folder).rglob("*.partial"))
+    for leftover in leftovers:
+        leftover.unlink(missing_ok=True)
+    return leftovers
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """``data`` written to ``path`` through :func:`replacing`."""
     with replacing(path) as tmp:

@@ -44,7 +44,7 @@ import numpy as np
 from cxr_studio import imaging
 from cxr_studio.data.manifest import read_manifest, write_manifest
 from cxr_studio.errors import InputError
-from cxr_studio.files import sha256_file, write_atomic
+from cxr_studio.files import remove_partials, sha256_file, write_atomic
 from cxr_studio.labels import CHEXPERT_LABELS
 from cxr_studio.limits import LIMITS, check_seed
 
@@ -171,6 +171,9 @@ def synthesize(
     _claim(out, record)
     barrier()
     _check_claim(out, record)
+    if main:  # a killed run's half-written files, while no process writes (the barrier after)
+        remove_partials(out)
+    barrier()
     # 2. This process's batches, skipping finished items
     batches = [range(b, min(b + settings.batch_size, num_items)) for b in range(0, num_items, settings.batch_size)]
     mine = [batch for index, batch in enumerate(batches) if index % num_processes == process_index]

@@ -104,13 +104,16 @@ def test_a_synthetic_set_is_a_manifest_that_training_evaluation_and_merge_read(m
     assert merge([sources, out / "manifest.csv"], tmp_path / "merged.csv") == 9
     summary = json.loads((out / "summary.json").read_text())
     assert summary["images"] == 6 and summary["dropped"] == 0
-    # a rerun finishes nothing new and rewrites nothing; other settings are refused, the set kept
+    # a rerun finishes nothing new and rewrites nothing but clears what a SIGKILL mid-write leaves (CI saw one);
+    # other settings are refused, the set kept
     stamps = {p: p.stat().st_mtime_ns for p in (out / "images").glob("*.png")}
+    for leftover in ("progress.json.99999.partial", "images/000001-0000.png.99999.partial"):
+        (out / leftover).write_bytes(b"half")
     assert (
         main(["--model", str(model), "--reports", str(sources), "--per-report", "2", "--out", str(out), "--seed", "7"])
         == 0
     )
-    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps and not list(out.rglob("*.partial"))
     assert (
         main(["--model", str(model), "--reports", str(sources), "--per-report", "2", "--out", str(out), "--seed", "8"])
         == 2
