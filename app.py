@@ -148,14 +148,14 @@ def generate_tab(model: AppModel) -> dict:
     def recall(paths, evt: gr.SelectData):
         return *model.recall(paths[evt.index]).values(), False, paths[evt.index]
 
-    recall_into = [w[k] for k in ("report", "negative", "sampler", "steps", "guidance", "seed", "random_seed")]
-    gallery.select(recall, [files], [*recall_into, selected])
+    recall_into = [w[k] for k in ("report", "negative", "side_contrast", "sampler", "steps", "guidance", "seed")]
+    gallery.select(recall, [files], [*recall_into, w["random_seed"], selected])
     wire(to_dicom.click, model.export_dicom, {"png": selected}, dicom)
     wire(to_study.click, model.export_study, {"pngs": files}, dicom)
     wire(load.click, model.load_adapter, adapter, listing)
     wire(set_weight.click, model.set_adapter_weight, adapter, listing)
     wire(unload.click, model.unload_adapter, {"folder": adapter["folder"]}, listing)
-    return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale")}
+    return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale", "side_contrast")}
 
 
 def inpaint_tab(model: AppModel) -> None:

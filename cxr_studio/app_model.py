@@ -186,6 +186,7 @@ class AppModel:
         seed: int | None,
         count: int,
         upscale: bool,
+        side_contrast: bool = False,
         random_seed: bool = False,
         private: bool = False,
         manifest: str = "",
@@ -202,6 +203,7 @@ class AppModel:
             "num_steps": int(steps),
             "guidance_scale": float(guidance),
             "upscale": bool(upscale),
+            "side_contrast": bool(side_contrast),
             "callback": self.callback(session, progress),
         }
         if private:
@@ -229,8 +231,8 @@ class AppModel:
     def recall(path: str) -> dict[str, Any]:
         """The settings written into a generated PNG (to put back into the form)."""
         p = read_png_parameters(path)
-        keys = ("report", "negative_report", "sampler", "num_steps", "guidance_scale", "seed")
-        return {key: p[key] for key in keys}
+        keys = ("report", "negative_report", "side_contrast", "sampler", "num_steps", "guidance_scale", "seed")
+        return {key: p.get(key, False) if key == "side_contrast" else p[key] for key in keys}  # older PNGs lack it
 
     def export_dicom(self, png: str | None) -> str:
         if not png:

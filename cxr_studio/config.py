@@ -102,6 +102,10 @@ class SamplingDefaults:
     # runs alone, one pass instead of two (guidance in a limited interval, Kynkaenniemi et al. 2024: guidance at
     # high noise costs realism and diversity more than it adds faithfulness)
     guidance_max_timestep: int | None = None
+    # Side contrast: a report that names a side, generated without a negative report, is guided away from its
+    # mirror image ("Left effusion." from "Right effusion.") instead of from the empty report, so the guided
+    # direction includes the side itself (generate's ``side_contrast`` overrides it per call)
+    side_contrast: bool = False
     upscale: bool = True  # run super-resolution by default (off for a cascade whose SR stage is not trained enough)
 
 

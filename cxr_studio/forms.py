@@ -116,6 +116,7 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
             row="output",
             interactive=sr,
         ),
+        Field("side_contrast", "check", "Side contrast (no negative: steer from the other side)", d.side_contrast),
     )
 
 

@@ -141,6 +141,22 @@ _SIDE = re.compile(r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))|\b(bilateral|
 _NEGATION = re.compile(r"\b(?:no|without|negative for|resolved|removed|removal of)\b")
 
 
+_SIDE_WORD = re.compile(r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))", re.IGNORECASE)  # as _SIDE reads it
+
+
+def mirrored_report(report: str) -> str:
+    """``report`` with the patient's left and right exchanged, capitals kept ("Left effusion." -> "Right
+    effusion."; "right atrium" names a chamber and stays): the negative of side contrast
+    (``SamplingDefaults.side_contrast``). A report without a side comes back unchanged."""
+
+    def swap(word: re.Match[str]) -> str:
+        said = word.group(1)
+        other = "right" if said.lower() == "left" else "left"
+        return other.upper() if said.isupper() else other.capitalize() if said[0].isupper() else other
+
+    return _SIDE_WORD.sub(swap, report)
+
+
 def sides_in_report(report: str) -> dict[str, set[str]]:
     """The patient sides on which a free-text ``report`` names each :data:`SIDED_ITEMS` item, by rule, per sentence:
     the item's words, not after a negation ("No pneumothorax."), on the first side word of the sentence ("left",

@@ -22,6 +22,21 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def generate_inputs(
+    report: str,
+    *,
+    sampler: str,
+    steps: int,
+    guidance: float,
+    seed: int,
+    count: int = 1,
+    upscale: bool = False,
+    side_contrast: bool = False,
+) -> tuple:
+    """The app's ``/generate`` API inputs in its order (the Generate form's, then the privacy filter's, off)."""
+    return (report, "", sampler, steps, guidance, seed, False, count, upscale, side_contrast, False, "")
+
+
 def write_inputs(folder: Path) -> tuple[str, str]:
     from PIL import Image
 
@@ -41,7 +56,8 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     calls = {
         "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/inpaint_upload"),
         "generate": lambda: client.predict(
-            "Small left pleural effusion.", "", "ddim", steps, 4.0, 1, False, 1, False, False, "", api_name="/generate"
+            *generate_inputs("Small left pleural effusion.", sampler="ddim", steps=steps, guidance=4.0, seed=1),
+            api_name="/generate",
         ),
         "inpaint": lambda: client.predict(
             editor, "", "remove device", 0.4, "classical", 6, 8, steps, 0, 0, api_name="/inpaint"

@@ -9,6 +9,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from load_app import generate_inputs
 
 import app
 import cxr_studio
@@ -96,9 +97,11 @@ def client(studio):
 def test_generate_through_the_api_returns_pngs_with_parameters(client):
     from cxr_studio import read_png_parameters, read_radiograph
 
-    gallery, files, seed = client.predict(
-        "Large left pleural effusion.", "", "ddim", 3, 2.0, 7, False, 2, True, False, "", api_name="/generate"
+    report = "Large left pleural effusion."
+    inputs = generate_inputs(
+        report, sampler="ddim", steps=3, guidance=2.0, seed=7, count=2, upscale=True, side_contrast=True
     )
+    gallery, files, seed = client.predict(*inputs, api_name="/generate")
     assert seed == 7 and len(gallery) == 2
     paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
     parameters = read_png_parameters(paths[1])
@@ -106,6 +109,7 @@ def test_generate_through_the_api_returns_pngs_with_parameters(client):
         parameters["seed"] == 8
         and parameters["synthetic"] is True
         and parameters["report"] == "Large left pleural effusion."
+        and parameters["side_contrast"] is True
     )
     assert read_radiograph(paths[0]).bit_depth == 16
 
@@ -124,11 +128,12 @@ def test_bad_input_becomes_a_notification(client):
     from gradio_client.exceptions import AppError
 
     with pytest.raises(AppError, match="less than minimum"):  # the widget's own range check
-        client.predict("x", "", "ddim", 0, 2.0, 7, False, 1, False, False, "", api_name="/generate")
+        client.predict(*generate_inputs("x", sampler="ddim", steps=0, guidance=2.0, seed=7), api_name="/generate")
     with pytest.raises(AppError, match="greater than maximum"):  # the seed's range, from the library's limits
-        client.predict("x", "", "ddim", 2, 2.0, 2**70, False, 1, False, False, "", api_name="/generate")
+        client.predict(*generate_inputs("x", sampler="ddim", steps=2, guidance=2.0, seed=2**70), api_name="/generate")
     with pytest.raises(AppError, match="characters"):  # the library's InputError, shown as is
-        client.predict("x" * 20_001, "", "ddim", 2, 2.0, 7, False, 1, False, False, "", api_name="/generate")
+        long = generate_inputs("x" * 20_001, sampler="ddim", steps=2, guidance=2.0, seed=7)
+        client.predict(*long, api_name="/generate")
 
 
 def test_auth_must_be_user_colon_password(capsys):
@@ -322,6 +327,7 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
     assert model.recall(files[1]) == {
         "report": "Left pneumothorax.",
         "negative_report": "",
+        "side_contrast": False,
         "sampler": "ddim",
         "num_steps": 2,
         "guidance_scale": 2.0,
@@ -420,12 +426,12 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
     folder = tiny_diffusers.build("StableDiffusionPipeline", tmp_path / "sd")
     demo, client = launch(studio)
     try:
-        summary, _, _, guidance, upscale = client.predict(str(folder), api_name="/load_model")
+        summary, _, _, guidance, upscale, side_contrast = client.predict(str(folder), api_name="/load_model")
         assert "StableDiffusionPipeline" in summary  # the widgets follow the model's own defaults
         assert guidance["value"] == 7.5 and upscale["value"] is False and upscale["interactive"] is False
-        _, files, _ = client.predict(
-            "Large left pleural effusion.", "", "dpmpp", 2, 3.0, 7, False, 1, False, False, "", api_name="/generate"
-        )
+        assert side_contrast["value"] is False
+        inputs = generate_inputs("Large left pleural effusion.", sampler="dpmpp", steps=2, guidance=3.0, seed=7)
+        _, files, _ = client.predict(*inputs, api_name="/generate")
         png = files[0] if isinstance(files[0], str) else files[0]["path"]
         assert read_png_parameters(png)["model"].startswith("sd@") and read_radiograph(png).pixels.shape == (32, 32)
         pixels = np.random.default_rng(0).integers(0, 65536, (48, 48), dtype=np.uint16)

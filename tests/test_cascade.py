@@ -103,6 +103,35 @@ def test_guidance_on_and_off(studio):
     )
 
 
+def test_side_contrast_guides_a_sided_report_away_from_its_mirror_image(studio):
+    """With ``side_contrast`` a sided report without a negative is the same image as with its mirror image as the
+    negative; a report without a side and an explicit negative are as before; the parameters say which."""
+    contrast = studio.with_sampling({"side_contrast": True})
+
+    def image(model, report, **kwargs):
+        result = model.generate(report, seed=3, num_images=2, upscale=False, guidance_scale=3.0, **kwargs)
+        return result.pixels, result.parameters
+
+    left, parameters = image(contrast, "Large left pleural effusion.")
+    assert parameters["side_contrast"] is True and parameters["negative_report"] == ""
+    assert np.array_equal(
+        left, image(studio, "Large left pleural effusion.", negative_report="Large right pleural effusion.")[0]
+    )
+    assert not np.allclose(left, image(studio, "Large left pleural effusion.")[0])
+    assert image(studio, "Large left pleural effusion.")[1]["side_contrast"] is False
+    per_call, parameters = image(studio, "Large left pleural effusion.", side_contrast=True)  # the model's default off
+    assert np.array_equal(per_call, left) and parameters["side_contrast"] is True
+    for report, negative in (("Cardiomegaly.", ""), ("Large left pleural effusion.", "Edema.")):
+        assert np.array_equal(
+            image(contrast, report, negative_report=negative)[0], image(studio, report, negative_report=negative)[0]
+        )
+    # synthesis batches mix reports: each gets its own negative
+    batch = contrast.generate_batch(["Right pneumothorax.", "Cardiomegaly."], seeds=[1, 2], upscale=False)
+    alone = studio.generate("Right pneumothorax.", seed=1, upscale=False, negative_report="Left pneumothorax.")
+    assert_nearly_equal(batch.pixels[0], alone.pixels[0])
+    assert_nearly_equal(batch.pixels[1], studio.generate("Cardiomegaly.", seed=2, upscale=False).pixels[0])
+
+
 def test_guidance_in_a_limited_interval_guides_only_the_low_noise_steps():
     """``guidance_max_timestep``: above it one conditional pass of B, at or below it the guided pass of 2B."""
     import dataclasses

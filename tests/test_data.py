@@ -453,7 +453,14 @@ def test_sides_read_from_report_text_equal_the_manifests_sided_items():
     radiologist would."""
     from cxr_studio.data.phantom import sample_devices, sample_findings
     from cxr_studio.data.phantom_reports import write_report
-    from cxr_studio.labels import CHEXPERT_LABELS, sided_items, sides_in_report, targets_for, with_side_tokens
+    from cxr_studio.labels import (
+        CHEXPERT_LABELS,
+        mirrored_report,
+        sided_items,
+        sides_in_report,
+        targets_for,
+        with_side_tokens,
+    )
     from cxr_studio.models.latent_unet import findings_vector
 
     rng = np.random.default_rng(7)
@@ -466,6 +473,11 @@ def test_sides_read_from_report_text_equal_the_manifests_sided_items():
         }
         report = write_report(findings, devices, rng)
         assert sides_in_report(report) == sided_items(row), report
+        # side contrast's negative names every item on the other side, and nothing else changes
+        other = {"left": "right", "right": "left"}
+        mirrored = mirrored_report(report)
+        assert sides_in_report(mirrored) == {k: {other[s] for s in v} for k, v in sided_items(row).items()}, report
+        assert mirrored_report(mirrored) == report and len(mirrored.split()) == len(report.split())
         # the latent UNet's findings vector is the side targets the judge scores
         np.testing.assert_array_equal(findings_vector(report), targets_for(row)[0][len(CHEXPERT_LABELS) :])
         seen |= {(item, side) for item, sides in sided_items(row).items() for side in sides}
@@ -477,6 +489,10 @@ def test_sides_read_from_report_text_equal_the_manifests_sided_items():
         "Pleural effusion": {"left", "right"}
     }
     assert sides_in_report("No pneumothorax. The lungs are clear.") == {}
+    assert (
+        mirrored_report("Left chest wall pacemaker, leads in the right atrium. RIGHT effusion, leftward shift.")
+        == "Right chest wall pacemaker, leads in the right atrium. LEFT effusion, leftward shift."
+    )
     assert with_side_tokens("") == "" and with_side_tokens("Normal chest radiograph.") == "Normal chest radiograph."
     assert (
         with_side_tokens("Small right apical pneumothorax.") == "[right_pneumothorax] Small right apical pneumothorax."

@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         help="guide only at timesteps t <= this (default: every step); noisier steps run the conditional model alone",
     )
+    parser.add_argument(
+        "--side-contrast",
+        action=argparse.BooleanOptionalAction,
+        help="guide a report that names a side away from its mirror image when no negative report is given",
+    )
     parser.add_argument("--sr-sampler", help="default super-resolution sampler of the bundle")
     parser.add_argument("--sr-steps", type=int, help="default super-resolution steps of the bundle")
     parser.add_argument("--image-size", type=int, help="move the cascade to this first-stage size (then fine-tune it)")
@@ -56,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("num_steps", args.steps),
             ("guidance_scale", args.guidance),
             ("guidance_max_timestep", args.guidance_max_timestep),
+            ("side_contrast", args.side_contrast),
             ("sr_sampler", args.sr_sampler),
             ("sr_num_steps", args.sr_steps),
         )

@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="sampling steps of the latent stage (default: the model's)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     parser.add_argument(
+        "--side-contrast",
+        action=argparse.BooleanOptionalAction,
+        help="guide each sided report away from its mirror image (default: the model's)",
+    )
+    parser.add_argument(
         "--judge",
         help="a saved judge (an evaluation's classifier/ folder): also print its laterality verdicts on the sheet's "
         "real phantoms and samples (named side only / both / wrong / missed) and write them beside the PNG as .json; "
@@ -169,7 +174,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         studio = load_model(args.model)
-        chosen = {"sampler": args.sampler, "num_steps": args.steps, "guidance_scale": args.guidance}
+        chosen = {
+            "sampler": args.sampler,
+            "num_steps": args.steps,
+            "guidance_scale": args.guidance,
+            "side_contrast": args.side_contrast,
+        }
         studio = studio.with_sampling({k: v for k, v in chosen.items() if v is not None})
         model = FindingClassifier.load(args.judge) if args.judge else None
         tile = model.config.image_size if model else args.tile
@@ -177,7 +187,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         draw(sheet, seeds=args.seeds).save(args.out)
         if args.judge:
             d = studio.sampling
-            sampling = {"sampler": d.sampler, "steps": d.num_steps, "guidance": d.guidance_scale}
+            sampling = {
+                "sampler": d.sampler,
+                "steps": d.num_steps,
+                "guidance": d.guidance_scale,
+                "side_contrast": d.side_contrast,
+            }
             verdicts = {"model": studio.model_id, "seeds": args.seeds, **sampling, **judged(sheet, model)}
             write_atomic(args.out.with_suffix(".json"), json.dumps(verdicts, indent=1).encode())
             for kind in ("real", "samples"):

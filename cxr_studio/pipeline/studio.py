@@ -19,6 +19,7 @@ from cxr_studio.checkpoints import folder_hash, load_studio, save_studio
 from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.errors import InputError
+from cxr_studio.labels import mirrored_report
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
@@ -314,10 +315,11 @@ class CXRStudio:
     ) -> torch.Tensor:
         """One report -> scaled latents ``(1, C, h, w)`` (decode them with :meth:`decode`)."""
         settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
+        reports = _as_reports(report)
         _, latents = text_to_image(
             self.family,
-            _as_reports(report),
-            negative_reports=[_clean_report(negative_report)],
+            reports,
+            negative_reports=self._negatives(reports, negative_report, side_contrast=None),
             seeds=[check_seed(seed)],
             num_steps=settings.num_steps,
             guidance_scale=settings.guidance_scale,
@@ -382,6 +384,7 @@ class CXRStudio:
         upscale: bool | None = None,
         sr_num_steps: int | None = None,
         sr_sampler: str | None = None,
+        side_contrast: bool | None = None,
         callback: StepCallback | None = None,
     ) -> GenerationResult:
         """Generate chest radiographs from a report.
@@ -389,6 +392,9 @@ class CXRStudio:
         Args:
             report: the radiology report (free text; the empty report gives unconditional samples).
             negative_report: what to steer away from (the unconditional half of classifier-free guidance).
+            side_contrast: when ``negative_report`` is empty, guide a report that names a side away from its
+                mirror image ("Left effusion." from "Right effusion.") rather than from the empty report; default
+                from ``config.sampling``.
             num_steps, guidance_scale, sampler: latent stage; defaults from ``config.sampling``.
             seed: seed of the first image (image ``i`` uses ``seed + i``); ``None`` draws one at random.
             num_images: 1 to 16 images, each reproducible from its own seed.
@@ -414,6 +420,7 @@ class CXRStudio:
             upscale=upscale,
             sr_num_steps=sr_num_steps,
             sr_sampler=sr_sampler,
+            side_contrast=side_contrast,
             callback=callback,
         )
 
@@ -429,6 +436,7 @@ class CXRStudio:
         upscale: bool | None = None,
         sr_num_steps: int | None = None,
         sr_sampler: str | None = None,
+        side_contrast: bool | None = None,
         callback: StepCallback | None = None,
     ) -> GenerationResult:
         """One image per ``(reports[i], seeds[i])`` in one batch (dataset synthesis); options as :meth:`generate`.
@@ -448,7 +456,8 @@ class CXRStudio:
         seeds = [check_seed(s) for s in seeds]
         if len(seeds) != len(reports):
             raise InputError(f"{len(reports)} reports but {len(seeds)} seeds; one seed per report.")
-        negatives = [_clean_report(negative_report)] * len(reports)
+        side_contrast = self.sampling.side_contrast if side_contrast is None else bool(side_contrast)
+        negatives = self._negatives(reports, negative_report, side_contrast=side_contrast)
         total = settings.num_steps + (settings.sr_num_steps if upscale else 0)
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
@@ -477,7 +486,8 @@ class CXRStudio:
         pixels = imaging.from_tensor(final)
         parameters = {
             "report": reports[0],
-            "negative_report": negatives[0],
+            "negative_report": _clean_report(negative_report),
+            "side_contrast": side_contrast,  # the empty negative then is each sided report's mirror image
             **settings.as_parameters(),
             "upscale": upscale,
             "seeds": seeds,
@@ -655,6 +665,14 @@ class CXRStudio:
     def _settings(self, **given: Any) -> SamplingSettings:
         """The call's settings: the given values, else ``config.sampling``'s, every one checked."""
         return SamplingSettings.resolve(self.sampling, **given)
+
+    def _negatives(self, reports: Sequence[str], negative_report: str, *, side_contrast: bool | None) -> list[str]:
+        """Each report's negative: the one given, else (``side_contrast``; ``None``: the model's) its mirror image
+        where it names a side, else the empty report."""
+        negative = _clean_report(negative_report)
+        if negative or not (self.sampling.side_contrast if side_contrast is None else side_contrast):
+            return [negative] * len(reports)
+        return [mirrored if (mirrored := mirrored_report(r)) != r else "" for r in reports]
 
     def _upscale(self, upscale: bool | None) -> bool:
         """Whether to super-resolve: the given choice, else the model's default; never without an SR stage."""
