@@ -230,9 +230,9 @@ class AppModel:
     @staticmethod
     def recall(path: str) -> dict[str, Any]:
         """The settings written into a generated PNG (to put back into the form)."""
-        p = read_png_parameters(path)
+        p = {"side_contrast": False, **read_png_parameters(path)}  # PNGs made before side contrast lack it
         keys = ("report", "negative_report", "side_contrast", "sampler", "num_steps", "guidance_scale", "seed")
-        return {key: p.get(key, False) if key == "side_contrast" else p[key] for key in keys}  # older PNGs lack it
+        return {key: p[key] for key in keys}
 
     def export_dicom(self, png: str | None) -> str:
         if not png:

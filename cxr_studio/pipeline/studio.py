@@ -319,7 +319,7 @@ class CXRStudio:
         _, latents = text_to_image(
             self.family,
             reports,
-            negative_reports=self._negatives(reports, negative_report, side_contrast=None),
+            negative_reports=_negatives(reports, negative_report, side_contrast=self.sampling.side_contrast),
             seeds=[check_seed(seed)],
             num_steps=settings.num_steps,
             guidance_scale=settings.guidance_scale,
@@ -457,7 +457,7 @@ class CXRStudio:
         if len(seeds) != len(reports):
             raise InputError(f"{len(reports)} reports but {len(seeds)} seeds; one seed per report.")
         side_contrast = self.sampling.side_contrast if side_contrast is None else bool(side_contrast)
-        negatives = self._negatives(reports, negative_report, side_contrast=side_contrast)
+        negatives = _negatives(reports, negative_report, side_contrast=side_contrast)
         total = settings.num_steps + (settings.sr_num_steps if upscale else 0)
         start = time.perf_counter()
         # 1. Report -> low-resolution image through the latent diffusion stage
@@ -666,14 +666,6 @@ class CXRStudio:
         """The call's settings: the given values, else ``config.sampling``'s, every one checked."""
         return SamplingSettings.resolve(self.sampling, **given)
 
-    def _negatives(self, reports: Sequence[str], negative_report: str, *, side_contrast: bool | None) -> list[str]:
-        """Each report's negative: the one given, else (``side_contrast``; ``None``: the model's) its mirror image
-        where it names a side, else the empty report."""
-        negative = _clean_report(negative_report)
-        if negative or not (self.sampling.side_contrast if side_contrast is None else side_contrast):
-            return [negative] * len(reports)
-        return [mirrored if (mirrored := mirrored_report(r)) != r else "" for r in reports]
-
     def _upscale(self, upscale: bool | None) -> bool:
         """Whether to super-resolve: the given choice, else the model's default; never without an SR stage."""
         if self.super_resolution is None:
@@ -767,6 +759,15 @@ def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
 def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None) -> CXRStudio:
     """The cascade in ``folder``, or the bundled demo when ``folder`` is empty (every command's ``--model``)."""
     return CXRStudio.from_pretrained(folder, device=device) if folder else load_default(device=device)
+
+
+def _negatives(reports: Sequence[str], negative_report: str, *, side_contrast: bool) -> list[str]:
+    """Each report's negative: the one given, else (``side_contrast``) its mirror image where it names a side, else
+    the empty report."""
+    negative = _clean_report(negative_report)
+    if negative or not side_contrast:
+        return [negative] * len(reports)
+    return [mirrored if (mirrored := mirrored_report(r)) != r else "" for r in reports]
 
 
 def _clean_report(report: Any) -> str:
