@@ -137,11 +137,9 @@ ITEM_WORDS: dict[str, str] = {
     "Pacemaker/ICD generator": r"pacemaker|icd|defibrillator",
     "Chest tube": r"chest (?:tube|drain)s?",
 }
-_SIDE = re.compile(r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))|\b(bilateral|both)\b")  # not "right atrium"
+_SIDE_WORD = r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))"  # not "right atrium": a chamber, not a side
+_SIDE = re.compile(_SIDE_WORD + r"|\b(bilateral|both)\b")
 _NEGATION = re.compile(r"\b(?:no|without|negative for|resolved|removed|removal of)\b")
-
-
-_SIDE_WORD = re.compile(r"\b(left|right)\b(?!\s+(?:atri|ventric|heart))", re.IGNORECASE)  # as _SIDE reads it
 
 
 def mirrored_report(report: str) -> str:
@@ -154,7 +152,7 @@ def mirrored_report(report: str) -> str:
         other = "right" if said.lower() == "left" else "left"
         return other.upper() if said.isupper() else other.capitalize() if said[0].isupper() else other
 
-    return _SIDE_WORD.sub(swap, report)
+    return re.sub(_SIDE_WORD, swap, report, flags=re.IGNORECASE)
 
 
 def sides_in_report(report: str) -> dict[str, set[str]]:
