@@ -305,6 +305,9 @@ def test_evaluate_command_end_to_end_on_the_tiny_preset(phantoms, tmp_path, monk
     for row in ("autoencoder_plus_super_resolution", "autoencoder_plus_bicubic"):  # against the real 64 px originals
         assert rows[row]["images"] == 2 and rows[row]["size"] == 64 and rows[row]["lpips"] >= 0
     assert report["realism"]["fid"] >= 0 and 0 <= report["realism"]["precision"] <= 1
+    # FID's floor at the samples' count: as many real validation images as samples, against the test images
+    assert report["realism"]["fid_real_same_size_reference"] > 0
+    assert report["realism"]["fid_real_same_size_images"].endswith("real images (val split) against the test images")
     assert [s["steps"] for s in report["against_steps"]] == [2, 3]
     assert "<svg" in (out / "index.html").read_text() and "data:image/png;base64," in (out / "index.html").read_text()
     assert (out / "classifier" / "model.safetensors").is_file()
