@@ -2,8 +2,9 @@
 # Issue 17, third phase: the bundle's latent stage trained 1,000 more steps with side-balanced draws (session 9's
 # control showed 500 such steps raise faithfulness: mAUC 0.948 -> 0.958, prompt sheet 82.0 -> 85.9 %). Starts from
 # SOURCE_MODEL (default: the float16 bundle, which loads as float32; tokenizer, report encoder, autoencoder and
-# super-resolution kept). Resumes with --resume. Exported to OUT_DIR/bundle at the bundle's sampling setting.
-# Usage: bash training/train_demo_longer.sh [SOURCE_MODEL] [OUT_DIR] [--resume]
+# super-resolution kept). Resumes with --resume. Exported at the bundle's sampling setting to BUNDLE_DIR (default
+# OUT_DIR/bundle; training/train_demo.sh sets assets/demo: this phase is the bundle `demo@ec34fed766c2`).
+# Usage: [BUNDLE_DIR=DIR] bash training/train_demo_longer.sh [SOURCE_MODEL] [OUT_DIR] [--resume]
 set -euo pipefail
 source_model=${1:-assets/demo}
 out=${2:-runs/longer}
@@ -14,5 +15,5 @@ data=data/phantom512
 python -m training.train_latent_diffusion --manifest "$data/manifest.csv" --out "$out/model" --preset demo --seed 3 \
     --latent-keep-encoder --balance-sides --max-steps 1000 --batch-size 16 --lr 1e-4 --warmup-steps 20 \
     --lr-schedule cosine --validate-every 500 --sample-every 500 --checkpoint-every 50 --mixed-precision auto "$@"
-python -m training.export --model "$out/model" --out "$out/bundle" --fp16 --image-size 256 --name demo --sampler unipc \
+python -m training.export --model "$out/model" --out "${BUNDLE_DIR:-$out/bundle}" --fp16 --image-size 256 --name demo --sampler unipc \
     --steps 10 --guidance 2 --guidance-max-timestep 500 --sr-sampler ddim --sr-steps 6
