@@ -19,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_TEMP_DIR", tempfile.mkdtemp(prefix="cxr-studio-"))  # private, cleaned by delete_cache
 
 import gradio as gr
+from gradio_image_annotation import image_annotator
 
 from cxr_studio import InputError, __version__, forms, synthesize
 from cxr_studio.app_model import MODEL_COLUMNS, QUEUE, AppModel, from_command_line, launch_settings
@@ -71,6 +72,13 @@ def widget(f: forms.Field, model: AppModel | None = None) -> gr.Component:
     common = {"label": f.label, "value": f.value, "elem_id": f.elem_id or None}
     if f.kind == "radiograph":
         return upload(model, f.label, f.elem_id)[0]
+    if f.kind == "layout":  # f.value: the report whose rule's layout the canvas starts with
+        canvas, colours = model.layout_canvas(f.value) if model else None, list(forms.LAYOUT_COLOURS)
+        return image_annotator(
+            canvas, label_list=list(f.choices), label_colors=colours, sources=[], image_type="numpy",
+            label=f.label, elem_id=f.elem_id or None, interactive=f.interactive, height=520, box_min_size=4,
+            show_download_button=False, show_clear_button=False, use_default_label=True,
+        )  # fmt: skip
     if f.kind in SHOWN:
         return SHOWN[f.kind](**common, **({"columns": f.columns} if f.columns else {}))
     common["interactive"] = f.interactive
@@ -124,10 +132,18 @@ def generate_tab(model: AppModel) -> dict:
     """The Generate tab; returns the widgets that follow the loaded model (sampler, steps, guidance, upscale)."""
     with gr.Tab("Generate"), gr.Row():
         with gr.Column(scale=2):
-            w = form(forms.generate_form(model.studio)[:1])
+            fields = forms.generate_form(model.studio)
+            panel = lambda names: tuple(f for f in fields if f.name in names)
+            main = tuple(f for f in fields if f.name not in forms.GENERATE_LAYOUT + forms.GENERATE_ADVANCED)
+            w = form(main[:1])
             with gr.Accordion("Structured helper", open=False):
                 helper, write = form(forms.COMPOSE_FORM), gr.Button("Write report")
-            w |= form(forms.generate_form(model.studio)[1:])
+            w |= form(main[1:])
+            with gr.Accordion("Layout: where each finding goes", open=model.studio.takes_layout):
+                w |= form(panel(forms.GENERATE_LAYOUT), model)
+                from_report = gr.Button("Boxes from the report (the rule's layout)")
+            with gr.Accordion("Advanced", open=False):
+                w |= form(panel(forms.GENERATE_ADVANCED))
             with gr.Accordion("Adapters (LoRA from python -m training.finetune or the Train tab)", open=False):
                 listing, adapter = gr.Markdown(model.adapter_listing()), form(forms.ADAPTER_FORM)
                 with gr.Row():
@@ -143,19 +159,21 @@ def generate_tab(model: AppModel) -> dict:
                 to_dicom, to_study = gr.Button("Selected as DICOM (synthetic)"), gr.Button("All as one DICOM study")
                 dicom = gr.File(label="DICOM", interactive=False)
     wire(write.click, model.compose, helper, w["report"])
+    wire(from_report.click, model.layout_canvas, {"report": w["report"]}, w["layout_boxes"], api_name="layout_canvas")
     wire(run.click, model.generate, w, [gallery, files, w["seed"]], run=True, api_name="generate")
 
     def recall(paths, evt: gr.SelectData):
         return *model.recall(paths[evt.index]).values(), False, paths[evt.index]
 
-    recall_into = [w[k] for k in ("report", "negative", "side_contrast", "sampler", "steps", "guidance", "seed")]
+    recalled = ("report", "negative", "side_contrast", "sampler", "steps", "guidance", "seed", "layout_mode")
+    recall_into = [w[k] for k in (*recalled, "layout_boxes")]
     gallery.select(recall, [files], [*recall_into, w["random_seed"], selected])
     wire(to_dicom.click, model.export_dicom, {"png": selected}, dicom)
     wire(to_study.click, model.export_study, {"pngs": files}, dicom)
     wire(load.click, model.load_adapter, adapter, listing)
     wire(set_weight.click, model.set_adapter_weight, adapter, listing)
     wire(unload.click, model.unload_adapter, {"folder": adapter["folder"]}, listing)
-    return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale", "side_contrast")}
+    return {k: w[k] for k in ("sampler", "steps", "guidance", "upscale", "side_contrast", "layout_mode")}
 
 
 def inpaint_tab(model: AppModel) -> None:

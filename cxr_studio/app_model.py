@@ -8,6 +8,7 @@ and the privacy screens (built once per training manifest). Files for the page a
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -24,8 +25,9 @@ from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
-from cxr_studio.forms import CSS
+from cxr_studio.forms import CSS, LAYOUT_CHOICES, LAYOUT_COLOURS
 from cxr_studio.imaging import read_png_parameters, save_png
+from cxr_studio.layout import LAYOUT_GROUPS, LayoutItem, box_of_mask, box_side, layout_from_report, parse_layout
 from cxr_studio.model_folders import list_models, read_card
 from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
 
@@ -52,6 +54,47 @@ def editor_mask(editor: dict[str, Any] | None) -> np.ndarray:
         raise InputError("paint the region to regenerate first (the green brush marks it; white = regenerate).")
     painted, keep = _painted(editor)
     return painted & ~keep
+
+
+def layout_from_annotation(annotation: dict[str, Any] | None) -> tuple[LayoutItem, ...]:
+    """A box-drawing canvas's value ``{"image": (H, W[, C]) array, "boxes": [{"xmin", "ymin", "xmax", "ymax",
+    "label"}, ...]}`` (pixels of its image) -> a layout normalised to the image, each box's side by where it lies.
+    Boxes with a label that is no item group are refused with the accepted labels."""
+    if not annotation or annotation.get("image") is None:
+        return ()
+    height, width = np.asarray(annotation["image"]).shape[:2]
+    items = []
+    for box in annotation.get("boxes") or ():
+        label = str(box.get("label") or "")
+        if label not in LAYOUT_GROUPS:
+            raise InputError(f"layout box labelled {label!r}; label each box with one of: {', '.join(LAYOUT_GROUPS)}.")
+        x0, x1 = sorted((float(box["xmin"]) / width, float(box["xmax"]) / width))
+        y0, y1 = sorted((float(box["ymin"]) / height, float(box["ymax"]) / height))
+        normalised = (max(x0, 0.0), max(y0, 0.0), min(x1, 1.0), min(y1, 1.0))
+        items.append(LayoutItem(label, normalised, box_side(normalised)))
+    return tuple(items)
+
+
+def annotation_for(layout: Sequence[LayoutItem], image: np.ndarray) -> dict[str, Any]:
+    """A layout over ``image`` ``(H, W[, C])`` as a box-drawing canvas's value (pixels, one colour per group)."""
+    height, width = image.shape[:2]
+    boxes = [
+        {
+            "xmin": round(item.box[0] * width),
+            "ymin": round(item.box[1] * height),
+            "xmax": round(item.box[2] * width),
+            "ymax": round(item.box[3] * height),
+            "label": item.group,
+            "color": _hex_rgb(LAYOUT_COLOURS[LAYOUT_GROUPS.index(item.group)]),
+        }
+        for item in layout
+        if item.group is not None
+    ]
+    return {"image": image, "boxes": boxes}
+
+
+def _hex_rgb(colour: str) -> tuple[int, int, int]:
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
 
 
 def editor_keep_mask(editor: dict[str, Any] | None) -> np.ndarray | None:
@@ -190,14 +233,22 @@ class AppModel:
         random_seed: bool = False,
         private: bool = False,
         manifest: str = "",
+        layout_mode: str = "auto",
+        layout_boxes: dict[str, Any] | None = None,
         session: str = "local",
         progress: Progress | None = None,
     ) -> tuple[list[tuple[str, str]], list[str], int]:
         """Images for a report -> (gallery of (file, caption), the 16-bit PNGs, the first seed). ``seed`` None or
         ``random_seed`` draws one; ``private``: images that resemble a training image of ``manifest`` are replaced
-        (Packhäuser et al.)."""
+        (Packhäuser et al.); ``layout_mode`` (:data:`LAYOUT_CHOICES`): the rule's layout from the report, the boxes
+        drawn on ``layout_boxes`` (a box-drawing canvas's value: :func:`layout_from_annotation`) or none."""
+        if layout_mode not in LAYOUT_CHOICES:
+            raise InputError(f"layout {layout_mode!r}; accepted: {', '.join(LAYOUT_CHOICES)}.")
         seed = None if random_seed or seed is None else int(seed)
+        drawn = layout_mode == "drawn"
+        layout = layout_from_annotation(layout_boxes) if drawn else None if layout_mode == "none" else "auto"
         options = {
+            "layout": layout,
             "negative_report": negative,
             "sampler": sampler,
             "num_steps": int(steps),
@@ -227,12 +278,27 @@ class AppModel:
         ]
         return list(zip(files, captions)), files, result.seeds[0]
 
-    @staticmethod
-    def recall(path: str) -> dict[str, Any]:
-        """The settings written into a generated PNG (to put back into the form)."""
+    def recall(self, path: str) -> dict[str, Any]:
+        """The settings written into a generated PNG (to put back into the form), its layout as the canvas shows
+        it: ``layout_mode`` "drawn" with the image's own boxes, "none" where it had none."""
         p = {"side_contrast": False, **read_png_parameters(path)}  # PNGs made before side contrast lack it
         keys = ("report", "negative_report", "side_contrast", "sampler", "num_steps", "guidance_scale", "seed")
-        return {key: p[key] for key in keys}
+        recalled = {key: p[key] for key in keys}
+        layout = p.get("layout")  # PNGs made before layouts, and images drawn without one, have none
+        recalled["layout_mode"] = "none" if layout is None else "drawn"
+        recalled["layout_boxes"] = self.layout_canvas(p["report"], layout=parse_layout(layout or []))
+        return recalled
+
+    @functools.cached_property
+    def _outline(self) -> np.ndarray:
+        """A normal phantom chest (the standard PA frame) on which layouts are drawn, 512 px RGB uint8."""
+        case = phantom.render_case(0, size=512, findings=(), devices=())
+        return np.repeat(imaging.to_uint8(case.image)[..., None], 3, axis=2)
+
+    def layout_canvas(self, report: str, *, layout: Sequence[LayoutItem] | None = None) -> dict[str, Any]:
+        """The layout canvas's value: ``layout`` (default: the rule's from ``report``) as labelled boxes over a
+        chest outline (:func:`annotation_for`)."""
+        return annotation_for(layout_from_report(report) if layout is None else layout, self._outline)
 
     def export_dicom(self, png: str | None) -> str:
         if not png:
@@ -262,19 +328,30 @@ class AppModel:
         num_steps: int | None = None,
         seed: int = 0,
         resample_jumps: int = 0,
+        add_finding: str = "none",
         session: str = "local",
         progress: Progress | None = None,
     ) -> tuple[tuple[str, str], str, list[str]]:
         """Regenerate the green region of ``editor`` (an image editor's value, see :func:`editor_mask`), never its
         blue one -> ((before, after), difference x4, [PNG at the input's bit depth, DICOM]). The options are
-        :meth:`CXRStudio.inpaint`'s (None: the preset's)."""
+        :meth:`CXRStudio.inpaint`'s (None: the preset's). ``add_finding`` (a :data:`LAYOUT_GROUPS` item, or
+        "none"): the item is drawn in the painted region's box (its layout), the report naming it where it is
+        empty ("Right nodule.")."""
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
+        if add_finding != "none" and add_finding not in LAYOUT_GROUPS:
+            raise InputError(f"add a finding {add_finding!r}; accepted: none, {', '.join(LAYOUT_GROUPS)}.")
+        mask = editor_mask(editor)
+        layout = None
+        if add_finding != "none" and (box := box_of_mask(mask)) is not None:
+            layout = [LayoutItem(add_finding, box, box_side(box))]
+            report = report or f"{box_side(box).capitalize()} {add_finding.lower()}."
         as_int = {"grow_px": grow_px, "feather_px": feather_px, "num_steps": num_steps}
         result = self.studio.inpaint(
             radiograph,
-            editor_mask(editor),
+            mask,
             keep_mask=editor_keep_mask(editor),
+            layout=layout,
             report=report,
             preset=preset,
             strength=None if strength is None else float(strength),

@@ -26,8 +26,6 @@ from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.errors import InputError
 from cxr_studio.files import sha256_file, write_atomic
-from cxr_studio.models.latent_unet import findings_inputs
-from cxr_studio.models.report_encoder import has_side_tokens
 
 COMPONENTS: dict[str, tuple[str, str]] = {
     "tokenizer": ("transformers", "BertTokenizerFast"),
@@ -250,20 +248,14 @@ def check_compatible(components: dict[str, Any], config: StudioConfig) -> None:
         (
             "latent UNet input channels",
             components["latent_unet"].config.in_channels,
-            latent_channels + config.latent_unet.coordinate_channels,
+            latent_channels + config.latent_unet.coordinate_channels + config.latent_unet.layout_channels,
         ),
         (
             "latent UNet cross-attention width",
             components["latent_unet"].config.cross_attention_dim,
             components["report_encoder"].config.hidden_size,
         ),
-        (
-            "latent UNet findings embedding",
-            findings_inputs(components["latent_unet"]) > 0,
-            config.latent_unet.findings_embedding,
-        ),
         ("report encoder vocabulary", components["report_encoder"].config.vocab_size, len(components["tokenizer"])),
-        ("tokenizer's side tokens", has_side_tokens(components["tokenizer"]), config.report_encoder.side_tokens),
         ("super-resolution input channels", components["super_res_unet"].config.in_channels, 2),
         (
             "autoencoder scaling factor",

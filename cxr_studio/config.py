@@ -41,7 +41,6 @@ class ReportEncoderConfig:
     num_heads: int = 8
     intermediate_size: int = 2048
     max_tokens: int = 150  # Cheff: reports are truncated to 150 tokens
-    side_tokens: bool = False  # reports read after a token per sided finding and side (labels.SIDE_TOKENS)
 
 
 @dataclass(frozen=True)
@@ -54,8 +53,8 @@ class LatentUNetConfig:
     num_heads: int = 8
     norm_num_groups: int = 32
     coordinate_channels: int = 0  # 2: column and row coordinates beside the latents (where "left" is)
-    # the report's sided findings as a vector added to the timestep embedding, so they reach every resolution
-    findings_embedding: bool = False
+    # one input map per item group of cxr_studio.layout (where each finding goes), after the coordinates: 0 or 8
+    layout_channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -185,11 +184,34 @@ class StudioConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudioConfig:
-        """Rebuild from ``to_dict`` output; unknown keys are an error (a config from another version)."""
-        return _from_dict(cls, data, "studio config")
+        """Rebuild from ``to_dict`` output; unknown keys are an error (a config from another version). Settings
+        this version no longer has are dropped where they are off (:data:`RETIRED_SETTINGS`)."""
+        return _from_dict(cls, _without_retired(data), "studio config")
 
     def replace(self, **changes: Any) -> StudioConfig:
         return dataclasses.replace(self, **changes)
+
+
+# Settings older model folders carry that this version no longer has: read where they are off (the folder computes
+# what it did), refused where they are on (the weights need a mechanism this version does not have).
+RETIRED_SETTINGS = {"report_encoder": ("side_tokens",), "latent_unet": ("findings_embedding",)}
+
+
+def _without_retired(data: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for part, names in RETIRED_SETTINGS.items():
+        if not isinstance(data.get(part), dict):
+            continue
+        data[part] = dict(data[part])
+        for name in names:
+            if data[part].pop(name, False):
+                raise InputError(
+                    f"studio config: {part}.{name} is on; this version does not support it. Folders with it off "
+                    "load; retrain or export the model without it."
+                )
+    return data
 
 
 def _from_dict(cls: type, data: dict[str, Any], where: str) -> Any:

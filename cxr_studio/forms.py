@@ -13,8 +13,11 @@ from typing import Any
 
 from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES
 from cxr_studio.data import phantom
+from cxr_studio.layout import LAYOUT_GROUPS
 from cxr_studio.limits import LIMITS
 
+LAYOUT_CHOICES = ("auto", "drawn", "none")  # the Generate tab's layout: the rule's, the boxes drawn, or none
+LAYOUT_COLOURS = ("#ff4d4d", "#ffa64d", "#ffff4d", "#4dff88", "#4dd2ff", "#b84dff", "#ff4dc4", "#ffffff")  # by group
 DEFAULT_REPORT = "FINDINGS: Large right pleural effusion. No pneumothorax.\nIMPRESSION: Large right pleural effusion."
 PHANTOM_MANIFEST = "data/phantom/manifest.csv"
 EDIT_BRUSH, KEEP_BRUSH = "#00ff66", "#3399ff"  # the editor's brushes: green regenerates, blue keeps
@@ -29,7 +32,11 @@ BRUSH = {"colors": [(EDIT_BRUSH, 0.5), (KEEP_BRUSH, 0.5)], "color_mode": "fixed"
 # What an action returns is shown by views: images (one, a before/after pair, a gallery), files, text (formatted or
 # as lines to copy), a loss curve
 VIEWS = ("image", "before_after", "gallery", "file", "files", "markdown", "lines", "json", "code", "html", "curve")
-KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks", "radiograph", *VIEWS)
+# layout: a canvas of labelled boxes over a chest (where each finding goes; its value is AppModel.layout_canvas's)
+KINDS = ("text", "report", "number", "slider", "check", "choice", "radio", "checks", "radiograph", "layout", *VIEWS)
+# The Generate tab's fields shown in their own panels: the layout, and the advanced options
+GENERATE_LAYOUT = ("layout_mode", "layout_boxes")
+GENERATE_ADVANCED = ("side_contrast",)
 
 
 @dataclass(frozen=True)
@@ -116,6 +123,17 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
             row="output",
             interactive=sr,
         ),
+        choice("layout_mode", "Layout", LAYOUT_CHOICES, "auto" if studio.takes_layout else "none", kind="radio"),
+        Field(
+            "layout_boxes",
+            "layout",
+            "Where each finding goes: drag to draw a box and pick its finding; drag to move, handles to resize, "
+            "Delete to remove. 'drawn' uses these boxes; 'auto' places what the report names by rule.",
+            DEFAULT_REPORT,
+            choices=LAYOUT_GROUPS,
+            elem_id="layout-canvas",
+            interactive=studio.takes_layout,
+        ),
         Field("side_contrast", "check", "Side contrast (no negative: steer from the other side)", d.side_contrast),
     )
 
@@ -154,6 +172,14 @@ def inpaint_form(studio: Any, *, preset: str = "remove device") -> tuple[Field, 
         slider("num_steps", "Steps", studio.sampling.num_steps, 1, LIMITS.ui_max_steps, row="run"),
         whole("seed", "Seed", row="run"),
         slider("resample_jumps", "RePaint resampling", 0, 0, LIMITS.ui_max_resample_jumps, row="run"),
+        choice(
+            "add_finding",
+            "Add a finding where you paint (its box: the painted region's)"
+            if studio.takes_layout
+            else "Add a finding (this model takes no layout)",
+            ["none", *LAYOUT_GROUPS] if studio.takes_layout else ["none"],
+            "none",
+        ),
     )
 
 

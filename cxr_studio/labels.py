@@ -172,20 +172,3 @@ def sides_in_report(report: str) -> dict[str, set[str]]:
             if found and not _NEGATION.search(sentence, 0, found.start()):
                 out.setdefault(item, set()).update(sides)
     return out
-
-
-# One vocabulary token per sided item and patient side, e.g. ``[left_pleural_effusion]``: a report encoder with
-# these (``ReportEncoderConfig.side_tokens``) reads each report after the tokens of what it names on which side,
-# so "left" arrives bound to its finding instead of being inferred from word order (Diff-CXR's disease knowledge).
-SIDE_TOKENS: dict[tuple[str, str], str] = {
-    (item, side): "[" + re.sub(r"\W+", "_", f"{side} {item}".lower()) + "]"
-    for item in SIDED_ITEMS
-    for side in PATIENT_SIDES
-}
-
-
-def with_side_tokens(report: str) -> str:
-    """``report`` after the :data:`SIDE_TOKENS` of what it names (in :data:`SIDE_TARGETS` order); "" stays ""."""
-    named = sides_in_report(report)
-    tokens = [token for (item, side), token in SIDE_TOKENS.items() if side in named.get(item, ())]
-    return " ".join([*tokens, report]) if tokens else report

@@ -55,7 +55,8 @@ SETTINGS_FILE, MANIFEST_FILE, SUMMARY_FILE, PROGRESS_FILE = (
     "summary.json",
     "progress.json",
 )
-EXTRA_COLUMNS = ("seed", "source_row", "source_patient_id", "model")
+EXTRA_COLUMNS = ("seed", "source_row", "source_patient_id", "model", "boxes")  # boxes: the layout drawn
+LAYOUT_SOURCES = ("auto", "none", "manifest")  # the rule's layout, none, or the source's boxes (else the rule's)
 SIDED_COLUMNS = ("findings", "devices")  # kept when the source has them (the judge's side targets read them)
 MAX_BATCH = 64
 
@@ -74,8 +75,11 @@ class SynthesisSettings:
     sr_num_steps: int | None = None
     sr_sampler: str | None = None
     max_attempts: int = 4  # seeds tried per item before it is dropped (filters only)
+    layout: str = "auto"  # LAYOUT_SOURCES: where each finding goes (a model without layout channels draws none)
 
     def __post_init__(self) -> None:
+        if self.layout not in LAYOUT_SOURCES:
+            raise InputError(f"layout {self.layout!r}; accepted: {', '.join(LAYOUT_SOURCES)}.")
         for name, low, high in (("per_report", 1, 100_000), ("batch_size", 1, MAX_BATCH), ("max_attempts", 1, 100)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
@@ -225,7 +229,12 @@ def _make_batch(
             return written
         seeds = [item_seed(settings, i, attempt, num_items) for i in pending]
         rows = [sources[i // settings.per_report] for i in pending]
-        result = studio.generate_batch([row["report"] for row in rows], seeds=seeds, **settings.generation_options())
+        result = studio.generate_batch(
+            [row["report"] for row in rows],
+            seeds=seeds,
+            layouts=[_layout_of(row, settings.layout) for row in rows],
+            **settings.generation_options(),
+        )
         reasons = _filter_reasons(result.pixels, rows, filters)
         still = []
         for j, item in enumerate(pending):
@@ -384,6 +393,14 @@ def _reason_kinds(reasons: Sequence[str]) -> set[str]:
     return {reason.split(":")[0] if reason.startswith("privacy") else reason for reason in reasons}
 
 
+def _layout_of(row: dict[str, str], source: str) -> str | None:
+    """A source row's ``layout`` argument under ``source`` (:data:`LAYOUT_SOURCES`): ``manifest`` takes the row's
+    ``boxes`` (normalised to its image, used as they are on the square output) where it has them."""
+    if source == "manifest" and row.get("boxes", "").strip():
+        return row["boxes"]
+    return "none" if source == "none" else "auto"
+
+
 def _manifest_row(source: dict[str, str], row_index: int, copy: int, parameters: dict[str, Any]) -> dict[str, Any]:
     return {
         "path": f"{IMAGES}/{item_name(row_index, copy)}.png",
@@ -398,6 +415,7 @@ def _manifest_row(source: dict[str, str], row_index: int, copy: int, parameters:
         "source_row": row_index,
         "source_patient_id": source.get("patient_id", ""),
         "model": parameters["model"],
+        "boxes": "" if parameters.get("layout") is None else json.dumps(parameters["layout"]),
         **{column: source[column] for column in SIDED_COLUMNS if column in source},
     }
 
@@ -493,6 +511,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--max-attempts", type=int, default=4, help="seeds tried per image before it is dropped (default 4)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUT_SOURCES,
+        default="auto",
+        help="where each finding goes: auto (the rule's layout from each report), none (the report alone) or "
+        "manifest (each row's boxes column where it has one, else the rule's); a model without layout channels "
+        "draws none (default auto)",
+    )
     parser.add_argument("--dicom-study", type=Path, help="also write the set as one DICOM study (a folder or a .zip)")
     parser.add_argument("--device", help="cpu or cuda (default: accelerate's device for this process)")
     args = parser.parse_args(argv)
@@ -529,6 +555,7 @@ def _run(args: argparse.Namespace, *, should_stop: Callable[[], bool]) -> dict[s
         upscale=False if args.no_upscale else None,
         sr_num_steps=args.sr_num_steps,
         max_attempts=args.max_attempts,
+        layout=args.layout,
     )
     sources = read_sources(args.reports)
     studio = CXRStudio.from_pretrained(args.model, device=args.device or state.device)

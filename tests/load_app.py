@@ -32,9 +32,13 @@ def generate_inputs(
     count: int = 1,
     upscale: bool = False,
     side_contrast: bool = False,
+    layout_mode: str = "auto",
+    layout_boxes: dict | None = None,
 ) -> tuple:
-    """The app's ``/generate`` API inputs in its order (the Generate form's, then the privacy filter's, off)."""
-    return (report, "", sampler, steps, guidance, seed, False, count, upscale, side_contrast, False, "")
+    """The app's ``/generate`` API inputs in its order (the Generate form's, its layout panel's, its advanced
+    options', then the privacy filter's, off)."""
+    form = (report, "", sampler, steps, guidance, seed, False, count, upscale)
+    return (*form, layout_mode, layout_boxes, side_contrast, False, "")
 
 
 def write_inputs(folder: Path) -> tuple[str, str]:

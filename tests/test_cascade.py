@@ -156,7 +156,7 @@ def test_guidance_in_a_limited_interval_guides_only_the_low_noise_steps():
     embeds, mask = plain.family.encode_reports([REPORT, ""])
     (report, negative), (report_mask, negative_mask) = embeds.chunk(2), mask.chunk(2)
     guided = classifier_free_guidance(
-        plain.latent_unet, report, report_mask, negative, negative_mask, 4.0, max_timestep=500
+        plain.family.predict, [report, report_mask], [negative, negative_mask], 4.0, max_timestep=500
     )
     x = torch.randn(1, *plain.family.latent_shape)
     guided(x, torch.tensor(700)), guided(x, torch.tensor(500))
@@ -467,23 +467,3 @@ def test_min_snr_gamma_weights_follow_the_prediction_type():
         assert loss_weights(schedule, t, snr_gamma=0.0) is None
     x, y = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
     assert float(weighted_mse(x, y, torch.tensor([1.0, 0.0, 2.0]))) == 1.0 and float(weighted_mse(x, y, None)) == 1.0
-
-
-def test_a_spatial_weight_makes_its_region_count_more_at_the_same_scale():
-    """--region-weight: a uniform map changes nothing; an error inside the region weighs 1 + w times one outside."""
-    from cxr_studio.diffusion.schedules import weighted_mse
-
-    target = torch.zeros(2, 3, 4, 4)
-    predicted = target.clone()
-    predicted[:, :, 0, 0] = 1.0  # one position wrong in every channel
-    region = torch.zeros(2, 1, 4, 4)
-    region[:, :, 0, 0] = 1.0
-    plain = float(weighted_mse(predicted, target, None))
-    assert plain == pytest.approx(1 / 16)
-    assert float(weighted_mse(predicted, target, None, spatial=torch.full((2, 1, 4, 4), 3.0))) == pytest.approx(plain)
-    inside = float(weighted_mse(predicted, target, None, spatial=1 + 4 * region))
-    assert inside == pytest.approx(5 / (15 + 5))  # the wrong position's weight over the map's total
-    outside = float(weighted_mse(predicted, target, None, spatial=1 + 4 * (1 - region)))
-    assert outside == pytest.approx(1 / (1 + 15 * 5))
-    weighted = float(weighted_mse(predicted, target, torch.tensor([2.0, 0.0]), spatial=1 + 4 * region))
-    assert weighted == pytest.approx(inside)  # (2 * inside + 0) / 2

@@ -625,105 +625,19 @@ def test_the_latent_task_weighs_each_cached_latent_by_its_own_row(manifest, tmp_
         config(manifest, out, stage="super_res", balance_sides=True)
 
 
-def test_region_weight_reads_each_latents_own_masks_and_leaves_validation_plain(manifest, tmp_path):
-    """--region-weight: every cached latent gets its own row's finding and device masks at the latent size; the
-    training loss changes, the validation loss (step < 0) does not; other stages refuse the option."""
-    from cxr_studio.data.dataset import ManifestDataset
-
-    out = tmp_path / "model"
-    train(config(manifest, out, stage="latent", max_steps=2))
-    weighted = build_task(config(manifest, out, stage="latent", max_steps=2, region_weight=20.0))
-    plain = build_task(config(manifest, out, stage="latent", max_steps=2))
-    data, plain_data = weighted.train_dataset(), plain.train_dataset()
-    images = ManifestDataset(manifest, size=64, splits=("train",))
-    covered = 0
-    for position in range(len(data)):
-        item = data[position]
-        index = data.cache[position][1]
-        assert item["region"].shape == (1, *item["latents"].shape[-2:]) and "region" not in plain_data[position]
-        region = torch.from_numpy(images.region(index, tuple(item["region"].shape[1:])))[None]
-        torch.testing.assert_close(item["region"], torch.nn.functional.max_pool2d(region, 3, stride=1, padding=1))
-        assert float(item["region"].sum()) >= float(region.sum())  # grown by a cell
-        row = images.rows[index]
-        drawn = [f for f in row["findings"].split(";") if f and not f.startswith("cardiomegaly")]  # anatomy only
-        has_masks = bool(drawn or row["devices"])
-        assert (float(item["region"].max()) > 0) == has_masks, row
-        covered += has_masks
-    assert covered >= 3
-    batch = torch.utils.data.default_collate([data[p] for p in range(4)])
-    loss = {}
-    for name, task in (("weighted", weighted), ("plain", plain)):
-        for step in (-1, 0):
-            torch.manual_seed(0)
-            value, _ = task.loss(batch, step=step, generator=torch.Generator().manual_seed(1))
-            loss[name, step] = float(value.detach())
-    assert loss["weighted", -1] == loss["plain", -1] and loss["weighted", 0] != loss["plain", 0]
-    with pytest.raises(InputError, match="latent stage only"):
-        config(manifest, out, stage="super_res", region_weight=1.0)
-    with pytest.raises(InputError, match="region_weight"):
-        config(manifest, out, stage="latent", region_weight=-1.0)
-
-
-def test_side_tokens_extend_the_folders_encoder_train_resume_and_load(manifest, tmp_path):
-    """--side-tokens adds a token per sided item and side to a trained folder's tokenizer and encoder (each
-    started at its words' mean embedding, the old embeddings untouched), trains, resumes onto the same
-    vocabulary, and exports a folder whose config says so; the loaded cascade reads "left" and "right" reports
-    through different side tokens, and an empty (unconditional) report through none."""
-    from cxr_studio.labels import SIDE_TOKENS
+def test_layout_channels_start_as_the_folder_train_resume_and_steer_the_unet(manifest, tmp_path):
+    """--layout adds layout channels to a trained folder's latent UNet with zero weights (the cascade draws what it
+    drew before), trains on the manifest's boxes and the rule's layouts, resumes after a kill to the same weights,
+    and exports a folder whose config says so; the trained UNet's output then depends on the layout."""
+    from cxr_studio.layout import LAYOUT_GROUPS, layout_from_report, rasterize
+    from cxr_studio.models.latent_unet import layout_channels, predict
 
     out = tmp_path / "model"
     first = config(manifest, out, stage="latent", max_steps=2)
     train(first)
     shutil.rmtree(first.run_dir)  # the fine-tuning below is a run of its own in the same folder
     before = CXRStudio.from_pretrained(out)
-    old = before.report_encoder.get_input_embeddings().weight.detach().clone()
-    options = {"stage": "latent", "latent_keep_encoder": True, "side_tokens": True}
-    task = build_task(config(manifest, out, max_steps=4, **options))
-    embeddings = task.modules["report_encoder"].get_input_embeddings().weight.detach()
-    assert len(task.tokenizer) == len(before.tokenizer) + 16 == embeddings.shape[0]
-    assert torch.equal(embeddings[: len(old)], old)
-    token = task.tokenizer.convert_tokens_to_ids(SIDE_TOKENS["Pleural effusion", "left"])
-    words = task.tokenizer("left pleural effusion", add_special_tokens=False)["input_ids"]
-    assert torch.allclose(embeddings[token], old[words].mean(0))
-    shutil.copytree(out, tmp_path / "unexported")
-    train(config(manifest, out, max_steps=2, **options))
-    shutil.rmtree(out)  # as if killed before exporting: the folder as it was, the run's checkpoints beside it
-    shutil.copytree(tmp_path / "unexported", out)
-    train(config(manifest, out, max_steps=4, resume=True, **options))  # the tokens added again, then the checkpoint
-    after = CXRStudio.from_pretrained(out)
-    assert after.config.report_encoder.side_tokens and not before.config.report_encoder.side_tokens
-    ids = after.text_to_image.encode_reports(["Large left pleural effusion.", "Large right pleural effusion.", ""])
-    assert ids[0].shape[0] == 3 and ids[1][2].sum() == 2  # the empty report: [CLS] [SEP] only
-    left, right = (
-        after.tokenizer.convert_tokens_to_ids(SIDE_TOKENS["Pleural effusion", s]) for s in ("left", "right")
-    )
-    from cxr_studio.models.report_encoder import tokenize_reports
-
-    tokens = tokenize_reports(
-        after.tokenizer,
-        ["Large left pleural effusion.", "Large right pleural effusion."],
-        max_tokens=32,
-        side_tokens=True,
-    )["input_ids"]
-    assert tokens[0, 1] == left and tokens[1, 1] == right
-    assert np.isfinite(after.generate("Large left pleural effusion.", seed=0, num_steps=2, upscale=False).pixels).all()
-
-
-def test_findings_embedding_starts_as_the_folder_trains_resumes_and_carries_the_sides(manifest, tmp_path):
-    """--findings-embedding adds a findings embedding to a trained folder's latent UNet with a zero output layer
-    (the cascade draws what it drew before), trains it, resumes, and exports a folder whose config says so; the
-    loaded cascade hands "left" and "right" reports different findings vectors that change the UNet's output, the
-    empty report none; a folder whose config claims the embedding while its UNet lacks it is refused."""
-    from cxr_studio.files import sha256_file
-    from cxr_studio.models.latent_unet import FINDINGS, predict
-    from training.stages import FINDINGS_LR_SCALE
-
-    out = tmp_path / "model"
-    first = config(manifest, out, stage="latent", max_steps=2)
-    train(first)
-    shutil.rmtree(first.run_dir)
-    before = CXRStudio.from_pretrained(out)
-    options = {"stage": "latent", "latent_keep_encoder": True, "findings_embedding": True}
+    options = {"stage": "latent", "latent_keep_encoder": True, "layout": True}
     task = build_task(config(manifest, out, max_steps=4, **options))
     report = "Left chest wall pacemaker. Small right pleural effusion."
     drawn = {
@@ -731,42 +645,82 @@ def test_findings_embedding_starts_as_the_folder_trains_resumes_and_carries_the_
         for name, studio in (("before", before), ("added", task._studio()))
     }
     np.testing.assert_allclose(drawn["added"], drawn["before"], atol=1e-4)
-    assert task.modules["latent_unet"].class_embedding.linear_2.weight.abs().sum() == 0
-    groups = Trainer(task.config, task)._parameter_groups()  # the new layer learns at FINDINGS_LR_SCALE x --lr
-    fresh = set(map(id, task.modules["latent_unet"].class_embedding.parameters()))
-    assert [g["lr"] / task.config.lr for g in groups] == [1.0, FINDINGS_LR_SCALE]
-    assert {id(p) for p in groups[1]["params"]} == fresh and not fresh & {id(p) for p in groups[0]["params"]}
+    assert layout_channels(task.modules["latent_unet"]) == len(LAYOUT_GROUPS)
+    # every cached latent carries its own row's boxes and the rule's layout of its own report
+    data = task.train_dataset()
+    for position in range(len(data)):
+        item, index = data[position], data.cache[position][1]
+        truth = data.truth[index]
+        assert item["has_truth"] == (truth is not None) and truth is not None  # the phantom writes boxes for all
+        np.testing.assert_array_equal(item["layout_truth"].numpy(), rasterize(truth, 8))
+        np.testing.assert_array_equal(item["layout_rule"].numpy(), rasterize(layout_from_report(item["report"]), 8))
     shutil.copytree(out, tmp_path / "unexported")
-    train(config(manifest, out, max_steps=2, **options))
-    shutil.rmtree(out)  # killed before exporting: the folder as it was, the run's checkpoints beside it
+    train(config(manifest, out, max_steps=4, **options))
+    straight = load_file(out / "latent_unet" / "diffusion_pytorch_model.safetensors")
+    shutil.rmtree(out)  # killed after two steps, before exporting: the folder as it was, checkpoints beside it
     shutil.copytree(tmp_path / "unexported", out)
-    train(config(manifest, out, max_steps=4, resume=True, **options))
+    shutil.rmtree(task.config.run_dir)
+    train(config(manifest, out, max_steps=2, **options))
+    shutil.rmtree(out)
+    shutil.copytree(tmp_path / "unexported", out)
+    train(config(manifest, out, max_steps=4, resume=True, **options))  # the channels added again, then the checkpoint
+    resumed = load_file(out / "latent_unet" / "diffusion_pytorch_model.safetensors")
+    assert straight.keys() == resumed.keys() and all(torch.equal(straight[k], resumed[k]) for k in straight)
     after = CXRStudio.from_pretrained(out)
-    assert after.config.latent_unet.findings_embedding and not before.config.latent_unet.findings_embedding
-    assert after.latent_unet.class_embedding.linear_2.weight.abs().sum() > 0  # trained
-    reports = ["Large left pleural effusion.", "Large right pleural effusion.", ""]
-    embeds, mask = after.text_to_image.encode_reports(reports)
-    assert mask[:, 0].sum() == 0  # the findings token is not attended to
-    effusion = FINDINGS.index("Pleural effusion, left")
-    assert embeds[0, 0, effusion] == 1 and embeds[0, 0].sum() == 1
-    assert embeds[1, 0, effusion + 1] == 1 and embeds[1, 0].sum() == 1 and embeds[2, 0].abs().sum() == 0
-    swapped = embeds.clone()
-    swapped[0, 0] = embeds[1, 0]  # the left report's words with the right report's findings
+    assert (
+        after.config.latent_unet.layout_channels == len(LAYOUT_GROUPS)
+        and not before.config.latent_unet.layout_channels
+    )
+    assert after.latent_unet.conv_in.weight[:, -len(LAYOUT_GROUPS) :].abs().sum() > 0  # trained
+    embeds, mask = after.text_to_image.encode_reports([report])
     x, t = torch.randn(1, *after.text_to_image.latent_shape), torch.tensor([500])
+    maps = after.text_to_image.layout_maps([layout_from_report(report)])
     with torch.no_grad():
-        plain = predict(after.latent_unet, x, t, prompt_embeds=embeds[:1], prompt_mask=mask[:1])
-        other = predict(after.latent_unet, x, t, prompt_embeds=swapped[:1], prompt_mask=mask[:1])
-    assert not torch.allclose(plain, other)
-    assert np.isfinite(after.generate(reports[0], seed=0, num_steps=2, upscale=False).pixels).all()
-    claims = tmp_path / "claims"
-    shutil.copytree(tmp_path / "unexported", claims)
-    studio_config = json.loads((claims / "studio_config.json").read_text())
-    studio_config["latent_unet"]["findings_embedding"] = True
-    (claims / "studio_config.json").write_text(json.dumps(studio_config))
-    sums = json.loads((claims / "sha256sums.json").read_text())
-    sums["studio_config.json"] = sha256_file(claims / "studio_config.json")  # a consistent folder, not a damaged one
-    (claims / "sha256sums.json").write_text(json.dumps(sums))
-    with pytest.raises(InputError, match="findings embedding"):
-        CXRStudio.from_pretrained(claims)
+        with_layout = predict(after.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask, layout=maps)
+        without = predict(after.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask)
+    assert not torch.allclose(with_layout, without)
     with pytest.raises(InputError, match="latent stage only"):
-        config(manifest, out, stage="super_res", findings_embedding=True)
+        config(manifest, out, stage="super_res", layout=True)
+
+
+def test_a_layout_is_dropped_with_its_report_and_validation_takes_the_rules(manifest, tmp_path):
+    """Classifier-free guidance's unconditional half has neither report nor layout; --layout-dropout drops a layout
+    on its own; --layout-truth 1 takes the manifest's boxes, 0 the rule's; validation (step < 0) the rule's."""
+    out = tmp_path / "model"
+    train(config(manifest, out, stage="latent", max_steps=2, layout=True))
+    batch_of = lambda task: torch.utils.data.default_collate([task.train_dataset()[p] for p in range(4)])
+    reports = ["Left pleural effusion.", "", "Right chest tube.", ""]
+    for truth, dropout in ((1.0, 0.0), (0.0, 0.0), (0.0, 1.0)):
+        task = build_task(
+            config(manifest, out, stage="latent", layout=True, layout_truth=truth, layout_dropout=dropout)
+        )
+        batch = batch_of(task)
+        maps = task._layout(batch, reports, step=0, generator=torch.Generator().manual_seed(0))
+        expected = (batch["layout_truth"] if truth else batch["layout_rule"]) * (1 - dropout)
+        expected[[1, 3]] = 0  # dropped reports: no layout
+        torch.testing.assert_close(maps, expected)
+        torch.testing.assert_close(task._layout(batch, reports, step=-1, generator=None), batch["layout_rule"])
+
+
+def test_an_old_folder_with_retired_settings_off_loads_and_one_with_them_on_is_refused(tmp_path):
+    """Folders written with side tokens or a findings embedding (options this version no longer has) load where
+    the setting is off; where it is on the folder is refused with a message that says why."""
+    from cxr_studio.files import sha256_file
+
+    studio_folder = tmp_path / "tiny"
+    CXRStudio.from_preset("tiny", seed=0).save_pretrained(studio_folder)
+    for part, name, on in (("report_encoder", "side_tokens", False), ("latent_unet", "findings_embedding", False),
+                           ("latent_unet", "findings_embedding", True)):  # fmt: skip
+        folder = tmp_path / f"{name}-{on}"
+        shutil.copytree(studio_folder, folder)
+        studio_config = json.loads((folder / "studio_config.json").read_text())
+        studio_config[part][name] = on
+        (folder / "studio_config.json").write_text(json.dumps(studio_config))
+        sums = json.loads((folder / "sha256sums.json").read_text())
+        sums["studio_config.json"] = sha256_file(folder / "studio_config.json")  # consistent, not damaged
+        (folder / "sha256sums.json").write_text(json.dumps(sums))
+        if on:
+            with pytest.raises(InputError, match=f"{part}.{name} is on"):
+                CXRStudio.from_pretrained(folder)
+        else:
+            assert np.isfinite(CXRStudio.from_pretrained(folder).generate("", seed=0, upscale=False).pixels).all()

@@ -78,22 +78,19 @@ class TrainConfig:
         "latent: draw training images so that every one-sided finding and sided device is seen as often on the "
         "patient's right as on the left (a seeded weighted draw with replacement)",
     )
-    side_tokens: bool = option(
+    # cross-attention reaches only the coarse latent levels: a layout tells the fine ones where each finding goes
+    layout: bool = option(
         False,
-        "latent: read each report after a token per sided finding and side that it names (found by rule: "
-        "labels.sides_in_report); adds the tokens to the folder's tokenizer and report encoder",
+        "latent: train with layouts (where each finding and device goes) as input channels; a folder without "
+        "layout channels gets them with zero weights, so training starts from what it draws now",
     )
-    # cross-attention sees the report only at the coarser latent levels; the timestep embedding reaches all of them
-    findings_embedding: bool = option(
-        False,
-        "latent: add the report's sided findings (found by rule: labels.sides_in_report) as a vector to the "
-        "timestep embedding; added to a folder's latent UNet with a zero output layer, so training starts from it",
+    layout_truth: float = option(
+        0.5,
+        "latent, with --layout: fraction of examples that take the manifest's boxes column where a row has one; "
+        "the rest take the rule's layout from the report (cxr_studio.layout.layout_from_report)",
     )
-    # a nodule covers 1 or 2 latent cells of 64 x 64: under a plain mean it is 0.3 % of an image's loss
-    region_weight: float = option(
-        0.0,
-        "latent: extra loss weight inside each image's finding and device masks (the manifest's finding_mask_path "
-        "and device_mask_path columns; the phantom writes both): a position inside counts 1 + this much (0: off)",
+    layout_dropout: float = option(
+        0.1, "latent, with --layout: fraction of examples whose layout is dropped on its own (report kept)"
     )
     snr_gamma: float = option(0.0, "diffusion stages: min-SNR-gamma loss weighting (0: plain MSE; 5 in the paper)")
     report_dropout: float = option(0.1, "latent: fraction of empty reports, so classifier-free guidance works")
@@ -140,10 +137,11 @@ class TrainConfig:
             raise InputError(f"method {self.method!r}; accepted: lora or full.")
         if self.rank < 1 or self.prior_images < 0 or self.prior_weight < 0 or self.finetune_images < 0:
             raise InputError("rank must be at least 1; prior_images, prior_weight and finetune_images at least 0.")
-        if self.region_weight < 0 or (self.region_weight and self.stage != "latent"):
-            raise InputError(f"region_weight {self.region_weight}: 0 (off) or positive, for the latent stage only.")
-        if self.findings_embedding and self.stage != "latent":
-            raise InputError("findings_embedding applies to the latent stage only (it conditions the latent UNet).")
+        if self.layout and self.stage != "latent":
+            raise InputError("layout applies to the latent stage only (it conditions the latent UNet).")
+        for name in ("layout_truth", "layout_dropout", "report_dropout"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise InputError(f"{name} {getattr(self, name)}: a fraction from 0 to 1 is accepted.")
         if self.balance_sides and self.stage != "latent":
             raise InputError("balance_sides applies to the latent stage only (the report's sides are its condition).")
         for name in ("max_steps", "batch_size", "grad_accum", "log_every", "checkpoint_every", "keep_checkpoints"):

@@ -116,9 +116,6 @@ class FinetuneTask:
     def sample_weights(self) -> np.ndarray | None:
         return None
 
-    def lr_scale(self, name: str) -> float:
-        return 1.0
-
     # --- objective --------------------------------------------------------------------------------------------
 
     def loss(

@@ -50,7 +50,6 @@ class Task(Protocol):
     def samples(self, path: Path) -> None: ...  # a PNG grid for fixed inputs and seeds
     def export(self) -> None: ...  # write the trained modules into the model folder
     def sample_weights(self) -> np.ndarray | None: ...  # per training item, or None for plain epochs
-    def lr_scale(self, name: str) -> float: ...  # a parameter's learning rate over --lr ("module.parameter")
     def extra_state(self) -> dict[str, Any]: ...  # e.g. a discriminator and its optimizer
     def load_extra_state(self, state: dict[str, Any]) -> None: ...
 
@@ -202,7 +201,7 @@ class Trainer:
             for module in self.task.modules.values():
                 module.to(acc.device)
         params = [p for m in self.task.modules.values() for p in m.parameters() if p.requires_grad]
-        optimizer = self._optimizer(self._parameter_groups())
+        optimizer = self._optimizer(self._parameters())
         scheduler = learning_rate_schedule(optimizer, cfg)
         # EMA warm-up (decay grows with the step count) so short runs are not dominated by the random init
         emas = {
@@ -324,23 +323,11 @@ class Trainer:
     def sharded_optimizer(self) -> bool:
         return self.config.shard_optimizer and self.accelerator.num_processes > 1
 
-    def _parameter_groups(self) -> list[torch.nn.Parameter] | list[dict[str, Any]]:
-        """The trainable parameters, in one list, or in groups by the task's ``lr_scale`` where it differs."""
-        named = [
-            (f"{name}.{pname}", p)
-            for name, module in self.task.modules.items()
-            for pname, p in module.named_parameters()
-            if p.requires_grad
-        ]
-        scales = [self.task.lr_scale(name) for name, _ in named]
-        if all(scale == 1.0 for scale in scales):
-            return [p for _, p in named]
-        return [
-            {"params": [p for (_, p), s in zip(named, scales) if s == scale], "lr": self.config.lr * scale}
-            for scale in sorted(set(scales))
-        ]
+    def _parameters(self) -> list[torch.nn.Parameter]:
+        """The trainable parameters of the task's modules, in one list."""
+        return [p for module in self.task.modules.values() for p in module.parameters() if p.requires_grad]
 
-    def _optimizer(self, params: list[torch.nn.Parameter] | list[dict[str, Any]]) -> torch.optim.Optimizer:
+    def _optimizer(self, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
         """AdamW; with ``shard_optimizer`` over several processes, each process keeps and updates only its share
         of the parameters' moments and broadcasts the updated parameters (ZeRO stage 1). The update is the same
         arithmetic on the same averaged gradients, so the weights are those of the unsharded run."""

@@ -26,9 +26,10 @@ from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, tra
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.labels import side_balance_weights
-from cxr_studio.models.latent_unet import add_coordinate_channels, add_findings_embedding, with_findings
+from cxr_studio.layout import LAYOUT_GROUPS, layout_from_report, rasterize
+from cxr_studio.models.latent_unet import add_input_channels, coordinate_channels, layout_channels
 from cxr_studio.models.latent_unet import predict as predict_latent
-from cxr_studio.models.report_encoder import add_side_tokens, build_report_encoder, tokenize_reports, train_tokenizer
+from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, build_super_res_unet, upsample
 from cxr_studio.models.super_res_unet import predict as predict_super_res
 from training import latent_cache
@@ -80,10 +81,6 @@ class _StageBase:
 
     def sample_weights(self) -> np.ndarray | None:
         return None
-
-    def lr_scale(self, name: str) -> float:
-        """The learning rate of parameter ``name`` (``module.parameter``, as in :attr:`modules`) over ``--lr``."""
-        return 1.0
 
     def _val(self, dataset_cls, **kwargs) -> Dataset | None:
         try:
@@ -212,11 +209,6 @@ class AutoencoderTask(_StageBase):
 # ------------------------------------------------------------------------------------------------------
 
 
-# A zero-started layer beside trained ones barely moves at a fine-tuning rate within a short run (the model card's
-# session 9 has the measurement), so the findings embedding takes larger steps.
-FINDINGS_LR_SCALE = 10.0
-
-
 def _rebuilt(studio: CXRStudio, config: StudioConfig, **replaced: Any) -> CXRStudio:
     """``studio`` under ``config`` with the ``replaced`` components (a fine-tuning that changes the architecture)."""
     return CXRStudio(
@@ -229,12 +221,10 @@ class LatentTask(_StageBase):
         if config.latent_reschedule:  # the same weights, trained from here on under the preset's parameterisation
             source = preset(config.preset)
             c = studio.config
-            unet = add_coordinate_channels(studio.latent_unet, source.latent_unet.coordinate_channels)
+            unet = add_input_channels(studio.latent_unet, coordinates=source.latent_unet.coordinate_channels)
             c = c.replace(
                 latent_schedule=source.latent_schedule,
-                latent_unet=dataclasses.replace(
-                    c.latent_unet, coordinate_channels=source.latent_unet.coordinate_channels
-                ),
+                latent_unet=dataclasses.replace(c.latent_unet, coordinate_channels=coordinate_channels(unet)),
                 sampling=dataclasses.replace(c.sampling, latent_clip=source.sampling.latent_clip),
             )
             studio = _rebuilt(studio, c, latent_unet=unet)
@@ -242,20 +232,18 @@ class LatentTask(_StageBase):
                 "latent stage fine-tuned under preset %s's schedule (%s) and %d coordinate channels",
                 config.preset,
                 source.latent_schedule,
-                source.latent_unet.coordinate_channels,
+                coordinate_channels(unet),
             )
-        side_tokens = config.side_tokens or studio.config.report_encoder.side_tokens
-        if side_tokens != studio.config.report_encoder.side_tokens:
+        if config.layout and not studio.config.latent_unet.layout_channels:  # zero weights: the same images at first
+            unet = add_input_channels(studio.latent_unet, layout=len(LAYOUT_GROUPS))
             c = studio.config
-            c = c.replace(report_encoder=dataclasses.replace(c.report_encoder, side_tokens=True))
-            studio = _rebuilt(studio, c)
-        if config.findings_embedding and not studio.config.latent_unet.findings_embedding:
-            with torch.random.fork_rng(devices=[]):  # the same new weights on every start; a resume loads its own
-                torch.manual_seed(config.seed)
-                unet = add_findings_embedding(studio.latent_unet)
-            c = studio.config
-            c = c.replace(latent_unet=dataclasses.replace(c.latent_unet, findings_embedding=True))
+            c = c.replace(
+                latent_unet=dataclasses.replace(
+                    c.latent_unet, coordinate_channels=coordinate_channels(unet), layout_channels=layout_channels(unet)
+                )
+            )
             studio = _rebuilt(studio, c, latent_unet=unet)
+            log.info("latent UNet: %d layout channels added with zero weights", layout_channels(unet))
         super().__init__(config, studio)
         if (
             config.latent_keep_encoder
@@ -270,11 +258,11 @@ class LatentTask(_StageBase):
                 encoder = build_report_encoder(studio.config.report_encoder, vocab_size=len(self.tokenizer)).to(
                     studio.device
                 )
-        if side_tokens:  # the same tokens in the same order on every start, so a resume's checkpoint fits
-            add_side_tokens(self.tokenizer, encoder)
         self.modules = {"report_encoder": encoder.train(), "latent_unet": studio.latent_unet.train()}
         self.noise_schedule = training_scheduler(studio.config.latent_schedule)
-        self.max_tokens, self.side_tokens = studio.config.report_encoder.max_tokens, side_tokens
+        self.max_tokens = studio.config.report_encoder.max_tokens
+        # a UNet with layout channels always trains with layouts (without them it would unlearn them)
+        self.with_layout = studio.config.latent_unet.layout_channels > 0
 
     def _tokenizer(self, cache: Path) -> Any:
         """The run's tokenizer: trained on the training reports first (Cheff) and saved; a resumed run (or
@@ -303,8 +291,13 @@ class LatentTask(_StageBase):
         with PartialState().main_process_first():  # encoded once; the other processes read the shards
             if not latent_cache.is_complete(folder):
                 latent_cache.build(folder, images, self.studio.codec.encode)
-        regions = images if self.config.region_weight > 0 else None
-        return _Named(latent_cache.LatentCache(folder), [row["report"] for row in images.rows], regions=regions)
+        layouts = images if self.with_layout else None
+        return _Named(
+            latent_cache.LatentCache(folder),
+            [row["report"] for row in images.rows],
+            layouts=layouts,
+            size=self.studio.config.latent_size,
+        )
 
     def train_dataset(self) -> Dataset:
         dataset = self._latents("train")
@@ -314,13 +307,6 @@ class LatentTask(_StageBase):
 
     def val_dataset(self) -> Dataset | None:
         return self._latents("val")
-
-    def lr_scale(self, name: str) -> float:
-        """The findings embedding learns at ``FINDINGS_LR_SCALE`` times the rate: its output layer starts at zero
-        under a fine-tuning rate."""
-        if self.config.findings_embedding and name.startswith("latent_unet.class_embedding."):
-            return FINDINGS_LR_SCALE
-        return 1.0
 
     def sample_weights(self) -> np.ndarray | None:
         """With ``balance_sides``: each cached latent's weight under :func:`labels.side_balance_weights`."""
@@ -338,32 +324,42 @@ class LatentTask(_StageBase):
         reports = list(batch["report"])
         if step >= 0:
             reports = drop_reports(reports, fraction=self.config.report_dropout, generator=generator)
-        tokens = tokenize_reports(
-            self.tokenizer, reports, max_tokens=self.max_tokens, side_tokens=self.side_tokens, warn=False
-        )
+        tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
         mask = tokens["attention_mask"].to(device)
         embeds = self.modules["report_encoder"](
             input_ids=tokens["input_ids"].to(device), attention_mask=mask
         ).last_hidden_state
-        if self.studio.config.latent_unet.findings_embedding:  # from the reports after dropout: "" has none
-            embeds, mask = with_findings(embeds, mask, reports)
+        layout = self._layout(batch, reports, step=step, generator=generator) if self.with_layout else None
         noise = torch.randn(latents.shape, generator=generator, device=device)
         t = torch.randint(
             0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device
         )
         noisy = self.noise_schedule.add_noise(latents, noise, t)
-        predicted = predict_latent(self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask)
-        # validation (step < 0) keeps the plain loss, comparable between runs with and without region weights
-        spatial = None
-        if "region" in batch and step >= 0:
-            spatial = 1 + self.config.region_weight * batch["region"].to(device)
+        predicted = predict_latent(
+            self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask, layout=layout
+        )
         loss = weighted_mse(
             predicted,
             training_target(self.noise_schedule, latents, noise, t),
             loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
-            spatial=spatial,
         )
         return loss, {"loss": float(loss.detach())}
+
+    def _layout(
+        self, batch: dict[str, Any], reports: list[str], *, step: int, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The batch's layout maps ``(B, len(LAYOUT_GROUPS), h, w)``: per example the manifest's boxes (a
+        ``layout_truth`` fraction, where the row has them) or the rule's layout from its report; none where the
+        report was dropped (guidance's unconditional half) or, a ``layout_dropout`` fraction, on its own (so a
+        report without a layout still works). Validation (``step < 0``) takes the rule's layout, as sampling does."""
+        rule, truth = batch["layout_rule"], batch["layout_truth"]
+        if step < 0:
+            return rule.to(self.studio.device)
+        draws = torch.rand(2, len(reports), generator=generator, device=generator.device).cpu()
+        use_truth = (draws[0] < self.config.layout_truth) & batch["has_truth"]
+        keep = (draws[1] >= self.config.layout_dropout) & torch.tensor([bool(r) for r in reports])
+        maps = torch.where(use_truth[:, None, None, None], truth, rule) * keep[:, None, None, None]
+        return maps.to(self.studio.device)
 
     def _studio(self) -> CXRStudio:
         """The cascade with this stage's current modules (EMA weights while sampling and exporting)."""
@@ -385,14 +381,21 @@ class LatentTask(_StageBase):
 
 
 class _Named(Dataset):
-    """Cached latents with their reports, as the dicts the loss expects; with ``regions`` (the split's images)
-    also each image's finding and device region at the latent size grown by one latent cell, ``region``
-    ``(1, h, w)`` in ``[0, 1]``: the rim counts too, so drawing a finding too large costs as much as too small."""
+    """Cached latents with their reports, as the dicts the loss expects; with ``layouts`` (the split's images)
+    also each image's layout maps at the latent ``size``: ``layout_rule`` (the rule's, from the report),
+    ``layout_truth`` (the manifest's boxes; zeros where the row has none) and ``has_truth``."""
 
     def __init__(
-        self, cache: latent_cache.LatentCache, reports: list[str], *, regions: ManifestDataset | None = None
+        self,
+        cache: latent_cache.LatentCache,
+        reports: list[str],
+        *,
+        layouts: ManifestDataset | None = None,
+        size: int = 0,
     ) -> None:
-        self.cache, self.reports, self.regions = cache, reports, regions
+        self.cache, self.reports, self.size = cache, reports, size
+        self.rule = [layout_from_report(r) for r in reports] if layouts is not None else None
+        self.truth = [layouts.layout(i) for i in range(len(reports))] if layouts is not None else None
 
     def __len__(self) -> int:
         return len(self.cache)
@@ -400,9 +403,10 @@ class _Named(Dataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         latents, index = self.cache[position]
         item = {"latents": latents, "report": self.reports[index], "index": position}
-        if self.regions is not None:
-            region = torch.from_numpy(self.regions.region(index, tuple(latents.shape[-2:])))[None]
-            item["region"] = F.max_pool2d(region, 3, stride=1, padding=1)
+        if self.rule is not None and self.truth is not None:
+            item["layout_rule"] = torch.from_numpy(rasterize(self.rule[index], self.size))
+            item["layout_truth"] = torch.from_numpy(rasterize(self.truth[index], self.size))
+            item["has_truth"] = self.truth[index] is not None
         return item
 
 

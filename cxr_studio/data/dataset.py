@@ -15,23 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pydicom
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, default_collate
 
 from cxr_studio import imaging
 from cxr_studio.data.manifest import read_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.labels import chexpert_vector
+from cxr_studio.layout import Layout, center_square, parse_layout
 
 log = logging.getLogger(__name__)
 
 
 class EmptySplit(InputError):
     """The manifest is readable but has no images in the asked split(s): a validation split is optional."""
-
-
-# Masks of what an image shows (the phantom writes both; white = the finding or device).
-REGION_COLUMNS = ("finding_mask_path", "device_mask_path")
 
 
 class ManifestDataset(Dataset):
@@ -69,18 +68,28 @@ class ManifestDataset(Dataset):
             return None
         return imaging.resize_center_crop(display, size)
 
-    def region(self, index: int, size: int | tuple[int, int]) -> np.ndarray:
-        """Where row ``index`` has something to draw: the union of its :data:`REGION_COLUMNS` masks (white =
-        the finding or device), resized and cropped as its image is, ``size`` float32 in ``[0, 1]`` (a pixel's
-        covered fraction); zeros when the row names no mask (a manifest without the columns has none)."""
-        shape = (size, size) if isinstance(size, int) else size
-        region = np.zeros(shape, np.float32)
-        for column in REGION_COLUMNS:
-            if self.rows[index].get(column):
-                name = f"manifest row {index}'s {column}"
-                mask = imaging.read_radiograph(self.root / self.rows[index][column], name=name).display
-                region = np.maximum(region, imaging.resize_center_crop(mask, shape))
-        return region
+    def layout(self, index: int) -> Layout | None:
+        """Row ``index``'s ``boxes`` column as a layout in the coordinates of its training image (the centred
+        square that :func:`~cxr_studio.imaging.resize_center_crop` keeps); None where the column is empty or
+        missing (unknown), ``()`` where it lists nothing (known to show no item)."""
+        boxes = self.rows[index].get("boxes", "")
+        if not boxes.strip():
+            return None
+        layout = parse_layout(boxes)
+        if not layout:
+            return layout
+        width, height = self._shape(index)
+        return center_square(layout, width=width, height=height)
+
+    def _shape(self, index: int) -> tuple[int, int]:
+        """(width, height) of row ``index``'s image from its header (PNG, JPEG, TIFF or DICOM)."""
+        path = self.root / self.rows[index]["path"]
+        try:
+            with Image.open(path) as image:
+                return image.size
+        except (OSError, ValueError):
+            header = pydicom.dcmread(path, stop_before_pixels=True)
+            return int(header.Columns), int(header.Rows)
 
     def __getitem__(self, index: int) -> dict[str, Any] | None:
         image = self.load(index, self.size)

@@ -36,6 +36,7 @@ from cxr_studio.data.manifest import split_for_patient, write_manifest
 from cxr_studio.data.phantom_reports import write_report
 from cxr_studio.errors import InputError
 from cxr_studio.labels import CHEXPERT_LABELS
+from cxr_studio.layout import LayoutItem, box_of_mask, canonical_item, layout_to_json
 
 FINDINGS = (
     "pleural_effusion",
@@ -128,6 +129,8 @@ class PhantomCase:
             :data:`FINDING_MASK_DENSITY`): where a region-weighted training loss looks hardest.
         report: radiology report with ``FINDINGS:`` and ``IMPRESSION:`` sections.
         findings, devices: what was drawn.
+        layout: the extent of each finding and device as drawn, one item each (a pacemaker's or ICD's: its
+            generator), in :mod:`cxr_studio.layout`'s normalised coordinates: the manifest's ``boxes`` column.
         labels: the 14 CheXpert labels, 1 or 0 (the phantom knows the truth: no uncertain labels).
         anatomy: sampled patient parameters (e.g. ``ctr``, the cardiothoracic ratio).
     """
@@ -141,6 +144,7 @@ class PhantomCase:
     devices: tuple[Device, ...]
     labels: dict[str, int]
     anatomy: dict[str, float] = field(default_factory=dict)
+    layout: tuple[LayoutItem, ...] = ()
 
     @property
     def impression(self) -> str:
@@ -153,6 +157,7 @@ class PhantomCase:
             **{k: str(v) for k, v in self.labels.items()},
             "findings": ";".join(f.describe() for f in self.findings),
             "devices": ";".join(d.describe() for d in self.devices),
+            "boxes": layout_to_json(self.layout),
         }
 
 
@@ -861,10 +866,12 @@ def render_case(
     # 2. Findings (a pneumothorax spares the vessels in its pleural air space)
     spared = {side: np.zeros_like(lungs[side]) for side in SIDES}
     change = r.c.layer()  # what the findings' own drawing added or took away (anatomy shifts excluded)
+    extents: list[tuple[str, str | None, np.ndarray]] = []  # (name, side, where it changed): the layout
     for f in findings:
         if f.name == "pneumothorax":
             before = r.density.copy()
             spared[f.side] = r.draw_pneumothorax(f, lungs)
+            extents.append((f.name, f.side, np.abs(r.density - before) > FINDING_MASK_DENSITY))
             change += np.abs(r.density - before)
     r.draw_vessels(lungs, spared)
     for f in findings:
@@ -881,10 +888,19 @@ def render_case(
             r.draw_atelectasis(f, lungs)
         elif f.name == "hiatal_hernia":
             r.draw_hiatal_hernia(f)
+        elif f.name == "cardiomegaly":  # drawn as the anatomy: its extent is the heart's
+            extents.append((f.name, None, r._heart_mask(r.c.x, r.c.y)))
+        if f.name not in {"pneumothorax", "cardiomegaly"}:
+            extents.append((f.name, f.side, np.abs(r.density - before) > FINDING_MASK_DENSITY))
         change += np.abs(r.density - before)
     # 3. Devices, in their own layer
     for d in devices:
+        blobs, lines = r.devices.copy(), r.device_lines.array()
         r.draw_device(d)
+        drawn = r.devices - blobs
+        if d.name not in {"pacemaker", "icd"}:  # a pacemaker's place is its generator's, not its leads'
+            drawn = drawn + r.device_lines.array() - lines
+        extents.append((d.name, d.side, drawn > 0.05))
     device_layer = r.devices + r.device_lines.array()
     device_layer = r.c.blur(device_layer, 0.6 * r.c.px) if size > 128 else device_layer
     # 4. Detector: both renderings share the same quantum noise
@@ -903,6 +919,11 @@ def render_case(
         findings=findings,
         devices=devices,
         labels=labels,
+        layout=tuple(
+            LayoutItem(canonical_item(name), box, side)
+            for name, side, where in extents
+            if (box := box_of_mask(where)) is not None
+        ),
         anatomy={
             "ctr": anatomy.ctr,
             "rotation_deg": math.degrees(anatomy.rotation),
@@ -1055,7 +1076,7 @@ def _write_cases(
     return rows
 
 
-PHANTOM_COLUMNS = ("device_mask_path", "finding_mask_path", "clean_path", "findings", "devices")
+PHANTOM_COLUMNS = ("device_mask_path", "finding_mask_path", "clean_path", "findings", "devices", "boxes")
 
 # 16 cases that show every finding and device once: the README's contact sheet.
 SHOWCASE: tuple[tuple[tuple[Finding, ...], tuple[Device, ...]], ...] = (

@@ -2,53 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from cxr_studio.config import ScheduleConfig
 from cxr_studio.diffusion.schedules import training_scheduler
-from cxr_studio.models.latent_unet import predict
 
 DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A model's prediction for ``x_t`` ``(B, C, h, w)`` at ``t`` under a condition: the tensors a family conditions on
+# (report embeddings, their mask, layout maps, ...), each with the batch first.
+PredictFn = Callable[..., torch.Tensor]
 
 
 def classifier_free_guidance(
-    unet: torch.nn.Module,
-    prompt_embeds: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    negative_embeds: torch.Tensor,
-    negative_mask: torch.Tensor,
+    predict: PredictFn,
+    condition: Sequence[torch.Tensor],
+    negative: Sequence[torch.Tensor],
     guidance_scale: float,
     *,
     max_timestep: int | None = None,
 ) -> DenoiseFn:
-    """``denoise(x_t (B, C, h, w), t) -> eps``: ``eps_neg + s * (eps_report - eps_neg)``.
+    """``denoise(x_t (B, C, h, w), t)``: ``pred_neg + s * (pred_cond - pred_neg)``, where ``pred_cond =
+    predict(x_t, t, *condition)`` and ``pred_neg = predict(x_t, t, *negative)``.
 
-    ``s = 1`` is the conditional model alone and ``s = 0`` the unconditional one (one UNet pass each);
-    otherwise both halves run as one batch of ``2B``. Embeddings are ``(B, L, D)`` with masks ``(B, L)``,
-    padded to the same ``L``. ``max_timestep``: guidance only at ``t <= max_timestep``; at noisier steps the
-    conditional model alone (one pass of ``B``).
+    ``condition`` and ``negative`` hold the same kinds of tensors (e.g. ``prompt_embeds (B, L, D)``, ``prompt_mask
+    (B, L)``, padded to one ``L``). ``s = 1`` is the conditional model alone and ``s = 0`` the unconditional one
+    (one pass of ``B`` each); otherwise both run as one batch of ``2B``, negatives first. ``max_timestep``:
+    guidance only at ``t <= max_timestep``; at noisier steps the conditional model alone.
     """
 
-    def conditional(embeds: torch.Tensor, mask: torch.Tensor) -> DenoiseFn:
-        return lambda x, t: predict(unet, x, t, prompt_embeds=embeds, prompt_mask=mask)
+    def conditional(tensors: Sequence[torch.Tensor]) -> DenoiseFn:
+        return lambda x, t: predict(x, t, *tensors)
 
     if guidance_scale == 1.0:
-        return conditional(prompt_embeds, prompt_mask)
+        return conditional(condition)
     if guidance_scale == 0.0:
-        return conditional(negative_embeds, negative_mask)
-    embeds = torch.cat([negative_embeds, prompt_embeds])
-    mask = torch.cat([negative_mask, prompt_mask])
-
-    conditional_only = conditional(prompt_embeds, prompt_mask)
+        return conditional(negative)
+    both = [torch.cat([n, c]) for n, c in zip(negative, condition, strict=True)]
+    conditional_only = conditional(condition)
 
     def guided(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if max_timestep is not None and int(torch.as_tensor(t).max()) > max_timestep:
             return conditional_only(x, t)
-        eps_negative, eps_report = predict(unet, torch.cat([x, x]), t, prompt_embeds=embeds, prompt_mask=mask).chunk(2)
-        return eps_negative + guidance_scale * (eps_report - eps_negative)
+        negative_prediction, prediction = predict(torch.cat([x, x]), t, *both).chunk(2)
+        return negative_prediction + guidance_scale * (prediction - negative_prediction)
 
     return guided
 

@@ -61,27 +61,11 @@ def loss_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, snr_gamma
     return weights
 
 
-def weighted_mse(
-    predicted: torch.Tensor,
-    target: torch.Tensor,
-    weights: torch.Tensor | None,
-    *,
-    spatial: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Mean squared error, each sample's mean weighted by ``weights`` ``(B,)`` when given.
-
-    ``spatial`` ``(B, 1, h, w)`` (positive): each sample's mean becomes a weighted mean over its positions, so a
-    region can count for more without changing the sample's overall scale."""
-    if weights is None and spatial is None:
-        return torch.nn.functional.mse_loss(predicted, target)
-    squared = (predicted.float() - target.float()) ** 2
-    if spatial is None:
-        per_sample = squared.flatten(1).mean(1)
-    else:
-        spatial = spatial.float().to(squared.device).expand_as(squared)
-        per_sample = (squared * spatial).flatten(1).sum(1) / spatial.flatten(1).sum(1)
+def weighted_mse(predicted: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error, each sample's mean weighted by ``weights`` ``(B,)`` when given."""
     if weights is None:
-        return per_sample.mean()
+        return torch.nn.functional.mse_loss(predicted, target)
+    per_sample = ((predicted.float() - target.float()) ** 2).flatten(1).mean(1)
     return (per_sample * weights.to(per_sample.device)).mean()
 
 

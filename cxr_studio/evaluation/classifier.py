@@ -175,6 +175,10 @@ def side_verdicts(
 
     ``relative_accuracy`` is the old, secondary measure (p(named side) > p(other side)), which a drawing on
     both sides passes; it is kept only to compare with earlier figures.
+
+    Nothing added where nothing is asked: ``normals`` counts the rows that name no sided item (with the manifest's
+    ``findings`` column, so that is known), ``normal_negative_rate`` the share of them on which the judge is
+    negative for every item on both sides.
     """
     per_item = {item: dict.fromkeys(VERDICTS, 0) for item in SIDED_ITEMS}
     relative = []
@@ -203,7 +207,18 @@ def side_verdicts(
         for item, counts in per_item.items()
     }
     overall = {v: sum(c[v] for c in per_item.values()) for v in VERDICTS}
+    clear = [
+        all(
+            p[side_target(item, side)] <= thresholds.get(f"{item}, {side}", 0.5)
+            for item in SIDED_ITEMS
+            for side in PATIENT_SIDES
+        )
+        for p, row in zip(probabilities, rows)
+        if "findings" in row and not sided_items(row)
+    ]
     return {
+        "normals": len(clear),
+        "normal_negative_rate": float(np.mean(clear)) if clear else None,
         "rate": overall["named_side_only"] / total if total else None,
         "cases": total,
         **overall,

@@ -255,6 +255,7 @@ def generate_private(
         if len(kept_seeds) == num_images:
             parameters = {
                 **result.parameters,
+                "layouts": result.parameters["layouts"][:1] * num_images,  # one report: one layout for all
                 "privacy_screen": {"threshold": screen.threshold, "rejected_seeds": rejected},
             }
             return replace(

@@ -15,7 +15,6 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
 from cxr_studio.config import ReportEncoderConfig
-from cxr_studio.labels import SIDE_TOKENS, with_side_tokens
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
@@ -83,44 +82,18 @@ def build_report_encoder(config: ReportEncoderConfig, *, vocab_size: int) -> Ber
     return BertModel(bert_config).eval()
 
 
-def add_side_tokens(tokenizer: BertTokenizerFast, encoder: BertModel) -> None:
-    """Give ``tokenizer`` the :data:`~cxr_studio.labels.SIDE_TOKENS` (never split, never lower-cased) and
-    ``encoder`` their embeddings, each started at the mean of its words' embeddings ("left", "pleural",
-    "effusion"), so a trained encoder reads them as their words from the first step. Both change in place;
-    a tokenizer that has them already is left as it is."""
-    new = [token for token in SIDE_TOKENS.values() if token not in tokenizer.get_vocab()]
-    if not new:
-        return
-    tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_extra_special_tokens=False)
-    embeddings = encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False).weight
-    with torch.no_grad():
-        for token in new:
-            words = tokenizer(token.strip("[]").replace("_", " "), add_special_tokens=False)["input_ids"]
-            embeddings[tokenizer.convert_tokens_to_ids(token)] = embeddings[words].mean(0)
-
-
-def has_side_tokens(tokenizer: BertTokenizerFast) -> bool:
-    vocab = tokenizer.get_vocab()
-    return all(token in vocab for token in SIDE_TOKENS.values())
-
-
 def tokenize_reports(
     tokenizer: BertTokenizerFast,
     reports: Sequence[str],
     *,
     max_tokens: int,
-    side_tokens: bool = False,
     warn: bool = True,
 ) -> dict[str, torch.Tensor]:
     """Reports -> ``input_ids`` and ``attention_mask`` ``(B, L)``, padded to the longest, cut at ``max_tokens``.
-    With ``side_tokens`` (the encoder was trained with them) each report is read after its side tokens
-    (:func:`~cxr_studio.labels.with_side_tokens`).
 
     Cut reports raise a :class:`TruncationWarning` saying how many tokens were dropped (never the text:
     reports may carry patient data); training passes ``warn=False``.
     """
-    if side_tokens:
-        reports = [with_side_tokens(report) for report in reports]
     lengths = (
         [len(ids) for ids in tokenizer(list(reports), add_special_tokens=True, verbose=False)["input_ids"]]
         if warn
@@ -144,11 +117,10 @@ def encode_reports(
     reports: Sequence[str],
     *,
     max_tokens: int,
-    side_tokens: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reports -> ``prompt_embeds`` ``(B, L, D)`` and ``attention_mask`` ``(B, L)`` on the encoder's device."""
     device = next(encoder.parameters()).device
-    batch = tokenize_reports(tokenizer, reports, max_tokens=max_tokens, side_tokens=side_tokens)
+    batch = tokenize_reports(tokenizer, reports, max_tokens=max_tokens)
     input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     prompt_embeds = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     return prompt_embeds, attention_mask

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,10 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from cxr_studio import imaging
 from cxr_studio.config import SamplingDefaults
-from cxr_studio.diffusion.guidance import DenoiseFn
+from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance
 from cxr_studio.diffusion.schedules import training_target
 from cxr_studio.errors import InputError
+from cxr_studio.layout import Layout
 from cxr_studio.models.report_encoder import TruncationWarning
 
 
@@ -228,22 +230,30 @@ class DiffusersFamily:
             output = output.chunk(2, dim=1)[0]
         return output
 
+    takes_layout = False  # no layout input: a layout given to these families is refused
+
+    def layout_maps(self, layouts: Sequence[Layout | None]) -> None:
+        """No layout input: any non-empty layout raises :class:`InputError`."""
+        if any(layouts):
+            raise InputError(f"a {self.kind} takes no layout; generate with layout=None (report only).")
+
     def guided(
-        self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        guidance_scale: float,
+        scheduler: SchedulerMixin | None,
+        *,
+        layout: torch.Tensor | None = None,
     ) -> DenoiseFn:
         """Classifier-free guidance, negatives first in one batch of ``2B`` as the diffusers pipelines run it."""
+        if layout is not None:
+            raise InputError(f"a {self.kind} takes no layout.")
         prompt_embeds, negative_embeds = embeds.chunk(2)
         prompt_mask, negative_mask = mask.chunk(2)
-        if guidance_scale == 1.0:
-            return lambda x, t: self.predict(x, t, prompt_embeds, prompt_mask)
-        both_embeds = torch.cat([negative_embeds, prompt_embeds])
-        both_mask = torch.cat([negative_mask, prompt_mask])
-
-        def denoise_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            negative, positive = self.predict(torch.cat([x, x]), t, both_embeds, both_mask).chunk(2)
-            return negative + guidance_scale * (positive - negative)
-
-        return denoise_fn
+        return classifier_free_guidance(
+            self.predict, [prompt_embeds, prompt_mask], [negative_embeds, negative_mask], guidance_scale
+        )
 
     # --- schedules -------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ family's scaled latents ``latent_shape``; ``embeds``/``mask`` hold B prompts the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import torch
@@ -18,6 +19,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from cxr_studio.diffusion.guidance import DenoiseFn
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import AfterStep, StepCallback, denoise
+from cxr_studio.layout import Layout
 
 
 class LatentFamily(Protocol):
@@ -26,6 +28,7 @@ class LatentFamily(Protocol):
     image_size: int  # the family's native size in pixels
     samplers: tuple[str, ...]  # the sampler names this family converges with (the app's menu)
     supports_resampling: bool  # RePaint needs a stochastic forward process with alphas (DDPM-type schedules)
+    takes_layout: bool  # whether the denoiser has layout input channels (cxr_studio.layout)
 
     @property
     def device(self) -> torch.device: ...
@@ -34,11 +37,18 @@ class LatentFamily(Protocol):
     def latent_shape(self) -> tuple[int, int, int]: ...
 
     def encode_reports(self, reports: list[str]) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def layout_maps(self, layouts: Sequence[Layout | None]) -> torch.Tensor | None: ...
     def encode_image(self, image: torch.Tensor) -> torch.Tensor: ...
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
     def sampler(self, name: str) -> SchedulerMixin: ...
     def guided(  # scheduler: the sampler it will drive (clipping may depend on it); None for the raw model
-        self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        guidance_scale: float,
+        scheduler: SchedulerMixin | None,
+        *,
+        layout: torch.Tensor | None = None,  # the prompts' layout maps (layout_maps); negatives have none
     ) -> DenoiseFn: ...
     def noise_to(
         self, known: torch.Tensor, noise: torch.Tensor, scheduler: SchedulerMixin, index: int
@@ -69,12 +79,14 @@ def sample(
     after_step: AfterStep | None = None,
     start_index: int = 0,
     initial: torch.Tensor | None = None,
+    layout: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Latents from start ``noise`` ``(B, *latent_shape)`` under ``family``'s guided model; ``after_step``,
-    ``start_index`` and ``initial`` are the editing hooks of :func:`~cxr_studio.diffusion.sampling.denoise`."""
+    """Latents from start ``noise`` ``(B, *latent_shape)`` under ``family``'s guided model (``layout``: the
+    prompts' layout maps); ``after_step``, ``start_index`` and ``initial`` are the editing hooks of
+    :func:`~cxr_studio.diffusion.sampling.denoise`."""
     scheduler = scheduler or family.sampler(sampler)
     return denoise(
-        family.guided(embeds, mask, guidance_scale, scheduler),
+        family.guided(embeds, mask, guidance_scale, scheduler, layout=layout),
         noise,
         scheduler,
         num_steps,
@@ -96,10 +108,13 @@ def text_to_image(
     guidance_scale: float,
     sampler: str,
     callback: StepCallback | None = None,
+    layouts: Sequence[Layout | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One image per report and seed: ``(image (B, 1, S, S) in [-1, 1], latents (B, *latent_shape))``."""
-    # 1. Encode reports and negative (by default empty) reports, padded to one length
+    """One image per report and seed (``layouts``: one per report, None for none): ``(image (B, 1, S, S) in
+    ``[-1, 1]``, latents (B, *latent_shape))``."""
+    # 1. Encode reports and negative (by default empty) reports, padded to one length, and the layouts
     embeds, mask = family.encode_reports(list(reports) + list(negative_reports))
+    layout = family.layout_maps(layouts or [None] * len(reports))
     # 2. Start noise: one tensor per seed, so an image never depends on its batch
     noise = seeded_noise(seeds, family.latent_shape, stream=LATENT_STREAM, device=family.device)
     # 3. Denoise the latents, guided by the report
@@ -112,6 +127,7 @@ def text_to_image(
         guidance_scale=guidance_scale,
         sampler=sampler,
         callback=callback,
+        layout=layout,
     )
     # 4. Decode to pixels
     return family.decode(latents), latents

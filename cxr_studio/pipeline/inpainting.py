@@ -19,6 +19,7 @@ from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back, rim_blend
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 from cxr_studio.errors import InputError
+from cxr_studio.layout import Layout, layout_to_dicts, reframe
 from cxr_studio.limits import LIMITS
 from cxr_studio.pipeline.latent_inpainting import LatentInpaintPipeline
 from cxr_studio.pipeline.super_resolution import SuperResolutionPipeline
@@ -63,7 +64,8 @@ class InpaintOptions:
     ``strength`` in ``(0, 1]`` is the fraction of the schedule re-run (1 ignores what was under the mask);
     ``fill`` is what a partial re-run starts from inside the mask; ``grow_px``/``feather_px`` dilate the mask
     and ramp its edge (pixels of the input); ``resample_jumps`` is RePaint resampling per step; ``context``
-    is :data:`CONTEXTS`; ``upscale`` super-resolves a window larger than the model's size.
+    is :data:`CONTEXTS`; ``upscale`` super-resolves a window larger than the model's size; ``layout`` says where
+    the report's findings go ("add a nodule here": a box inside the mask), in the whole input's coordinates.
     """
 
     report: str
@@ -76,6 +78,7 @@ class InpaintOptions:
     resample_jumps: int = 0
     context: str = "crop"
     upscale: bool = True
+    layout: Layout | None = None  # where the report's findings go, normalised to the whole input image
 
     def __post_init__(self) -> None:
         if self.fill not in EDIT_FILLS:
@@ -187,6 +190,7 @@ class InpaintPipeline:
             "resample_jumps": options.resample_jumps,
             "context": options.context,
             "keep_mask": bool(keep.any()),
+            "layout": None if options.layout is None else layout_to_dicts(options.layout),
             "seed": seed,
             **settings.as_parameters(),
             "derived": True,
@@ -236,6 +240,9 @@ class InpaintPipeline:
             sampler=settings.sampler,
             strength=options.strength,
             resample_jumps=options.resample_jumps,
+            layout=None
+            if options.layout is None
+            else reframe(options.layout, _frame(top, left, bottom, right, display)),
             callback=callback,
         )
         # 4. Super-resolution when the window is larger than the model's size
@@ -257,6 +264,12 @@ class InpaintPipeline:
             classical[top:bottom, left:right] = filled
             full = rim_blend(classical, full, region, depth_px=RIM_CELLS * window.shape[0] / latent_size[0])
         return full
+
+
+def _frame(top: int, left: int, bottom: int, right: int, image: np.ndarray) -> tuple[float, float, float, float]:
+    """A window of ``image`` in pixels -> its normalised box ``(x0, y0, x1, y1)``."""
+    height, width = image.shape[:2]
+    return (left / width, top / height, right / width, bottom / height)
 
 
 def _pixels(mask: Any) -> Any:

@@ -13,6 +13,7 @@ import torch
 from cxr_studio.diffusion.noise import INPAINT_STREAM, seeded_noise
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.errors import InputError
+from cxr_studio.layout import Layout
 from cxr_studio.pipeline.family import LatentFamily, sample
 
 
@@ -37,12 +38,14 @@ class LatentInpaintPipeline:
         sampler: str,
         strength: float,
         resample_jumps: int = 0,
+        layout: Layout | None = None,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
         """``image`` ``(1, 1, S, S)`` in ``[-1, 1]``, ``latent_mask`` ``(1, 1, h, w)`` -> ``(1, 1, S, S)`` in
         ``[-1, 1]``.
 
-        ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content).
+        ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content);
+        ``layout``: where the report's findings go, in the input image's normalised coordinates (None: none).
         """
         family = self.family
         device = family.device
@@ -54,8 +57,9 @@ class LatentInpaintPipeline:
         # 1. Encode the image and the reports
         known = family.encode_image(image.to(device))
         embeds, mask = family.encode_reports([report, negative_report])
+        layout_maps = family.layout_maps([layout])
         scheduler = family.sampler("ddim" if resample_jumps else sampler)
-        denoise_fn = family.guided(embeds, mask, guidance_scale, scheduler)
+        denoise_fn = family.guided(embeds, mask, guidance_scale, scheduler, layout=layout_maps)
         latent_mask = latent_mask.to(device)
         # 2. Start: pure noise at full strength, else the image noised to the first step that is re-run
         noise = seeded_noise([seed], tuple(known.shape[1:]), stream=INPAINT_STREAM, device=device)
@@ -92,6 +96,7 @@ class LatentInpaintPipeline:
             after_step=keep_known,
             start_index=start,
             initial=initial,
+            layout=layout_maps,
         )
         # 4. Decode
         return family.decode(latents)

@@ -20,6 +20,7 @@ from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, 
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.errors import InputError
 from cxr_studio.labels import mirrored_report
+from cxr_studio.layout import Layout, layout_to_dicts, resolve_layout
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
@@ -60,12 +61,18 @@ class GenerationResult:
     def parameters_for(self, index: int) -> dict[str, Any]:
         """The parameters of image ``index`` alone (its own report and seed), as written into its PNG."""
         own_report = {"report": self.reports[index]} if self.reports else {}
+        own_layout = {"layout": self.parameters["layouts"][index]} if "layouts" in self.parameters else {}
         return {
-            **{k: v for k, v in self.parameters.items() if k != "seeds"},
+            **{k: v for k, v in self.parameters.items() if k not in ("seeds", "layouts")},
             **own_report,
+            **own_layout,
             "seed": self.seeds[index],
             "num_images": 1,
         }
+
+
+# What generate's layout takes: "auto", "none"/None, or an explicit layout (JSON, dicts or LayoutItems)
+LayoutArg = str | Layout | Sequence[dict[str, Any]] | None
 
 
 class CXRStudio:
@@ -385,12 +392,17 @@ class CXRStudio:
         sr_num_steps: int | None = None,
         sr_sampler: str | None = None,
         side_contrast: bool | None = None,
+        layout: LayoutArg = "auto",
         callback: StepCallback | None = None,
     ) -> GenerationResult:
         """Generate chest radiographs from a report.
 
         Args:
             report: the radiology report (free text; the empty report gives unconditional samples).
+            layout: where each finding goes (:mod:`cxr_studio.layout`): ``"auto"`` (the rule's layout from the
+                report), ``None`` or ``"none"`` (the report alone), or a layout (its JSON, a list of ``{label, side,
+                box}`` with boxes normalised to ``[0, 1]``, or of ``LayoutItem``). A model without layout channels
+                takes ``"auto"`` as none (the parameters say so) and refuses an explicit layout.
             negative_report: what to steer away from (the unconditional half of classifier-free guidance).
             side_contrast: when ``negative_report`` is empty, guide a report that names a side away from its
                 mirror image ("Left effusion." from "Right effusion.") rather than from the empty report; default
@@ -421,6 +433,7 @@ class CXRStudio:
             sr_num_steps=sr_num_steps,
             sr_sampler=sr_sampler,
             side_contrast=side_contrast,
+            layout=layout,
             callback=callback,
         )
 
@@ -437,9 +450,12 @@ class CXRStudio:
         sr_num_steps: int | None = None,
         sr_sampler: str | None = None,
         side_contrast: bool | None = None,
+        layout: LayoutArg = "auto",
+        layouts: Sequence[LayoutArg] | None = None,
         callback: StepCallback | None = None,
     ) -> GenerationResult:
-        """One image per ``(reports[i], seeds[i])`` in one batch (dataset synthesis); options as :meth:`generate`.
+        """One image per ``(reports[i], seeds[i])`` in one batch (dataset synthesis); options as :meth:`generate`;
+        ``layouts``, one per report, overrides ``layout`` (e.g. a manifest's boxes, ``"auto"`` where a row has none).
 
         Each image's start noise depends on its seed alone; the batch's makeup can still change the last bits
         of the arithmetic, so a set is reproduced bit for bit from the same batches (``synthesize`` keeps them).
@@ -458,9 +474,12 @@ class CXRStudio:
             raise InputError(f"{len(reports)} reports but {len(seeds)} seeds; one seed per report.")
         side_contrast = self.sampling.side_contrast if side_contrast is None else bool(side_contrast)
         negatives = _negatives(reports, negative_report, side_contrast=side_contrast)
+        if layouts is not None and len(layouts) != len(reports):
+            raise InputError(f"{len(reports)} reports but {len(layouts)} layouts; one layout per report.")
+        drawn = self._layouts(reports, [layout] * len(reports) if layouts is None else list(layouts))
         total = settings.num_steps + (settings.sr_num_steps if upscale else 0)
         start = time.perf_counter()
-        # 1. Report -> low-resolution image through the latent diffusion stage
+        # 1. Report (and layout) -> low-resolution image through the latent diffusion stage
         low_res, _ = text_to_image(
             self.family,
             reports,
@@ -470,6 +489,7 @@ class CXRStudio:
             guidance_scale=settings.guidance_scale,
             sampler=settings.sampler,
             callback=_offset(callback, 0, total),
+            layouts=drawn,
         )
         # 2. Low-resolution -> high-resolution through the super-resolution stage
         final = low_res
@@ -488,6 +508,7 @@ class CXRStudio:
             "report": reports[0],
             "negative_report": _clean_report(negative_report),
             "side_contrast": side_contrast,  # the empty negative then is each sided report's mirror image
+            **self._layout_parameters(layout if layouts is None else "per image", drawn),
             **settings.as_parameters(),
             "upscale": upscale,
             "seeds": seeds,
@@ -508,6 +529,23 @@ class CXRStudio:
             parameters=parameters,
             reports=reports,
         )
+
+    def _layouts(self, reports: Sequence[str], given: Sequence[LayoutArg]) -> list[Layout | None]:
+        """Each report's ``layout`` argument -> the layout drawn (None: none); ``"auto"`` is none for a model
+        without layout channels, an explicit layout is refused by it (:class:`InputError`)."""
+        takes = self.takes_layout
+        return [None if (g == "auto" and not takes) else resolve_layout(g, r) for r, g in zip(reports, given)]
+
+    def _layout_parameters(self, mode: Any, drawn: Sequence[Layout | None]) -> dict[str, Any]:
+        """The layout part of a result's parameters: the mode asked for, and each image's layout as JSON (None:
+        none was drawn), which :meth:`GenerationResult.parameters_for` gives each image as ``layout``."""
+        if isinstance(mode, str) and mode in ("auto", "none", "per image"):
+            asked = mode
+        else:
+            asked = "none" if mode is None else "drawn"
+        if asked == "auto" and not self.takes_layout:
+            asked = "off: the model takes no layout"
+        return {"layout_mode": asked, "layouts": [None if d is None else layout_to_dicts(d) for d in drawn]}
 
     # --- editing ------------------------------------------------------------------------------------------
 
@@ -531,9 +569,11 @@ class CXRStudio:
         context: str = "crop",
         upscale: bool | None = None,
         keep_mask: Any = None,
+        layout: LayoutArg = None,
         callback: StepCallback | None = None,
     ) -> EditResult:
-        """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device.
+        """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device, or add a
+        finding where ``layout`` puts it.
 
         Args:
             image: PIL, numpy (8 or 16 bit) or anything :func:`read_radiograph` reads, DICOM included.
@@ -549,6 +589,8 @@ class CXRStudio:
                 super-resolved when larger than the model), ``whole`` on the whole image.
             keep_mask: optional, same size; white = must not change even inside the edit (RadEdit): those
                 pixels stay the input's bit for bit and their latents are never regenerated.
+            layout: where the report's findings go ("add a nodule here": a box inside the mask), normalised to
+                the whole image (as :meth:`generate`'s); ``"auto"`` the rule's from the report; None (default): none.
 
         Returns:
             An :class:`EditResult` whose ``image`` has the input's size, dtype and bit depth and equals it
@@ -565,6 +607,7 @@ class CXRStudio:
             resample_jumps=resample_jumps,
             context=context,
             upscale=self._upscale(upscale),
+            layout=self._layouts([report], [layout])[0],
         )
         settings = self._settings(num_steps=num_steps, guidance_scale=guidance_scale, sampler=sampler)
         result = self.inpainting(
@@ -646,6 +689,11 @@ class CXRStudio:
             callback=callback,
         )
         return self._with_model(result)
+
+    @property
+    def takes_layout(self) -> bool:
+        """Whether generation and inpainting take a layout (the latent UNet has layout channels)."""
+        return self.family.takes_layout
 
     @property
     def samplers(self) -> tuple[str, ...]:

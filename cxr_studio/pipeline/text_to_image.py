@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, DDIMInverseScheduler, DDPMScheduler, UNet2DConditionModel
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
@@ -13,9 +14,11 @@ from transformers import BertModel, BertTokenizerFast
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
 from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler, training_target
+from cxr_studio.errors import InputError
+from cxr_studio.layout import Layout, rasterize
 from cxr_studio.models.autoencoder import LatentCodec
+from cxr_studio.models.latent_unet import layout_channels
 from cxr_studio.models.latent_unet import predict as predict_latent
-from cxr_studio.models.latent_unet import with_findings
 from cxr_studio.models.report_encoder import encode_reports
 
 
@@ -45,15 +48,29 @@ class TextToImagePipeline:
         return next(self.latent_unet.parameters()).device
 
     def encode_reports(self, reports: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)`` (with a findings embedding the
-        first of the ``L`` tokens is the findings token: :func:`~cxr_studio.models.latent_unet.with_findings`)."""
-        c = self.config.report_encoder
-        embeds, mask = encode_reports(
-            self.tokenizer, self.report_encoder, reports, max_tokens=c.max_tokens, side_tokens=c.side_tokens
+        """Reports -> ``prompt_embeds`` ``(B, L, D)`` and attention mask ``(B, L)``."""
+        return encode_reports(
+            self.tokenizer, self.report_encoder, reports, max_tokens=self.config.report_encoder.max_tokens
         )
-        if self.config.latent_unet.findings_embedding:
-            return with_findings(embeds, mask, reports)
-        return embeds, mask
+
+    @property
+    def takes_layout(self) -> bool:
+        """Whether the latent UNet has layout channels (:mod:`cxr_studio.models.latent_unet`)."""
+        return layout_channels(self.latent_unet) > 0
+
+    def layout_maps(self, layouts: Sequence[Layout | None]) -> torch.Tensor | None:
+        """One layout per prompt (None: none) -> the UNet's layout input ``(B, len(LAYOUT_GROUPS), h, w)`` in
+        ``[0, 1]`` (:func:`~cxr_studio.layout.rasterize`); None when no prompt has one. A layout for a model
+        without layout channels raises :class:`InputError`."""
+        if not any(layouts):
+            return None
+        if not self.takes_layout:
+            raise InputError(
+                "this model takes no layout (its latent UNet has no layout channels); generate with layout=None, "
+                "or load a model trained with layouts."
+            )
+        maps = np.stack([rasterize(layout, self.config.latent_size) for layout in layouts])
+        return torch.from_numpy(maps).to(self.device)
 
     def encode_image(self, image: torch.Tensor) -> torch.Tensor:
         """``(B, 1, H, W)`` in ``[-1, 1]`` -> scaled latents ``(B, C, H/f, W/f)`` (the posterior mode)."""
@@ -84,25 +101,29 @@ class TextToImagePipeline:
         return make_sampler(name, self.config.latent_schedule, clip=self.config.sampling.latent_clip)
 
     def guided(
-        self, embeds: torch.Tensor, mask: torch.Tensor, guidance_scale: float, scheduler: SchedulerMixin | None
+        self,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        guidance_scale: float,
+        scheduler: SchedulerMixin | None,
+        *,
+        layout: torch.Tensor | None = None,
     ) -> DenoiseFn:
         """The latent UNet under classifier-free guidance (prompts, then negatives, in ``embeds``; only at the
         timesteps the model's ``sampling.guidance_max_timestep`` allows), its clean-latent prediction clipped for a
-        ``scheduler`` that cannot clip itself (``None``: the raw guided model).
+        ``scheduler`` that cannot clip itself (``None``: the raw guided model). ``layout``: the prompts' layout maps
+        (:meth:`layout_maps`); the negatives have none, as in training, where the layout is dropped with the report.
 
         Why the clip: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate
         multiplies the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
         """
         prompt_embeds, negative_embeds = embeds.chunk(2)
         prompt_mask, negative_mask = mask.chunk(2)
+        condition, negative = [prompt_embeds, prompt_mask], [negative_embeds, negative_mask]
+        if layout is not None:
+            condition, negative = [*condition, layout], [*negative, torch.zeros_like(layout)]
         denoise_fn = classifier_free_guidance(
-            self.latent_unet,
-            prompt_embeds,
-            prompt_mask,
-            negative_embeds,
-            negative_mask,
-            guidance_scale,
-            max_timestep=self.config.sampling.guidance_max_timestep,
+            self.predict, condition, negative, guidance_scale, max_timestep=self.config.sampling.guidance_max_timestep
         )
         if scheduler is None:
             return denoise_fn
@@ -129,9 +150,16 @@ class TextToImagePipeline:
     def denoiser(self) -> torch.nn.Module:
         return self.latent_unet
 
-    def predict(self, x: torch.Tensor, t: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """The latent UNet's output for ``x_t`` (coordinate channels added where it has them)."""
-        return predict_latent(self.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask)
+    def predict(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        layout: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The latent UNet's output for ``x_t`` (coordinate and layout channels added where it has them)."""
+        return predict_latent(self.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask, layout=layout)
 
     def training_example(
         self, latents: torch.Tensor, generator: torch.Generator
