@@ -348,15 +348,13 @@ PRESETS["demo128"] = PRESETS["demo_eps"].replace(
 )
 
 
-# The bundled demo (issue 17; the model card's recipe log): the demo_eps architecture with v-prediction and zero
-# terminal SNR (Lin et al. 2024: the first sampling step no longer divides a noise prediction by
-# sqrt(alpha_bar_T) ~ 0.0017, which the multistep solvers cannot survive), two coordinate channels beside the
-# latents, and no clean-latent clip: the +-5 clip was a crutch for epsilon prediction and under v-prediction only
-# bends DDIM's guided path away from the multistep solvers' (DDIM-400 against DPM-Solver++-200: 19.6 dB with it;
-# DDIM-300 against DPM-Solver++-150: 28.0 dB without). A demo_eps folder is fine-tuned into it with
-# --latent-reschedule --preset demo (training/train_demo_zero_snr.sh), then side-balanced
-# (training/train_demo_balanced.sh). UniPC at 10 steps and guidance 2, guided only at t <= 500: the sampler
-# benchmark, the prompt sheet and the evaluation chose them (the model card has the figures).
+# The bundled demo's latent stage: the demo_eps architecture with v-prediction and zero terminal SNR (Lin et al.
+# 2024: the first sampling step no longer divides a noise prediction by sqrt(alpha_bar_T) ~ 0.0017, which the
+# multistep solvers cannot survive), two coordinate channels beside the latents, and no clean-latent clip (under
+# v-prediction the +-5 clip only bends DDIM's guided path away from the multistep solvers'). A demo_eps folder is
+# fine-tuned into it with --latent-reschedule --preset demo (training/train_demo.sh, step 4). UniPC at 10 steps and
+# guidance 2, guided only at t <= 500: what the sampler benchmark, the prompt sheet and the evaluation chose. The
+# bundle adds layout channels to it (step 6).
 PRESETS["demo"] = PRESETS["demo_eps"].replace(
     name="demo",
     latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),

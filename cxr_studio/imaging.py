@@ -24,19 +24,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
+from cxr_studio.dicom.reading import read_dicom
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
+from cxr_studio.limits import ACCEPTED_IMAGES as ACCEPTED
+from cxr_studio.limits import MAX_PIXELS, check_image_size
 
 if TYPE_CHECKING:
     import pydicom
     import torch
 
-MIN_SIDE = 32  # smaller images carry no diagnostic content and break the models' downsampling
-MAX_PIXELS = 8192 * 8192  # well above any detector (43 cm at 0.1 mm = 4300 px); beyond this is a decompression bomb
-ACCEPTED = (
-    "accepted: PNG, JPEG or TIFF (8 or 16 bit grayscale, or RGB with equal channels), "
-    "single-frame MONOCHROME1/2 DICOM, or a 2-D numpy array"
-)
 PARAMETERS_KEY = "parameters"  # PNG text chunk holding the JSON needed to reproduce an image
 SYNTHETIC_KEY = "Synthetic"  # PNG text chunk: "YES" on every generated image
 
@@ -108,8 +105,9 @@ def read_radiograph(source: Any, *, name: str = "image", deidentify: bool = True
     DICOM is recognised by content (``DICM`` at byte 128) or a ``.dcm`` suffix; anything else goes
     through Pillow. Raises :class:`InputError` for anything that is not a single 2-D grayscale image.
     ``name`` is only used in error messages (never the uploaded file's own name: it may carry PHI).
-    A DICOM header is de-identified (PS3.15 Annex E basic profile, :mod:`cxr_studio.dicom.deidentify`)
-    before it is kept in ``Radiograph.dicom``, unless ``deidentify=False``.
+    DICOM is read by :func:`cxr_studio.dicom.reading.read_dicom` (modality and VOI LUT, MONOCHROME1); its header
+    is de-identified (PS3.15 Annex E basic profile) before it is kept in ``Radiograph.dicom``, unless
+    ``deidentify=False``.
     """
     if isinstance(source, Radiograph):
         return source
@@ -121,7 +119,16 @@ def read_radiograph(source: Any, *, name: str = "image", deidentify: bool = True
     # Content decides, not the extension: a PNG named .dcm is a PNG; a .dcm without a preamble is DICOM
     raster = data.startswith((b"\x89PNG", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*"))
     if data[128:132] == b"DICM" or (suffix in {".dcm", ".dicom"} and not raster):
-        return _read_dicom(data, name=name, deidentify=deidentify)
+        parts = read_dicom(data, name=name, deidentify=deidentify)
+        return Radiograph(
+            pixels=parts.stored,
+            display=parts.display,
+            bit_depth=parts.bit_depth,
+            source_format="dicom",
+            lut=parts.lut,
+            lut_offset=parts.lut_offset,
+            dicom=parts.header,
+        )
     return _read_raster(data, name=name)
 
 
@@ -148,7 +155,7 @@ def _read_raster(data: bytes, *, name: str) -> Radiograph:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(io.BytesIO(data))
-            _check_size(image.size, name=name)
+            check_image_size(image.size, name=name)
             if getattr(image, "n_frames", 1) > 1:
                 raise InputError(
                     f"{name}: has {image.n_frames} frames or pages; a single frame is accepted. "
@@ -181,16 +188,8 @@ def _read_raster(data: bytes, *, name: str) -> Radiograph:
     return _from_pil(image, name=name, source_format=(image.format or "image").lower())
 
 
-def _check_size(size: tuple[int, int], *, name: str) -> None:
-    width, height = size
-    if width * height > MAX_PIXELS:
-        raise InputError(f"{name}: {width}x{height} is too large (decompression bomb?); at most {MAX_PIXELS} pixels.")
-    if min(width, height) < MIN_SIDE:
-        raise InputError(f"{name}: {width}x{height} is too small; both sides must be at least {MIN_SIDE} pixels.")
-
-
 def _from_pil(image: Image.Image, *, name: str, source_format: str) -> Radiograph:
-    _check_size(image.size, name=name)
+    check_image_size(image.size, name=name)
     mode = image.mode
     if mode in {"P", "PA"}:
         image = image.convert("RGBA")
@@ -229,7 +228,7 @@ def _from_array(array: np.ndarray, *, name: str, source_format: str = "array") -
         array = array[..., 0]
     if array.ndim != 2:
         raise InputError(f"{name}: array of shape {array.shape} is not a 2-D image; {ACCEPTED}.")
-    _check_size((array.shape[1], array.shape[0]), name=name)
+    check_image_size((array.shape[1], array.shape[0]), name=name)
     array = np.ascontiguousarray(array)
     if array.dtype == np.bool_:
         return _integer_radiograph(array.astype(np.uint8) * 255, 8, source_format)
@@ -254,129 +253,6 @@ def _from_array(array: np.ndarray, *, name: str, source_format: str = "array") -
 def _integer_radiograph(pixels: np.ndarray, bit_depth: int, source_format: str) -> Radiograph:
     lut = np.arange(2**bit_depth, dtype=np.float32) / (2**bit_depth - 1)
     return Radiograph(pixels=pixels, display=lut[pixels], bit_depth=bit_depth, source_format=source_format, lut=lut)
-
-
-# ----------------------------------------------------------------------------------------------------
-# DICOM
-# ----------------------------------------------------------------------------------------------------
-
-
-def _read_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
-    """Any failure while parsing untrusted DICOM is the user's file, not our crash (the fuzz run found
-    several exception types pydicom raises on corrupt headers, lazily, long after ``dcmread``)."""
-    try:
-        return _parse_dicom(data, name=name, deidentify=deidentify)
-    except InputError:
-        raise
-    except Exception as err:
-        raise InputError(f"{name}: not a readable DICOM file ({type(err).__name__}); {ACCEPTED}.") from err
-
-
-def _parse_dicom(data: bytes, *, name: str, deidentify: bool) -> Radiograph:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
-
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, OSError, ValueError, struct.error, NotImplementedError) as err:
-        raise InputError(f"{name}: not a readable DICOM file ({err}); {ACCEPTED}.") from err
-    if "PixelData" not in ds:
-        raise InputError(f"{name}: DICOM file has no pixel data (a report or structured document?); {ACCEPTED}.")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise InputError(f"{name}: multi-frame DICOM ({frames} frames); a single-frame radiograph is accepted.")
-    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
-    if photometric not in {"MONOCHROME1", "MONOCHROME2"}:
-        raise InputError(
-            f"{name}: DICOM photometric interpretation {photometric or 'missing'}; MONOCHROME1/2 accepted."
-        )
-    _check_size((int(ds.get("Columns", 0)), int(ds.get("Rows", 0))), name=name)
-    try:
-        stored = ds.pixel_array
-    except Exception as err:  # decoder plugins raise many types; all mean "cannot decode this file"
-        raise InputError(f"{name}: cannot decode the DICOM pixel data: {_missing_decoder_hint(ds, err)}") from err
-    if stored.ndim != 2:
-        raise InputError(f"{name}: DICOM pixel data of shape {stored.shape}; one 2-D grayscale frame is accepted.")
-
-    # One LUT over every possible stored value: the display chain as a function, so it can be inverted.
-    bits_stored = int(ds.get("BitsStored", stored.dtype.itemsize * 8))
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
-    lo = -(2 ** (bits_stored - 1)) if signed else 0
-    hi = 2 ** (bits_stored - 1) - 1 if signed else 2**bits_stored - 1
-    lo, hi = min(lo, int(stored.min())), max(hi, int(stored.max()))  # tolerate values outside BitsStored
-    values = np.arange(lo, hi + 1, dtype=np.int64)[None, :]
-    modality = np.asarray(apply_modality_lut(values, ds))  # stays integer without rescale: VOI LUTs index by it
-    has_voi = "VOILUTSequence" in ds or "WindowCenter" in ds
-    if has_voi:
-        try:
-            lut = np.asarray(apply_voi_lut(modality, ds, index=0, prefer_lut=True), dtype=np.float64)[0]
-        except Exception as err:  # malformed window or LUT attributes
-            raise InputError(f"{name}: invalid DICOM window or VOI LUT ({err}).") from err
-        out_lo, out_hi = _voi_output_range(ds)
-    else:  # no window in the file: window to the image's own range, as viewers do
-        lut = modality[0].astype(np.float64)
-        used = apply_modality_lut(stored, ds)
-        out_lo, out_hi = float(np.min(used)), float(np.max(used))
-    lut = np.clip((lut - out_lo) / max(out_hi - out_lo, 1e-12), 0.0, 1.0)
-    inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
-    if photometric == "MONOCHROME1" or inverse:  # MONOCHROME1 (or INVERSE) means low values are white
-        lut = 1.0 - lut
-    lut = lut.astype(np.float32)
-    header = ds.copy()
-    del header.PixelData
-    if deidentify:
-        from cxr_studio.dicom.deidentify import deidentify as remove_identifiers
-
-        try:
-            remove_identifiers(header)
-        except Exception as err:  # pydicom parses elements lazily: a corrupt one surfaces only here (found by fuzzing)
-            raise InputError(
-                f"{name}: the DICOM header has malformed elements, so it cannot be de-identified safely; "
-                "re-export the file from its source."
-            ) from err
-    return Radiograph(
-        pixels=stored,
-        display=lut[stored.astype(np.int64) - lo],
-        bit_depth=bits_stored,
-        source_format="dicom",
-        lut=lut,
-        lut_offset=lo,
-        dicom=header,
-    )
-
-
-def _voi_output_range(ds: pydicom.Dataset) -> tuple[float, float]:
-    """The full output range of the VOI LUT or window (PS3.3 C.11.2), which maps to display [0, 1]."""
-    if "VOILUTSequence" in ds:
-        bits = int(ds.VOILUTSequence[0].LUTDescriptor[2])
-        return 0.0, float(2**bits - 1)
-    # windowing: the range of the modality LUT's output, as pydicom's apply_windowing defines it
-    bits = int(ds.BitsStored)
-    if "ModalityLUTSequence" in ds:
-        lo, hi = 0.0, float(2 ** int(ds.ModalityLUTSequence[0].LUTDescriptor[2]) - 1)
-    elif int(ds.get("PixelRepresentation", 0)) == 0:
-        lo, hi = 0.0, float(2**bits - 1)
-    else:
-        lo, hi = float(-(2 ** (bits - 1))), float(2 ** (bits - 1) - 1)
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None and intercept is not None and "ModalityLUTSequence" not in ds:
-        lo, hi = lo * float(slope) + float(intercept), hi * float(slope) + float(intercept)
-    return lo, hi
-
-
-def _missing_decoder_hint(ds: pydicom.Dataset, err: Exception) -> str:
-    uid = ds.file_meta.get("TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
-    try:
-        from pydicom.pixels.decoders.base import get_decoder
-
-        decoder = get_decoder(uid)
-        if not decoder.is_available:
-            missing = "; ".join(f"{k}: {', '.join(v)}" for k, v in decoder.missing_dependencies.items())
-            return f"transfer syntax {getattr(uid, 'name', uid)} needs a decoder plugin ({missing})."
-    except Exception:  # noqa: BLE001, S110 - the hint is best effort; the original error is reported below
-        pass
-    return f"{err} (transfer syntax {getattr(uid, 'name', uid)})."
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -14,6 +14,22 @@ import numpy as np
 
 from cxr_studio.errors import InputError
 
+MIN_SIDE = 32  # smaller images carry no diagnostic content and break the models' downsampling
+MAX_PIXELS = 8192 * 8192  # well above any detector (43 cm at 0.1 mm = 4300 px); beyond this is a decompression bomb
+ACCEPTED_IMAGES = (
+    "accepted: PNG, JPEG or TIFF (8 or 16 bit grayscale, or RGB with equal channels), "
+    "single-frame MONOCHROME1/2 DICOM, or a 2-D numpy array"
+)
+
+
+def check_image_size(size: tuple[int, int], *, name: str) -> None:
+    """An image's ``(width, height)`` within :data:`MIN_SIDE` and :data:`MAX_PIXELS`, checked before decoding."""
+    width, height = size
+    if width * height > MAX_PIXELS:
+        raise InputError(f"{name}: {width}x{height} is too large (decompression bomb?); at most {MAX_PIXELS} pixels.")
+    if min(width, height) < MIN_SIDE:
+        raise InputError(f"{name}: {width}x{height} is too small; both sides must be at least {MIN_SIDE} pixels.")
+
 
 @dataclass(frozen=True)
 class Limits:

@@ -8,6 +8,7 @@ device, inpaints and sees the before/after; then visits every tab. Screenshots l
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import shutil
 from pathlib import Path
@@ -81,6 +82,13 @@ def synthetic_png(studio, tmp_path_factory):
     return path
 
 
+def fetched(page, image) -> np.ndarray:
+    """The pixels of an ``<img>`` the page shows, fetched as the browser fetched them."""
+    source = image.get_attribute("src")
+    response = page.request.get(page.evaluate("src => new URL(src, location.href).href", source))
+    return np.asarray(Image.open(io.BytesIO(response.body())).convert("L"), dtype=np.int16)
+
+
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -149,6 +157,14 @@ def test_outpaint(page, phantom_png):
     page.get_by_role("button", name="Outpaint", exact=True).click()
     page.locator("#outpaint-gallery img").nth(1).wait_for()  # two seeds, two surroundings
     shoot(page, "outpaint")
+    # The pixels: 64 new rows on top (the form's default), the radiograph below them as uploaded, two different
+    # surroundings from the two seeds
+    original = np.asarray(Image.open(phantom_png[0]), dtype=np.float64)
+    first, second = (fetched(page, page.locator("#outpaint-gallery img").nth(k)) for k in (0, 1))
+    assert first.shape == (original.shape[0] + 64, original.shape[1]) == second.shape
+    kept = np.round(original / 65535 * 255).astype(np.int16)
+    assert np.abs(first[64 + 16 :] - kept[16:]).max() <= 1  # kept (the blend ramp lies in the new rows)
+    assert first[:48].std() > 2 and np.abs(first[:48] - second[:48]).mean() > 1
 
 
 def test_interpolate(page):
@@ -158,6 +174,11 @@ def test_interpolate(page):
     # 2-core machine, so this wait is longer than the others
     page.locator("#interpolate-frames img").nth(7).wait_for(timeout=3 * TIMEOUT_MS)
     shoot(page, "interpolate")
+    # The pixels: eight radiographs that move from the first report's image to the second's step by step
+    frames = [fetched(page, page.locator("#interpolate-frames img").nth(k)) for k in range(8)]
+    steps = [np.abs(b - a).mean() for a, b in itertools.pairwise(frames)]
+    assert all(f.std() > 10 for f in frames)  # radiographs, not blank tiles
+    assert np.abs(frames[7] - frames[0]).mean() > max(steps)  # the ends differ more than any neighbours
 
 
 def test_review_and_the_other_tabs(page, phantom_png, synthetic_png):

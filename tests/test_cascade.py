@@ -24,8 +24,9 @@ from cxr_studio import (
 from cxr_studio.checkpoints import write_checksums
 from cxr_studio.config import PRESETS, SAMPLERS, ScheduleConfig, preset
 from cxr_studio.diffusion.guidance import classifier_free_guidance, clip_predicted_sample
+from cxr_studio.diffusion.objectives import training_target
 from cxr_studio.diffusion.sampling import denoise
-from cxr_studio.diffusion.schedules import PREDICTION_TYPES, make_sampler, training_scheduler, training_target
+from cxr_studio.diffusion.schedules import PREDICTION_TYPES, make_sampler, training_scheduler
 
 REPORT = "Large right pleural effusion. No pneumothorax."
 
@@ -456,7 +457,7 @@ def test_the_menu_offers_only_samplers_that_converge():
 
 def test_min_snr_gamma_weights_follow_the_prediction_type():
     """Hang et al. 2023: the x0 loss weighted by min(SNR, gamma); epsilon divides by SNR, v by SNR + 1."""
-    from cxr_studio.diffusion.schedules import loss_weights, weighted_mse
+    from cxr_studio.diffusion.objectives import loss_weights, weighted_mse
 
     t = torch.tensor([0, 300, 999])
     for kind, divide in (("epsilon", lambda snr: snr), ("v_prediction", lambda snr: snr + 1)):

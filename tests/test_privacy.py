@@ -97,7 +97,21 @@ def test_real_chest_cr_headers_come_out_clean():
     for keyword in ("PatientName", "PatientID", "StudyDate", "InstitutionName", "ReferringPhysicianName"):
         if keyword in raw and str(raw.data_element(keyword).value):
             assert str(raw.data_element(keyword).value) not in header_text(clean), keyword
-    assert not burned_in_text(clean) or clean.BurnedInAnnotation == "YES"
+    # de-identification keeps the header's warning that text may be burned into the pixels
+    assert burned_in_text(clean) == (str(raw.get("BurnedInAnnotation", "")).upper() == "YES")
+
+
+def test_the_burned_in_text_warning_survives_deidentification():
+    """A header that says text is burned into the pixels still says so after de-identification (the app warns);
+    one that says NO, or nothing, does not."""
+    import pydicom
+
+    for flag, expected in (("YES", True), ("NO", False), (None, False)):
+        ds = pydicom.Dataset()
+        ds.PatientName, ds.PatientID, ds.Modality = "Doe^Jane", "MRN-4711", "CR"
+        if flag is not None:
+            ds.BurnedInAnnotation = flag
+        assert burned_in_text(deidentify(ds)) is expected, flag
 
 
 def test_derived_export_carries_only_the_pseudonymised_identity():

@@ -88,13 +88,6 @@ def has_finding(row: dict[str, str]) -> bool:
     return FINDING in row.get("findings", "")
 
 
-def report_without_finding(row: dict[str, str], *, seed: int) -> str:
-    """The report of the same phantom case rendered without the added finding (the set's case ``i`` is
-    ``render_case(default_rng([seed, i]))``; the finding comes from a stream of its own, so nothing else changes)."""
-    index = int(Path(row["path"]).stem.rsplit("_", 1)[1])
-    return phantom.render_case(np.random.default_rng([seed, index]), size=64).report
-
-
 def samples(studio, reports: Sequence[str], *, seed: int, num_steps: int, size: int) -> np.ndarray:
     """One image per report (seed ``seed + i``) at the judge's size, ``(N, 1, S, S)`` in ``[-1, 1]``."""
     out = []
@@ -174,7 +167,7 @@ def run(args: argparse.Namespace) -> dict:
     # only the words differ (unpaired reports differ in their other findings, which the detector also sees)
     positive_rows = [r for r in test_rows if has_finding(r)][: args.samples]
     positives = [r["report"] for r in positive_rows]
-    negatives = [report_without_finding(r, seed=NEW_SET_SEED) for r in positive_rows]
+    negatives = [phantom.report_without_added_finding(r, seed=NEW_SET_SEED) for r in positive_rows]
     old_x, old_t, old_k, old_rows = load_split(args.old_manifest, "test", size=size, limit=args.old_reports)
     old_reports = [r["report"] for r in old_rows]
     report["real_old_test_mauc"] = mean_auc(per_target_auc(predict(judge, old_x), old_t, old_k))

@@ -2,7 +2,7 @@
 
 Half-precision weights halve the folder (the demo must stay small); they load as float32. With
 ``--image-size`` (and ``--sr-factor``) the copy is the same weights at another size, to be fine-tuned
-there stage by stage (see ``CXRStudio.with_resolution`` and ``training/train_demo256.sh``).
+there stage by stage (see ``CXRStudio.with_resolution`` and ``training/train_demo.sh``, step 3).
 """
 
 from __future__ import annotations

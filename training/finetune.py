@@ -24,13 +24,13 @@ from torch.utils.data import Dataset
 
 from cxr_studio import imaging
 from cxr_studio.data.dataset import ManifestDataset
+from cxr_studio.diffusion.objectives import drop_reports
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
 from cxr_studio.pipeline.adapters import add_lora, save_lora
 from cxr_studio.pipeline.studio import load_model
 from training._cli import main_for_stage
 from training.config import TrainConfig
-from training.stages import drop_reports
 
 log = logging.getLogger("training")
 ENCODE_BATCH = 8
@@ -175,7 +175,7 @@ def build(config: TrainConfig) -> FinetuneTask:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_for_stage("finetune", __doc__.splitlines()[0], argv)
+    return main_for_stage("finetune", __doc__.splitlines()[0], argv, build=build)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -494,3 +494,10 @@ def setup_logging() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+
+
+def run(config: TrainConfig, build: Callable[[TrainConfig], Task]) -> Path:
+    """Train ``build(config)``'s task to completion (or until stopped); returns its run folder. Each entry point
+    passes its own builder (the cascade's stages, fine-tuning), so this loop knows none of them."""
+    accelerator = make_accelerator(config)  # first: it decides whether this process is one of several
+    return Trainer(config, build(config), accelerator=accelerator).run()

@@ -19,10 +19,11 @@ from accelerate import PartialState
 from torch import nn
 from torch.utils.data import Dataset
 
-from cxr_studio import CXRStudio, imaging, save_png
+from cxr_studio import CXRStudio, InputError, imaging, save_png
 from cxr_studio.config import StudioConfig, preset
 from cxr_studio.data.dataset import EmptySplit, ManifestDataset, SuperResPairs, collate_skipping
-from cxr_studio.diffusion.schedules import loss_weights, training_scheduler, training_target, weighted_mse
+from cxr_studio.diffusion.objectives import drop_reports, loss_weights, training_target, weighted_mse
+from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.evaluation.metrics import ssim
 from cxr_studio.evaluation.perceptual import LPIPS
 from cxr_studio.labels import side_balance_weights
@@ -34,7 +35,7 @@ from cxr_studio.models.super_res_unet import augment, augmentation_timestep, bui
 from cxr_studio.models.super_res_unet import predict as predict_super_res
 from training import latent_cache
 from training.config import TrainConfig
-from training.loop import Trainer, make_accelerator
+from training.loop import run
 
 log = logging.getLogger("training")
 
@@ -60,12 +61,6 @@ def load_or_create(config: TrainConfig) -> CXRStudio:
 def grid(rows: list[list[np.ndarray]]) -> np.ndarray:
     """Rows of equally sized ``[0, 1]`` images -> one image."""
     return np.concatenate([np.concatenate(row, axis=1) for row in rows], axis=0)
-
-
-def drop_reports(reports: list[str], *, fraction: float, generator: torch.Generator) -> list[str]:
-    """Classifier-free guidance's training half: a ``fraction`` of the reports replaced by the empty report."""
-    drop = torch.rand(len(reports), generator=generator, device=generator.device) < fraction
-    return ["" if d else r for r, d in zip(reports, drop.tolist())]
 
 
 class _StageBase:
@@ -547,14 +542,13 @@ TASKS = {"autoencoder": AutoencoderTask, "latent": LatentTask, "super_res": Supe
 
 
 def build_task(config: TrainConfig) -> Any:
-    if config.stage == "finetune":  # any family's denoiser, from --model rather than --out
-        from training.finetune import build
-
-        return build(config)
+    """The cascade stage ``config.stage`` on the folder ``config.out`` (or a new one of ``config.preset``);
+    fine-tuning's task is :func:`training.finetune.build`."""
+    if config.stage not in TASKS:
+        raise InputError(f"stage {config.stage!r} is not a cascade stage; accepted: {', '.join(TASKS)}.")
     return TASKS[config.stage](config, load_or_create(config))
 
 
 def train(config: TrainConfig) -> Path:
-    """Run one stage to completion (or until stopped); returns its run folder."""
-    accelerator = make_accelerator(config)  # first: it decides whether this process is one of several
-    return Trainer(config, build_task(config), accelerator=accelerator).run()
+    """Run one cascade stage to completion (or until stopped); returns its run folder."""
+    return run(config, build_task)

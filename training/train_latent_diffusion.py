@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from training._cli import main_for_stage
+from training.stages import build_task
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_for_stage("latent", __doc__.splitlines()[0], argv)
+    return main_for_stage("latent", __doc__.splitlines()[0], argv, build=build_task)
 
 
 if __name__ == "__main__":

@@ -1076,6 +1076,14 @@ def _write_cases(
     return rows
 
 
+def report_without_added_finding(row: dict[str, str], *, seed: int) -> str:
+    """The report of a :func:`write_dataset` row's case rendered without its added finding (``add_finding``): case
+    ``i`` is ``render_case(default_rng([seed, i]))`` and the added finding comes from a stream of its own, so
+    nothing else changes. The paired control of few-shot adaptation."""
+    index = int(Path(row["path"]).stem.rsplit("_", 1)[1])
+    return render_case(np.random.default_rng([seed, index]), size=64).report
+
+
 PHANTOM_COLUMNS = ("device_mask_path", "finding_mask_path", "clean_path", "findings", "devices", "boxes")
 
 # 16 cases that show every finding and device once: the README's contact sheet.

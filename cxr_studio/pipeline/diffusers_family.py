@@ -34,7 +34,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from cxr_studio import imaging
 from cxr_studio.config import SamplingDefaults
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance
-from cxr_studio.diffusion.schedules import training_target
+from cxr_studio.diffusion.objectives import training_target
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout
 from cxr_studio.models.report_encoder import TruncationWarning

@@ -13,7 +13,8 @@ from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
-from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler, training_target
+from cxr_studio.diffusion.objectives import training_target
+from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout, rasterize
 from cxr_studio.models.autoencoder import LatentCodec
