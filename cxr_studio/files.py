@@ -5,8 +5,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+
+
+def bundled(*parts: str) -> Path:
+    """A file shipped in ``assets/``: beside the package in a source checkout, else where ``pip install .`` put it
+    (``<prefix>/share/cxr-studio/assets``)."""
+    source = Path(__file__).resolve().parents[1] / "assets"
+    installed = Path(sys.prefix) / "share" / "cxr-studio" / "assets"
+    return (source if source.is_dir() else installed).joinpath(*parts)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -290,10 +290,22 @@ def test_vindr_labels_from_any_reader_and_boxes(tmp_path):
     write_csv(
         tmp_path / "annotations" / "annotations_test.csv", header, [["img3", "R9", "Pleural effusion", 1, 2, 3, 4]]
     )
+    import pydicom
+
+    header = pydicom.Dataset()
+    header.Rows, header.Columns = 800, 1000  # the box in pixels -> normalised by the DICOM's own size
+    header.file_meta = pydicom.dataset.FileMetaDataset()
+    header.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    (tmp_path / "train").mkdir()
+    header.file_meta.MediaStorageSOPClassUID = pydicom.uid.SecondaryCaptureImageStorage
+    header.file_meta.MediaStorageSOPInstanceUID = pydicom.uid.generate_uid()
+    header.save_as(tmp_path / "train" / "img1.dicom", enforce_file_format=True)
     ingest("vindr-cxr", tmp_path, tmp_path / "vindr.csv")
     m = by_study(tmp_path / "vindr.csv")
     assert m["img1"]["Cardiomegaly"] == "1" and m["img1"]["No Finding"] == "0" and m["img2"]["No Finding"] == "1"
-    assert json.loads(m["img1"]["boxes"]) == [{"label": "Cardiomegaly", "box": [100.0, 200.0, 300.0, 400.0]}]
+    assert json.loads(m["img1"]["boxes"]) == [{"label": "Cardiomegaly", "side": None, "box": [0.1, 0.25, 0.3, 0.5]}]
+    assert m["img2"]["boxes"] == "[]"  # nothing there
+    assert m["img3"]["boxes"] == ""  # boxes of an image whose size cannot be read: unknown, and reported
     assert m["img3"]["split"] == "test" and m["img3"]["path"].endswith("test/img3.dicom")
 
 

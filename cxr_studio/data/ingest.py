@@ -45,6 +45,7 @@ class IngestReport:
     missing_files: int = 0
     unreadable_rows: int = 0
     view_unknown: int = 0
+    boxes_without_image_size: int = 0  # boxes of an image whose header could not be read: left unknown
     unknown_labels: Counter = field(default_factory=Counter)
 
     def problem(self, kind: str, where: str, detail: str = "") -> None:
@@ -53,7 +54,13 @@ class IngestReport:
 
     def summary(self) -> str:
         lines = [f"{self.source}: read {self.rows_read} rows, wrote {self.rows_written}"]
-        for name in ("lateral_skipped", "missing_files", "unreadable_rows", "view_unknown"):
+        for name in (
+            "lateral_skipped",
+            "missing_files",
+            "unreadable_rows",
+            "view_unknown",
+            "boxes_without_image_size",
+        ):
             if getattr(self, name):
                 lines.append(f"  {name.replace('_', ' ')}: {getattr(self, name)}")
         if self.unknown_labels:
@@ -454,7 +461,7 @@ def ingest_vindr(root: Path, w: Writer, r: IngestReport) -> None:
             found.setdefault(image_id, set()).add(name)
             if row.get("x_min"):
                 boxes.setdefault(image_id, []).append(
-                    {"label": name, "box": [float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")]}
+                    {"label": name, "pixels": [float(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")]}
                 )
         for number, image_id in enumerate(sorted(found), start=1):
             r.rows_read += 1
@@ -473,9 +480,31 @@ def ingest_vindr(root: Path, w: Writer, r: IngestReport) -> None:
                 view="PA",
                 split=train_val_split(f"vindr-{image_id}", official=official),
                 report="",
-                boxes=json.dumps(boxes.get(image_id, [])),
+                boxes=_normalised_boxes(boxes.get(image_id, []), image, r, where=f"{annotations.name}:{image_id}"),
                 **labels_from_set(found[image_id], VINDR_TO_CHEXPERT, exhaustive=True),
             )
+
+
+def _normalised_boxes(boxes: list[dict[str, object]], image: Path, r: IngestReport, *, where: str) -> str:
+    """Boxes in pixels of a DICOM -> the manifest's ``boxes`` JSON, normalised by the image's size read from its
+    header (:mod:`cxr_studio.layout`'s convention); empty, and counted, when the image cannot be read."""
+    if not boxes:
+        return "[]"
+    try:
+        import pydicom
+
+        header = pydicom.dcmread(image, stop_before_pixels=True)
+        width, height = float(header.Columns), float(header.Rows)
+    except Exception:  # noqa: BLE001 - any unreadable header means the same: the boxes cannot be placed
+        r.problem("boxes_without_image_size", where, str(image))
+        return ""
+    out = []
+    for box in boxes:
+        x0, y0, x1, y1 = box["pixels"]  # type: ignore[misc]
+        normalised = [min(max(v, 0.0), 1.0) for v in (x0 / width, y0 / height, x1 / width, y1 / height)]
+        if normalised[0] < normalised[2] and normalised[1] < normalised[3]:
+            out.append({"label": box["label"], "side": None, "box": [round(v, 4) for v in normalised]})
+    return json.dumps(out)
 
 
 def ingest_brax(root: Path, w: Writer, r: IngestReport) -> None:

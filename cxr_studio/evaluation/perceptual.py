@@ -17,8 +17,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cxr_studio.errors import InputError
+from cxr_studio.files import bundled
 
-LPIPS_WEIGHTS = Path(__file__).resolve().parents[2] / "assets" / "lpips" / "vgg_v0.1.safetensors"
+LPIPS_WEIGHTS = bundled("lpips", "vgg_v0.1.safetensors")
 VGG16_LAYERS = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 TAPS = (3, 8, 15, 22, 29)  # relu1_2, relu2_2, relu3_3, relu4_3, relu5_3 (torchvision indices)
 # LPIPS' ScalingLayer: ImageNet statistics in the [-1, 1] input range

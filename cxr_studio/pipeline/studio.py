@@ -19,6 +19,7 @@ from cxr_studio.checkpoints import folder_hash, load_studio, save_studio
 from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.errors import InputError
+from cxr_studio.files import bundled
 from cxr_studio.labels import mirrored_report
 from cxr_studio.layout import Layout, layout_to_dicts, resolve_layout
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
@@ -791,7 +792,7 @@ def _version() -> str:
     return __version__
 
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "demo"  # the bundled demo cascade
+DEFAULT_MODEL = bundled("demo")  # the bundled demo cascade
 
 
 def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
