@@ -1,10 +1,11 @@
 """CXR Studio front-end: ``python app.py [--model DIR] [--models DIR] [--port N] [--host H] [--auth USER:PASS]``.
 
-Wiring only: each button calls a method of :class:`cxr_studio.app_model.AppModel` (``training.runs`` for the Train
-tab) with the widgets' values by name; inputs and views are the data of :mod:`cxr_studio.forms`."""
+Wiring only: each button calls a method of :class:`cxr_studio.app_model.AppModel` with the widgets' values by name;
+inputs and views are the data of :mod:`cxr_studio.forms`. The command line and the launch settings live here."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import inspect
@@ -12,6 +13,8 @@ import itertools
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
+from typing import Any
 
 # Offline and private by design: set before gradio is imported.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -22,9 +25,11 @@ import gradio as gr
 from gradio_image_annotation import image_annotator
 
 from cxr_studio import InputError, __version__, forms, synthesize
-from cxr_studio.app_model import MODEL_COLUMNS, QUEUE, AppModel, from_command_line, launch_settings
+from cxr_studio.app_model import MAX_UPLOAD, MODEL_COLUMNS, QUEUE, AppModel
 from cxr_studio.diffusion.sampling import GenerationCancelled
-from training import runs
+from cxr_studio.environment import environment_problems
+from cxr_studio.forms import CSS
+from cxr_studio.pipeline.studio import load_model
 
 WHOLE = {"format": "png", "object_fit": "contain"}  # a radiograph is letterboxed in a gallery, never cropped
 picture = functools.partial(gr.Image, format="png", interactive=False)  # an image shown, never edited
@@ -250,21 +255,21 @@ def synthesize_tab(model: AppModel) -> None:
 def train_tab(model: AppModel) -> None:
     with gr.Tab("Train"), gr.Row():
         with gr.Column():
-            w = form(runs.train_form())
+            w = form(forms.train_form())
             with gr.Accordion("A phantom set to train on", open=False):
                 phantoms, make = form(forms.PHANTOM_SET_FORM), gr.Button("Make a phantom set")
             with gr.Row():
                 begin, resume, stop = gr.Button("Start", variant="primary"), gr.Button("Resume"), gr.Button("Stop")
             with gr.Accordion("Few-shot adaptation instead: an adapter for a model (written into the model folder)"):
-                adapt_form, adapt = form(runs.ADAPT_FORM), gr.Button("Start adaptation")
+                adapt_form, adapt = form(forms.ADAPT_FORM), gr.Button("Start adaptation")
         progress = views(forms.TRAIN_VIEWS)
     status = progress[0]
     wire(make.click, model.make_phantoms, phantoms, w["manifest"])
-    wire(adapt.click, runs.start_adaptation, adapt_form | {k: w[k] for k in ("manifest", "out")}, status)
-    wire(begin.click, runs.start_training, w, status)
-    wire(resume.click, functools.partial(runs.start_training, resume=True), w, status)
-    stop.click(runs.stop_view, w["out"], status)
-    gr.Timer(2.0).tick(runs.progress_view, w["out"], progress, show_progress="hidden")
+    wire(adapt.click, model.adapt_start, adapt_form | {k: w[k] for k in ("manifest", "out")}, status)
+    wire(begin.click, model.train_start, w, status)
+    wire(resume.click, functools.partial(model.train_start, resume=True), w, status)
+    stop.click(model.train_stop, w["out"], status)
+    gr.Timer(2.0).tick(model.train_progress, w["out"], progress, show_progress="hidden")
 
 
 def model_tab(model: AppModel, follows: dict) -> None:
@@ -301,6 +306,41 @@ def build_demo(model: AppModel) -> gr.Blocks:
         model_tab(model, follows)
         task(model, forms.PHANTOM_TASK)
     return demo
+
+
+def launch_settings(host: str, port: int | None, auth: tuple[str, str] | None) -> dict[str, Any]:
+    """The server's settings: local and private (no share link, no browser run history, no monitoring page), an
+    upload limit, the page's style."""
+    private = {"share": False, "run_history": False, "enable_monitoring": False, "strict_cors": True, "pwa": False}
+    private |= {"mcp_server": False, "ssr_mode": False, "footer_links": [], "max_file_size": MAX_UPLOAD, "css": CSS}
+    return private | {"server_name": host, "server_port": port, "auth": auth}
+
+
+def from_command_line(argv: Sequence[str] | None = None) -> tuple[AppModel, dict[str, Any]]:
+    """``python app.py``'s options -> (the app model with its studio loaded, the server's host, port and auth).
+    An unsafe environment, a bad option or a model that does not load is an ``InputError`` saying so."""
+    parser = argparse.ArgumentParser(prog="app.py", description="CXR Studio: a local chest radiograph studio")
+    parser.add_argument(
+        "--model", help="a CXR Studio cascade or a diffusers SD / PixArt-Sigma / Sana folder (default: demo)"
+    )
+    parser.add_argument(
+        "--models", default="models", help="folder of model folders the Model tab lists (default models/)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
+    parser.add_argument("--auth", help="USER:PASS required to open the page")
+    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
+    args = parser.parse_args(argv)
+    auth = tuple(args.auth.split(":", 1)) if args.auth else None
+    if auth is not None and len(auth) != 2:
+        raise InputError("--auth must be USER:PASS")
+    if problems := environment_problems():
+        raise InputError("this environment is not safe to run CXR Studio:\n  " + "\n  ".join(problems))
+    try:
+        studio = load_model(args.model, device=args.device)
+    except InputError as err:
+        raise InputError(f"cannot load the model: {err}") from None
+    return AppModel(studio, models=args.models), {"host": args.host, "port": args.port, "auth": auth}
 
 
 def main(argv: list[str] | None = None) -> int:

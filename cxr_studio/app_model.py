@@ -19,13 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from cxr_studio import imaging
+from cxr_studio import imaging, jobs
 from cxr_studio.data import phantom, phantom_reports
 from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.reader_study import ReaderStudy
 from cxr_studio.files import write_atomic
-from cxr_studio.forms import CSS, LAYOUT_CHOICES, LAYOUT_COLOURS
+from cxr_studio.forms import LAYOUT_CHOICES, LAYOUT_COLOURS
 from cxr_studio.imaging import read_png_parameters, save_png
 from cxr_studio.layout import LAYOUT_GROUPS, LayoutItem, box_of_mask, box_side, layout_from_report, parse_layout
 from cxr_studio.model_folders import list_models, read_card
@@ -543,9 +543,72 @@ class AppModel:
 
     @staticmethod
     def synthesize_stop(out: str) -> str:
-        from cxr_studio import jobs
-
         return "No job is running." if jobs.stop(out, wait_s=0) else "Stopping after this batch."
+
+    # --- training runs and adaptations (background jobs: cxr_studio.jobs) ---------------------------------------
+
+    @staticmethod
+    def train_start(
+        *,
+        manifest: str,
+        out: str,
+        preset: str,
+        lr_schedule: str,
+        ae: int,
+        latent: int,
+        sr: int,
+        sr_finetune: int,
+        ae_decoder: int,
+        resume: bool = False,
+    ) -> str:
+        """Start (or resume) training a cascade into ``out`` in its own process (``python -m
+        training.train_cascade``), with the steps of each stage (0 skips one)."""
+        steps = {"ae": ae, "latent": latent, "ae_decoder": ae_decoder, "sr": sr, "sr_finetune": sr_finetune}
+        jobs.start_run(
+            manifest=manifest,
+            out=out,
+            preset=preset,
+            steps={k: int(v) for k, v in steps.items()},
+            resume=resume,
+            extra_args=["--lr-schedule", lr_schedule],
+        )
+        return f"{'Resumed' if resume else 'Started'} training into `{out}`."
+
+    @staticmethod
+    def adapt_start(
+        *, manifest: str, out: str, model: str, method: str, rank: int, max_steps: int, prior_report: str
+    ) -> str:
+        """Start few-shot adaptation of ``model`` (empty: the bundled demo) into the adapter folder ``out``."""
+        jobs.start_finetune(
+            manifest=manifest,
+            out=out,
+            model=model,
+            method=method,
+            rank=int(rank),
+            max_steps=int(max_steps),
+            prior_report=prior_report,
+        )
+        return f"Started adapting `{model or 'the bundled demo'}` into `{out}`."
+
+    @staticmethod
+    def train_progress(out: str) -> tuple[str, Any, str, str | None]:
+        """(status line, the loss curve as a DataFrame of step and loss, console tail, latest sample grid) of the
+        run writing into ``out``: what the Train tab shows every two seconds."""
+        import pandas as pd  # the app's plots take a DataFrame (pandas comes with gradio)
+
+        p = jobs.read_progress(out)
+        eta = f", ETA {p['eta_s'] / 60:.0f} min" if p.get("eta_s") else ""
+        status = (
+            f"**{p['stage'] or '—'}**: {p['status']}, step {p['step']}/{p['max_steps']}{eta}; stages {p['stages']}"
+        )
+        return status, pd.DataFrame(p["losses"], columns=["step", "loss"]), "\n".join(p["log"]), p["latest_samples"]
+
+    @staticmethod
+    def train_stop(out: str) -> str:
+        """Stop the run writing into ``out`` after its current step (a checkpoint is saved)."""
+        # wait_s=0: SIGTERM and return at once; False means "signalled, still finishing its step"
+        done = jobs.stop_run(out, wait_s=0)
+        return "No run is active." if done else "Stopping after this step (a checkpoint is saved)."
 
     # --- adapters (LoRA) ----------------------------------------------------------------------------------------
 
@@ -645,42 +708,3 @@ class AppModel:
     @staticmethod
     def make_phantoms(folder: str, count: int, size: int) -> str:
         return str(phantom.write_dataset(folder, n=int(count), size=int(size), seed=0, workers=2, quiet=True))
-
-
-def launch_settings(host: str, port: int | None, auth: tuple[str, str] | None) -> dict[str, Any]:
-    """The server's settings: local and private (no share link, no browser run history, no monitoring page), an
-    upload limit, the page's style."""
-    private = {"share": False, "run_history": False, "enable_monitoring": False, "strict_cors": True, "pwa": False}
-    private |= {"mcp_server": False, "ssr_mode": False, "footer_links": [], "max_file_size": MAX_UPLOAD, "css": CSS}
-    return private | {"server_name": host, "server_port": port, "auth": auth}
-
-
-def from_command_line(argv: Sequence[str] | None = None) -> tuple[AppModel, dict[str, Any]]:
-    """``python app.py``'s options -> (the app model with its studio loaded, the server's host, port and auth).
-    An unsafe environment, a bad option or a model that does not load is an ``InputError`` saying so."""
-    import argparse
-
-    from cxr_studio.environment import environment_problems
-
-    parser = argparse.ArgumentParser(prog="app.py", description="CXR Studio: a local chest radiograph studio")
-    parser.add_argument(
-        "--model", help="a CXR Studio cascade or a diffusers SD / PixArt-Sigma / Sana folder (default: demo)"
-    )
-    parser.add_argument(
-        "--models", default="models", help="folder of model folders the Model tab lists (default models/)"
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
-    parser.add_argument("--port", type=int, default=7860, help="port to serve on (default 7860)")
-    parser.add_argument("--auth", help="USER:PASS required to open the page")
-    parser.add_argument("--device", default=None, help="cpu (default) or cuda")
-    args = parser.parse_args(argv)
-    auth = tuple(args.auth.split(":", 1)) if args.auth else None
-    if auth is not None and len(auth) != 2:
-        raise InputError("--auth must be USER:PASS")
-    if problems := environment_problems():
-        raise InputError("this environment is not safe to run CXR Studio:\n  " + "\n  ".join(problems))
-    try:
-        studio = load_model(args.model, device=args.device)
-    except InputError as err:
-        raise InputError(f"cannot load the model: {err}") from None
-    return AppModel(studio, models=args.models), {"host": args.host, "port": args.port, "auth": auth}

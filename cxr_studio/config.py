@@ -13,6 +13,9 @@ from typing import Any
 from cxr_studio.errors import InputError
 
 SAMPLERS = ("ddim", "dpmpp", "unipc")
+LR_SCHEDULES = ("constant", "cosine")  # after the warm-up: constant, or cosine decay to 0 at the last step
+# Steps per stage of a whole cascade run (python -m training.train_cascade and the app's Train tab); 0 skips one.
+CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
 
 
 @dataclass(frozen=True)

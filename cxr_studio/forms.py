@@ -1,7 +1,7 @@
 """The app's forms as data: for each action, its inputs' names, labels, defaults and ranges.
 
 A :class:`Field`'s ``name`` is the keyword argument of the :class:`~cxr_studio.app_model.AppModel` method (or
-``training.runs`` function) it feeds, so a form and its action cannot drift apart unnoticed (a test compares them).
+the job it starts) it feeds, so a form and its action cannot drift apart unnoticed (a test compares them).
 Ranges come from :data:`~cxr_studio.limits.LIMITS`, defaults from the presets and the loaded model: the page
 never restates a number. ``app.py`` turns each field into a widget; nothing here imports a UI toolkit.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES
+from cxr_studio.config import CASCADE_STEPS, EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES, LR_SCHEDULES, PRESETS
 from cxr_studio.data import phantom
 from cxr_studio.layout import LAYOUT_GROUPS
 from cxr_studio.limits import LIMITS
@@ -277,7 +277,7 @@ SYNTHESIZE_VIEWS = (
     view("latest", "gallery", "Latest batch", columns=4),
     view("log", "code", "Log"),
 )
-TRAIN_VIEWS = (  # training.runs.progress_view's values
+TRAIN_VIEWS = (  # AppModel.train_progress's values
     view("status", "markdown", "Status", value="No run yet."),
     view("curve", "curve", "Training loss"),
     view("log", "code", "Log"),
@@ -291,3 +291,26 @@ PHANTOM_VIEWS = (
 
 INTERPOLATE_TASK = Task("Interpolate", "interpolate", INTERPOLATE_FORM, "Interpolate", INTERPOLATE_VIEWS)
 PHANTOM_TASK = Task("Phantom", "phantom_case", PHANTOM_FORM, "Render phantom", PHANTOM_VIEWS, run=False)
+
+
+def train_form() -> tuple[Field, ...]:
+    """The Train tab's form (:meth:`~cxr_studio.app_model.AppModel.train_start`'s keywords) at the training
+    defaults."""
+    stages = {"ae": "Autoencoder", "latent": "Latent", "sr": "SR", "sr_finetune": "SR fine-tune"}
+    stages["ae_decoder"] = "Decoder fine-tune (encoder frozen)"
+    return (
+        text("manifest", "Manifest", PHANTOM_MANIFEST),
+        text("out", "Model folder", "runs/my-cascade/model"),
+        choice("preset", "Preset", PRESETS, "demo"),
+        *(whole(k, f"{label} steps", CASCADE_STEPS[k], row="steps") for k, label in stages.items()),
+        choice("lr_schedule", "Learning-rate schedule", LR_SCHEDULES, LR_SCHEDULES[0]),
+    )
+
+
+ADAPT_FORM = (  # AppModel.adapt_start's keywords besides the Train form's manifest and out
+    text("model", "Base model folder (empty: the bundled demo)"),
+    choice("method", "Method", ("lora", "full"), "lora", kind="radio", row="adapt"),
+    whole("rank", "LoRA rank", 8, low=1, high=256, row="adapt"),
+    whole("max_steps", "Steps", 300, low=1, row="adapt"),
+    text("prior_report", "Prior-preservation report (optional)", placeholder="Normal chest radiograph."),
+)

@@ -1,4 +1,5 @@
-"""Background jobs: a ``python -m MODULE ...`` process in its own process group, recorded in a folder.
+"""Background jobs: a ``python -m MODULE ...`` process in its own process group, recorded in a folder; the one API
+through which the app starts, polls and stops training runs, adaptations and dataset synthesis.
 
 What the app's long tasks (training, dataset synthesis) share: the job's folder holds ``launcher.json``
 (pid, command, start time) and ``console.log``; Stop sends SIGTERM to the group, and each task's own code
@@ -87,3 +88,102 @@ def console_tail(folder: str | os.PathLike[str], *, lines: int = 20) -> list[str
         handle.seek(max(0, console.stat().st_size - 64_000))
         text = handle.read().decode(errors="replace")
     return text.replace("\r", "\n").splitlines()[-lines:]
+
+
+# --- training runs and adaptations (python -m training.train_cascade / training.finetune) --------------------------
+
+
+def runs_dir(out: str | os.PathLike[str]) -> Path:
+    """Where a training run into the model folder ``out`` keeps its launcher, console and stage folders."""
+    out = Path(out)
+    return out.parent / f"{out.name}.runs"
+
+
+def start_run(
+    *,
+    manifest: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    preset: str = "demo",
+    steps: dict[str, int] | None = None,
+    resume: bool = False,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Start (or resume) training in a separate process; returns its pid. ``steps`` keys: ae, latent, ae_decoder,
+    sr, sr_finetune; ``extra_args`` are any other ``train_cascade`` flags (``["--lr-schedule", "cosine"]``)."""
+    if is_running(runs_dir(out)):
+        raise InputError(f"a training run is already writing to {out}; stop it first.")
+    if not Path(manifest).is_file():
+        raise InputError(f"manifest {manifest} does not exist; make a phantom set or ingest a dataset first.")
+    args = ["--manifest", str(manifest), "--out", str(out), "--preset", preset]
+    for key, value in (steps or {}).items():
+        args += [f"--{key.replace('_', '-')}-steps", str(int(value))]
+    args += (["--resume"] if resume else []) + list(extra_args)
+    return start("training.train_cascade", args, runs_dir(out), record={"manifest": str(manifest), "preset": preset})
+
+
+def start_finetune(
+    *,
+    manifest: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    model: str = "",
+    method: str = "lora",
+    rank: int = 8,
+    max_steps: int = 300,
+    prior_report: str = "",
+    resume: bool = False,
+    extra_args: Sequence[str] = (),
+) -> int:
+    """Start (or resume) few-shot adaptation of ``model`` (empty: the bundled demo) in a separate process
+    (``python -m training.finetune``); ``out`` is the adapter folder. Returns its pid."""
+    if is_running(runs_dir(out)):
+        raise InputError(f"a run is already writing to {out}; stop it first.")
+    if not Path(manifest).is_file():
+        raise InputError(f"manifest {manifest} does not exist; make a phantom set or ingest a dataset first.")
+    args = ["--manifest", str(manifest), "--out", str(out), "--method", method, "--rank", str(int(rank))]
+    args += ["--max-steps", str(int(max_steps)), *(["--model", model] if model else [])]
+    args += (["--prior-report", prior_report] if prior_report else []) + (["--resume"] if resume else [])
+    record = {"manifest": str(manifest), "model": model}
+    return start("training.finetune", [*args, *extra_args], runs_dir(out), record=record)
+
+
+def run_is_running(out: str | os.PathLike[str]) -> bool:
+    """Whether a training or adaptation run is writing into the model folder ``out``."""
+    return is_running(runs_dir(out))
+
+
+def stop_run(out: str | os.PathLike[str], *, wait_s: float = 60.0) -> bool:
+    """SIGTERM the run: the trainer saves a checkpoint after the current step and exits. True once it has."""
+    return stop(runs_dir(out), wait_s=wait_s)
+
+
+def read_progress(out: str | os.PathLike[str], *, log_lines: int = 20) -> dict[str, Any]:
+    """The newest stage's progress, its loss curve, the latest sample grid and the console tail."""
+    folder = runs_dir(out)
+    stages = []
+    for progress in folder.glob("*/progress.json"):
+        try:
+            stages.append(json.loads(progress.read_text()) | {"run": progress.parent.name})
+        except (json.JSONDecodeError, OSError):  # being replaced right now: read it next time
+            continue
+    current = max(stages, key=lambda s: s.get("updated", 0), default={})
+    losses: list[tuple[int, float]] = []
+    if current:
+        metrics = folder / current["run"] / "metrics.jsonl"
+        for line in metrics.read_text().splitlines() if metrics.is_file() else []:
+            record = json.loads(line)
+            if "loss" in record:
+                losses.append((record["step"], record["loss"]))
+    tail = console_tail(folder, lines=log_lines)
+    return {
+        "running": run_is_running(out),
+        "stage": current.get("run"),
+        "status": current.get("status", "not started"),
+        "step": current.get("step", 0),
+        "max_steps": current.get("max_steps", 0),
+        "loss": current.get("loss"),
+        "eta_s": current.get("eta_s"),
+        "latest_samples": current.get("latest_samples"),
+        "losses": losses,
+        "stages": {s["run"]: s.get("status") for s in stages},
+        "log": tail,
+    }

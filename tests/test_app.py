@@ -324,7 +324,8 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
     )
     assert first == 5 and [read_png_parameters(f)["seed"] for f in files] == [5, 6]
     assert all(caption.startswith("SYNTHETIC") for _, caption in gallery)
-    assert model.recall(files[1]) == {
+    recalled = model.recall(files[1])
+    assert {k: v for k, v in recalled.items() if k != "layout_boxes"} == {
         "report": "Left pneumothorax.",
         "negative_report": "",
         "side_contrast": False,
@@ -332,7 +333,9 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
         "num_steps": 2,
         "guidance_scale": 2.0,
         "seed": 6,
+        "layout_mode": "none",  # the tiny model takes no layout: none was drawn
     }
+    assert recalled["layout_boxes"]["boxes"] == []
     assert model.export_dicom(files[0]).endswith(".dcm") and model.export_study(files).endswith(".zip")
     image, clean, report = model.phantom_case(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 3)
     assert "left" in report.lower() and Path(image).is_file() and Path(clean).is_file()
@@ -426,10 +429,11 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
     folder = tiny_diffusers.build("StableDiffusionPipeline", tmp_path / "sd")
     demo, client = launch(studio)
     try:
-        summary, _, _, guidance, upscale, side_contrast = client.predict(str(folder), api_name="/load_model")
+        loaded = client.predict(str(folder), api_name="/load_model")
+        summary, _, _, guidance, upscale, side_contrast, layout_mode = loaded
         assert "StableDiffusionPipeline" in summary  # the widgets follow the model's own defaults
         assert guidance["value"] == 7.5 and upscale["value"] is False and upscale["interactive"] is False
-        assert side_contrast["value"] is False
+        assert side_contrast["value"] is False and layout_mode["value"] == "none"  # it takes no layout
         inputs = generate_inputs("Large left pleural effusion.", sampler="dpmpp", steps=2, guidance=3.0, seed=7)
         _, files, _ = client.predict(*inputs, api_name="/generate")
         png = files[0] if isinstance(files[0], str) else files[0]["path"]
@@ -463,7 +467,6 @@ def test_every_form_field_is_a_keyword_of_its_action(studio):
 
     from cxr_studio import forms
     from cxr_studio.app_model import AppModel
-    from training import runs
 
     model = AppModel(studio)
     pairs = [
@@ -479,8 +482,8 @@ def test_every_form_field_is_a_keyword_of_its_action(studio):
         (forms.WINDOW_FORM, model.windowed),
         (forms.ADAPTER_FORM, model.load_adapter),
         (forms.STUDY_FORM, model.study_answer),
-        (runs.train_form(), runs.start_training),
-        (runs.ADAPT_FORM, runs.start_adaptation),
+        (forms.train_form(), model.train_start),
+        (forms.ADAPT_FORM, model.adapt_start),
     ]
     tasks = [forms.INTERPOLATE_TASK, forms.PHANTOM_TASK]  # a tab of one action, named in the data
     pairs += [(task.fields, getattr(model, task.action)) for task in tasks]

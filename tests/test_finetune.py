@@ -164,17 +164,17 @@ def test_the_app_loads_weighs_and_unloads_an_adapter(manifest, tmp_path):
 def test_the_train_tab_runs_an_adaptation_in_the_background(manifest, tmp_path):
     import time
 
-    from training import runs
+    from cxr_studio import jobs
 
     base = tmp_path / "base"
     CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
     out = tmp_path / "adapter"
-    runs.start_finetune(
+    jobs.start_finetune(
         manifest=manifest, out=out, model=str(base), rank=2, max_steps=4, extra_args=["--sample-every", "2"]
     )
     deadline = time.time() + 240
-    while runs.is_running(out) and time.time() < deadline:
+    while jobs.run_is_running(out) and time.time() < deadline:
         time.sleep(1)
-    progress = runs.read_progress(out)
+    progress = jobs.read_progress(out)
     assert progress["status"] == "finished" and progress["step"] == 4 and progress["losses"], progress["log"]
     assert (out / ADAPTER_FILE).is_file() and progress["stage"] == "finetune_lora"

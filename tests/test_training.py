@@ -19,9 +19,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from cxr_studio import CXRStudio, InputError
+from cxr_studio import CXRStudio, InputError, jobs
 from cxr_studio.config import PRESETS
-from training import runs
 from training.config import TrainConfig
 from training.loop import Trainer, learning_rate_schedule
 from training.stages import build_task, train
@@ -273,7 +272,7 @@ def test_existing_run_without_resume_is_refused(manifest, tmp_path):
 def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
     out = tmp_path / "model"
     steps = {"ae": 100000, "latent": 0, "sr": 0, "sr_finetune": 0}
-    runs.start_run(
+    jobs.start_run(
         manifest=manifest,
         out=out,
         preset="tiny",
@@ -281,21 +280,21 @@ def test_runs_api_starts_reports_stops_and_resumes(manifest, tmp_path):
         extra_args=["--log-every", "1", "--checkpoint-every", "100000", "--lr-schedule", "cosine"],
     )
     deadline = time.time() + 120
-    while time.time() < deadline and runs.read_progress(out)["step"] < 3:
+    while time.time() < deadline and jobs.read_progress(out)["step"] < 3:
         time.sleep(0.1)
-    progress = runs.read_progress(out)
+    progress = jobs.read_progress(out)
     assert progress["running"] and progress["stage"] == "autoencoder" and progress["losses"]
     assert (
         json.loads((out.parent / "model.runs" / "autoencoder" / "config.json").read_text())["lr_schedule"] == "cosine"
     )
-    assert runs.stop_run(out)
-    assert runs.read_progress(out)["status"] == "stopped"
-    stopped_at = runs.read_progress(out)["step"]
-    runs.start_run(manifest=manifest, out=out, preset="tiny", steps={**steps, "ae": stopped_at + 2}, resume=True)
+    assert jobs.stop_run(out)
+    assert jobs.read_progress(out)["status"] == "stopped"
+    stopped_at = jobs.read_progress(out)["step"]
+    jobs.start_run(manifest=manifest, out=out, preset="tiny", steps={**steps, "ae": stopped_at + 2}, resume=True)
     deadline = time.time() + 120
-    while time.time() < deadline and runs.is_running(out):
+    while time.time() < deadline and jobs.run_is_running(out):
         time.sleep(0.1)
-    final = runs.read_progress(out)
+    final = jobs.read_progress(out)
     assert final["status"] == "finished" and final["step"] == stopped_at + 2
     assert CXRStudio.from_pretrained(out).config.name == "tiny"
 

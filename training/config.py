@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from cxr_studio import InputError
+from cxr_studio.config import LR_SCHEDULES
 
 STAGES = ("autoencoder", "latent", "super_res", "finetune")
-LR_SCHEDULES = ("constant", "cosine")
-# Steps per stage of a whole cascade run (python -m training.train_cascade and the app's Train tab); 0 skips one.
-CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
 
 
 def option(default: Any, help: str) -> Any:
