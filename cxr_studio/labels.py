@@ -43,6 +43,10 @@ SIDED_ITEMS: dict[str, tuple[str, ...]] = {
     "Chest tube": ("chest_tube",),
 }
 DEVICE_ITEMS = ("Pacemaker/ICD generator", "Chest tube")  # read from the ``devices`` column
+# The manifest names drawn on one patient side: the phantom draws them so, the judge scores those of SIDED_ITEMS
+# (a central line is sided but not judged), the prompt sheet and the device-removal benchmark take them from here.
+SIDED_FINDING_NAMES = tuple(name for item in SIDED_ITEMS if item not in DEVICE_ITEMS for name in SIDED_ITEMS[item])
+SIDED_DEVICE_NAMES = ("pacemaker", "icd", "central_line", "chest_tube")
 PATIENT_SIDES = ("left", "right")
 SIDE_TARGETS = tuple(f"{item}, {side}" for item in SIDED_ITEMS for side in PATIENT_SIDES)
 TARGETS = (*CHEXPERT_LABELS, *SIDE_TARGETS)

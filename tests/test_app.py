@@ -157,6 +157,43 @@ def launch(studio):
     return demo, Client(url, verbose=False)
 
 
+@pytest.mark.slow
+def test_a_drawn_layout_through_the_api_puts_the_finding_in_its_box(tmp_path):
+    """Through gradio_client, with the bundled cascade: one report and seed, the nodule's box drawn in the left upper
+    and then the left lower zone; the change between the two images lies in the two boxes, and each image records
+    its own box."""
+    from gradio_client import handle_file
+    from layout_checks import change_in_boxes
+    from PIL import Image
+
+    from cxr_studio import load_default, read_png_parameters, read_radiograph
+    from cxr_studio.app_model import AppModel, annotation_for
+    from cxr_studio.layout import LayoutItem
+
+    bundle = load_default()
+    canvas = AppModel(bundle, cache=tmp_path).layout_canvas("")
+    Image.fromarray(canvas["image"]).save(tmp_path / "outline.png")
+    upper, lower = (0.64, 0.2, 0.76, 0.32), (0.64, 0.52, 0.76, 0.64)
+    demo, client = launch(bundle)
+    try:
+        images = []
+        for box in (upper, lower):
+            boxes = annotation_for([LayoutItem("Nodule", box, "left")], canvas["image"])["boxes"]
+            drawn = {"image": handle_file(str(tmp_path / "outline.png")), "boxes": boxes}
+            inputs = generate_inputs(
+                "Large left nodule.", sampler="unipc", steps=10, guidance=2.0, seed=3, layout_mode="drawn",
+                layout_boxes=drawn,
+            )  # fmt: skip
+            _, files, _ = client.predict(*inputs, api_name="/generate")
+            png = files[0] if isinstance(files[0], str) else files[0]["path"]
+            assert read_png_parameters(png)["layout"][0]["box"] == pytest.approx(list(box), abs=0.01)
+            images.append(read_radiograph(png).display)
+    finally:
+        demo.close()
+    in_upper, in_lower, elsewhere = change_in_boxes(images[0], images[1], [upper, lower])
+    assert in_upper > 3 * elsewhere and in_lower > 3 * elsewhere, (in_upper, in_lower, elsewhere)
+
+
 def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
     from gradio_client import handle_file
     from PIL import Image

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from layout_checks import change_in_boxes
 from PIL import Image
 
 import app
@@ -33,15 +34,15 @@ TIMEOUT_MS = 120_000
 
 
 @pytest.fixture(scope="module")
-def studio():
+def bundle():
     import cxr_studio
 
     return cxr_studio.load_default()  # the bundled cascade: screenshots show real pictures
 
 
 @pytest.fixture(scope="module")
-def url(studio):
-    demo = app.build_demo(app.AppModel(studio)).queue()
+def url(bundle):
+    demo = app.build_demo(app.AppModel(bundle)).queue()
     _, address, _ = demo.launch(
         prevent_thread_lock=True, **{**app.launch_settings("127.0.0.1", None, None), "server_port": None}
     )
@@ -73,10 +74,10 @@ def phantom_png(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def synthetic_png(studio, tmp_path_factory):
+def synthetic_png(bundle, tmp_path_factory):
     from cxr_studio import imaging
 
-    result = studio.generate("Large right pleural effusion.", seed=1, upscale=False)
+    result = bundle.generate("Large right pleural effusion.", seed=1, upscale=False)
     path = tmp_path_factory.mktemp("browser") / "synthetic.png"
     imaging.save_png(path, result.pixels[0], bit_depth=16, parameters=result.parameters_for(0))
     return path
@@ -108,6 +109,47 @@ def test_generate(page):
     assert image.evaluate("el => getComputedStyle(el).objectFit") == "contain"  # letterboxed, never cropped
     page.get_by_text("synthetic-seed").first.wait_for()  # the 16-bit PNG with its parameters is offered
     shoot(page, "generate")
+
+
+def test_a_layout_box_drawn_elsewhere_moves_the_finding(page):
+    """The Layout panel: the rule's box for a left upper nodule, then the same box dragged to the left lower zone;
+    from the same seed the nodule leaves the first box and appears in the second (pixels, not only the page)."""
+    from cxr_studio.layout import layout_from_report
+
+    report = "Large nodule in the left upper zone."
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_label("Report").first.fill(report)
+    page.get_by_role("button", name="Boxes from the report (the rule's layout)").click()
+    page.wait_for_timeout(1500)
+    page.get_by_label("drawn").check()
+    page.get_by_label("Random seed").uncheck()
+    page.get_by_label("Seed").fill("3")
+
+    def generated() -> np.ndarray:
+        """Generate, wait for the gallery's first image to be a new one, and fetch it."""
+        shown = page.locator("#gallery img")
+        before = shown.first.get_attribute("src") if shown.count() else None
+        page.get_by_role("button", name="Generate", exact=True).click()
+        new_image = "old => (i => i && i.getAttribute('src') !== old)(document.querySelector('#gallery img'))"
+        page.wait_for_function(new_image, arg=before, timeout=TIMEOUT_MS)
+        return fetched(page, shown.first)
+
+    first = generated()
+    (old,) = [item.box for item in layout_from_report(report)]
+    new = (old[0], old[1] + 0.3, old[2], old[3] + 0.3)  # the same box, lower in the same lung
+    canvas = page.locator("#layout-canvas canvas").first.bounding_box()
+    scale = min(canvas["width"], canvas["height"])  # the 512 px outline, fitted and centred
+    left, top = canvas["x"] + (canvas["width"] - scale) / 2, canvas["y"] + (canvas["height"] - scale) / 2
+    at = lambda x, y: (left + x * scale, top + y * scale)
+    page.mouse.move(*at((old[0] + old[2]) / 2, (old[1] + old[3]) / 2))
+    page.mouse.down()
+    page.mouse.move(*at((new[0] + new[2]) / 2, (new[1] + new[3]) / 2), steps=12)
+    page.mouse.up()
+    page.wait_for_timeout(500)
+    shoot(page, "layout")
+    second = generated()
+    in_old, in_new, elsewhere = change_in_boxes(first, second, [old, new])
+    assert in_old > 3 * elsewhere and in_new > 3 * elsewhere, (in_old, in_new, elsewhere)
 
 
 def test_paint_a_stroke_and_inpaint(page, phantom_png):

@@ -26,7 +26,7 @@ def folder(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def studio(folder):
+def family_studio(folder):
     return CXRStudio.from_pretrained(folder)
 
 
@@ -36,9 +36,9 @@ def radiograph(size: int = 48) -> np.ndarray:
     return ((0.3 + 0.4 * np.sin(x / 5.0) * np.cos(y / 7.0) + 0.2) * 65535).clip(0, 65535).astype(np.uint16)
 
 
-def test_each_family_samples_as_its_own_diffusers_pipeline(studio):
+def test_each_family_samples_as_its_own_diffusers_pipeline(family_studio):
     """Same start noise, steps, guidance and solver: our loop gives the latents of the family's own __call__."""
-    family = studio.family
+    family = family_studio.family
     pipe = family.pipe
     noise = seeded_noise([3], family.latent_shape, stream=LATENT_STREAM, device=family.device)
     embeds, mask = family.encode_reports([REPORT, ""])
@@ -58,35 +58,35 @@ def test_each_family_samples_as_its_own_diffusers_pipeline(studio):
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
-def test_a_guidance_interval_is_refused_rather_than_ignored(studio):
+def test_a_guidance_interval_is_refused_rather_than_ignored(family_studio):
     with pytest.raises(InputError, match="guides at every step"):
-        studio.with_sampling({"guidance_max_timestep": 500})
-    assert studio.with_sampling({"guidance_max_timestep": None, "num_steps": 2}).sampling.num_steps == 2
+        family_studio.with_sampling({"guidance_max_timestep": 500})
+    assert family_studio.with_sampling({"guidance_max_timestep": None, "num_steps": 2}).sampling.num_steps == 2
 
 
-def test_generation_is_reproducible_at_the_native_size_and_names_the_model(studio, folder):
-    first = studio.generate(REPORT, seed=5, num_steps=3)
-    again = studio.generate(REPORT, seed=5, num_steps=3)
-    other = studio.generate(REPORT, seed=6, num_steps=3)
-    assert first.pixels.shape == (1, 32, 32) and studio.image_size == studio.output_size == 32
+def test_generation_is_reproducible_at_the_native_size_and_names_the_model(family_studio, folder):
+    first = family_studio.generate(REPORT, seed=5, num_steps=3)
+    again = family_studio.generate(REPORT, seed=5, num_steps=3)
+    other = family_studio.generate(REPORT, seed=6, num_steps=3)
+    assert first.pixels.shape == (1, 32, 32) and family_studio.image_size == family_studio.output_size == 32
     assert np.array_equal(first.pixels, again.pixels) and not np.array_equal(first.pixels, other.pixels)
     assert 0.0 <= first.pixels.min() and first.pixels.max() <= 1.0
     params = first.parameters_for(0)
     assert params["model"] == f"model@{folder_hash(folder)[:12]}" and params["synthetic"] is True
-    assert params["upscale"] is False and params["guidance_scale"] == studio.sampling.guidance_scale
+    assert params["upscale"] is False and params["guidance_scale"] == family_studio.sampling.guidance_scale
     with pytest.raises(InputError, match="no super-resolution"):
-        studio.generate(REPORT, seed=5, num_steps=3, upscale=True)
+        family_studio.generate(REPORT, seed=5, num_steps=3, upscale=True)
     with pytest.raises(InputError, match="saving, training and resizing need a cascade"):
-        studio.save_pretrained(folder.parent / "copy")
+        family_studio.save_pretrained(folder.parent / "copy")
 
 
-def test_inpainting_pastes_back_exactly_and_never_touches_the_keep_mask(studio):
+def test_inpainting_pastes_back_exactly_and_never_touches_the_keep_mask(family_studio):
     image = radiograph()
     edit = np.zeros(image.shape, np.uint8)
     edit[10:30, 12:34] = 255
     keep = np.zeros(image.shape, np.uint8)
     keep[16:22, 8:40] = 255  # a "tube" across the edit
-    result = studio.inpaint(image, edit, report=REPORT, seed=2, num_steps=3, strength=1.0, keep_mask=keep)
+    result = family_studio.inpaint(image, edit, report=REPORT, seed=2, num_steps=3, strength=1.0, keep_mask=keep)
     assert result.image.dtype == np.uint16 and result.image.shape == image.shape
     untouched = result.mask == 0
     assert np.array_equal(result.image[untouched], image[untouched])
@@ -94,33 +94,36 @@ def test_inpainting_pastes_back_exactly_and_never_touches_the_keep_mask(studio):
     assert not np.array_equal(result.image[10:16, 12:34], image[10:16, 12:34])  # the edit outside the keep changed
     assert result.parameters["keep_mask"] is True
     with pytest.raises(InputError, match="keep mask covers the whole edit"):
-        studio.inpaint(image, edit, seed=2, num_steps=3, grow_px=0, keep_mask=np.maximum(edit, keep))
+        family_studio.inpaint(image, edit, seed=2, num_steps=3, grow_px=0, keep_mask=np.maximum(edit, keep))
 
 
-def test_outpainting_and_interpolation_run_for_every_family(studio):
+def test_outpainting_and_interpolation_run_for_every_family(family_studio):
     image = radiograph(32)
-    grown = studio.outpaint(image, left=8, top=4, report=REPORT, seed=1, num_steps=3)
+    grown = family_studio.outpaint(image, left=8, top=4, report=REPORT, seed=1, num_steps=3)
     assert grown.image.shape == (36, 40) and np.array_equal(grown.image[4:, 8:], image)
-    frames = studio.interpolate("Normal chest radiograph.", REPORT, mode="report", num_frames=3, num_steps=3)
+    frames = family_studio.interpolate("Normal chest radiograph.", REPORT, mode="report", num_frames=3, num_steps=3)
     assert frames.pixels.shape == (3, 32, 32)
-    seeds = studio.interpolate(1, 2, mode="seed", num_frames=3, report=REPORT, num_steps=3)
+    seeds = family_studio.interpolate(1, 2, mode="seed", num_frames=3, report=REPORT, num_steps=3)
     assert seeds.pixels.shape == (3, 32, 32) and not np.array_equal(seeds.pixels[0], seeds.pixels[2])
-    if studio.family.supports_resampling:
-        between = studio.interpolate(image, image[::-1].copy(), mode="image", num_frames=3, num_steps=3)
+    if family_studio.family.supports_resampling:
+        between = family_studio.interpolate(image, image[::-1].copy(), mode="image", num_frames=3, num_steps=3)
         assert between.pixels.shape == (3, 32, 32)
     else:  # flow matching: no DDIM inversion, no RePaint; said, not silently approximated
         with pytest.raises(InputError, match="'report' or 'seed' mode"):
-            studio.interpolate(image, image, mode="image", num_frames=3, num_steps=3)
+            family_studio.interpolate(image, image, mode="image", num_frames=3, num_steps=3)
         with pytest.raises(InputError, match="flow matching"):
-            studio.inpaint(image, image > 30000, seed=1, num_steps=3, resample_jumps=1)
+            family_studio.inpaint(image, image > 30000, seed=1, num_steps=3, resample_jumps=1)
 
 
-def test_the_sampler_menu_is_the_familys(studio):
-    assert studio.samplers == studio.family.samplers and studio.sampling.sampler in studio.samplers
-    if not studio.family.supports_resampling:
-        assert "ddim" not in studio.samplers
+def test_the_sampler_menu_is_the_familys(family_studio):
+    assert (
+        family_studio.samplers == family_studio.family.samplers
+        and family_studio.sampling.sampler in family_studio.samplers
+    )
+    if not family_studio.family.supports_resampling:
+        assert "ddim" not in family_studio.samplers
         with pytest.raises(InputError, match="not offered"):
-            studio.generate(REPORT, sampler="ddim", num_steps=2)
+            family_studio.generate(REPORT, sampler="ddim", num_steps=2)
 
 
 def test_bad_folders_say_what_is_wrong(folder, tmp_path):
@@ -157,11 +160,13 @@ def test_the_folder_hash_is_computed_once_without_writing_to_the_folder(folder, 
 
 
 def test_a_report_past_the_token_limit_is_cut_with_a_warning(folder):
-    studio = CXRStudio.from_pretrained(folder)
+    family_studio = CXRStudio.from_pretrained(folder)
     long_report = " ".join(["left pleural effusion."] * 120)
-    assert studio.family.truncated_tokens(REPORT) == 0 and studio.family.truncated_tokens(long_report) > 0
+    assert (
+        family_studio.family.truncated_tokens(REPORT) == 0 and family_studio.family.truncated_tokens(long_report) > 0
+    )
     with pytest.warns(TruncationWarning, match="tokens of a report are ignored"):
-        studio.encode_report(long_report)
+        family_studio.encode_report(long_report)
 
 
 def test_the_keep_mask_holds_for_the_cascade_too():
@@ -178,7 +183,7 @@ def test_the_keep_mask_holds_for_the_cascade_too():
     assert not isinstance(tiny_studio, DiffusersStudio) and tiny_studio.family_name == "CXR Studio cascade"
 
 
-def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(studio, folder, manifest, tmp_path):
+def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(family_studio, folder, manifest, tmp_path):
     """The dataset command, the evaluation's reconstruction rows and the privacy-filtered synthesis need no
     family-specific code: a diffusers folder goes where a cascade went."""
     from cxr_studio import imaging
@@ -192,10 +197,10 @@ def test_synthesis_reconstruction_and_the_privacy_filter_take_any_family(studio,
     args = ["--model", str(folder), "--reports", str(reports), "--per-report", "2", "--out", str(out)]
     assert synthesize([*args, "--num-steps", "2", "--privacy-against", str(manifest)]) == 0
     rows = read_manifest(out / "manifest.csv")
-    assert len(rows) == 4 and {r["model"] for r in rows} == {studio.model_id}
+    assert len(rows) == 4 and {r["model"] for r in rows} == {family_studio.model_id}
     assert imaging.read_radiograph(out / rows[0]["path"]).pixels.shape == (32, 32)
     images = np.stack([imaging.to_signed(radiograph(32).astype(np.float32) / 65535)[None]] * 2)
-    rows = reconstruction(studio, images)
+    rows = reconstruction(family_studio, images)
     assert set(rows) == {"autoencoder"} and rows["autoencoder"]["psnr"] > 0  # no super-resolution rows
 
 
@@ -208,10 +213,10 @@ def test_a_sana_folder_with_a_flow_match_euler_scheduler_samples_with_flow_sigma
     index = json.loads((folder / "model_index.json").read_text())
     index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
     (folder / "model_index.json").write_text(json.dumps(index))
-    studio = CXRStudio.from_pretrained(folder)
-    assert studio.family.flow and studio.samplers == ("dpmpp", "unipc")
-    scheduler = studio.family.sampler("dpmpp")
+    family_studio = CXRStudio.from_pretrained(folder)
+    assert family_studio.family.flow and family_studio.samplers == ("dpmpp", "unipc")
+    scheduler = family_studio.family.sampler("dpmpp")
     assert scheduler.config.prediction_type == "flow_prediction" and scheduler.config.flow_shift == 3.0
-    for sampler in studio.samplers:
-        pixels = studio.generate(REPORT, seed=1, num_steps=3, sampler=sampler).pixels
+    for sampler in family_studio.samplers:
+        pixels = family_studio.generate(REPORT, seed=1, num_steps=3, sampler=sampler).pixels
         assert np.isfinite(pixels).all() and pixels.std() > 0

@@ -35,7 +35,7 @@ from scipy import ndimage
 from cxr_studio.data.manifest import split_for_patient, write_manifest
 from cxr_studio.data.phantom_reports import write_report
 from cxr_studio.errors import InputError
-from cxr_studio.labels import CHEXPERT_LABELS
+from cxr_studio.labels import CHEXPERT_LABELS, SIDED_DEVICE_NAMES, SIDED_FINDING_NAMES
 from cxr_studio.layout import LayoutItem, box_of_mask, canonical_item, layout_to_json
 
 FINDINGS = (
@@ -55,8 +55,8 @@ SIDES = ("right", "left")
 SEVERITIES = ("small", "moderate", "large")
 ZONES = ("upper", "middle", "lower")
 # Which findings are one-sided, and which CheXpert columns each finding sets.
-SIDED = {"pleural_effusion", "pneumothorax", "consolidation", "nodule", "mass", "atelectasis"}
-SIDED_DEVICES = frozenset({"pacemaker", "icd", "chest_tube", "central_line"})  # drawn on one side of the chest
+SIDED = frozenset(SIDED_FINDING_NAMES)  # findings drawn on one patient side (cxr_studio.labels lists them)
+SIDED_DEVICES = frozenset(SIDED_DEVICE_NAMES)  # devices drawn on one side of the chest
 ZONED = {"consolidation", "nodule", "mass"}
 CHEXPERT_OF = {
     "pleural_effusion": ("Pleural Effusion",),

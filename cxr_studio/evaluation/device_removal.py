@@ -24,12 +24,11 @@ from skimage.restoration import inpaint_biharmonic
 
 from cxr_studio.data.phantom import Device, render_case
 from cxr_studio.editing.masks import grow
+from cxr_studio.labels import SIDED_DEVICE_NAMES
 
+# Every sided device on its usual side (generators left, lines and tubes right), then two unsided ones
 DEVICE_CHOICES = (
-    ("pacemaker", "left"),
-    ("icd", "left"),
-    ("central_line", "right"),
-    ("chest_tube", "right"),
+    *((name, "left" if name in ("pacemaker", "icd") else "right") for name in SIDED_DEVICE_NAMES),
     ("ecg_leads", None),
     ("sternotomy_wires", None),
 )

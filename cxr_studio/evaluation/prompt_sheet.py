@@ -23,6 +23,7 @@ from cxr_studio import imaging
 from cxr_studio.data.phantom import Device, Finding, render_case
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
+from cxr_studio.labels import SIDED_DEVICE_NAMES, SIDED_ITEMS
 
 
 @dataclass(frozen=True)
@@ -34,19 +35,20 @@ class SheetRow:
     devices: tuple[Device, ...] = ()
 
 
+SHEET_ZONES = {"consolidation": "lower", "nodule": "upper", "mass": "upper"}  # where the zoned findings are drawn
+
+
 def _sided_rows() -> list[SheetRow]:
+    """Each judged sided item (:data:`~cxr_studio.labels.SIDED_ITEMS`, its first manifest name) on each side, large."""
     rows = []
     for side in ("left", "right"):
-        rows += [
-            SheetRow(f"pleural effusion, {side}", (Finding("pleural_effusion", side, "large"),)),
-            SheetRow(f"pneumothorax, {side}", (Finding("pneumothorax", side, "large"),)),
-            SheetRow(f"consolidation, {side}", (Finding("consolidation", side, "large", "lower"),)),
-            SheetRow(f"atelectasis, {side}", (Finding("atelectasis", side, "large"),)),
-            SheetRow(f"nodule, {side}", (Finding("nodule", side, "large", "upper"),)),
-            SheetRow(f"mass, {side}", (Finding("mass", side, "large", "upper"),)),
-            SheetRow(f"pacemaker, {side}", devices=(Device("pacemaker", side),)),
-            SheetRow(f"chest tube, {side}", devices=(Device("chest_tube", side),)),
-        ]
+        for names in SIDED_ITEMS.values():
+            name = names[0]
+            label = f"{name.replace('_', ' ')}, {side}"
+            if name in SIDED_DEVICE_NAMES:
+                rows.append(SheetRow(label, devices=(Device(name, side),)))
+            else:
+                rows.append(SheetRow(label, (Finding(name, side, "large", SHEET_ZONES.get(name)),)))
     return rows
 
 
