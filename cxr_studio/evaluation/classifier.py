@@ -24,6 +24,9 @@ from cxr_studio.models.classifier import ClassifierConfig, FindingClassifier
 log = logging.getLogger(__name__)
 
 
+JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
+
+
 def load_split(
     manifest: str | os.PathLike[str],
     split: str,

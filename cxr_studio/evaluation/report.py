@@ -31,13 +31,11 @@ project trains on the manifest, not an ImageNet Inception or a public CXR model)
 from __future__ import annotations
 
 import argparse
-import base64
-import html
-import io
 import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +45,10 @@ import torch
 from cxr_studio import imaging
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
+from cxr_studio.evaluation.classifier import JUDGE_MIN_NAMED_SIDE_ONLY
 from cxr_studio.evaluation.distribution import PR_NEIGHBOURS, PRDC_NEIGHBOURS, fid, kid, prdc, precision_recall
+from cxr_studio.evaluation.html import render_html
 from cxr_studio.evaluation.metrics import ms_ssim, psnr, ssim
-from cxr_studio.evaluation.plots import line_plot
 from cxr_studio.labels import CHEXPERT_LABELS, TARGETS
 from cxr_studio.models.classifier import ClassifierConfig, FindingClassifier
 from cxr_studio.models.super_res_unet import upsample
@@ -155,9 +154,6 @@ def _real_diversity(images: np.ndarray, *, n: int, seed: int) -> float:
     return float(ms_ssim(pick[i], pick[j], data_range=1.0).mean())
 
 
-JUDGE_MIN_NAMED_SIDE_ONLY = 0.97  # the judge's own rate on real test images below which its laterality verdict is void
-
-
 def per_finding(
     real_f: np.ndarray,
     real_rows: Sequence[dict[str, str]],
@@ -225,6 +221,236 @@ def realism_in(
     }
 
 
+@dataclass
+class _Real:
+    """The manifest's real images at the judge's size (``(N, 1, s, s)`` in ``[-1, 1]``), their targets, known-masks
+    and rows: the training split (the judge learns), the test split (the reference for every sample figure)."""
+
+    train_x: np.ndarray
+    train_t: np.ndarray
+    train_k: np.ndarray
+    train_rows: list[dict[str, str]]
+    test_x: np.ndarray
+    test_t: np.ndarray
+    test_k: np.ndarray
+    test_rows: list[dict[str, str]]
+
+
+@dataclass
+class _Samples:
+    """The samples for the test reports: their rows, pixels in ``[0, 1]``, the judge's input, targets and known."""
+
+    rows: list[dict[str, str]]
+    pixels: np.ndarray
+    x: np.ndarray
+    t: np.ndarray
+    k: np.ndarray
+
+
+def load_real(manifest: str | Path, *, judge_size: int, max_train: int, num_samples: int) -> _Real:
+    """The real splits; a test split too small for the realism figures is an :class:`InputError` saying so."""
+    _say("loading the manifest")
+    train = judge.load_split(manifest, "train", size=judge_size, limit=max_train)
+    test = judge.load_split(manifest, "test", size=judge_size)
+    needed = PR_NEIGHBOURS + 1
+    if len(test[0]) < needed or min(num_samples, len(test[3])) < needed:
+        raise InputError(
+            f"{Path(manifest).name}: {len(test[0])} test images and {min(num_samples, len(test[3]))} samples; "
+            "the realism "
+            f"figures (precision/recall with k={PR_NEIGHBOURS}) need at least {needed} of each: use a larger manifest "
+            f"(a few hundred phantoms: python -m cxr_studio.data.phantom --n 400) and --num-samples {needed} or more."
+        )
+    return _Real(*train, *test)
+
+
+def trained_judge(
+    real: _Real,
+    manifest: str | Path,
+    *,
+    classifier_dir: str | Path | None,
+    judge_size: int,
+    max_train: int,
+    steps: int,
+    seed: int,
+) -> tuple[FindingClassifier, dict[str, Any]]:
+    """The judge (loaded from ``classifier_dir`` or trained on the real training split, thresholds fitted on the
+    validation split) and its own figures on the real test images, which say whether its verdicts count."""
+    figures: dict[str, Any] = {}
+    if classifier_dir and (Path(classifier_dir) / "model.safetensors").is_file():
+        model = FindingClassifier.load(classifier_dir)
+    else:
+        _say(f"training the finding classifier ({steps} steps at {judge_size} px)")
+        config = ClassifierConfig(image_size=judge_size)
+        model = judge.fit_classifier(real.train_x, real.train_t, real.train_k, config=config, steps=steps, seed=seed)
+    if not model.thresholds:
+        try:
+            val_x, val_t, val_k, _ = judge.load_split(manifest, "val", size=judge_size, limit=max_train)
+            figures["judge_thresholds_from"] = "val split"
+        except InputError:  # no validation split: the training images (optimistic thresholds, said so in the report)
+            val_x, val_t, val_k = real.train_x, real.train_t, real.train_k
+            figures["judge_thresholds_from"] = "train split (the manifest has no val split)"
+        model.thresholds = judge.fit_thresholds(judge.predict(model, val_x), val_t, val_k)
+    if classifier_dir:
+        model.save(classifier_dir)
+    test_p = judge.predict(model, real.test_x)
+    real_auc = judge.per_target_auc(test_p, real.test_t, real.test_k)
+    real_sides = judge.side_verdicts(test_p, real.test_rows, model.thresholds)
+    figures["classifier_on_real_test"] = {
+        "auc": {k: v for k, v in real_auc.items() if k in CHEXPERT_LABELS},
+        "mauc": judge.mean_auc(real_auc),
+        "laterality": real_sides,
+        "valid": real_sides["rate"] is None or real_sides["rate"] >= JUDGE_MIN_NAMED_SIDE_ONLY,
+    }
+    return model, figures
+
+
+def samples_for_test_reports(studio: Any, real: _Real, *, num_samples: int, judge_size: int, seed: int) -> _Samples:
+    """One sample per test report (the first ``num_samples``), seed ``seed + i``."""
+    rows = real.test_rows[:num_samples]
+    _say(f"generating {len(rows)} samples for test-split reports")
+    pixels = generate_pixels(studio, rows, seed=seed)
+    targets = [judge.targets_for(r) for r in rows]
+    return _Samples(
+        rows,
+        pixels,
+        imaging.to_batch(pixels, judge_size),
+        np.stack([t for t, _ in targets]),
+        np.stack([k for _, k in targets]),
+    )
+
+
+def realism(
+    model: FindingClassifier,
+    manifest: str | Path,
+    real: _Real,
+    samples: _Samples,
+    *,
+    judge_size: int,
+    seed: int,
+) -> dict[str, Any]:
+    """FID (beside its floor at the samples' count), KID, precision/recall and PRDC in the judge's features."""
+    real_f, fake_f = judge.embed(model, real.test_x), judge.embed(model, samples.x)
+    precision, recall = precision_recall(real_f, fake_f)
+    kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f), 1000), seed=seed)
+    return {
+        "features": f"finding classifier (pooled, {real_f.shape[1]}-d)",
+        "fid": fid(real_f, fake_f),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+        "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :]),
+        **_same_size_floor(model, manifest, real_f, n=len(fake_f), size=judge_size, fallback=real.train_x),
+        "prdc_k5": prdc(real_f, fake_f),
+    }
+
+
+def faithfulness(model: FindingClassifier, samples: _Samples) -> dict[str, Any]:
+    """The judge on the samples against their own reports' labels: per-finding AUC, mAUC, laterality, devices."""
+    fake_p = judge.predict(model, samples.x)
+    auc = judge.per_target_auc(fake_p, samples.t, samples.k, min_positives=2)
+    devices = TARGETS.index("Support Devices")
+    return {
+        "auc": {k: v for k, v in auc.items() if k in CHEXPERT_LABELS},
+        "mauc": judge.mean_auc(auc),
+        "laterality": judge.side_verdicts(fake_p, samples.rows, model.thresholds),
+        "device_presence_auc": auc.get("Support Devices"),
+        "device_presence_accuracy": float(((fake_p[:, devices] > 0.5) == (samples.t[:, devices] > 0.5)).mean()),
+    }
+
+
+def against_steps(
+    studio: Any,
+    model: FindingClassifier,
+    real: _Real,
+    samples: _Samples,
+    *,
+    steps_sweep: Sequence[int],
+    sweep_samples: int,
+    judge_size: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """KID, mAUC and named-side-only at each number of sampling steps, on the first ``sweep_samples`` reports."""
+    real_f, rows = judge.embed(model, real.test_x), samples.rows[:sweep_samples]
+    sweep = []
+    for steps in steps_sweep:
+        sub = generate_for(studio, rows, size=judge_size, seed=seed + 10_000, num_steps=steps)
+        p = judge.predict(model, sub)
+        a = judge.per_target_auc(p, samples.t[:sweep_samples], samples.k[:sweep_samples], min_positives=1)
+        subset = min(len(sub), len(real_f))
+        sweep.append(
+            {
+                "steps": steps,
+                "kid": kid(real_f, judge.embed(model, sub), subsets=20, subset_size=subset, seed=seed)[0],
+                "mauc": judge.mean_auc(a),
+                "laterality": judge.side_verdicts(p, rows, model.thresholds)["rate"],
+            }
+        )
+    return sweep
+
+
+def utility(
+    studio: Any, model: FindingClassifier, real: _Real, *, images: int, steps: int, judge_size: int, seed: int
+) -> dict[str, Any]:
+    """A classifier trained on ``images`` synthetic images only against one on as many real ones, both tested on
+    the real test split: the mAUC gap in points (Packhäuser et al.)."""
+    _say(f"utility: generating {images} synthetic training images")
+    synth_rows = real.train_rows[:images]
+    synth_x = generate_for(studio, synth_rows, size=judge_size, seed=seed + 20_000)
+    synth_t = np.stack([judge.targets_for(r)[0] for r in synth_rows])
+    synth_k = np.stack([judge.targets_for(r)[1] for r in synth_rows])
+    on_synth = judge.fit_classifier(synth_x, synth_t, synth_k, steps=steps, seed=seed)
+    on_real = judge.fit_classifier(
+        real.train_x[:images], real.train_t[:images], real.train_k[:images], steps=steps, seed=seed
+    )
+    m_synth = judge.mean_auc(judge.per_target_auc(judge.predict(on_synth, real.test_x), real.test_t, real.test_k))
+    m_real = judge.mean_auc(judge.per_target_auc(judge.predict(on_real, real.test_x), real.test_t, real.test_k))
+    return {
+        "training_images": images,
+        "mauc_real_only": m_real,
+        "mauc_synthetic_only": m_synth,
+        "gap_points": None if m_real is None or m_synth is None else 100 * (m_real - m_synth),
+    }
+
+
+def privacy(
+    model: FindingClassifier, real: _Real, samples: _Samples, *, calibration: int, seed: int
+) -> dict[str, Any]:
+    """The registration screen on the samples, with its detection rate on planted near-copies and its false-alarm
+    rate on unseen test images."""
+    from cxr_studio.evaluation.privacy import PrivacyScreen, plant_copies
+
+    _say("privacy screen")
+    screen = PrivacyScreen(real.train_x, embed=lambda x: judge.embed(model, x))
+    threshold = screen.calibrate(sample=calibration, seed=seed)
+    flagged = [m for m in screen.screen(samples.x) if m.flagged]
+    planted_from = np.random.default_rng(seed).choice(len(real.train_x), min(50, len(real.train_x)), replace=False)
+    planted = screen.screen(plant_copies(real.train_x[planted_from], seed=seed))
+    fresh = screen.screen(real.test_x[: min(100, len(real.test_x))])
+    return {
+        "threshold": threshold,
+        "calibration_quantile": 0.999,
+        "samples_flagged": len(flagged),
+        "samples": len(samples.x),
+        "planted_copies_detected": float(np.mean([m.flagged for m in planted])),
+        "planted_copies_traced_to_source": float(
+            np.mean([m.nearest == int(i) for m, i in zip(planted, planted_from)])
+        ),
+        "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
+    }
+
+
+def example_images(real: _Real, samples: _Samples, sheet: dict[str, Any]) -> dict[str, Any]:
+    """The page's grids: the prompt sheet, real test images, the first samples, and samples per finding."""
+    examples: dict[str, Any] = {"prompt sheet": sheet} if sheet else {}
+    examples |= {"real test images": real.test_x[:8, 0], "SYNTHETIC: the first 8 samples": samples.x[:8, 0]}
+    for j, name in enumerate(CHEXPERT_LABELS):  # example grids per finding, from reports that name it
+        with_finding = np.nonzero(samples.t[:, j] > 0.5)[0][:6]
+        if len(with_finding):
+            examples[f"SYNTHETIC: {name}"] = samples.x[with_finding, 0]
+    return examples
+
+
 def evaluate(
     studio: Any,
     manifest: str | Path,
@@ -249,60 +475,19 @@ def evaluate(
     vgg16: str | Path | None = None,
     export_chexgenbench: str | Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Every figure of the module docstring; returns ``(report, example images)``."""
+    """Every figure of the module docstring, one protocol after the other; returns ``(report, example images)``."""
     started = time.perf_counter()
-    report: dict[str, Any] = {
-        "model": studio.model_id,
-        "manifest": Path(manifest).name,
-        "judge_size": judge_size,
-        "seed": seed,
-    }
-    # 1. Real data at the judge's resolution: training split (the judge learns), validation split (its
-    # verdict thresholds), test split (the judge's own figures, and the reference for every sample figure)
-    _say("loading the manifest")
-    train_x, train_t, train_k, train_rows = judge.load_split(manifest, "train", size=judge_size, limit=max_train)
-    test_x, test_t, test_k, test_rows = judge.load_split(manifest, "test", size=judge_size)
-    needed = PR_NEIGHBOURS + 1
-    if len(test_x) < needed or min(num_samples, len(test_rows)) < needed:
-        raise InputError(
-            f"{Path(manifest).name}: {len(test_x)} test images and {min(num_samples, len(test_rows))} samples; "
-            "the realism "
-            f"figures (precision/recall with k={PR_NEIGHBOURS}) need at least {needed} of each: use a larger manifest "
-            f"(a few hundred phantoms: python -m cxr_studio.data.phantom --n 400) and --num-samples {needed} or more."
-        )
-    report["images"] = {"train": len(train_x), "test": len(test_x)}
-    # 2. The judge: trained on the real training split (or loaded), thresholds fitted on real validation images
-    if classifier_dir and (Path(classifier_dir) / "model.safetensors").is_file():
-        model = FindingClassifier.load(classifier_dir)
-    else:
-        _say(f"training the finding classifier ({classifier_steps} steps at {judge_size} px)")
-        model = judge.fit_classifier(
-            train_x,
-            train_t,
-            train_k,
-            config=ClassifierConfig(image_size=judge_size),
-            steps=classifier_steps,
-            seed=seed,
-        )
-    if not model.thresholds:
-        try:
-            val_x, val_t, val_k, _ = judge.load_split(manifest, "val", size=judge_size, limit=max_train)
-            report["judge_thresholds_from"] = "val split"
-        except InputError:  # no validation split: the training images (optimistic thresholds, said so in the report)
-            val_x, val_t, val_k = train_x, train_t, train_k
-            report["judge_thresholds_from"] = "train split (the manifest has no val split)"
-        model.thresholds = judge.fit_thresholds(judge.predict(model, val_x), val_t, val_k)
-    if classifier_dir:
-        model.save(classifier_dir)
-    test_p = judge.predict(model, test_x)
-    real_auc = judge.per_target_auc(test_p, test_t, test_k)
-    real_sides = judge.side_verdicts(test_p, test_rows, model.thresholds)
-    report["classifier_on_real_test"] = {
-        "auc": {k: v for k, v in real_auc.items() if k in CHEXPERT_LABELS},
-        "mauc": judge.mean_auc(real_auc),
-        "laterality": real_sides,
-        "valid": real_sides["rate"] is None or real_sides["rate"] >= JUDGE_MIN_NAMED_SIDE_ONLY,
-    }
+    report: dict[str, Any] = {"model": studio.model_id, "manifest": Path(manifest).name, "judge_size": judge_size}
+    report["seed"] = seed
+    # 1. Real data at the judge's resolution
+    real = load_real(manifest, judge_size=judge_size, max_train=max_train, num_samples=num_samples)
+    report["images"] = {"train": len(real.train_x), "test": len(real.test_x)}
+    # 2. The judge, validated on the real test images before it judges anything
+    model, judged = trained_judge(
+        real, manifest, classifier_dir=classifier_dir, judge_size=judge_size, max_train=max_train,
+        steps=classifier_steps, seed=seed,
+    )  # fmt: skip
+    report |= judged
     # 3. Reconstruction at the model's resolution (and through super-resolution)
     _say("reconstruction")
     model_res = judge.load_split(manifest, "test", size=studio.image_size, limit=64)[0]
@@ -314,34 +499,19 @@ def evaluate(
         perceptual = LPIPS(vgg16)
     report["reconstruction"] = reconstruction(studio, model_res, high_res=high_res, perceptual=perceptual)
     # 4. Samples for the test reports
-    rows = test_rows[:num_samples]
-    _say(f"generating {len(rows)} samples for test-split reports")
-    samples = generate_pixels(studio, rows, seed=seed)
-    fake = imaging.to_batch(samples, judge_size)
+    samples = samples_for_test_reports(studio, real, num_samples=num_samples, judge_size=judge_size, seed=seed)
     if export_chexgenbench:
         from cxr_studio.evaluation import chexgenbench
 
         report["chexgenbench_export"] = str(
-            chexgenbench.export(export_chexgenbench, images01=samples, rows=rows, real_manifest=manifest)
+            chexgenbench.export(
+                export_chexgenbench, images01=samples.pixels, rows=samples.rows, real_manifest=manifest
+            )
         )
-    fake_t = np.stack([judge.targets_for(r)[0] for r in rows])
-    fake_k = np.stack([judge.targets_for(r)[1] for r in rows])
-    # 5. Realism and diversity in the classifier's feature space
-    real_f, fake_f = judge.embed(model, test_x), judge.embed(model, fake)
-    precision, recall = precision_recall(real_f, fake_f)
-    kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f), 1000), seed=seed)
-    report["realism"] = {
-        "features": f"finding classifier (pooled, {real_f.shape[1]}-d)",
-        "fid": fid(real_f, fake_f),
-        "kid": kid_mean,
-        "kid_std": kid_std,
-        "precision": precision,
-        "recall": recall,
-        "fid_real_vs_real_reference": fid(real_f[: len(real_f) // 2], real_f[len(real_f) // 2 :]),
-        **_same_size_floor(model, manifest, real_f, n=len(fake_f), size=judge_size, fallback=train_x),
-    }
-    report["realism"]["prdc_k5"] = prdc(real_f, fake_f)
-    report["realism_per_finding"] = per_finding(real_f, test_rows, fake_f, rows, seed=seed)
+    # 5. Realism and diversity: in the judge's features, then in any other space given
+    report["realism"] = realism(model, manifest, real, samples, judge_size=judge_size, seed=seed)
+    real_f, fake_f = judge.embed(model, real.test_x), judge.embed(model, samples.x)
+    report["realism_per_finding"] = per_finding(real_f, real.test_rows, fake_f, samples.rows, seed=seed)
     extractors = []
     if inception:
         from cxr_studio.evaluation.features import TorchScriptFeatures
@@ -353,100 +523,43 @@ def evaluate(
         extractors.append(("realism_raddino", RadDinoFeatures(raddino)))
     for key, extractor in extractors:
         _say(f"realism in {extractor.name}'s features")
-        report[key] = realism_in(extractor, test_x, fake, seed=seed, real_rows=test_rows, fake_rows=rows)
+        report[key] = realism_in(
+            extractor, real.test_x, samples.x, seed=seed, real_rows=real.test_rows, fake_rows=samples.rows
+        )
     report["diversity"] = {
-        "ms_ssim_among_samples_of_one_report": _diversity(studio, rows[0]["report"], n=4, seed=seed),
+        "ms_ssim_among_samples_of_one_report": _diversity(studio, samples.rows[0]["report"], n=4, seed=seed),
         "ms_ssim_among_real_images": _real_diversity(model_res, n=8, seed=seed),
     }
     # 6. Faithfulness to the report
-    fake_p = judge.predict(model, fake)
-    auc = judge.per_target_auc(fake_p, fake_t, fake_k, min_positives=2)
-    devices = TARGETS.index("Support Devices")
-    report["faithfulness"] = {
-        "auc": {k: v for k, v in auc.items() if k in CHEXPERT_LABELS},
-        "mauc": judge.mean_auc(auc),
-        "laterality": judge.side_verdicts(fake_p, rows, model.thresholds),
-        "device_presence_auc": auc.get("Support Devices"),
-        "device_presence_accuracy": float(((fake_p[:, devices] > 0.5) == (fake_t[:, devices] > 0.5)).mean()),
-    }
-    # 7. Metric against sampling steps
-    sweep = []
-    for steps in steps_sweep:
-        sub = generate_for(studio, rows[:sweep_samples], size=judge_size, seed=seed + 10_000, num_steps=steps)
-        p = judge.predict(model, sub)
-        a = judge.per_target_auc(p, fake_t[:sweep_samples], fake_k[:sweep_samples], min_positives=1)
-        sweep.append(
-            {
-                "steps": steps,
-                "kid": kid(
-                    real_f, judge.embed(model, sub), subsets=20, subset_size=min(len(sub), len(real_f)), seed=seed
-                )[0],
-                "mauc": judge.mean_auc(a),
-                "laterality": judge.side_verdicts(p, rows[:sweep_samples], model.thresholds)["rate"],
-            }
-        )
-    report["against_steps"] = sweep
-    # 7b. The prompt sheet: fixed one-sided and bilateral reports, real phantom and samples judged alike
-    sheet_images: dict[str, Any] = {}
+    report["faithfulness"] = faithfulness(model, samples)
+    # 7. The same against sampling steps
+    report["against_steps"] = against_steps(
+        studio, model, real, samples, steps_sweep=steps_sweep, sweep_samples=sweep_samples, judge_size=judge_size,
+        seed=seed,
+    )  # fmt: skip
+    # 8. The prompt sheet: fixed one-sided and bilateral reports, real phantom and samples judged alike
+    sheet: dict[str, Any] = {}
     if sheet_seeds:
         from cxr_studio.evaluation import prompt_sheet
 
         _say(f"prompt sheet: {len(prompt_sheet.SHEET)} reports x {sheet_seeds} seeds")
         sheet = prompt_sheet.render(studio, seeds=sheet_seeds, judge_size=judge_size, seed=seed)
         report["prompt_sheet"] = {"seeds": sheet_seeds, "reports": sheet["rows"], **prompt_sheet.judged(sheet, model)}
-        sheet_images = sheet
-    # 8. Utility: synthetic-only vs real-only training, tested on the real test split
+    # 9. Utility: synthetic-only vs real-only training, tested on the real test split
     if utility_samples:
-        _say(f"utility: generating {utility_samples} synthetic training images")
-        synth_rows = train_rows[:utility_samples]
-        synth_x = generate_for(studio, synth_rows, size=judge_size, seed=seed + 20_000)
-        synth_t = np.stack([judge.targets_for(r)[0] for r in synth_rows])
-        synth_k = np.stack([judge.targets_for(r)[1] for r in synth_rows])
-        on_synth = judge.fit_classifier(synth_x, synth_t, synth_k, steps=utility_steps, seed=seed)
-        on_real = judge.fit_classifier(
-            train_x[:utility_samples],
-            train_t[:utility_samples],
-            train_k[:utility_samples],
-            steps=utility_steps,
-            seed=seed,
+        report["utility"] = utility(
+            studio, model, real, images=utility_samples, steps=utility_steps, judge_size=judge_size, seed=seed
         )
-        m_synth = judge.mean_auc(judge.per_target_auc(judge.predict(on_synth, test_x), test_t, test_k))
-        m_real = judge.mean_auc(judge.per_target_auc(judge.predict(on_real, test_x), test_t, test_k))
-        report["utility"] = {
-            "training_images": utility_samples,
-            "mauc_real_only": m_real,
-            "mauc_synthetic_only": m_synth,
-            "gap_points": None if m_real is None or m_synth is None else 100 * (m_real - m_synth),
-        }
-    # 9. Device removal (phantom ground truth)
+    # 10. Device removal (phantom ground truth)
     if device_cases:
         from cxr_studio.evaluation.device_removal import run as device_removal
 
         _say(f"device removal on {device_cases} phantom cases")
         result = device_removal(studio, n=device_cases, size=max(64, 2 * studio.image_size))
         report["device_removal"] = {k: result[k] for k in ("cases", "size", "summary", "cascade_beats_baseline_psnr")}
-    # 10. Privacy: screen the samples; the screen's own detection and false-alarm rates
+    # 11. Privacy: the registration screen, and re-identification where a network is given
     if privacy_calibration:
-        from cxr_studio.evaluation.privacy import PrivacyScreen, plant_copies
-
-        _say("privacy screen")
-        screen = PrivacyScreen(train_x, embed=lambda x: judge.embed(model, x))
-        threshold = screen.calibrate(sample=privacy_calibration, seed=seed)
-        flagged = [m for m in screen.screen(fake) if m.flagged]
-        planted_from = np.random.default_rng(seed).choice(len(train_x), min(50, len(train_x)), replace=False)
-        planted = screen.screen(plant_copies(train_x[planted_from], seed=seed))
-        fresh = screen.screen(test_x[: min(100, len(test_x))])
-        report["privacy"] = {
-            "threshold": threshold,
-            "calibration_quantile": 0.999,
-            "samples_flagged": len(flagged),
-            "samples": len(fake),
-            "planted_copies_detected": float(np.mean([m.flagged for m in planted])),
-            "planted_copies_traced_to_source": float(
-                np.mean([m.nearest == int(i) for m, i in zip(planted, planted_from)])
-            ),
-            "false_alarm_rate_on_test_images": float(np.mean([m.flagged for m in fresh])),
-        }
+        report["privacy"] = privacy(model, real, samples, calibration=privacy_calibration, seed=seed)
     if reid:  # CheXGenBench's re-identification privacy, beside the registration screen
         from cxr_studio.evaluation.reid import privacy_report
         from cxr_studio.models.reid import ReIdNetwork
@@ -454,214 +567,9 @@ def evaluate(
         _say("re-identification privacy")
         network = ReIdNetwork.load(reid)
         report["privacy_reid"] = {"network": str(reid), "image_size": network.config.image_size}
-        report["privacy_reid"] |= privacy_report(network, fake, train_x, test_x, seed=seed)
+        report["privacy_reid"] |= privacy_report(network, samples.x, real.train_x, real.test_x, seed=seed)
     report["seconds"] = time.perf_counter() - started
-    examples: dict[str, Any] = {"prompt sheet": sheet_images} if sheet_images else {}
-    examples |= {"real test images": test_x[:8, 0], "SYNTHETIC: the first 8 samples": fake[:8, 0]}
-    for j, name in enumerate(CHEXPERT_LABELS):  # example grids per finding, from reports that name it
-        with_finding = np.nonzero(fake_t[:, j] > 0.5)[0][:6]
-        if len(with_finding):
-            examples[f"SYNTHETIC: {name}"] = fake[with_finding, 0]
-    return report, examples
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The HTML page
-# ---------------------------------------------------------------------------------------------------------
-
-
-def _png_data_uri(images: np.ndarray) -> str:
-    strip = np.concatenate(list((images + 1) / 2), axis=1)
-    buffer = io.BytesIO()
-    imaging.to_pil(np.clip(strip, 0, 1)).save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def _framed(image: np.ndarray) -> np.ndarray:
-    """A ``(1, s, s)`` image in ``[-1, 1]`` with a white 2 px frame: the real phantom of a prompt-sheet row."""
-    out = image.copy()
-    out[:, :2], out[:, -2:], out[:, :, :2], out[:, :, -2:] = 1, 1, 1, 1
-    return out
-
-
-def _laterality_table(columns: dict[str, dict[str, Any]]) -> str:
-    """Per sided item and overall: named side only / both / wrong / missed, one column group per image set."""
-    from cxr_studio.evaluation.classifier import VERDICTS
-
-    head = "".join(f"<th colspan='{len(VERDICTS) + 1}'>{html.escape(name)}</th>" for name in columns)
-    sub = "".join("<th>rate</th>" + "".join(f"<th>{v.replace('_', ' ')}</th>" for v in VERDICTS) for _ in columns)
-    items = next(iter(columns.values()))["per_item"]
-
-    def cells(row: dict[str, Any]) -> str:
-        rate = "-" if row.get("rate") is None else f"{row['rate']:.0%}"
-        return f"<td>{rate}</td>" + "".join(f"<td>{row[v]}</td>" for v in VERDICTS)
-
-    body = "".join(
-        f"<tr><td>{html.escape(item)}</td>" + "".join(cells(c["per_item"][item]) for c in columns.values()) + "</tr>"
-        for item in items
-    )
-    body += "<tr><td><b>all</b></td>" + "".join(cells(c) for c in columns.values()) + "</tr>"
-    body += (
-        "<tr><td><i>relative (secondary: p(named) &gt; p(other), blind to both-sided drawings)</i></td>"
-        + "".join(
-            f"<td colspan='{len(VERDICTS) + 1}'>"
-            + ("-" if c["relative_accuracy"] is None else f"{c['relative_accuracy']:.0%}")
-            + "</td>"
-            for c in columns.values()
-        )
-        + "</tr>"
-    )
-    return f"<table><tr><th></th>{head}</tr><tr><th></th>{sub}</tr>{body}</table>"
-
-
-# Published CheXGenBench figures (Dutt et al. 2025, RadDINO features, MIMIC-CXR test prompts at 512 px; UniX 2026
-# with the same scripts): the rows "how this compares" places our figures beside.
-PUBLISHED = (
-    ("Sana 0.6B, full fine-tune (CheXGenBench)", 54.23, 0.016, 0.674, 0.614, 0.520, 0.548),
-    ("UniX 1.5B (CheXGenBench's scripts)", 54.02, 0.024, 0.736, 0.479, 0.536, 0.550),
-    ("PixArt-Sigma 0.6B, full fine-tune", 60.15, 0.023, 0.666, 0.522, 0.506, 0.506),
-    ("RadEdit 0.86B, as released", 69.70, 0.033, 0.397, 0.544, 0.150, 0.285),
-    ("SD 1.5, full fine-tune", 118.9, None, None, None, None, None),
-)
-
-
-def _comparison(report: dict[str, Any]) -> str:
-    """Our RadDINO-space figures beside the published ones, with what differs said first."""
-
-    def cell(value: Any) -> str:
-        return f"<td>{value:.3g}</td>" if isinstance(value, (int, float)) else "<td>-</td>"
-
-    ours = report.get("realism_raddino")
-    head = "".join(f"<th>{k}</th>" for k in ("model", "FID", "KID", "P", "R", "D", "C"))
-    rows = "".join(f"<tr><td>{html.escape(name)}</td>{''.join(map(cell, values))}</tr>" for name, *values in PUBLISHED)
-    if ours:
-        figures = "".join(cell(ours[k]) for k in ("fid", "kid", "precision", "recall", "density", "coverage"))
-        rows = f"<tr><td><b>this model</b> ({html.escape(ours['features'])})</td>{figures}</tr>" + rows
-        features = "the features of the folder named in the first row (RadDINO's only if it is microsoft/rad-dino)"
-    else:
-        features = "no RadDINO features yet: run with --raddino DIR (a local copy of microsoft/rad-dino)"
-    caveat = (
-        "The published figures are RadDINO features of MIMIC-CXR test images and prompts at 512 px; ours are "
-        f"{html.escape(report['manifest'])}'s test images (the phantom is not MIMIC-CXR) at the model's size, with "
-        f"{features}. Rows on different data do not rank models; they show the scale."
-    )
-    return f"<p>{caveat}</p><table><tr>{head}</tr>{rows}</table>"
-
-
-def _finding_table(rows: dict[str, dict[str, Any]]) -> str:
-    """One row per CheXpert label: counts, then FID, KID, P, R, D, C where both sides have enough images."""
-    keys = ("fid", "kid", "precision", "recall", "density", "coverage")
-    head = "".join(f"<th>{k}</th>" for k in ("finding", "real", "samples", *keys))
-    body = "".join(
-        f"<tr><td>{html.escape(label)}</td><td>{v['real']}</td><td>{v['samples']}</td>"
-        + "".join(f"<td>{v[k]:.3g}</td>" if k in v else "<td>-</td>" for k in keys)
-        + "</tr>"
-        for label, v in rows.items()
-    )
-    return f"<table><tr>{head}</tr>{body}</table><p><small>-: fewer than 6 images on a side.</small></p>"
-
-
-def _cell(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
-
-
-def render_html(report: dict[str, Any], examples: dict[str, Any]) -> str:
-    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k} ") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    def table(d: dict[str, Any]) -> str:
-        d = flat(d)
-        rows = "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_cell(v))}</td></tr>" for k, v in d.items()
-        )
-        return f"<table>{rows}</table>"
-
-    sweep = report.get("against_steps", [])
-    xs = [s["steps"] for s in sweep]
-    judge_real = report["classifier_on_real_test"]
-    lat = report["faithfulness"]["laterality"]
-    warning = (
-        ""
-        if judge_real["valid"]
-        else f"<p style='color:#b00'><b>The judge reaches only {judge_real['laterality']['rate']:.1%} "
-        f"named-side-only on real test images (needs {JUDGE_MIN_NAMED_SIDE_ONLY:.0%}): its laterality verdicts "
-        "on samples mean nothing.</b></p>"
-    )
-    sections = [
-        (
-            f"<h1>Evaluation of <code>{html.escape(report['model'])}</code></h1>"
-            f"<p>Manifest {html.escape(report['manifest'])}; {report['images']['train']} training and "
-            f"{report['images']['test']} test images; {report['seconds']:.0f} s. "
-            "Every generated image is synthetic.</p>"
-        ),
-        "<h2>The judge on real test images (its own quality, first)</h2>"
-        + warning
-        + table(
-            {
-                "mAUC": judge_real["mauc"],
-                "named side only": judge_real["laterality"]["rate"],
-                "thresholds fitted on": report.get("judge_thresholds_from", "(loaded with the judge)"),
-            }
-        ),
-        "<h2>Reconstruction</h2>" + "".join(f"<h3>{k}</h3>" + table(v) for k, v in report["reconstruction"].items()),
-        "<h2>Realism and diversity</h2>" + table(report["realism"]) + table(report["diversity"]),
-        "<h3>Per finding (CheXGenBench's conditional figures; the judge's features)</h3>"
-        + _finding_table(report["realism_per_finding"]),
-        "<h2>Faithfulness to the report</h2>"
-        + table(
-            {
-                "mAUC": report["faithfulness"]["mauc"],
-                **report["faithfulness"]["auc"],
-                "device presence accuracy": report["faithfulness"]["device_presence_accuracy"],
-            }
-        ),
-        "<h3>Laterality: named side only (the named side positive, the other negative)</h3>"
-        + _laterality_table({"real test images": judge_real["laterality"], "samples for test reports": lat}),
-        "<h2>Against sampling steps</h2>"
-        + line_plot(xs, {"mAUC": [s["mauc"] for s in sweep], "named side only": [s["laterality"] for s in sweep]})
-        + line_plot(xs, {"KID": [s["kid"] for s in sweep]}),
-    ]
-    if "prompt_sheet" in report:
-        sheet = report["prompt_sheet"]
-        sections.append(
-            "<h2>Prompt sheet</h2><p>Each row: the phantom's own rendering of the report (left, boxed), then "
-            f"{sheet['seeds']} SYNTHETIC samples of the same report (seeds 0 onward). "
-            "The patient's right is on the image's left.</p>"
-            + _laterality_table(
-                {
-                    f"real phantoms ({sheet['seeds']} per report)": sheet["laterality_real"],
-                    "SYNTHETIC samples": sheet["laterality_samples"],
-                }
-            )
-        )
-        grid = examples.get("prompt sheet")
-        if grid:
-            n = sheet["seeds"]
-            for r, row in enumerate(sheet["reports"]):
-                strip = np.concatenate([_framed(grid["real"][r * n]), *grid["synthetic"][r * n : (r + 1) * n]], -1)
-                sections.append(
-                    f"<h3>{html.escape(row['label'])}</h3><p><small>{html.escape(row['report'])}</small></p>"
-                    f'<img src="{_png_data_uri(strip)}" alt="{html.escape(row["label"])}" style="width:100%">'
-                )
-    for key in ("realism_inception", "realism_raddino", "utility", "device_removal", "privacy", "privacy_reid"):
-        if key in report:
-            sections.append(f"<h2>{key.replace('_', ' ').capitalize()}</h2>" + table(report[key]))
-    sections.append("<h2>How this compares (CheXGenBench's table)</h2>" + _comparison(report))
-    sections.append(
-        "<h2>Examples</h2>"
-        + "".join(
-            f'<h3>{k}</h3><img src="{_png_data_uri(v)}" alt="{k}">' for k, v in examples.items() if k != "prompt sheet"
-        )
-    )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:auto} table{border-collapse:collapse;margin:6px 0} "
-        "td{border:1px solid #ccc;padding:2px 8px}"
-    )
-    head = f"<meta charset='utf-8'><title>CXR Studio evaluation</title><style>{style}</style>"
-    return f"<!doctype html><html><head>{head}</head><body>{''.join(sections)}</body></html>"
+    return report, example_images(real, samples, sheet)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
