@@ -19,7 +19,8 @@ import time
 from collections.abc import Sequence
 
 from cxr_studio import InputError
-from training.config import CASCADE_STEPS, TrainConfig, add_arguments, from_arguments
+from cxr_studio.config import CASCADE_STEPS
+from training.config import TrainConfig, add_arguments, from_arguments
 from training.loop import setup_logging
 
 # (stage, steps flag, overrides); the step counts scale with --steps-scale
