@@ -319,7 +319,7 @@ def launch_settings(host: str, port: int | None, auth: tuple[str, str] | None) -
 def from_command_line(argv: Sequence[str] | None = None) -> tuple[AppModel, dict[str, Any]]:
     """``python app.py``'s options -> (the app model with its studio loaded, the server's host, port and auth).
     An unsafe environment, a bad option or a model that does not load is an ``InputError`` saying so."""
-    parser = argparse.ArgumentParser(prog="app.py", description="CXR Studio: a local chest radiograph studio")
+    parser = argparse.ArgumentParser(description="CXR Studio: a local chest radiograph studio")
     parser.add_argument(
         "--model", help="a CXR Studio cascade or a diffusers SD / PixArt-Sigma / Sana folder (default: demo)"
     )

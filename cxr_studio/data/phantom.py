@@ -126,7 +126,7 @@ class PhantomCase:
         clean: the same patient and noise rendered without devices (device-removal ground truth).
         device_mask: ``(S, S)`` bool, True where a device was drawn (white = regenerate convention).
         finding_mask: ``(S, S)`` bool, True where a finding changed the projected density (by more than
-            :data:`FINDING_MASK_DENSITY`): where a region-weighted training loss looks hardest.
+            :data:`FINDING_MASK_DENSITY`): the findings' ground truth, pixel by pixel.
         report: radiology report with ``FINDINGS:`` and ``IMPRESSION:`` sections.
         findings, devices: what was drawn.
         layout: the extent of each finding and device as drawn, one item each (a pacemaker's or ICD's: its
