@@ -16,6 +16,7 @@ from cxr_studio.version import __version__
 _LAZY = {
     "CXRStudio": "cxr_studio.pipeline.studio",
     "DiffusersStudio": "cxr_studio.pipeline.studio",
+    "Studio": "cxr_studio.pipeline.studio",
     "DEFAULT_MODEL": "cxr_studio.pipeline.studio",
     "load_default": "cxr_studio.pipeline.studio",
     "load_model": "cxr_studio.pipeline.studio",
@@ -38,6 +39,7 @@ __all__ = [
     "InputError",
     "Radiograph",
     "SamplingDefaults",
+    "Studio",
     "StudioConfig",
     "TruncationWarning",
     "__version__",
@@ -53,7 +55,15 @@ if TYPE_CHECKING:
     from cxr_studio.config import PRESETS, SamplingDefaults, StudioConfig
     from cxr_studio.diffusion.sampling import GenerationCancelled
     from cxr_studio.models.report_encoder import TruncationWarning
-    from cxr_studio.pipeline.studio import DEFAULT_MODEL, CXRStudio, GenerationResult, load_default, load_model
+    from cxr_studio.pipeline.studio import (
+        DEFAULT_MODEL,
+        CXRStudio,
+        DiffusersStudio,
+        GenerationResult,
+        Studio,
+        load_default,
+        load_model,
+    )
 
 
 def __getattr__(name: str) -> Any:

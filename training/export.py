@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--sr-factor and --name need --image-size")
     try:
         studio = CXRStudio.from_pretrained(args.model)
+        if not isinstance(studio, CXRStudio):
+            raise InputError(f"{args.model} is a {studio.family_name} folder; export copies CXR Studio cascades only.")
         if args.image_size is not None:
             studio = studio.with_resolution(image_size=args.image_size, sr_factor=args.sr_factor, name=args.name)
     except InputError as err:

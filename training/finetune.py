@@ -28,7 +28,7 @@ from cxr_studio.diffusion.objectives import drop_reports
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
 from cxr_studio.pipeline.adapters import add_lora, save_lora
-from cxr_studio.pipeline.studio import load_model
+from cxr_studio.pipeline.studio import CXRStudio, load_model
 from training._cli import main_for_stage
 from training.config import TrainConfig
 
@@ -156,7 +156,7 @@ class FinetuneTask:
         cfg, out = self.config, Path(self.config.out)
         if cfg.method == "lora":
             save_lora(self.family.denoiser, out, base_model=self.base_model, rank=cfg.rank)
-        elif getattr(self.studio, "config", None) is not None:  # a cascade: a whole model folder
+        elif isinstance(self.studio, CXRStudio):  # a cascade: a whole model folder
             self.studio.save_pretrained(out)
         else:
             self.family.pipe.save_pretrained(out, safe_serialization=True)

@@ -76,40 +76,32 @@ class GenerationResult:
 LayoutArg = str | Layout | Sequence[dict[str, Any]] | None
 
 
-class CXRStudio:
-    """The report-to-radiograph cascade: report encoder, latent diffusion, autoencoder, super-resolution."""
+class Studio:
+    """What every model does behind the same calls, whatever its family: generate (with a layout where the model
+    takes one), inpaint, outpaint, interpolate, upscale where there is a super-resolution stage, adapters. A
+    concrete studio (:class:`CXRStudio`, our cascade; :class:`DiffusersStudio`, a diffusers folder) supplies
+    ``family`` (through ``text_to_image``), ``super_resolution`` (or None), ``sampling``, ``model_id``,
+    ``folder``, ``device`` and ``family_name``; this class only chains the task pipelines over them."""
 
-    def __init__(
-        self,
-        *,
-        config: StudioConfig,
-        tokenizer: Any,
-        report_encoder: torch.nn.Module,
-        autoencoder: torch.nn.Module,
-        latent_unet: torch.nn.Module,
-        super_res_unet: torch.nn.Module,
-        model_id: str,
-        device: str | torch.device | None = None,
-    ) -> None:
-        self.config = config
-        self.model_id = model_id
-        self.folder: Path | None = None  # the folder it was loaded from, if any (its model card lives there)
-        self.device = torch.device(device or "cpu")  # the caller chooses a GPU; never assumed
-        self.tokenizer = tokenizer
-        self.report_encoder = report_encoder.to(self.device).eval()
-        self.autoencoder = autoencoder.to(self.device).eval()
-        self.latent_unet = latent_unet.to(self.device).eval()
-        self.super_res_unet = super_res_unet.to(self.device).eval()
-        self.text_to_image = TextToImagePipeline(
-            config=config,
-            tokenizer=tokenizer,
-            report_encoder=self.report_encoder,
-            latent_unet=self.latent_unet,
-            autoencoder=self.autoencoder,
-        )
-        self.codec = self.text_to_image.codec  # the autoencoder as images <-> scaled latents
-        self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
-        self._wire()
+    text_to_image: LatentFamily
+    super_resolution: SuperResolutionPipeline | None
+    model_id: str
+    folder: Path | None
+    device: torch.device
+
+    @property
+    def family_name(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def sampling(self) -> SamplingDefaults:
+        """The model's sampling defaults (the app's sliders start here)."""
+        raise NotImplementedError
+
+    @property
+    def output_size(self) -> int:
+        """The size of generated images (after super-resolution where there is one)."""
+        return self.image_size
 
     def _wire(self) -> None:
         """The task pipelines over ``self.family`` (and the cascade's super-resolution where there is one)."""
@@ -169,139 +161,9 @@ class CXRStudio:
         return self.text_to_image
 
     @property
-    def family_name(self) -> str:
-        return "CXR Studio cascade"
-
-    @property
-    def sampling(self) -> SamplingDefaults:
-        """The model's sampling defaults (the app's sliders start here)."""
-        return self.config.sampling
-
-    @property
     def image_size(self) -> int:
         """The generator's native size in pixels (the latent stage's)."""
         return self.family.image_size
-
-    @property
-    def output_size(self) -> int:
-        """The size of generated images after super-resolution (``image_size`` where there is none)."""
-        return self.config.output_size if self.super_resolution is not None else self.image_size
-
-    # --- construction and persistence -------------------------------------------------------------------
-
-    @classmethod
-    def from_config(
-        cls,
-        config: StudioConfig,
-        *,
-        seed: int = 0,
-        device: str | torch.device | None = None,
-        reports: Sequence[str] = (),
-    ) -> CXRStudio:
-        """Randomly initialised components for ``config`` (weights depend only on ``seed``)."""
-        tokenizer = train_tokenizer(
-            reports, vocab_size=config.report_encoder.vocab_size, max_tokens=config.report_encoder.max_tokens
-        )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            report_encoder = build_report_encoder(config.report_encoder, vocab_size=len(tokenizer))
-            autoencoder = build_autoencoder(config.autoencoder)
-            latent_unet = build_latent_unet(
-                config.latent_unet,
-                latent_channels=config.autoencoder.latent_channels,
-                latent_size=config.latent_size,
-                context_dim=config.report_encoder.hidden_size,
-            )
-            super_res_unet = build_super_res_unet(config.super_res, output_size=config.output_size)
-        return cls(
-            config=config,
-            tokenizer=tokenizer,
-            report_encoder=report_encoder,
-            autoencoder=autoencoder,
-            latent_unet=latent_unet,
-            super_res_unet=super_res_unet,
-            model_id=f"{config.name}@random-init-seed{seed}",
-            device=device,
-        )
-
-    @classmethod
-    def from_preset(cls, name: str, *, seed: int = 0, device: str | torch.device | None = None) -> CXRStudio:
-        """Random weights for preset ``tiny`` (tests), ``demo`` (the bundled default's size) or ``cheff``
-        (the paper's)."""
-        return cls.from_config(preset(name), seed=seed, device=device)
-
-    @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> CXRStudio:
-        """Load a model folder offline: a cascade written by :meth:`save_pretrained`, or a diffusers folder
-        whose ``model_index.json`` names ``StableDiffusionPipeline``, ``PixArtSigmaPipeline`` or ``SanaPipeline``
-        (a :class:`DiffusersStudio`). Damaged, pickle-only or unknown folders raise InputError."""
-        if pipeline_class(path) is not None:
-            return DiffusersStudio.from_folder(path, device=device)
-        components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
-        studio = cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
-        studio.folder = Path(path)
-        return studio
-
-    def components(self) -> dict[str, Any]:
-        return {
-            "tokenizer": self.tokenizer,
-            "report_encoder": self.report_encoder,
-            "autoencoder": self.autoencoder,
-            "latent_unet": self.latent_unet,
-            "super_res_unet": self.super_res_unet,
-        }
-
-    def modules(self) -> dict[str, torch.nn.Module]:
-        """The networks by component name (for parameter counts and device moves)."""
-        return {k: v for k, v in self.components().items() if isinstance(v, torch.nn.Module)}
-
-    def with_sampling(self, changes: dict[str, Any]) -> CXRStudio:
-        """The same weights with other sampling defaults: ``changes`` maps ``SamplingDefaults`` fields to values."""
-        config = self.config.replace(sampling=dataclasses.replace(self.config.sampling, **changes))
-        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
-
-    def with_resolution(self, *, image_size: int, sr_factor: int | None = None, name: str | None = None) -> CXRStudio:
-        """The same weights at another first-stage size (and super-resolution factor).
-
-        Every part is convolutional or attends over positions, so the weights run at any size that the
-        UNets' downsampling divides; what they learned at one scale does not carry over as is (a latent
-        UNet trained on 32x32 latents draws noise at 64x64), so each stage is then fine-tuned at the new
-        size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew. The
-        modules are shared with this studio, not copied (their configs' ``sample_size``, metadata only,
-        follow the new size). ``name`` renames the configuration (the preset it now matches).
-        """
-        factor = self.config.super_res.factor if sr_factor is None else sr_factor
-        if not isinstance(factor, int) or factor < 1:
-            raise InputError(f"sr_factor must be a whole number of at least 1, got {factor!r}.")
-        latent_step = self.config.autoencoder.downsampling * 2 ** (len(self.config.latent_unet.block_out_channels) - 1)
-        sr_step = 2 ** (len(self.config.super_res.block_out_channels) - 1)
-        if (
-            not isinstance(image_size, int)
-            or image_size < latent_step
-            or image_size % latent_step
-            or (image_size * factor) % sr_step
-        ):
-            raise InputError(
-                f"image_size {image_size!r} with factor {factor}: the size must be a multiple of {latent_step} "
-                f"(autoencoder and latent UNet downsampling) and size x factor a multiple of {sr_step}."
-            )
-        config = self.config.replace(
-            image_size=image_size,
-            super_res=dataclasses.replace(self.config.super_res, factor=factor),
-            name=name or self.config.name,
-        )
-        self.latent_unet.register_to_config(sample_size=config.latent_size)
-        self.super_res_unet.register_to_config(sample_size=config.output_size)
-        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
-
-    def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
-        """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash.
-
-        ``dtype=torch.float16`` stores half-precision weights (the bundled demo); they load as float32.
-        """
-        model_hash = save_studio(self.components(), self.config, path, dtype=dtype)
-        self.model_id = f"{self.config.name}@{model_hash[:12]}"
-        return model_hash
 
     # --- stages, each usable on its own -------------------------------------------------------------------
 
@@ -724,10 +586,178 @@ class CXRStudio:
         return self.sampling.upscale if upscale is None else bool(upscale)
 
 
-class DiffusersStudio(CXRStudio):
+class CXRStudio(Studio):
+    """The report-to-radiograph cascade: report encoder, latent diffusion, autoencoder, super-resolution; the one
+    kind of model that is built from a configuration, trained, resized and saved."""
+
+    def __init__(
+        self,
+        *,
+        config: StudioConfig,
+        tokenizer: Any,
+        report_encoder: torch.nn.Module,
+        autoencoder: torch.nn.Module,
+        latent_unet: torch.nn.Module,
+        super_res_unet: torch.nn.Module,
+        model_id: str,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.config = config
+        self.model_id = model_id
+        self.folder: Path | None = None  # the folder it was loaded from, if any (its model card lives there)
+        self.device = torch.device(device or "cpu")  # the caller chooses a GPU; never assumed
+        self.tokenizer = tokenizer
+        self.report_encoder = report_encoder.to(self.device).eval()
+        self.autoencoder = autoencoder.to(self.device).eval()
+        self.latent_unet = latent_unet.to(self.device).eval()
+        self.super_res_unet = super_res_unet.to(self.device).eval()
+        self.text_to_image = TextToImagePipeline(
+            config=config,
+            tokenizer=tokenizer,
+            report_encoder=self.report_encoder,
+            latent_unet=self.latent_unet,
+            autoencoder=self.autoencoder,
+        )
+        self.codec = self.text_to_image.codec  # the autoencoder as images <-> scaled latents
+        self.super_resolution = SuperResolutionPipeline(config=config, super_res_unet=self.super_res_unet)
+        self._wire()
+
+    @property
+    def family_name(self) -> str:
+        return "CXR Studio cascade"
+
+    @property
+    def sampling(self) -> SamplingDefaults:
+        """The model's sampling defaults (the app's sliders start here)."""
+        return self.config.sampling
+
+    @property
+    def output_size(self) -> int:
+        """The size of generated images after super-resolution (``image_size`` where there is none)."""
+        return self.config.output_size if self.super_resolution is not None else self.image_size
+
+    # --- construction and persistence -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        config: StudioConfig,
+        *,
+        seed: int = 0,
+        device: str | torch.device | None = None,
+        reports: Sequence[str] = (),
+    ) -> CXRStudio:
+        """Randomly initialised components for ``config`` (weights depend only on ``seed``)."""
+        tokenizer = train_tokenizer(
+            reports, vocab_size=config.report_encoder.vocab_size, max_tokens=config.report_encoder.max_tokens
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            report_encoder = build_report_encoder(config.report_encoder, vocab_size=len(tokenizer))
+            autoencoder = build_autoencoder(config.autoencoder)
+            latent_unet = build_latent_unet(
+                config.latent_unet,
+                latent_channels=config.autoencoder.latent_channels,
+                latent_size=config.latent_size,
+                context_dim=config.report_encoder.hidden_size,
+            )
+            super_res_unet = build_super_res_unet(config.super_res, output_size=config.output_size)
+        return cls(
+            config=config,
+            tokenizer=tokenizer,
+            report_encoder=report_encoder,
+            autoencoder=autoencoder,
+            latent_unet=latent_unet,
+            super_res_unet=super_res_unet,
+            model_id=f"{config.name}@random-init-seed{seed}",
+            device=device,
+        )
+
+    @classmethod
+    def from_preset(cls, name: str, *, seed: int = 0, device: str | torch.device | None = None) -> CXRStudio:
+        """Random weights for preset ``tiny`` (tests), ``demo`` (the bundled default's size) or ``cheff``
+        (the paper's)."""
+        return cls.from_config(preset(name), seed=seed, device=device)
+
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> Studio:
+        """Load a model folder offline: a cascade written by :meth:`save_pretrained`, or a diffusers folder
+        whose ``model_index.json`` names ``StableDiffusionPipeline``, ``PixArtSigmaPipeline`` or ``SanaPipeline``
+        (a :class:`DiffusersStudio`). Damaged, pickle-only or unknown folders raise InputError."""
+        if pipeline_class(path) is not None:
+            return DiffusersStudio.from_folder(path, device=device)
+        components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
+        studio = cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
+        studio.folder = Path(path)
+        return studio
+
+    def components(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.tokenizer,
+            "report_encoder": self.report_encoder,
+            "autoencoder": self.autoencoder,
+            "latent_unet": self.latent_unet,
+            "super_res_unet": self.super_res_unet,
+        }
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        """The networks by component name (for parameter counts and device moves)."""
+        return {k: v for k, v in self.components().items() if isinstance(v, torch.nn.Module)}
+
+    def with_sampling(self, changes: dict[str, Any]) -> CXRStudio:
+        """The same weights with other sampling defaults: ``changes`` maps ``SamplingDefaults`` fields to values."""
+        config = self.config.replace(sampling=dataclasses.replace(self.config.sampling, **changes))
+        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
+
+    def with_resolution(self, *, image_size: int, sr_factor: int | None = None, name: str | None = None) -> CXRStudio:
+        """The same weights at another first-stage size (and super-resolution factor).
+
+        Every part is convolutional or attends over positions, so the weights run at any size that the
+        UNets' downsampling divides; what they learned at one scale does not carry over as is (a latent
+        UNet trained on 32x32 latents draws noise at 64x64), so each stage is then fine-tuned at the new
+        size, as Stable Diffusion was moved from 512 to 768 px: far fewer steps than training anew. The
+        modules are shared with this studio, not copied (their configs' ``sample_size``, metadata only,
+        follow the new size). ``name`` renames the configuration (the preset it now matches).
+        """
+        factor = self.config.super_res.factor if sr_factor is None else sr_factor
+        if not isinstance(factor, int) or factor < 1:
+            raise InputError(f"sr_factor must be a whole number of at least 1, got {factor!r}.")
+        latent_step = self.config.autoencoder.downsampling * 2 ** (len(self.config.latent_unet.block_out_channels) - 1)
+        sr_step = 2 ** (len(self.config.super_res.block_out_channels) - 1)
+        if (
+            not isinstance(image_size, int)
+            or image_size < latent_step
+            or image_size % latent_step
+            or (image_size * factor) % sr_step
+        ):
+            raise InputError(
+                f"image_size {image_size!r} with factor {factor}: the size must be a multiple of {latent_step} "
+                f"(autoencoder and latent UNet downsampling) and size x factor a multiple of {sr_step}."
+            )
+        config = self.config.replace(
+            image_size=image_size,
+            super_res=dataclasses.replace(self.config.super_res, factor=factor),
+            name=name or self.config.name,
+        )
+        self.latent_unet.register_to_config(sample_size=config.latent_size)
+        self.super_res_unet.register_to_config(sample_size=config.output_size)
+        return CXRStudio(config=config, model_id=self.model_id, device=self.device, **self.components())
+
+    def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
+        """Write the cascade as a model folder (safetensors only, with sha256 list); returns the model hash.
+
+        ``dtype=torch.float16`` stores half-precision weights (the bundled demo); they load as float32.
+        """
+        model_hash = save_studio(self.components(), self.config, path, dtype=dtype)
+        self.model_id = f"{self.config.name}@{model_hash[:12]}"
+        return model_hash
+
+
+class DiffusersStudio(Studio):
     """A diffusers-format text-to-image model (RoentGen, CheXGenBench's Sana / PixArt-Sigma / SD fine-tunes)
     behind the same generate / inpaint / outpaint / interpolate calls. It has no super-resolution stage: images
-    come at the family's native size. Training, export and resizing are for cascades only."""
+    come at the family's native size. Saving, resizing and training a cascade's stages are :class:`CXRStudio`'s
+    alone; few-shot adaptation (LoRA or full) works for both."""
 
     def __init__(
         self,
@@ -737,7 +767,6 @@ class DiffusersStudio(CXRStudio):
         folder: str | os.PathLike[str] | None = None,
         sampling: SamplingDefaults | None = None,
     ) -> None:
-        self.config = None  # our cascade's architecture; a diffusers model has its components' own configs
         self.model_id = model_id
         self.folder = Path(folder) if folder else None
         self.text_to_image = family
@@ -774,17 +803,6 @@ class DiffusersStudio(CXRStudio):
             sampling=dataclasses.replace(self._sampling, **changes),
         )
 
-    def components(self) -> dict[str, Any]:
-        raise InputError(
-            f"{self.family_name} folders are loaded as they are; saving, training and resizing need a cascade."
-        )
-
-    def with_resolution(self, *, image_size: int, sr_factor: int | None = None, name: str | None = None) -> CXRStudio:
-        return self.components()
-
-    def save_pretrained(self, path: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> str:
-        return self.components()
-
 
 def _version() -> str:
     from cxr_studio.version import __version__
@@ -805,7 +823,7 @@ def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
     return CXRStudio.from_pretrained(DEFAULT_MODEL, device=device)
 
 
-def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None) -> CXRStudio:
+def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None) -> Studio:
     """The cascade in ``folder``, or the bundled demo when ``folder`` is empty (every command's ``--model``)."""
     return CXRStudio.from_pretrained(folder, device=device) if folder else load_default(device=device)
 
