@@ -104,6 +104,10 @@ class SamplingDefaults:
     # runs alone, one pass instead of two (guidance in a limited interval, Kynkaenniemi et al. 2024: guidance at
     # high noise costs realism and diversity more than it adds faithfulness)
     guidance_max_timestep: int | None = None
+    # The layout (cxr_studio.layout) enters only at timesteps t >= this (None: at every step): it places the findings
+    # while the image forms, and the last steps draw their texture from the report alone (with the layout at every
+    # step, a large finding fills its box to the edges, with a grid texture inside)
+    layout_min_timestep: int | None = None
     # Side contrast: a report that names a side, generated without a negative report, is guided away from its
     # mirror image ("Left effusion." from "Right effusion.") instead of from the empty report, so the guided
     # direction includes the side itself (generate's ``side_contrast`` overrides it per call)
@@ -369,6 +373,7 @@ PRESETS["demo"] = PRESETS["demo_eps"].replace(
         num_steps=10,
         guidance_scale=2.0,
         guidance_max_timestep=500,
+        layout_min_timestep=300,
     ),
 )
 

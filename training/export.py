@@ -30,6 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="guide only at timesteps t <= this (default: every step); noisier steps run the conditional model alone",
     )
     parser.add_argument(
+        "--layout-min-timestep",
+        type=int,
+        help="give the layout only at timesteps t >= this (default: every step); the last steps draw from the report",
+    )
+    parser.add_argument(
         "--side-contrast",
         action=argparse.BooleanOptionalAction,
         help="guide a report that names a side away from its mirror image when no negative report is given",
@@ -63,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ("num_steps", args.steps),
             ("guidance_scale", args.guidance),
             ("guidance_max_timestep", args.guidance_max_timestep),
+            ("layout_min_timestep", args.layout_min_timestep),
             ("side_contrast", args.side_contrast),
             ("sr_sampler", args.sr_sampler),
             ("sr_num_steps", args.sr_steps),

@@ -23,6 +23,10 @@ from cxr_studio.config import LatentUNetConfig
 from cxr_studio.layout import LAYOUT_GROUPS
 
 COORDINATES = 2  # column and row
+# The layout maps enter scaled: their weights start at zero beside trained ones, and Adam moves every weight by about
+# the learning rate per step, so a map in [0, 10] makes each step's change to the layout pathway ten times larger
+# (at [0, 1] a fine-tuning run's few hundred steps leave the layout weights too small to steer anything).
+LAYOUT_INPUT_SCALE = 10.0
 
 
 def build_latent_unet(
@@ -80,8 +84,9 @@ def predict(
 ) -> torch.Tensor:
     """The latent UNet's call contract: noisy ``latents`` ``(B, C, h, w)`` at ``timesteps``, the report's
     ``prompt_embeds`` ``(B, L, D)`` with ``prompt_mask`` ``(B, L)``, and for a UNet with layout channels the layout
-    maps ``(B, len(LAYOUT_GROUPS), h, w)`` in ``[0, 1]`` (None: no layout, all zeros) -> the schedule's prediction
-    ``(B, C, h, w)``. A layout given to a UNet without layout channels raises ``ValueError``."""
+    maps ``(B, len(LAYOUT_GROUPS), h, w)`` in ``[0, 1]`` (None: no layout, all zeros; they enter scaled by
+    :data:`LAYOUT_INPUT_SCALE`) -> the schedule's prediction ``(B, C, h, w)``. A layout given to a UNet without
+    layout channels raises ``ValueError``."""
     inputs = with_coordinates(latents, coordinate_channels(unet))
     n = layout_channels(unet)
     if layout is not None and not n:
@@ -89,7 +94,7 @@ def predict(
     if n:
         if layout is None:
             layout = latents.new_zeros(latents.shape[0], n, *latents.shape[2:])
-        inputs = torch.cat([inputs, layout.to(inputs)], 1)
+        inputs = torch.cat([inputs, LAYOUT_INPUT_SCALE * layout.to(inputs)], 1)
     return unet(inputs, timesteps, encoder_hidden_states=prompt_embeds, encoder_attention_mask=prompt_mask).sample
 
 

@@ -377,6 +377,7 @@ class Studio:
             "seeds": seeds,
             "sr_noise_level": self.sampling.sr_noise_level,
             "guidance_max_timestep": self.sampling.guidance_max_timestep,  # the model's, recorded beside the scale
+            "layout_min_timestep": self.sampling.layout_min_timestep,  # the model's: where the layout enters
             "model": self.model_id,
             **self._adapter_parameters(),
             "size": int(pixels.shape[-1]),

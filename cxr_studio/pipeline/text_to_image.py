@@ -113,7 +113,8 @@ class TextToImagePipeline:
         """The latent UNet under classifier-free guidance (prompts, then negatives, in ``embeds``; only at the
         timesteps the model's ``sampling.guidance_max_timestep`` allows), its clean-latent prediction clipped for a
         ``scheduler`` that cannot clip itself (``None``: the raw guided model). ``layout``: the prompts' layout maps
-        (:meth:`layout_maps`); the negatives have none, as in training, where the layout is dropped with the report.
+        (:meth:`layout_maps`), given at the timesteps ``sampling.layout_min_timestep`` allows; the negatives have
+        none, as in training, where the layout is dropped with the report.
 
         Why the clip: with Cheff's schedule alpha_bar_T is 3e-6, so the first steps' clean-latent estimate
         multiplies the noise prediction's error by ~560; unclipped, it throws the trajectory out of the data range.
@@ -124,7 +125,11 @@ class TextToImagePipeline:
         if layout is not None:
             condition, negative = [*condition, layout], [*negative, torch.zeros_like(layout)]
         denoise_fn = classifier_free_guidance(
-            self.predict, condition, negative, guidance_scale, max_timestep=self.config.sampling.guidance_max_timestep
+            self._predict_in_layout_interval,
+            condition,
+            negative,
+            guidance_scale,
+            max_timestep=self.config.sampling.guidance_max_timestep,
         )
         if scheduler is None:
             return denoise_fn
@@ -161,6 +166,20 @@ class TextToImagePipeline:
     ) -> torch.Tensor:
         """The latent UNet's output for ``x_t`` (coordinate and layout channels added where it has them)."""
         return predict_latent(self.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask, layout=layout)
+
+    def _predict_in_layout_interval(
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        layout: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """:meth:`predict`, the layout left out below ``sampling.layout_min_timestep``."""
+        lowest = self.config.sampling.layout_min_timestep
+        if layout is not None and lowest is not None and int(torch.as_tensor(t).max()) < lowest:
+            layout = None
+        return self.predict(x, t, embeds, mask, layout)
 
     def training_example(
         self, latents: torch.Tensor, generator: torch.Generator
