@@ -185,9 +185,10 @@ def test_inpainting_adds_a_finding_where_its_box_is_and_leaves_the_rest_bit_for_
 def test_the_placement_measurement_pairs_the_same_noise_and_finds_the_centre_of_the_change(laid_out):
     from cxr_studio.evaluation.placement import centre_of_change, inside, measure, random_boxes
 
-    a, b = np.zeros((10, 20)), np.zeros((10, 20))
-    a[2:4, 15:17] = 1.0
-    assert centre_of_change(a, b) == pytest.approx((0.8, 0.3)) and centre_of_change(b, b) is None
+    a, b = np.zeros((100, 200)), np.zeros((100, 200))
+    a[20:40, 150:170] = 1.0  # a blob drawn ...
+    a[:, 10] = 1.0  # ... and a thin edge that moved
+    assert centre_of_change(a, b) == pytest.approx((0.8, 0.3), abs=0.02) and centre_of_change(b, b) is None
     assert inside((0.8, 0.3), (0.7, 0.2, 0.9, 0.4)) and not inside(None, (0, 0, 1, 1))
     boxes = random_boxes("Nodule", 4, np.random.default_rng(0))
     assert [box_centre_x > 0.5 for box_centre_x in ((b.box[0] + b.box[2]) / 2 for b in boxes)] == [
