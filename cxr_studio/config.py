@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cxr_studio.errors import InputError
+from cxr_studio.layout import LAYOUT_GROUPS
 
 SAMPLERS = ("ddim", "dpmpp", "unipc")
 LR_SCHEDULES = ("constant", "cosine")  # after the warm-up: constant, or cosine decay to 0 at the last step
@@ -360,12 +361,14 @@ PRESETS["demo128"] = PRESETS["demo_eps"].replace(
 # multistep solvers cannot survive), two coordinate channels beside the latents, and no clean-latent clip (under
 # v-prediction the +-5 clip only bends DDIM's guided path away from the multistep solvers'). A demo_eps folder is
 # fine-tuned into it with --latent-reschedule --preset demo (training/train_demo.sh, step 4). UniPC at 10 steps and
-# guidance 2, guided only at t <= 500: what the sampler benchmark, the prompt sheet and the evaluation chose. The
-# bundle adds layout channels to it (step 6).
+# guidance 2, guided only at t <= 500: what the sampler benchmark, the prompt sheet and the evaluation chose; layout
+# channels (step 6 adds them to the trained folder), given at t >= 300.
 PRESETS["demo"] = PRESETS["demo_eps"].replace(
     name="demo",
     latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
-    latent_unet=dataclasses.replace(PRESETS["demo_eps"].latent_unet, coordinate_channels=2),
+    latent_unet=dataclasses.replace(
+        PRESETS["demo_eps"].latent_unet, coordinate_channels=2, layout_channels=len(LAYOUT_GROUPS)
+    ),
     sampling=dataclasses.replace(
         PRESETS["demo_eps"].sampling,
         latent_clip=0.0,
