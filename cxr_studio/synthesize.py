@@ -442,8 +442,9 @@ def start_job(
     The job's console and launcher record live in ``out``; :func:`read_job` reports on it, and
     :func:`cxr_studio.jobs.stop` on ``out`` stops it after the current batch."""
     from cxr_studio import jobs
+    from cxr_studio.model_folders import is_model_folder
 
-    if not (Path(model) / "model_index.json").is_file():
+    if not is_model_folder(model):
         raise InputError(f"{model} is not a model folder (model_index.json expected); the bundled one is assets/demo.")
     read_sources(reports)  # bad reports are reported now, not in the job's log
     SynthesisSettings(per_report=per_report, seed=seed, batch_size=batch_size)

@@ -37,6 +37,7 @@ from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance
 from cxr_studio.diffusion.objectives import training_target
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout
+from cxr_studio.model_folders import DIFFUSERS_PIPELINES, pipeline_class
 from cxr_studio.models.report_encoder import TruncationWarning
 
 
@@ -51,34 +52,31 @@ class FamilySpec:
 
 
 # steps and guidance: diffusers' defaults for SD (50 PNDM steps -> 25 DPM-Solver++), CheXGenBench's for Sana
-FAMILIES: dict[str, FamilySpec] = {
-    "StableDiffusionPipeline": FamilySpec(
-        "unet", 77, SamplingDefaults(num_steps=25, guidance_scale=7.5, sampler="dpmpp", latent_clip=0.0, upscale=False)
-    ),
-    "PixArtSigmaPipeline": FamilySpec(
-        "transformer",
-        300,
-        SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
-    ),
-    "SanaPipeline": FamilySpec(
-        "transformer",
-        300,
-        SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
-    ),
-}
+# (in cxr_studio.model_folders.DIFFUSERS_PIPELINES' order: which folders load is that module's to say)
+FAMILIES: dict[str, FamilySpec] = dict(
+    zip(
+        DIFFUSERS_PIPELINES,
+        (
+            FamilySpec(
+                "unet",
+                77,
+                SamplingDefaults(num_steps=25, guidance_scale=7.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+            ),
+            FamilySpec(
+                "transformer",
+                300,
+                SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+            ),
+            FamilySpec(
+                "transformer",
+                300,
+                SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+            ),
+        ),
+        strict=True,
+    )
+)
 OPTIONAL_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")  # not needed to draw radiographs
-
-
-def pipeline_class(folder: str | os.PathLike[str]) -> str | None:
-    """The ``_class_name`` of a diffusers folder's ``model_index.json`` (``None`` when the folder has none or is
-    one of our cascades, which carry a ``studio_config.json``)."""
-    index = Path(folder) / "model_index.json"
-    if not index.is_file() or (Path(folder) / "studio_config.json").is_file():
-        return None
-    try:
-        return json.loads(index.read_text()).get("_class_name")
-    except json.JSONDecodeError as err:
-        raise InputError(f"{index} is not valid JSON.") from err
 
 
 def load_pipeline(folder: str | os.PathLike[str], *, device: torch.device) -> DiffusionPipeline:

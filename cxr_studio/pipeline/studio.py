@@ -23,13 +23,14 @@ from cxr_studio.files import bundled
 from cxr_studio.labels import mirrored_report
 from cxr_studio.layout import Layout, layout_to_dicts, resolve_layout
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
+from cxr_studio.model_folders import is_model_folder, pipeline_class
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
 from cxr_studio.models.super_res_unet import build_super_res_unet
 from cxr_studio.pipeline.adapters import Adapter, apply_weights, load_lora, loaded_adapters
 from cxr_studio.pipeline.adapters import remove as remove_adapter
-from cxr_studio.pipeline.diffusers_family import DiffusersFamily, load_pipeline, pipeline_class
+from cxr_studio.pipeline.diffusers_family import DiffusersFamily, load_pipeline
 from cxr_studio.pipeline.family import LatentFamily, text_to_image
 from cxr_studio.pipeline.inpainting import EditResult, InpaintOptions, InpaintPipeline
 from cxr_studio.pipeline.interpolation import InterpolationPipeline, InterpolationResult
@@ -816,7 +817,7 @@ DEFAULT_MODEL = bundled("demo")  # the bundled demo cascade
 
 def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
     """The bundled demo cascade (trained on the phantom set; see assets/demo/MODEL_CARD.md), loaded offline."""
-    if not (DEFAULT_MODEL / "model_index.json").is_file():
+    if not is_model_folder(DEFAULT_MODEL):
         raise InputError(
             f"the bundled demo cascade is missing from {DEFAULT_MODEL}; reinstall CXR Studio, or train it with "
             "'bash training/train_demo.sh' and copy runs/demo/model there."
