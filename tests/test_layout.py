@@ -203,3 +203,15 @@ def test_the_placement_measurement_pairs_the_same_noise_and_finds_the_centre_of_
     assert with_item.shape == without.shape and not np.array_equal(with_item, without)
     with pytest.raises(InputError, match="layout channels"):
         measure(CXRStudio.from_preset("tiny", seed=0), boxes=1)
+
+
+def test_the_layout_enters_only_at_the_timesteps_its_interval_allows(laid_out):
+    """``SamplingDefaults.layout_min_timestep``: above every step the layout changes nothing (the report alone);
+    without it the same layout changes the image; the interval is recorded in the parameters."""
+    drawn = [{"label": "Mass", "box": [0.6, 0.2, 0.8, 0.4]}]
+    never = laid_out.with_sampling({"layout_min_timestep": 10_000})
+    with_layout = never.generate(REPORT, seed=4, upscale=False, layout=drawn)
+    assert np.array_equal(with_layout.pixels, never.generate(REPORT, seed=4, upscale=False, layout=None).pixels)
+    assert with_layout.parameters["layout_min_timestep"] == 10_000
+    always = laid_out.generate(REPORT, seed=4, upscale=False, layout=drawn).pixels
+    assert not np.array_equal(always, laid_out.generate(REPORT, seed=4, upscale=False, layout=None).pixels)

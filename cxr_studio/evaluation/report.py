@@ -323,13 +323,14 @@ def realism(
     model: FindingClassifier,
     manifest: str | Path,
     real: _Real,
-    samples: _Samples,
+    real_f: np.ndarray,
+    fake_f: np.ndarray,
     *,
     judge_size: int,
     seed: int,
 ) -> dict[str, Any]:
-    """FID (beside its floor at the samples' count), KID, precision/recall and PRDC in the judge's features."""
-    real_f, fake_f = judge.embed(model, real.test_x), judge.embed(model, samples.x)
+    """FID (beside its floor at the samples' count), KID, precision/recall and PRDC in the judge's features of the
+    real test images (``real_f``) and the samples (``fake_f``)."""
     precision, recall = precision_recall(real_f, fake_f)
     kid_mean, kid_std = kid(real_f, fake_f, subsets=50, subset_size=min(len(real_f), len(fake_f), 1000), seed=seed)
     return {
@@ -362,7 +363,7 @@ def faithfulness(model: FindingClassifier, samples: _Samples) -> dict[str, Any]:
 def against_steps(
     studio: Any,
     model: FindingClassifier,
-    real: _Real,
+    real_f: np.ndarray,
     samples: _Samples,
     *,
     steps_sweep: Sequence[int],
@@ -371,7 +372,7 @@ def against_steps(
     seed: int,
 ) -> list[dict[str, Any]]:
     """KID, mAUC and named-side-only at each number of sampling steps, on the first ``sweep_samples`` reports."""
-    real_f, rows = judge.embed(model, real.test_x), samples.rows[:sweep_samples]
+    rows = samples.rows[:sweep_samples]
     sweep = []
     for steps in steps_sweep:
         sub = generate_for(studio, rows, size=judge_size, seed=seed + 10_000, num_steps=steps)
@@ -509,8 +510,8 @@ def evaluate(
             )
         )
     # 5. Realism and diversity: in the judge's features, then in any other space given
-    report["realism"] = realism(model, manifest, real, samples, judge_size=judge_size, seed=seed)
     real_f, fake_f = judge.embed(model, real.test_x), judge.embed(model, samples.x)
+    report["realism"] = realism(model, manifest, real, real_f, fake_f, judge_size=judge_size, seed=seed)
     report["realism_per_finding"] = per_finding(real_f, real.test_rows, fake_f, samples.rows, seed=seed)
     extractors = []
     if inception:
@@ -534,7 +535,7 @@ def evaluate(
     report["faithfulness"] = faithfulness(model, samples)
     # 7. The same against sampling steps
     report["against_steps"] = against_steps(
-        studio, model, real, samples, steps_sweep=steps_sweep, sweep_samples=sweep_samples, judge_size=judge_size,
+        studio, model, real_f, samples, steps_sweep=steps_sweep, sweep_samples=sweep_samples, judge_size=judge_size,
         seed=seed,
     )  # fmt: skip
     # 8. The prompt sheet: fixed one-sided and bilateral reports, real phantom and samples judged alike

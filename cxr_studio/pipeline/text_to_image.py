@@ -124,12 +124,15 @@ class TextToImagePipeline:
         condition, negative = [prompt_embeds, prompt_mask], [negative_embeds, negative_mask]
         if layout is not None:
             condition, negative = [*condition, layout], [*negative, torch.zeros_like(layout)]
+        lowest = self.config.sampling.layout_min_timestep
+
+        def predict(x: torch.Tensor, t: torch.Tensor, *given: torch.Tensor) -> torch.Tensor:
+            if lowest is not None and int(torch.as_tensor(t).max()) < lowest:
+                given = given[:2]  # below the layout interval: the report alone
+            return self.predict(x, t, *given)
+
         denoise_fn = classifier_free_guidance(
-            self._predict_in_layout_interval,
-            condition,
-            negative,
-            guidance_scale,
-            max_timestep=self.config.sampling.guidance_max_timestep,
+            predict, condition, negative, guidance_scale, max_timestep=self.config.sampling.guidance_max_timestep
         )
         if scheduler is None:
             return denoise_fn
@@ -166,20 +169,6 @@ class TextToImagePipeline:
     ) -> torch.Tensor:
         """The latent UNet's output for ``x_t`` (coordinate and layout channels added where it has them)."""
         return predict_latent(self.latent_unet, x, t, prompt_embeds=embeds, prompt_mask=mask, layout=layout)
-
-    def _predict_in_layout_interval(
-        self,
-        x: torch.Tensor,
-        t: torch.Tensor,
-        embeds: torch.Tensor,
-        mask: torch.Tensor,
-        layout: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """:meth:`predict`, the layout left out below ``sampling.layout_min_timestep``."""
-        lowest = self.config.sampling.layout_min_timestep
-        if layout is not None and lowest is not None and int(torch.as_tensor(t).max()) < lowest:
-            layout = None
-        return self.predict(x, t, embeds, mask, layout)
 
     def training_example(
         self, latents: torch.Tensor, generator: torch.Generator
