@@ -29,7 +29,7 @@ from cxr_studio.app_model import MAX_UPLOAD, MODEL_COLUMNS, QUEUE, AppModel
 from cxr_studio.diffusion.sampling import GenerationCancelled
 from cxr_studio.environment import environment_problems
 from cxr_studio.forms import CSS
-from cxr_studio.pipeline.studio import load_model
+from cxr_studio.model_folders import load_model
 
 WHOLE = {"format": "png", "object_fit": "contain"}  # a radiograph is letterboxed in a gallery, never cropped
 picture = functools.partial(gr.Image, format="png", interactive=False)  # an image shown, never edited

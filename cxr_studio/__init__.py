@@ -17,9 +17,9 @@ _LAZY = {
     "CXRStudio": "cxr_studio.pipeline.studio",
     "DiffusersStudio": "cxr_studio.pipeline.studio",
     "Studio": "cxr_studio.pipeline.studio",
-    "DEFAULT_MODEL": "cxr_studio.pipeline.studio",
-    "load_default": "cxr_studio.pipeline.studio",
-    "load_model": "cxr_studio.pipeline.studio",
+    "DEFAULT_MODEL": "cxr_studio.model_folders",
+    "load_default": "cxr_studio.model_folders",
+    "load_model": "cxr_studio.model_folders",
     "GenerationResult": "cxr_studio.pipeline.studio",
     "GenerationCancelled": "cxr_studio.diffusion.sampling",
     "StudioConfig": "cxr_studio.config",
@@ -54,16 +54,9 @@ assert set(__all__) >= set(_LAZY)
 if TYPE_CHECKING:
     from cxr_studio.config import PRESETS, SamplingDefaults, StudioConfig
     from cxr_studio.diffusion.sampling import GenerationCancelled
+    from cxr_studio.model_folders import DEFAULT_MODEL, load_default, load_model
     from cxr_studio.models.report_encoder import TruncationWarning
-    from cxr_studio.pipeline.studio import (
-        DEFAULT_MODEL,
-        CXRStudio,
-        DiffusersStudio,
-        GenerationResult,
-        Studio,
-        load_default,
-        load_model,
-    )
+    from cxr_studio.pipeline.studio import CXRStudio, DiffusersStudio, GenerationResult, Studio
 
 
 def __getattr__(name: str) -> Any:

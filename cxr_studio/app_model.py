@@ -28,8 +28,7 @@ from cxr_studio.files import write_atomic
 from cxr_studio.forms import LAYOUT_CHOICES, LAYOUT_COLOURS
 from cxr_studio.imaging import read_png_parameters, save_png
 from cxr_studio.layout import LAYOUT_GROUPS, LayoutItem, box_of_mask, box_side, layout_from_report, parse_layout
-from cxr_studio.model_folders import list_models, read_card
-from cxr_studio.pipeline.studio import DEFAULT_MODEL, load_model
+from cxr_studio.model_folders import DEFAULT_MODEL, list_models, load_model, read_card
 
 # progress(step, total, what): the UI's progress bar
 Progress = Callable[[int, int, str], None]

@@ -178,7 +178,7 @@ def bench_stages(
 
 
 def _studio(model: str | None):
-    from cxr_studio.pipeline.studio import load_model
+    from cxr_studio.model_folders import load_model
 
     # no fallback to random weights: a benchmark of something other than what was asked is worse than an error
     return load_model(model)

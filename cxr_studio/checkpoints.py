@@ -25,7 +25,7 @@ from transformers import BertModel, BertTokenizerFast
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.errors import InputError
-from cxr_studio.files import sha256_file, write_atomic
+from cxr_studio.files import sha256_file
 
 COMPONENTS: dict[str, tuple[str, str]] = {
     "tokenizer": ("transformers", "BertTokenizerFast"),
@@ -57,38 +57,6 @@ def write_checksums(folder: str | os.PathLike[str]) -> str:
     text = checksums(folder)
     (Path(folder) / CHECKSUMS).write_text(text)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def folder_hash(folder: str | os.PathLike[str], *, cache: str | os.PathLike[str] | None = None) -> str:
-    """The model hash of a folder that came without ``sha256sums.json`` (a diffusers model from the Hub or a
-    colleague), computed from its files on first load. The folder is never written to (it may be read-only);
-    the hash is remembered in ``cache`` (default ``~/.cache/cxr_studio/folder_hashes.json``) under the files'
-    sizes and modification times, so a changed file is hashed again."""
-    folder = Path(folder).resolve()
-    refuse_unsafe_files(folder, allow_pickles=True)  # Hub folders often hold both; only safetensors are loaded
-    stamp = hashlib.sha256(
-        "".join(
-            f"{p.relative_to(folder).as_posix()}:{p.stat().st_size}:{p.stat().st_mtime_ns};"
-            for p in sorted(folder.rglob("*"))
-            if p.is_file()
-        ).encode()
-    ).hexdigest()
-    cache = Path(cache) if cache else Path.home() / ".cache" / "cxr_studio" / "folder_hashes.json"
-    try:
-        known = json.loads(cache.read_text()) if cache.is_file() else {}
-    except (OSError, json.JSONDecodeError):  # a damaged cache only costs a recomputation
-        known = {}
-    if known.get(str(folder), {}).get("stamp") == stamp:
-        return known[str(folder)]["hash"]
-    model_hash = hashlib.sha256(checksums(folder).encode()).hexdigest()
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(
-            cache, json.dumps({**known, str(folder): {"stamp": stamp, "hash": model_hash}}, indent=1).encode()
-        )
-    except OSError:  # a read-only home: the hash is recomputed next time
-        pass
-    return model_hash
 
 
 def save_studio(
@@ -157,6 +125,11 @@ def verify_folder(path: str | os.PathLike[str]) -> str:
     root = folder.resolve()
     refuse_unsafe_files(folder)
     listing = folder / CHECKSUMS
+    if not (folder / CONFIG_FILE).is_file() and (folder / "model_index.json").is_file():
+        raise InputError(
+            f"model folder {folder.name} is not a CXR Studio cascade (no {CONFIG_FILE}); "
+            "cxr_studio.load_model loads diffusers folders too."
+        )
     if not listing.is_file():
         raise InputError(
             f"model folder {folder.name} has no {CHECKSUMS}; save it with CXRStudio.save_pretrained "

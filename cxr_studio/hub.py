@@ -2,7 +2,7 @@
 
 ``push_to_hub`` uploads a model folder written by ``CXRStudio.save_pretrained``; ``pull_from_hub``
 downloads one, or a diffusers model (RoentGen, CheXGenBench's fine-tunes; gated repositories need a ``token``),
-into a local folder that ``CXRStudio.from_pretrained`` then loads offline. Only safetensors, JSON, cards and
+into a local folder that ``cxr_studio.load_model`` then loads offline. Only safetensors, JSON, cards and
 tokenizer files are fetched: pickles never are.
 """
 

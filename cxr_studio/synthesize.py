@@ -542,7 +542,7 @@ def _run(args: argparse.Namespace, *, should_stop: Callable[[], bool]) -> dict[s
     import torch
     from accelerate import PartialState
 
-    from cxr_studio.pipeline.studio import CXRStudio
+    from cxr_studio.model_folders import load_model
 
     # cpu=True is what makes accelerate join CPU processes (gloo) when no GPU is there
     state = PartialState(cpu=args.device == "cpu" or not torch.cuda.is_available())
@@ -559,7 +559,7 @@ def _run(args: argparse.Namespace, *, should_stop: Callable[[], bool]) -> dict[s
         layout=args.layout,
     )
     sources = read_sources(args.reports)
-    studio = CXRStudio.from_pretrained(args.model, device=args.device or state.device)
+    studio = load_model(args.model, device=args.device or state.device)
     filters = _filters(args, sources)
     summary = synthesize(
         studio,

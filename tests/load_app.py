@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import cxr_studio
 
-    studio = cxr_studio.CXRStudio.from_pretrained(args.model) if args.model else cxr_studio.load_default()
+    studio = cxr_studio.load_model(args.model or None)
     print(json.dumps(run_load(studio, users=args.users, rounds=args.rounds, steps=args.steps), indent=2, default=str))
     return 0
 

@@ -12,8 +12,8 @@ import tiny_diffusers
 import torch
 
 from cxr_studio import CXRStudio, InputError, TruncationWarning
-from cxr_studio.checkpoints import folder_hash
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
+from cxr_studio.model_folders import folder_hash, load_model
 from cxr_studio.pipeline.family import sample
 from cxr_studio.pipeline.studio import DiffusersStudio
 
@@ -27,7 +27,7 @@ def folder(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def family_studio(folder):
-    return CXRStudio.from_pretrained(folder)
+    return load_model(folder)
 
 
 def radiograph(size: int = 48) -> np.ndarray:
@@ -131,18 +131,18 @@ def test_bad_folders_say_what_is_wrong(folder, tmp_path):
     index = json.loads((unknown / "model_index.json").read_text())
     (unknown / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxPipeline"}))
     with pytest.raises(InputError, match="FluxPipeline.*accepted: StableDiffusionPipeline"):
-        CXRStudio.from_pretrained(unknown)
+        load_model(unknown)
     missing = tmp_path / "missing"
     shutil.copytree(folder, missing)
     shutil.rmtree(missing / "vae")
     with pytest.raises(InputError, match="vae folder named in model_index.json is missing"):
-        CXRStudio.from_pretrained(missing)
+        load_model(missing)
     pickled = tmp_path / "pickled"
     shutil.copytree(folder, pickled)
     weights = next((pickled / "vae").glob("*.safetensors"))
     weights.rename(weights.with_suffix(".bin"))
     with pytest.raises(InputError, match="pickle weights only"):
-        CXRStudio.from_pretrained(pickled)
+        load_model(pickled)
 
 
 def test_the_folder_hash_is_computed_once_without_writing_to_the_folder(folder, tmp_path):
@@ -159,7 +159,7 @@ def test_the_folder_hash_is_computed_once_without_writing_to_the_folder(folder, 
 
 
 def test_a_report_past_the_token_limit_is_cut_with_a_warning(folder):
-    family_studio = CXRStudio.from_pretrained(folder)
+    family_studio = load_model(folder)
     long_report = " ".join(["left pleural effusion."] * 120)
     assert (
         family_studio.family.truncated_tokens(REPORT) == 0 and family_studio.family.truncated_tokens(long_report) > 0
@@ -212,7 +212,7 @@ def test_a_sana_folder_with_a_flow_match_euler_scheduler_samples_with_flow_sigma
     index = json.loads((folder / "model_index.json").read_text())
     index["scheduler"] = ["diffusers", "FlowMatchEulerDiscreteScheduler"]
     (folder / "model_index.json").write_text(json.dumps(index))
-    family_studio = CXRStudio.from_pretrained(folder)
+    family_studio = load_model(folder)
     assert family_studio.family.flow and family_studio.samplers == ("dpmpp", "unipc")
     scheduler = family_studio.family.sampler("dpmpp")
     assert scheduler.config.prediction_type == "flow_prediction" and scheduler.config.flow_shift == 3.0

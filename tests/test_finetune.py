@@ -10,7 +10,7 @@ import tiny_diffusers
 import torch
 from safetensors import safe_open
 
-from cxr_studio import CXRStudio, InputError
+from cxr_studio import CXRStudio, InputError, load_model
 from cxr_studio.pipeline.adapters import ADAPTER_FILE
 from training.finetune import main as finetune
 
@@ -47,7 +47,7 @@ def test_a_lora_adapter_trains_saves_in_diffusers_format_and_loads_back(base, ma
         run(base, manifest, out, "--rank", "4", "--prior-report", "Normal chest radiograph.", "--prior-images", "2")
         == 0
     )
-    studio = CXRStudio.from_pretrained(base)
+    studio = load_model(base)
     with safe_open(str(out / ADAPTER_FILE), framework="pt") as handle:
         keys, metadata = list(handle.keys()), handle.metadata()
     component = "unet" if "UNet" in type(studio.family.denoiser).__name__ else "transformer"
@@ -86,11 +86,11 @@ def test_an_adapter_is_refused_on_another_base_model(base, manifest, tmp_path):
     if (base / "studio_config.json").is_file():
         CXRStudio.from_preset("tiny", seed=1).save_pretrained(other)
     else:
-        tiny_diffusers.build(CXRStudio.from_pretrained(base).family_name, other, seed=1)
+        tiny_diffusers.build(load_model(base).family_name, other, seed=1)
     with pytest.raises(InputError, match="was trained on"):
-        CXRStudio.from_pretrained(other).load_adapter(out)
+        load_model(other).load_adapter(out)
     with pytest.raises(InputError, match="no LoRA adapter"):
-        CXRStudio.from_pretrained(base).load_adapter(tmp_path)
+        load_model(base).load_adapter(tmp_path)
 
 
 def test_diffusers_own_loader_reads_our_stable_diffusion_adapter(manifest, tmp_path):
@@ -99,7 +99,7 @@ def test_diffusers_own_loader_reads_our_stable_diffusion_adapter(manifest, tmp_p
 
     base = tiny_diffusers.build("StableDiffusionPipeline", tmp_path / "sd")
     assert run(base, manifest, tmp_path / "adapter", "--rank", "4") == 0
-    studio = CXRStudio.from_pretrained(base)
+    studio = load_model(base)
     studio.load_adapter(tmp_path / "adapter")
     pipe = StableDiffusionPipeline.from_pretrained(base)
     pipe.load_lora_weights(str(tmp_path / "adapter"))
@@ -115,7 +115,7 @@ def test_full_fine_tuning_writes_a_model_folder_that_loads(manifest, tmp_path):
     base = tmp_path / "base"
     CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
     assert run(base, manifest, tmp_path / "full", "--method", "full") == 0
-    tuned, original = CXRStudio.from_pretrained(tmp_path / "full"), CXRStudio.from_pretrained(base)
+    tuned, original = load_model(tmp_path / "full"), load_model(base)
     changed = [
         not torch.equal(a, b)
         for a, b in zip(tuned.latent_unet.state_dict().values(), original.latent_unet.state_dict().values())
@@ -147,7 +147,7 @@ def test_the_app_loads_weighs_and_unloads_an_adapter(manifest, tmp_path):
     base = tmp_path / "base"
     CXRStudio.from_preset("tiny", seed=0).save_pretrained(base)
     assert run(base, manifest, tmp_path / "adapter") == 0
-    model = AppModel(CXRStudio.from_pretrained(base), cache=tmp_path / "cache")
+    model = AppModel(load_model(base), cache=tmp_path / "cache")
     folder = str(tmp_path / "adapter")  # the page names an adapter by its folder
     assert "`adapter` x 0.5" in model.load_adapter(folder, 0.5) and list(model.studio.adapters) == ["adapter"]
     assert "`adapter` x 1.5" in model.set_adapter_weight(folder, 1.5)

@@ -143,3 +143,19 @@ def test_no_import_circle_including_imports_inside_functions():
         if name not in state:
             visit(name, [name])
     assert not cycles, cycles
+
+
+def test_only_the_model_folders_module_opens_a_folders_index():
+    """What a model folder is has one owner: no other module names ``model_index.json`` as a path (the cascade's
+    reader and writer, ``checkpoints``, writes and checks its own)."""
+    owners = {"cxr_studio.model_folders", "cxr_studio.checkpoints"}
+    readers = [
+        name
+        for name, path in _modules().items()
+        if name not in owners
+        and any(
+            isinstance(node, ast.Constant) and node.value == "model_index.json"
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+    ]
+    assert not readers, readers

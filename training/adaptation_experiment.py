@@ -36,8 +36,8 @@ from cxr_studio.data.manifest import read_manifest, write_manifest
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation.classifier import augment, load_split, mean_auc, per_target_auc, predict
 from cxr_studio.evaluation.metrics import roc_auc
+from cxr_studio.model_folders import load_model
 from cxr_studio.models.classifier import FindingClassifier, pool
-from cxr_studio.pipeline.studio import load_model
 from training.finetune import main as finetune
 
 FINDING = "hiatal_hernia"

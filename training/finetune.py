@@ -27,8 +27,9 @@ from cxr_studio.data.dataset import ManifestDataset
 from cxr_studio.diffusion.objectives import drop_reports
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
+from cxr_studio.model_folders import load_model
 from cxr_studio.pipeline.adapters import add_lora, save_lora
-from cxr_studio.pipeline.studio import CXRStudio, load_model
+from cxr_studio.pipeline.studio import CXRStudio
 from training._cli import main_for_stage
 from training.config import TrainConfig
 

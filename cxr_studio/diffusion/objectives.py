@@ -33,6 +33,18 @@ def training_target(
     raise InputError(f"unknown prediction type {kind!r}; accepted: {', '.join(PREDICTION_TYPES)}.")
 
 
+def noised_example(
+    scheduler: DDPMScheduler, sample: torch.Tensor, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One DDPM training example for clean ``sample`` ``(B, ...)``: ``(x_t, t, target)`` with the noise, then
+    uniform timesteps, drawn from ``generator`` in that order (every stage and fine-tuning draw alike)."""
+    noise = torch.randn(sample.shape, generator=generator, device=sample.device)
+    t = torch.randint(
+        0, scheduler.config.num_train_timesteps, (len(sample),), generator=generator, device=sample.device
+    )
+    return scheduler.add_noise(sample, noise, t), t, training_target(scheduler, sample, noise, t)
+
+
 def loss_weights(scheduler: DDPMScheduler, timesteps: torch.Tensor, *, snr_gamma: float) -> torch.Tensor | None:
     """Per-sample weights ``(B,)`` of the denoising MSE under min-SNR-gamma (Hang et al. 2023): the x0 loss
     weighted by ``min(SNR, gamma)``, expressed for the schedule's prediction type as diffusers' training

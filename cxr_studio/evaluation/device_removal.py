@@ -128,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    from cxr_studio.pipeline.studio import load_model
+    from cxr_studio.model_folders import load_model
 
     studio = load_model(args.model)
     results = run(

@@ -189,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the boxes and of the samples (default 0)")
     args = parser.parse_args(argv)
     from cxr_studio.data.manifest import read_manifest
-    from cxr_studio.pipeline.studio import load_model
+    from cxr_studio.model_folders import load_model
 
     if args.rule_against:
         rows = [row for row in read_manifest(args.rule_against) if row["split"] == "test"]

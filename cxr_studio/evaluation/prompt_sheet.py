@@ -171,8 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the tiles then take the judge's size",
     )
     args = parser.parse_args(argv)
+    from cxr_studio.model_folders import load_model
     from cxr_studio.models.classifier import FindingClassifier
-    from cxr_studio.pipeline.studio import load_model
 
     try:
         studio = load_model(args.model)

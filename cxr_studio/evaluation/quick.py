@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sr-sampler", help="super-resolution sampler (default: the model's)")
     parser.add_argument("--sr-steps", type=int, help="super-resolution steps (default: the model's)")
     args = parser.parse_args(argv)
-    from cxr_studio.pipeline.studio import load_model
+    from cxr_studio.model_folders import load_model
 
     studio = load_model(args.model)
     figures = {

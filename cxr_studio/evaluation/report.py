@@ -623,7 +623,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the judge, the samples and every subset")
     args = parser.parse_args(argv)
-    from cxr_studio.pipeline.studio import load_model
+    from cxr_studio.model_folders import load_model
 
     try:
         studio = load_model(args.model)

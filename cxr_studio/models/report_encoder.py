@@ -117,10 +117,12 @@ def encode_reports(
     reports: Sequence[str],
     *,
     max_tokens: int,
+    warn: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Reports -> ``prompt_embeds`` ``(B, L, D)`` and ``attention_mask`` ``(B, L)`` on the encoder's device."""
+    """Reports -> ``prompt_embeds`` ``(B, L, D)`` and ``attention_mask`` ``(B, L)`` on the encoder's device
+    (``warn``: a :class:`TruncationWarning` for reports cut at ``max_tokens``; training batches pass False)."""
     device = next(encoder.parameters()).device
-    batch = tokenize_reports(tokenizer, reports, max_tokens=max_tokens)
+    batch = tokenize_reports(tokenizer, reports, max_tokens=max_tokens, warn=warn)
     input_ids, attention_mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
     prompt_embeds = encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     return prompt_embeds, attention_mask

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import warnings
@@ -34,10 +33,9 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from cxr_studio import imaging
 from cxr_studio.config import SamplingDefaults
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance
-from cxr_studio.diffusion.objectives import training_target
+from cxr_studio.diffusion.objectives import noised_example
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout
-from cxr_studio.model_folders import DIFFUSERS_PIPELINES, pipeline_class
 from cxr_studio.models.report_encoder import TruncationWarning
 
 
@@ -52,46 +50,33 @@ class FamilySpec:
 
 
 # steps and guidance: diffusers' defaults for SD (50 PNDM steps -> 25 DPM-Solver++), CheXGenBench's for Sana
-# (in cxr_studio.model_folders.DIFFUSERS_PIPELINES' order: which folders load is that module's to say)
-FAMILIES: dict[str, FamilySpec] = dict(
-    zip(
-        DIFFUSERS_PIPELINES,
-        (
-            FamilySpec(
-                "unet",
-                77,
-                SamplingDefaults(num_steps=25, guidance_scale=7.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
-            ),
-            FamilySpec(
-                "transformer",
-                300,
-                SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
-            ),
-            FamilySpec(
-                "transformer",
-                300,
-                SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
-            ),
-        ),
-        strict=True,
-    )
+_TRANSFORMER = FamilySpec(
+    "transformer",
+    300,
+    SamplingDefaults(num_steps=20, guidance_scale=4.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
 )
+FAMILIES: dict[str, FamilySpec] = {
+    "StableDiffusionPipeline": FamilySpec(
+        "unet",
+        77,
+        SamplingDefaults(num_steps=25, guidance_scale=7.5, sampler="dpmpp", latent_clip=0.0, upscale=False),
+    ),
+    "PixArtSigmaPipeline": _TRANSFORMER,
+    "SanaPipeline": _TRANSFORMER,
+}
 OPTIONAL_COMPONENTS = ("safety_checker", "feature_extractor", "image_encoder")  # not needed to draw radiographs
 
 
-def load_pipeline(folder: str | os.PathLike[str], *, device: torch.device) -> DiffusionPipeline:
-    """A supported diffusers pipeline from a local folder: offline, safetensors only, in float32.
+def load_pipeline(folder: str | os.PathLike[str], *, index: dict[str, Any], device: torch.device) -> DiffusionPipeline:
+    """A supported diffusers pipeline from a local folder whose ``model_index.json`` is ``index``: offline,
+    safetensors only, in float32.
 
     Refused with :class:`InputError`: an unknown pipeline class, a missing component folder, pickle-only weights.
     """
     folder = Path(folder)
-    name = pipeline_class(folder)
+    name = index.get("_class_name")
     if name not in FAMILIES:
-        raise InputError(
-            f"{folder} holds a {name or 'folder without model_index.json'}; accepted: {', '.join(FAMILIES)} "
-            "(diffusers format) or a CXR Studio cascade."
-        )
-    index = json.loads((folder / "model_index.json").read_text())
+        raise InputError(f"{folder} holds a {name}; accepted: {', '.join(FAMILIES)} (diffusers format).")
     for component, spec in index.items():
         if not isinstance(spec, list) or None in spec or component in OPTIONAL_COMPONENTS:
             continue  # "_class_name", flags such as requires_safety_checker, and components saved as absent
@@ -309,17 +294,13 @@ class DiffusersFamily:
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_t, t, target)`` under the family's own objective: DDPM noising with its prediction type, or, for
         flow matching, ``x_t = (1 - s) x_0 + s n`` with target ``n - x_0`` at timestep ``1000 s``."""
+        if not self.flow:
+            return noised_example(self._forward, latents, generator)
         noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-        if self.flow:
-            sigma = torch.rand(len(latents), generator=generator, device=latents.device)
-            s = sigma.view(-1, 1, 1, 1)
-            t = sigma * self.pipe.scheduler.config.num_train_timesteps
-            return (1 - s) * latents + s * noise, t, noise - latents
-        schedule = self._forward
-        t = torch.randint(
-            0, schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=latents.device
-        )
-        return schedule.add_noise(latents, noise, t), t, training_target(schedule, latents, noise, t)
+        sigma = torch.rand(len(latents), generator=generator, device=latents.device)
+        s = sigma.view(-1, 1, 1, 1)
+        t = sigma * self.pipe.scheduler.config.num_train_timesteps
+        return (1 - s) * latents + s * noise, t, noise - latents
 
     @functools.cached_property
     def _forward(self) -> DDPMScheduler:  # noise_to calls it at every step

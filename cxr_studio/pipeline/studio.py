@@ -15,15 +15,13 @@ import torch
 from PIL import Image
 
 from cxr_studio import imaging
-from cxr_studio.checkpoints import folder_hash, load_studio, save_studio
+from cxr_studio.checkpoints import load_studio, save_studio
 from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import StepCallback
 from cxr_studio.errors import InputError
-from cxr_studio.files import bundled
 from cxr_studio.labels import mirrored_report
 from cxr_studio.layout import Layout, layout_to_dicts, resolve_layout
 from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
-from cxr_studio.model_folders import is_model_folder, pipeline_class
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
@@ -682,12 +680,10 @@ class CXRStudio(Studio):
         return cls.from_config(preset(name), seed=seed, device=device)
 
     @classmethod
-    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> Studio:
-        """Load a model folder offline: a cascade written by :meth:`save_pretrained`, or a diffusers folder
-        whose ``model_index.json`` names ``StableDiffusionPipeline``, ``PixArtSigmaPipeline`` or ``SanaPipeline``
-        (a :class:`DiffusersStudio`). Damaged, pickle-only or unknown folders raise InputError."""
-        if pipeline_class(path) is not None:
-            return DiffusersStudio.from_folder(path, device=device)
+    def from_pretrained(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> CXRStudio:
+        """Load a cascade written by :meth:`save_pretrained`, offline, its files checked first. Damaged or
+        pickle-bearing folders raise InputError; :func:`cxr_studio.model_folders.load_model` loads any model
+        folder (diffusers pipelines too)."""
         components, config, model_hash = load_studio(path, device=torch.device(device or "cpu"))
         studio = cls(config=config, model_id=f"{config.name}@{model_hash[:12]}", device=device, **components)
         studio.folder = Path(path)
@@ -778,11 +774,18 @@ class DiffusersStudio(Studio):
         self._wire()
 
     @classmethod
-    def from_folder(cls, path: str | os.PathLike[str], *, device: str | torch.device | None = None) -> DiffusersStudio:
-        """Load a local diffusers folder (offline, safetensors only); its hash is computed on first load."""
-        folder = Path(path)
-        family = DiffusersFamily(load_pipeline(folder, device=torch.device(device or "cpu")))
-        return cls(family, model_id=f"{folder.resolve().name}@{folder_hash(folder)[:12]}", folder=folder)
+    def from_folder(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        index: dict[str, Any],
+        model_id: str,
+        device: str | torch.device | None = None,
+    ) -> DiffusersStudio:
+        """Load a local diffusers folder (offline, safetensors only) whose ``model_index.json`` is ``index``;
+        :func:`cxr_studio.model_folders.load_model` classifies and names the folder first."""
+        family = DiffusersFamily(load_pipeline(path, index=index, device=torch.device(device or "cpu")))
+        return cls(family, model_id=model_id, folder=path)
 
     @property
     def family_name(self) -> str:
@@ -810,24 +813,6 @@ def _version() -> str:
     from cxr_studio.version import __version__
 
     return __version__
-
-
-DEFAULT_MODEL = bundled("demo")  # the bundled demo cascade
-
-
-def load_default(*, device: str | torch.device | None = None) -> CXRStudio:
-    """The bundled demo cascade (trained on the phantom set; see assets/demo/MODEL_CARD.md), loaded offline."""
-    if not is_model_folder(DEFAULT_MODEL):
-        raise InputError(
-            f"the bundled demo cascade is missing from {DEFAULT_MODEL}; reinstall CXR Studio, or train it with "
-            "'bash training/train_demo.sh' and copy runs/demo/model there."
-        )
-    return CXRStudio.from_pretrained(DEFAULT_MODEL, device=device)
-
-
-def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | torch.device | None = None) -> Studio:
-    """The cascade in ``folder``, or the bundled demo when ``folder`` is empty (every command's ``--model``)."""
-    return CXRStudio.from_pretrained(folder, device=device) if folder else load_default(device=device)
 
 
 def _negatives(reports: Sequence[str], negative_report: str, *, side_contrast: bool) -> list[str]:

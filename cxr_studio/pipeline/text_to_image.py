@@ -13,7 +13,7 @@ from transformers import BertModel, BertTokenizerFast
 
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import DenoiseFn, classifier_free_guidance, clip_unless_the_sampler_does
-from cxr_studio.diffusion.objectives import training_target
+from cxr_studio.diffusion.objectives import noised_example
 from cxr_studio.diffusion.schedules import converging_samplers, make_sampler, training_scheduler
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout, rasterize
@@ -174,12 +174,7 @@ class TextToImagePipeline:
         self, latents: torch.Tensor, generator: torch.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(x_t, t, target)`` for clean ``latents`` under the training schedule (uniform timesteps)."""
-        schedule = self._forward
-        noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-        t = torch.randint(
-            0, schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=latents.device
-        )
-        return schedule.add_noise(latents, noise, t), t, training_target(schedule, latents, noise, t)
+        return noised_example(self._forward, latents, generator)
 
     @functools.cached_property
     def _forward(self) -> DDPMScheduler:

@@ -13,12 +13,12 @@ from torch.utils.data import Dataset
 
 from cxr_studio import CXRStudio, save_png
 from cxr_studio.data.dataset import EmptySplit, ManifestDataset
-from cxr_studio.diffusion.objectives import drop_reports, loss_weights, training_target, weighted_mse
+from cxr_studio.diffusion.objectives import drop_reports, loss_weights, noised_example, weighted_mse
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.labels import side_balance_weights
 from cxr_studio.layout import layout_from_report, rasterize
 from cxr_studio.models.latent_unet import predict as predict_latent
-from cxr_studio.models.report_encoder import build_report_encoder, tokenize_reports, train_tokenizer
+from cxr_studio.models.report_encoder import build_report_encoder, encode_reports, train_tokenizer
 from training import latent_cache
 from training.config import TrainConfig
 from training.stages.common import GRID_REPORTS, StageBase, grid, log, rebuilt, save
@@ -111,25 +111,16 @@ class LatentTask(StageBase):
         reports = list(batch["report"])
         if step >= 0:
             reports = drop_reports(reports, fraction=self.config.report_dropout, generator=generator)
-        tokens = tokenize_reports(self.tokenizer, reports, max_tokens=self.max_tokens, warn=False)
-        mask = tokens["attention_mask"].to(device)
-        embeds = self.modules["report_encoder"](
-            input_ids=tokens["input_ids"].to(device), attention_mask=mask
-        ).last_hidden_state
-        layout = self._layout(batch, reports, step=step, generator=generator) if self.with_layout else None
-        noise = torch.randn(latents.shape, generator=generator, device=device)
-        t = torch.randint(
-            0, self.noise_schedule.config.num_train_timesteps, (len(latents),), generator=generator, device=device
+        # the pipeline's own report encoding and objective, on this task's (possibly prepared) modules
+        embeds, mask = encode_reports(
+            self.tokenizer, self.modules["report_encoder"], reports, max_tokens=self.max_tokens, warn=False
         )
-        noisy = self.noise_schedule.add_noise(latents, noise, t)
+        layout = self._layout(batch, reports, step=step, generator=generator) if self.with_layout else None
+        noisy, t, target = noised_example(self.noise_schedule, latents, generator)
         predicted = predict_latent(
             self.modules["latent_unet"], noisy, t, prompt_embeds=embeds, prompt_mask=mask, layout=layout
         )
-        loss = weighted_mse(
-            predicted,
-            training_target(self.noise_schedule, latents, noise, t),
-            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
-        )
+        loss = weighted_mse(predicted, target, loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
         return loss, {"loss": float(loss.detach())}
 
     def _layout(

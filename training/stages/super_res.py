@@ -12,7 +12,7 @@ from torch.utils.data import Dataset
 from cxr_studio import CXRStudio, imaging, save_png
 from cxr_studio.config import preset
 from cxr_studio.data.dataset import EmptySplit, ManifestDataset, SuperResPairs
-from cxr_studio.diffusion.objectives import loss_weights, training_target, weighted_mse
+from cxr_studio.diffusion.objectives import loss_weights, noised_example, weighted_mse
 from cxr_studio.diffusion.schedules import training_scheduler
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, upsample
 from cxr_studio.models.super_res_unet import predict as predict_super_res
@@ -82,17 +82,11 @@ class SuperResTask(StageBase):
         aug_t = torch.randint(0, aug_max + 1, (len(high),), generator=generator, device=device)
         augmentation = torch.randn(condition.shape, generator=generator, device=device)
         condition = augment(condition, augmentation, aug_t, self.noise_schedule)
-        noise = torch.randn(high.shape, generator=generator, device=device)
-        t = torch.randint(0, steps, (len(high),), generator=generator, device=device)
-        noisy = self.noise_schedule.add_noise(high, noise, t)
+        noisy, t, target = noised_example(self.noise_schedule, high, generator)
         predicted = predict_super_res(
             self.modules["super_res_unet"], noisy, t, condition=condition, noise_level_t=aug_t
         )
-        loss = weighted_mse(
-            predicted,
-            training_target(self.noise_schedule, high, noise, t),
-            loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma),
-        )
+        loss = weighted_mse(predicted, target, loss_weights(self.noise_schedule, t, snr_gamma=self.config.snr_gamma))
         return loss, {"loss": float(loss.detach())}
 
     @torch.no_grad()
