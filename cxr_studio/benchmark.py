@@ -288,6 +288,83 @@ def bench_samplers(
     }
 
 
+def bench_sr_samplers(
+    model: str | None = None,
+    *,
+    images: int = 4,
+    steps_grid: tuple[int, ...] = (1, 2, 3, 4, 6),
+    reference_steps: int = 50,
+    judge: str | None = None,
+) -> dict[str, object]:
+    """Steps against quality for the super-resolution stage: PSNR and SSIM of the upscaled image against DDIM
+    with ``reference_steps`` steps from the same noise and the same low-resolution input (the latent stage's
+    samples of :data:`SAMPLER_REPORTS`), for every sampler, with wall time per image (one UNet pass per step).
+    ``judge`` (an evaluation's ``classifier/``): also the share of the judge's thresholded verdicts (every target)
+    on each upscaled image that equal those on its reference."""
+    import torch
+
+    from cxr_studio import imaging
+    from cxr_studio.config import SAMPLERS
+    from cxr_studio.evaluation.metrics import psnr, ssim
+
+    studio = _studio(model)
+    if studio.super_resolution is None:
+        raise ValueError(f"{studio.model_id} has no super-resolution stage")
+    reports = [SAMPLER_REPORTS[k % len(SAMPLER_REPORTS)] for k in range(images)]
+    seeds = list(range(images))
+    low_res = torch.from_numpy(
+        np.stack([studio.generate(r, seed=k, upscale=False).pixels for k, r in enumerate(reports)])[:, None] * 2 - 1
+    )
+    level = studio.config.sampling.sr_noise_level
+    verdicts = None
+    if judge:
+        from cxr_studio.evaluation import classifier
+        from cxr_studio.labels import TARGETS
+        from cxr_studio.models.classifier import FindingClassifier
+
+        judge_model = FindingClassifier.load(judge)
+        cut = np.array([judge_model.thresholds.get(t, 0.5) for t in TARGETS])
+
+        def verdicts(batch: torch.Tensor) -> np.ndarray:
+            pixels = ((batch[:, 0].numpy() + 1) / 2).clip(0, 1)
+            size = judge_model.config.image_size
+            return classifier.predict(judge_model, imaging.to_batch(pixels, size)) > cut
+
+    def run(sampler: str, steps: int) -> tuple[torch.Tensor, float]:
+        start = time.perf_counter()
+        high = studio.super_resolution(low_res, seeds=seeds, num_steps=steps, sampler=sampler, noise_level=level)
+        return high.cpu(), (time.perf_counter() - start) / images
+
+    reference, reference_s = run("ddim", reference_steps)
+    reference_verdicts = verdicts(reference) if verdicts else None
+    rows: dict[str, dict[str, float]] = {}
+    for sampler in SAMPLERS:
+        for steps in steps_grid:
+            high, seconds = run(sampler, steps)
+            per_image = psnr(high, reference, data_range=2.0)
+            row = {
+                "sampler": sampler,
+                "steps": steps,
+                "psnr_db": float(per_image.mean()),
+                "psnr_min_db": float(per_image.min()),
+                "ssim": float(ssim(high, reference, data_range=2.0).mean()),
+                "seconds_per_image": seconds,
+            }
+            if verdicts:
+                row["judge_agreement"] = float((verdicts(high) == reference_verdicts).mean())
+            rows[f"{sampler}-{steps}"] = row
+            print(f"  sr_samplers/{sampler}-{steps}: {json.dumps(row)}", file=sys.stderr, flush=True)
+    return {
+        "model": studio.model_id,
+        "schedule": dataclasses.asdict(studio.config.sr_schedule),
+        "reference": f"ddim-{reference_steps}",
+        "reference_seconds_per_image": reference_s,
+        "images": images,
+        "output_size": studio.config.output_size,
+        "results": rows,
+    }
+
+
 def bench_scaling(
     model: str | None = None,
     *,
@@ -497,6 +574,7 @@ SECTIONS: dict[str, Callable[[], dict[str, object]]] = {
     "stages": bench_stages,
     "generate": bench_generate,
     "samplers": bench_samplers,
+    "sr_samplers": bench_sr_samplers,
     "scaling": bench_scaling,
     "synthesis": bench_synthesis,
     "manifests": bench_manifests,
@@ -524,6 +602,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sampler-reference", default="ddim", help="sampler of the 150-step reference (ddim, or dpmpp: second order)"
     )
+    parser.add_argument("--sr-images", type=int, default=4, help="upscaled images in the sr_samplers section")
+    parser.add_argument("--sr-steps", default="1,2,3,4,6", help="step counts the sr_samplers section measures")
+    parser.add_argument(
+        "--judge", help="an evaluation's classifier/ folder: the sr_samplers section also compares its verdicts"
+    )
     parser.add_argument(
         "--synthesis-images", type=int, default=8, help="images per batch size in the synthesis section"
     )
@@ -541,7 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         everything = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         if name == "phantom" and not args.all_cores and everything:  # the phantom target is per core
             os.sched_setaffinity(0, {min(everything)})
-        options = {"model": args.model} if name in ("generate", "samplers", "scaling", "synthesis") else {}
+        with_model = ("generate", "samplers", "sr_samplers", "scaling", "synthesis")
+        options = {"model": args.model} if name in with_model else {}
         if name == "stages":
             options = {"presets": tuple(args.presets.split(","))}
         if name == "synthesis":
@@ -553,6 +637,12 @@ def main(argv: list[str] | None = None) -> int:
                 "seeds": args.sampler_seeds,
                 "steps_grid": tuple(int(n) for n in args.sampler_steps.split(",")),
                 "reference_sampler": args.sampler_reference,
+            }
+        if name == "sr_samplers":
+            options |= {
+                "images": args.sr_images,
+                "steps_grid": tuple(int(n) for n in args.sr_steps.split(",")),
+                "judge": args.judge,
             }
         results[name] = SECTIONS[name](**options)
         print(name, json.dumps(results[name], default=float), flush=True)

@@ -265,6 +265,28 @@ def test_cheff_noise_schedules():
     assert len(sr.betas) == 2000 and sr.config.beta_schedule == "squaredcos_cap_v2"
 
 
+def test_the_live_preview_shows_each_stage_converging_on_the_image_without_changing_it(studio):
+    plain = studio.generate(REPORT, seed=0)
+    shown = []
+    previewed = studio.generate(REPORT, seed=0, preview=lambda *shows: shown.append(shows))
+    assert np.array_equal(previewed.pixels, plain.pixels)  # watching changes nothing
+    c, half = studio.config.sampling, studio.config.image_size // 2
+    total = c.num_steps + c.sr_num_steps
+    steps = [step for _, step, _ in shown]
+    assert steps == sorted(steps) and steps[-1] == total and c.num_steps in steps
+    assert all(p.shape == (half, half) and 0 <= p.min() and p.max() <= 1 and t == total for p, _, t in shown)
+    # the last estimate of each stage is that stage's result, reduced to the preview's size
+    reduce = lambda image: torch.nn.functional.interpolate(
+        torch.from_numpy(image)[None, None], size=(half, half), mode="area"
+    )[0, 0].numpy()
+    low_res = np.asarray(previewed.low_res[0], dtype=np.float32) / 255
+    at_stage_end = {step: p for p, step, _ in shown}
+    assert np.abs(at_stage_end[total] - reduce(previewed.pixels[0])).max() < 1e-3
+    first_stage = np.abs(at_stage_end[c.num_steps] - reduce(low_res)).mean()
+    first_noise = np.abs(shown[0][0] - reduce(low_res)).mean()
+    assert first_stage < first_noise  # the estimate converges on the image
+
+
 def test_callback_reports_progress_and_can_stop(studio):
     calls = []
     studio.generate(REPORT, seed=0, callback=lambda step, total: calls.append((step, total)))

@@ -18,7 +18,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from cxr_studio.diffusion.guidance import DenoiseFn
 from cxr_studio.diffusion.noise import LATENT_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import AfterStep, StepCallback, denoise
+from cxr_studio.diffusion.sampling import AfterStep, PreviewHook, StepCallback, denoise
 from cxr_studio.layout import Layout
 
 
@@ -80,10 +80,11 @@ def sample(
     start_index: int = 0,
     initial: torch.Tensor | None = None,
     layout: torch.Tensor | None = None,
+    preview: PreviewHook | None = None,
 ) -> torch.Tensor:
     """Latents from start ``noise`` ``(B, *latent_shape)`` under ``family``'s guided model (``layout``: the
     prompts' layout maps); ``after_step``, ``start_index`` and ``initial`` are the editing hooks of
-    :func:`~cxr_studio.diffusion.sampling.denoise`."""
+    :func:`~cxr_studio.diffusion.sampling.denoise`, ``preview`` its live preview (latent estimates)."""
     scheduler = scheduler or family.sampler(sampler)
     return denoise(
         family.guided(embeds, mask, guidance_scale, scheduler, layout=layout),
@@ -94,6 +95,7 @@ def sample(
         after_step=after_step,
         start_index=start_index,
         initial=initial,
+        preview=preview,
     )
 
 
@@ -109,6 +111,7 @@ def text_to_image(
     sampler: str,
     callback: StepCallback | None = None,
     layouts: Sequence[Layout | None] | None = None,
+    preview: PreviewHook | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One image per report and seed (``layouts``: one per report, None for none): ``(image (B, 1, S, S) in
     ``[-1, 1]``, latents (B, *latent_shape))``."""
@@ -128,6 +131,7 @@ def text_to_image(
         sampler=sampler,
         callback=callback,
         layout=layout,
+        preview=preview,
     )
     # 4. Decode to pixels
     return family.decode(latents), latents

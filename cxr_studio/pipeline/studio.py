@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,11 @@ from PIL import Image
 from cxr_studio import imaging
 from cxr_studio.checkpoints import load_studio, save_studio
 from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
-from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.sampling import PreviewHook, StepCallback
 from cxr_studio.errors import InputError
 from cxr_studio.labels import mirrored_report
 from cxr_studio.layout import Layout, layout_to_dicts, resolve_layout
-from cxr_studio.limits import LIMITS, check_number, check_seed, random_seed_or
+from cxr_studio.limits import LIMITS, check_number, check_seed, check_steps, random_seed_or
 from cxr_studio.models.autoencoder import build_autoencoder
 from cxr_studio.models.latent_unet import build_latent_unet
 from cxr_studio.models.report_encoder import build_report_encoder, train_tokenizer
@@ -73,6 +73,8 @@ class GenerationResult:
 
 # What generate's layout takes: "auto", "none"/None, or an explicit layout (JSON, dicts or LayoutItems)
 LayoutArg = str | Layout | Sequence[dict[str, Any]] | None
+Preview = Callable[[np.ndarray, int, int], None]  # (first image's estimate (H, W) in [0, 1], step, total)
+PREVIEW_EVERY = 2  # steps between live previews: about 0.25 s of extra decoding for 10 steps
 
 
 class Studio:
@@ -256,6 +258,8 @@ class Studio:
         side_contrast: bool | None = None,
         layout: LayoutArg = "auto",
         callback: StepCallback | None = None,
+        preview: Preview | None = None,
+        preview_every: int = PREVIEW_EVERY,
     ) -> GenerationResult:
         """Generate chest radiographs from a report.
 
@@ -275,6 +279,10 @@ class Studio:
             upscale: run the super-resolution stage (``sr_num_steps``, ``sr_sampler``); default from
                 ``config.sampling``.
             callback: ``callback(step, total)`` after every denoising step of both stages; return True to stop.
+            preview: ``preview(pixels, step, total)`` every ``preview_every`` steps of both stages: the first
+                image's current clean-image estimate, ``(H, W)`` display pixels in ``[0, 1]`` at half the first
+                stage's size (the latent estimate decoded at half resolution; during super-resolution its own
+                estimate, reduced to that size). Costs one small decode per preview of the first stage.
 
         Returns:
             A :class:`GenerationResult`; images are ``output_size`` px (``image_size`` without upscaling).
@@ -297,6 +305,8 @@ class Studio:
             side_contrast=side_contrast,
             layout=layout,
             callback=callback,
+            preview=preview,
+            preview_every=preview_every,
         )
 
     def generate_batch(
@@ -315,6 +325,8 @@ class Studio:
         layout: LayoutArg = "auto",
         layouts: Sequence[LayoutArg] | None = None,
         callback: StepCallback | None = None,
+        preview: Preview | None = None,
+        preview_every: int = PREVIEW_EVERY,
     ) -> GenerationResult:
         """One image per ``(reports[i], seeds[i])`` in one batch (dataset synthesis); options as :meth:`generate`;
         ``layouts``, one per report, overrides ``layout`` (e.g. a manifest's boxes, ``"auto"`` where a row has none).
@@ -352,6 +364,7 @@ class Studio:
             sampler=settings.sampler,
             callback=_offset(callback, 0, total),
             layouts=drawn,
+            preview=self._previewer(preview, preview_every, 0, total, latent=True),
         )
         # 2. Low-resolution -> high-resolution through the super-resolution stage
         final = low_res
@@ -363,6 +376,7 @@ class Studio:
                 sampler=settings.sr_sampler,
                 noise_level=self.sampling.sr_noise_level,
                 callback=_offset(callback, settings.num_steps, total),
+                preview=self._previewer(preview, preview_every, settings.num_steps, total, latent=False),
             )
         # 3. Tensors -> images, with the parameters that reproduce them
         pixels = imaging.from_tensor(final)
@@ -392,6 +406,28 @@ class Studio:
             parameters=parameters,
             reports=reports,
         )
+
+    def _previewer(
+        self, preview: Preview | None, every: int, done: int, total: int, *, latent: bool
+    ) -> PreviewHook | None:
+        """A stage's live-preview hook: the first image's estimate every ``every`` steps (and at the stage's
+        last), as display pixels at half the first stage's size; the latent estimate decoded at half resolution
+        (a quarter of a full decode's cost)."""
+        if preview is None:
+            return None
+        every = check_steps("preview_every", every)
+        size = self.image_size // 2
+
+        def hook(estimate: torch.Tensor, step: int, stage_total: int) -> None:
+            if step % every and step != stage_total:
+                return
+            first = estimate[:1].float()
+            if latent:
+                first = self.family.decode(torch.nn.functional.avg_pool2d(first, 2))
+            pixels = torch.nn.functional.interpolate(first.clamp(-1, 1), size=(size, size), mode="area")
+            preview(imaging.from_tensor(pixels)[0], done + step, total)
+
+        return hook
 
     def _layouts(self, reports: Sequence[str], given: Sequence[LayoutArg]) -> list[Layout | None]:
         """Each report's ``layout`` argument -> the layout drawn (None: none); ``"auto"`` is none for a model

@@ -10,7 +10,7 @@ from diffusers import UNet2DModel
 from cxr_studio.config import StudioConfig
 from cxr_studio.diffusion.guidance import clip_unless_the_sampler_does
 from cxr_studio.diffusion.noise import SR_AUGMENTATION_STREAM, SR_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import StepCallback, denoise
+from cxr_studio.diffusion.sampling import PreviewHook, StepCallback, denoise
 from cxr_studio.diffusion.schedules import make_sampler, training_scheduler
 from cxr_studio.models.super_res_unet import augment, augmentation_timestep, predict, upsample
 
@@ -36,8 +36,10 @@ class SuperResolutionPipeline:
         sampler: str,
         noise_level: float,
         callback: StepCallback | None = None,
+        preview: PreviewHook | None = None,
     ) -> torch.Tensor:
-        """Upscale by ``config.super_res.factor``; ``low_res`` in ``[-1, 1]``, result in ``[-1, 1]``."""
+        """Upscale by ``config.super_res.factor``; ``low_res`` in ``[-1, 1]``, result in ``[-1, 1]``
+        (``preview``: each step's estimate of the result, in pixels)."""
         factor, schedule = self.config.super_res.factor, self.config.sr_schedule
         # 1. Upsample the condition to the output size
         condition = upsample(low_res.to(self.device), factor)
@@ -54,5 +56,5 @@ class SuperResolutionPipeline:
         denoise_fn = lambda x, t: predict(self.super_res_unet, x, t, condition=condition, noise_level_t=aug_t)
         scheduler = make_sampler(sampler, schedule, clip=1.0)  # pixels live in [-1, 1]
         denoise_fn = clip_unless_the_sampler_does(denoise_fn, scheduler, schedule, 1.0)
-        image = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback)
+        image = denoise(denoise_fn, noise, scheduler, num_steps, callback=callback, preview=preview)
         return image.clamp(-1.0, 1.0)
