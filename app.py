@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import functools
 import inspect
 import itertools
 import os
+import queue
 import sys
 import tempfile
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,22 +42,53 @@ uploads = functools.partial(gr.File, file_types=forms.UPLOAD_TYPES, type="filepa
 def wire(event, action, widgets: dict, outputs, *, run: bool = False, **options):
     """``event`` calls ``action`` with the widgets' values as keyword arguments (gradio's dict form of inputs), and
     with what else it asks for by name: a ``progress`` bar, this browser ``session`` (whose Stop stops this session's
-    run only), a ``warn`` notification. ``run``: a model call, one at a time."""
+    run only), a ``warn`` notification, a live ``preview`` (an image file to show while it runs: the last output
+    shows it, and the action's own values fill the others). ``run``: a model call, one at a time."""
     takes = inspect.signature(action).parameters
 
-    def handler(values: dict, request: gr.Request, progress=gr.Progress()):
+    def arguments(values: dict, request: gr.Request, progress: gr.Progress) -> dict:
         given = {name: values[w] for name, w in widgets.items()}
         bar = lambda step, total, what: progress((step, total), desc=what, unit="steps")
         asked = {"progress": bar, "session": AppModel.session_of(request), "warn": gr.Warning}
-        given |= {name: value for name, value in asked.items() if name in takes}
-        try:
-            return action(**given)
-        except (InputError, GenerationCancelled) as err:  # the library's message as a notification, no traceback
-            raise gr.Error(str(err), title="Stopped" if isinstance(err, GenerationCancelled) else "Error") from None
+        return given | {name: value for name, value in asked.items() if name in takes}
+
+    def handler(values: dict, request: gr.Request, progress=gr.Progress()):
+        with shown_as_notification():
+            return action(**arguments(values, request, progress))
+
+    def streaming(values: dict, request: gr.Request, progress=gr.Progress()):
+        shown, outcome = queue.SimpleQueue(), {}
+        given = arguments(values, request, progress) | {"preview": shown.put}
+
+        def work() -> None:
+            try:
+                outcome["value"] = action(**given)
+            except Exception as err:  # noqa: BLE001 - any failure is raised again on the page's side below
+                outcome["error"] = err
+            finally:
+                shown.put(None)
+
+        # the copied context carries gradio's event into the thread, so the progress bar still moves
+        threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True).start()
+        while (path := shown.get()) is not None:
+            yield *[gr.skip()] * (len(outputs) - 1), path
+        with shown_as_notification():
+            if "error" in outcome:
+                raise outcome["error"]
+        yield *outcome["value"], gr.skip()
 
     if run:
         options.setdefault("concurrency_id", "model")
-    return event(handler, set(widgets.values()), outputs, **options)
+    return event(streaming if "preview" in takes else handler, set(widgets.values()), outputs, **options)
+
+
+@contextlib.contextmanager
+def shown_as_notification():
+    """The library's refusals and a pressed Stop as a notification on the page, without a traceback."""
+    try:
+        yield
+    except (InputError, GenerationCancelled) as err:
+        raise gr.Error(str(err), title="Stopped" if isinstance(err, GenerationCancelled) else "Error") from None
 
 
 def form(fields: tuple[forms.Field, ...], model: AppModel | None = None) -> dict[str, gr.Component]:
@@ -157,6 +191,7 @@ def generate_tab(model: AppModel) -> dict:
                 w |= form(forms.PRIVACY_FORM)
             run = run_button("Generate", model)
         with gr.Column(scale=3):
+            preview = picture(label="Live preview: the current estimate while it runs", elem_id="preview", height=256)
             gallery = gr.Gallery(label="SYNTHETIC images", columns=2, height=640, elem_id="gallery", **WHOLE)
             files = gr.File(label="PNG (16-bit, parameters in the file)", file_count="multiple", interactive=False)
             selected = gr.Textbox(visible=False)
@@ -165,7 +200,9 @@ def generate_tab(model: AppModel) -> dict:
                 dicom = gr.File(label="DICOM", interactive=False)
     wire(write.click, model.compose, helper, w["report"])
     wire(from_report.click, model.layout_canvas, {"report": w["report"]}, w["layout_boxes"], api_name="layout_canvas")
-    wire(run.click, model.generate, w, [gallery, files, w["seed"]], run=True, api_name="generate")
+    # the progress bar over the gallery only: the preview stays in sight while it runs
+    wire(run.click, model.generate, w, [gallery, files, w["seed"], preview], run=True, api_name="generate",
+         show_progress_on=[gallery])  # fmt: skip
 
     def recall(paths, evt: gr.SelectData):
         return *model.recall(paths[evt.index]).values(), False, paths[evt.index]

@@ -236,11 +236,13 @@ class AppModel:
         layout_boxes: dict[str, Any] | None = None,
         session: str = "local",
         progress: Progress | None = None,
+        preview: Callable[[str], object] | None = None,
     ) -> tuple[list[tuple[str, str]], list[str], int]:
         """Images for a report -> (gallery of (file, caption), the 16-bit PNGs, the first seed). ``seed`` None or
         ``random_seed`` draws one; ``private``: images that resemble a training image of ``manifest`` are replaced
         (Packhäuser et al.); ``layout_mode`` (:data:`LAYOUT_CHOICES`): the rule's layout from the report, the boxes
-        drawn on ``layout_boxes`` (a box-drawing canvas's value: :func:`layout_from_annotation`) or none."""
+        drawn on ``layout_boxes`` (a box-drawing canvas's value: :func:`layout_from_annotation`) or none;
+        ``preview(file)``: the first image's current estimate as a PNG, every few steps (marked as a preview)."""
         if layout_mode not in LAYOUT_CHOICES:
             raise InputError(f"layout {layout_mode!r}; accepted: {', '.join(LAYOUT_CHOICES)}.")
         seed = None if random_seed or seed is None else int(seed)
@@ -256,6 +258,8 @@ class AppModel:
             "side_contrast": bool(side_contrast),
             "callback": self.callback(session, progress),
         }
+        if preview is not None and not private:  # the private path draws and screens in rounds: no single run
+            options["preview"] = lambda pixels, step, total: preview(self.shown(pixels, f"preview-{step}of{total}"))
         if private:
             from cxr_studio.evaluation.privacy import generate_private
             from cxr_studio.limits import random_seed_or

@@ -94,14 +94,21 @@ def client(studio):
     demo.close()
 
 
-def test_generate_through_the_api_returns_pngs_with_parameters(client):
+def test_generate_through_the_api_returns_pngs_with_parameters_after_live_previews(client, studio):
+    from PIL import Image
+
     from cxr_studio import read_png_parameters, read_radiograph
 
     report = "Large left pleural effusion."
     inputs = generate_inputs(
         report, sampler="ddim", steps=3, guidance=2.0, seed=7, count=2, upscale=True, side_contrast=True
     )
-    gallery, files, seed = client.predict(*inputs, api_name="/generate")
+    job = client.submit(*inputs, api_name="/generate")
+    gallery, files, seed, _ = job.result()
+    previews = [update[3] for update in job.outputs()[:-1]]
+    # every other step of both stages and each stage's last: 3 + sr steps, at half the first stage's size
+    assert len(previews) == 2 + (studio.config.sampling.sr_num_steps + 1) // 2
+    assert all(Image.open(p).size == (studio.config.image_size // 2,) * 2 for p in previews)
     assert seed == 7 and len(gallery) == 2
     paths = [f if isinstance(f, str) else f["path"] if isinstance(f, dict) else f for f in files]
     parameters = read_png_parameters(paths[1])
@@ -187,7 +194,7 @@ def test_a_drawn_layout_through_the_api_puts_the_finding_in_its_box(tmp_path):
                 "Large left lung mass.", sampler="unipc", steps=10, guidance=2.0, seed=3, layout_mode=mode,
                 layout_boxes=boxes,
             )  # fmt: skip
-            _, files, _ = client.predict(*inputs, api_name="/generate")
+            _, files, _, _ = client.predict(*inputs, api_name="/generate")
             png = files[0] if isinstance(files[0], str) else files[0]["path"]
             images.append(read_radiograph(png).display)
         assert read_png_parameters(png)["layout"][0]["box"] == pytest.approx(list(box), abs=0.01)
@@ -475,7 +482,7 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
         assert guidance["value"] == 7.5 and upscale["value"] is False and upscale["interactive"] is False
         assert side_contrast["value"] is False and layout_mode["value"] == "none"  # it takes no layout
         inputs = generate_inputs("Large left pleural effusion.", sampler="dpmpp", steps=2, guidance=3.0, seed=7)
-        _, files, _ = client.predict(*inputs, api_name="/generate")
+        _, files, _, _ = client.predict(*inputs, api_name="/generate")
         png = files[0] if isinstance(files[0], str) else files[0]["path"]
         assert read_png_parameters(png)["model"].startswith("sd@") and read_radiograph(png).pixels.shape == (32, 32)
         pixels = np.random.default_rng(0).integers(0, 65536, (48, 48), dtype=np.uint16)

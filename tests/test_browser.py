@@ -93,6 +93,16 @@ def fetched(page, image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.int16)
 
 
+# every image the live preview shows, in order (the page replaces its <img> as updates stream in)
+WATCH_PREVIEW = """() => {
+    window.previews = [];
+    new MutationObserver(() => {
+        const shown = document.querySelector('#preview img');
+        if (shown && shown.src && window.previews.at(-1) !== shown.src) window.previews.push(shown.src);
+    }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+}"""
+
+
 def shoot(page, name: str) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
@@ -101,9 +111,17 @@ def shoot(page, name: str) -> None:
 def test_generate(page):
     page.get_by_role("tab", name="Generate").click()
     page.get_by_label("Report").first.fill("Large right pleural effusion.")
+    page.evaluate(WATCH_PREVIEW)
     page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function("window.previews.length >= 1")
+    shoot(page, "generate-preview")  # mid-run: the estimate so far
     image = page.locator("#gallery img").first
     image.wait_for()
+    # the live preview showed the estimate changing while the model ran
+    previews = [np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("L"), dtype=np.int16)
+                for src in page.evaluate("window.previews")]  # fmt: skip
+    assert len(previews) >= 3, f"{len(previews)} previews shown"
+    assert np.abs(previews[0] - previews[-1]).mean() > 2, "the preview did not change during the run"
     assert image.get_attribute("alt").startswith("SYNTHETIC · seed")  # the caption carries seed and settings
     shown, frame = image.bounding_box(), page.locator("#gallery .grid-wrap").bounding_box()
     assert shown["y"] + shown["height"] <= frame["y"] + frame["height"] + 1, (
