@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from cxr_studio import imaging, jobs
+from cxr_studio.config import PREVIEW_SAMPLING
 from cxr_studio.data import phantom, phantom_reports
 from cxr_studio.dicom import export
 from cxr_studio.errors import InputError
@@ -228,6 +229,7 @@ class AppModel:
         seed: int | None,
         count: int,
         upscale: bool,
+        fast: bool = False,
         side_contrast: bool = False,
         random_seed: bool = False,
         private: bool = False,
@@ -242,7 +244,8 @@ class AppModel:
         ``random_seed`` draws one; ``private``: images that resemble a training image of ``manifest`` are replaced
         (Packhäuser et al.); ``layout_mode`` (:data:`LAYOUT_CHOICES`): the rule's layout from the report, the boxes
         drawn on ``layout_boxes`` (a box-drawing canvas's value: :func:`layout_from_annotation`) or none;
-        ``preview(file)``: the first image's current estimate as a PNG, every few steps (marked as a preview)."""
+        ``preview(file)``: the first image's current estimate as a PNG, every few steps (marked as a preview);
+        ``fast``: the library's fast preview settings (:data:`~cxr_studio.config.PREVIEW_SAMPLING`) over the form's."""
         if layout_mode not in LAYOUT_CHOICES:
             raise InputError(f"layout {layout_mode!r}; accepted: {', '.join(LAYOUT_CHOICES)}.")
         seed = None if random_seed or seed is None else int(seed)
@@ -257,7 +260,7 @@ class AppModel:
             "upscale": bool(upscale),
             "side_contrast": bool(side_contrast),
             "callback": self.callback(session, progress),
-        }
+        } | (PREVIEW_SAMPLING if fast else {})
         if preview is not None and not private:  # the private path draws and screens in rounds: no single run
             options["preview"] = lambda pixels, step, total: preview(self.shown(pixels, f"preview-{step}of{total}"))
         if private:

@@ -17,6 +17,10 @@ SAMPLERS = ("ddim", "dpmpp", "unipc")
 LR_SCHEDULES = ("constant", "cosine")  # after the warm-up: constant, or cosine decay to 0 at the last step
 # Steps per stage of a whole cascade run (python -m training.train_cascade and the app's Train tab); 0 skips one.
 CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_finetune": 200}
+# The fast preview (generate(**PREVIEW_SAMPLING), the app's "Preview (fast)"): the model's own sampler at 3 steps,
+# without super-resolution. Under trailing spacing the steps sit at t = 999, 666, 333, so a cascade that guides at
+# t <= 500 (the demo) runs 4 UNet passes; a model that guides at every step runs 6.
+PREVIEW_SAMPLING = {"num_steps": 3, "upscale": False}
 
 
 @dataclass(frozen=True)

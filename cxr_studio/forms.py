@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cxr_studio.config import CASCADE_STEPS, EDIT_FILLS, EDIT_PRESETS, INTERPOLATION_MODES, LR_SCHEDULES, PRESETS
+from cxr_studio.config import (
+    CASCADE_STEPS,
+    EDIT_FILLS,
+    EDIT_PRESETS,
+    INTERPOLATION_MODES,
+    LR_SCHEDULES,
+    PRESETS,
+    PREVIEW_SAMPLING,
+)
 from cxr_studio.data import phantom
 from cxr_studio.layout import LAYOUT_GROUPS
 from cxr_studio.limits import LIMITS
@@ -122,6 +130,13 @@ def generate_form(studio: Any) -> tuple[Field, ...]:
             d.upscale and sr,
             row="output",
             interactive=sr,
+        ),
+        Field(
+            "fast",
+            "check",
+            f"Preview (fast): {PREVIEW_SAMPLING['num_steps']} steps, no super-resolution",
+            False,
+            row="output",
         ),
         choice("layout_mode", "Layout", LAYOUT_CHOICES, "auto" if studio.takes_layout else "none", kind="radio"),
         Field(

@@ -1,8 +1,9 @@
 """Load: simultaneous ``gradio_client`` users generating and inpainting against one app.
 
-``python tests/load_app.py [--users 8] [--rounds 2] [--model DIR]`` (default: the bundled demo cascade)
-prints requests, failures, "busy" answers, p50/p95 latency and the server's peak memory as JSON.
-Each user, per round, uploads a 16-bit radiograph, generates one image and inpaints one stroke.
+``python tests/load_app.py [--users 8] [--rounds 2] [--fast] [--model DIR]`` (default: the bundled demo cascade)
+prints requests, failures, "busy" answers, p50/p95 latency (all calls, and Generate's alone) and the server's
+peak memory as JSON. Each user, per round, uploads a 16-bit radiograph, generates one image (``--fast``: with the
+Generate tab's "Preview (fast)") and inpaints one stroke.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ def generate_inputs(
     seed: int,
     count: int = 1,
     upscale: bool = False,
+    fast: bool = False,
     side_contrast: bool = False,
     layout_mode: str = "auto",
     layout_boxes: dict | None = None,
 ) -> tuple:
     """The app's ``/generate`` API inputs in its order (the Generate form's, its layout panel's, its advanced
     options', then the privacy filter's, off)."""
-    form = (report, "", sampler, steps, guidance, seed, False, count, upscale)
+    form = (report, "", sampler, steps, guidance, seed, False, count, upscale, fast)
     return (*form, layout_mode, layout_boxes, side_contrast, False, "")
 
 
@@ -52,7 +54,9 @@ def write_inputs(folder: Path) -> tuple[str, str]:
     return str(folder / "upload.png"), str(folder / "stroke.png")
 
 
-def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: list, lock: threading.Lock) -> None:
+def user(
+    url: str, upload: str, stroke: str, rounds: int, steps: int, records: list, lock: threading.Lock, fast: bool
+) -> None:
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
@@ -60,7 +64,9 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
     calls = {
         "upload": lambda: client.predict(handle_file(upload), 0.5, 1.0, False, api_name="/inpaint_upload"),
         "generate": lambda: client.predict(
-            *generate_inputs("Small left pleural effusion.", sampler="ddim", steps=steps, guidance=4.0, seed=1),
+            *generate_inputs(
+                "Small left pleural effusion.", sampler="ddim", steps=steps, guidance=4.0, seed=1, fast=fast
+            ),
             api_name="/generate",
         ),
         "inpaint": lambda: client.predict(
@@ -84,7 +90,7 @@ def user(url: str, upload: str, stroke: str, rounds: int, steps: int, records: l
                 records.append({"call": name, "seconds": time.perf_counter() - start, "outcome": outcome})
 
 
-def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
+def run_load(studio, *, users: int, rounds: int, steps: int, fast: bool = False) -> dict:
     import app
 
     demo = app.build_demo(app.AppModel(studio)).queue(**app.QUEUE)
@@ -98,7 +104,7 @@ def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
             upload, stroke = write_inputs(Path(folder))
             start = time.perf_counter()
             threads = [
-                threading.Thread(target=user, args=(url, upload, stroke, rounds, steps, records, lock))
+                threading.Thread(target=user, args=(url, upload, stroke, rounds, steps, records, lock, fast))
                 for _ in range(users)
             ]
             for thread in threads:
@@ -108,10 +114,11 @@ def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
             wall = time.perf_counter() - start
             # the queue is healthy afterwards: one more request goes through
             records_after: list[dict] = []
-            user(url, upload, stroke, 1, steps, records_after, lock)
+            user(url, upload, stroke, 1, steps, records_after, lock, fast)
     finally:
         demo.close()
     ok = [r["seconds"] for r in records if r["outcome"] == "ok"]
+    generated = [r["seconds"] for r in records if r["outcome"] == "ok" and r["call"] == "generate"]
     return {
         "users": users,
         "requests": len(records),
@@ -121,6 +128,9 @@ def run_load(studio, *, users: int, rounds: int, steps: int) -> dict:
         "failures": [r for r in records if r["outcome"].startswith("error")],
         "p50_s": float(np.percentile(ok, 50)) if ok else None,
         "p95_s": float(np.percentile(ok, 95)) if ok else None,
+        "fast": fast,
+        "generate_p50_s": float(np.percentile(generated, 50)) if generated else None,
+        "generate_p95_s": float(np.percentile(generated, 95)) if generated else None,
         "wall_s": wall,
         "healthy_after": all(r["outcome"] == "ok" for r in records_after),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -132,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=25)
+    parser.add_argument("--fast", action="store_true", help="generate with the Generate tab's Preview (fast)")
     parser.add_argument("--model", help="model folder (default: the bundled demo cascade)")
     args = parser.parse_args(argv)
     import cxr_studio
 
     studio = cxr_studio.load_model(args.model or None)
-    print(json.dumps(run_load(studio, users=args.users, rounds=args.rounds, steps=args.steps), indent=2, default=str))
+    result = run_load(studio, users=args.users, rounds=args.rounds, steps=args.steps, fast=args.fast)
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -363,6 +363,7 @@ def test_synthesize_tab_runs_the_command_as_a_job_with_progress(client, studio, 
 def test_the_app_model_acts_without_a_server(studio, tmp_path):
     """Every action is a method with plain values in and out: no widgets, no server."""
     from cxr_studio.app_model import AppModel
+    from cxr_studio.config import PREVIEW_SAMPLING
     from cxr_studio.imaging import read_png_parameters
 
     model = AppModel(studio, cache=tmp_path)
@@ -383,6 +384,13 @@ def test_the_app_model_acts_without_a_server(studio, tmp_path):
         "layout_mode": "none",  # the tiny model takes no layout: none was drawn
     }
     assert recalled["layout_boxes"]["boxes"] == []
+    # Preview (fast): the library's preview settings over the form's steps and super-resolution
+    _, fast, _ = model.generate(
+        "Left effusion.", negative="", sampler="ddim", steps=9, guidance=2, seed=5, count=1, upscale=True, fast=True
+    )
+    fast_parameters = read_png_parameters(fast[0])
+    assert fast_parameters["num_steps"] == PREVIEW_SAMPLING["num_steps"] and fast_parameters["upscale"] is False
+    assert fast_parameters["size"] == studio.config.image_size
     assert model.export_dicom(files[0]).endswith(".dcm") and model.export_study(files).endswith(".zip")
     image, clean, report = model.phantom_case(["pleural_effusion"], "left", "large", "lower", ["pacemaker"], 3)
     assert "left" in report.lower() and Path(image).is_file() and Path(clean).is_file()
