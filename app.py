@@ -230,6 +230,7 @@ def inpaint_tab(model: AppModel) -> None:
             with gr.Accordion("Outpaint: grow the canvas of the same radiograph", open=False):
                 margins, grow = {"radiograph": radiograph} | form(forms.OUTPAINT_FORM), gr.Button("Outpaint")
         with gr.Column():
+            preview = picture(label="Live preview: the edited window", elem_id="inpaint-preview", height=200)
             inpainted, outpainted = views(forms.INPAINT_VIEWS), views(forms.OUTPAINT_VIEWS)
     shown = {"radiograph": radiograph} | window
     for trigger in (read.then, window["level"].release, window["width"].release, window["invert"].change):
@@ -237,7 +238,8 @@ def inpaint_tab(model: AppModel) -> None:
     follow = ("strength", "fill", "grow_px", "feather_px")
     preset = functools.partial(rebuilt, lambda p: forms.inpaint_form(model.studio, preset=p), follow)
     wire(w["preset"].change, preset, {"value": w["preset"]}, [w[k] for k in follow])
-    wire(run.click, model.inpaint, w, inpainted, run=True, api_name="inpaint")
+    wire(run.click, model.inpaint, w, [*inpainted, preview], run=True, api_name="inpaint",
+         show_progress_on=inpainted[:1])  # fmt: skip
     wire(grow.click, model.outpaint, margins, outpainted, run=True, api_name="outpaint")
 
 

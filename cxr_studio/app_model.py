@@ -261,8 +261,8 @@ class AppModel:
             "side_contrast": bool(side_contrast),
             "callback": self.callback(session, progress),
         } | (PREVIEW_SAMPLING if fast else {})
-        if preview is not None and not private:  # the private path draws and screens in rounds: no single run
-            options["preview"] = lambda pixels, step, total: preview(self.shown(pixels, f"preview-{step}of{total}"))
+        if not private:  # the private path draws and screens in rounds: no single run to watch
+            options["preview"] = self._previews(preview)
         if private:
             from cxr_studio.evaluation.privacy import generate_private
             from cxr_studio.limits import random_seed_or
@@ -283,6 +283,12 @@ class AppModel:
             for s in result.seeds
         ]
         return list(zip(files, captions)), files, result.seeds[0]
+
+    def _previews(self, preview: Callable[[str], object] | None) -> Callable[[np.ndarray, int, int], None] | None:
+        """The library's preview hook for a page's ``preview(file)``: each estimate as a small PNG."""
+        if preview is None:
+            return None
+        return lambda pixels, step, total: preview(self.shown(pixels, f"preview-{step}of{total}"))
 
     def recall(self, path: str) -> dict[str, Any]:
         """The settings written into a generated PNG (to put back into the form), its layout as the canvas shows
@@ -337,12 +343,13 @@ class AppModel:
         add_finding: str = "none",
         session: str = "local",
         progress: Progress | None = None,
+        preview: Callable[[str], object] | None = None,
     ) -> tuple[tuple[str, str], str, list[str]]:
         """Regenerate the green region of ``editor`` (an image editor's value, see :func:`editor_mask`), never its
         blue one -> ((before, after), difference x4, [PNG at the input's bit depth, DICOM]). The options are
         :meth:`CXRStudio.inpaint`'s (None: the preset's). ``add_finding`` (a :data:`LAYOUT_GROUPS` item, or
         "none"): the item is drawn in the painted region's box (its layout), the report naming it where it is
-        empty ("Right nodule.")."""
+        empty ("Right nodule."). ``preview(file)``: the edited window's current estimate as a PNG, every few steps."""
         if radiograph is None:
             raise InputError("upload a radiograph first (PNG, JPEG, TIFF or DICOM).")
         if add_finding != "none" and add_finding not in LAYOUT_GROUPS:
@@ -366,6 +373,7 @@ class AppModel:
             seed=int(seed),
             resample_jumps=int(resample_jumps),
             callback=self.callback(session, progress),
+            preview=self._previews(preview),
         )
         png, dcm = self.output_path(f"edited-{result.bit_depth}bit"), self.output_path("edited", ".dcm")
         lossless = result.image if result.image.dtype in (np.uint8, np.uint16) else result.display

@@ -204,7 +204,7 @@ def test_a_drawn_layout_through_the_api_puts_the_finding_in_its_box(tmp_path):
     assert in_box > 3 * elsewhere, (in_box, elsewhere)
 
 
-def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
+def test_inpaint_through_the_api_keeps_a_16_bit_upload_after_live_previews(client, studio, tmp_path):
     from gradio_client import handle_file
     from PIL import Image
 
@@ -220,7 +220,10 @@ def test_inpaint_through_the_api_keeps_a_16_bit_upload(client, tmp_path):
         handle_file(str(tmp_path / "upload.png")), api_name="/inpaint_upload"
     )  # keeps the radiograph in the session
     editor = {"background": None, "layers": [handle_file(str(tmp_path / "stroke.png"))], "composite": None, "id": None}
-    _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
+    job = client.submit(editor, "", "replace region", 1.0, "original", 0, 2, 4, 5, 0, api_name="/inpaint")
+    _, _, files, _ = job.result()
+    previews = [update[3] for update in job.outputs()[:-1]]  # 4 steps: the window's estimate every second
+    assert len(previews) == 2 and all(Image.open(p).size == (studio.config.image_size // 2,) * 2 for p in previews)
     png = next(f for f in files if str(f).endswith(".png"))
     result = read_radiograph(png)
     assert result.bit_depth == 16 and result.pixels.shape == (83, 97) and result.pixels.dtype == np.uint16
@@ -506,7 +509,9 @@ def test_a_diffusers_model_runs_through_the_launched_app(studio, tmp_path):
             "composite": None,
             "id": None,
         }
-        _, _, files = client.predict(editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint")
+        _, _, files, _ = client.predict(
+            editor, "", "replace region", 1.0, "original", 0, 2, 2, 5, 0, api_name="/inpaint"
+        )
         result = read_radiograph(next(f for f in files if str(f).endswith(".png"))).pixels
         assert np.array_equal(result[18:22], pixels[18:22])  # kept, bit for bit
         assert np.array_equal(result[36:], pixels[36:]) and not np.array_equal(

@@ -15,7 +15,7 @@ from PIL import Image
 
 from cxr_studio import imaging
 from cxr_studio.config import EDIT_FILLS, EDIT_PRESETS, SamplingSettings
-from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.sampling import PreviewHook, StepCallback
 from cxr_studio.editing.compositing import classical_fill, context_box, match_seam, paste_back, rim_blend
 from cxr_studio.editing.masks import feather, grow, to_latent_mask, to_mask
 from cxr_studio.errors import InputError
@@ -146,11 +146,13 @@ class InpaintPipeline:
         seed: int,
         keep_mask: Any = None,
         callback: StepCallback | None = None,
+        preview: PreviewHook | None = None,
     ) -> EditResult:
         """``image``: anything :func:`~cxr_studio.imaging.read_radiograph` reads; ``inpaint_mask``: same size, white
         (or 1) = regenerate, thresholded at half its range; ``keep_mask`` (optional, same size): white = must not
         change, even inside the grown and feathered edit (RadEdit's keep mask: a chest tube kept while a
-        pneumothorax is added). Kept pixels are the input's bit for bit and their latents are never regenerated."""
+        pneumothorax is added). Kept pixels are the input's bit for bit and their latents are never regenerated.
+        ``preview``: the edited window's latent estimate at each step (the known latents outside the edit)."""
         # 1. Read the radiograph once and turn the masks into blend weights (grown, feathered, then keep cut out)
         radiograph = imaging.read_radiograph(image, name="image")
         region = to_mask(_pixels(inpaint_mask), radiograph.display.shape)
@@ -175,6 +177,7 @@ class InpaintPipeline:
             seed=seed,
             keep=keep,
             callback=callback,
+            preview=preview,
         )
         # 3. Paste back in stored values: outside the weights, the input bit for bit
         parameters = {
@@ -209,6 +212,7 @@ class InpaintPipeline:
         seed: int,
         keep: np.ndarray | None = None,
         callback: StepCallback | None = None,
+        preview: PreviewHook | None = None,
     ) -> np.ndarray:
         """``display`` ``(H, W)`` in ``[0, 1]`` with ``region`` regenerated (never a latent cell that touches
         ``keep``); returns the full-size display."""
@@ -244,6 +248,7 @@ class InpaintPipeline:
             if options.layout is None
             else reframe(options.layout, _frame(top, left, bottom, right, display)),
             callback=callback,
+            preview=preview,
         )
         # 4. Super-resolution when the window is larger than the model's size
         if options.upscale and max(window.shape) > size and self.super_resolution is not None:

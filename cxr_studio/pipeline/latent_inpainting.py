@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from cxr_studio.diffusion.noise import INPAINT_STREAM, seeded_noise
-from cxr_studio.diffusion.sampling import StepCallback
+from cxr_studio.diffusion.sampling import PreviewHook, StepCallback
 from cxr_studio.errors import InputError
 from cxr_studio.layout import Layout
 from cxr_studio.pipeline.family import LatentFamily, sample
@@ -40,12 +40,14 @@ class LatentInpaintPipeline:
         resample_jumps: int = 0,
         layout: Layout | None = None,
         callback: StepCallback | None = None,
+        preview: PreviewHook | None = None,
     ) -> torch.Tensor:
         """``image`` ``(1, 1, S, S)`` in ``[-1, 1]``, ``latent_mask`` ``(1, 1, h, w)`` -> ``(1, 1, S, S)`` in
         ``[-1, 1]``.
 
         ``strength`` in ``(0, 1]``: the fraction of the schedule that is re-run (1 ignores the masked content);
-        ``layout``: where the report's findings go, in the input image's normalised coordinates (None: none).
+        ``layout``: where the report's findings go, in the input image's normalised coordinates (None: none);
+        ``preview``: each step's latent estimate, the known latents outside the mask.
         """
         family = self.family
         device = family.device
@@ -97,6 +99,9 @@ class LatentInpaintPipeline:
             start_index=start,
             initial=initial,
             layout=layout_maps,
+            preview=None
+            if preview is None
+            else lambda clean, step, total: preview(latent_mask * clean + (1 - latent_mask) * known, step, total),
         )
         # 4. Decode
         return family.decode(latents)

@@ -408,11 +408,11 @@ class Studio:
         )
 
     def _previewer(
-        self, preview: Preview | None, every: int, done: int, total: int, *, latent: bool
+        self, preview: Preview | None, every: int, done: int, total: int | None, *, latent: bool
     ) -> PreviewHook | None:
         """A stage's live-preview hook: the first image's estimate every ``every`` steps (and at the stage's
         last), as display pixels at half the first stage's size; the latent estimate decoded at half resolution
-        (a quarter of a full decode's cost)."""
+        (a quarter of a full decode's cost). ``done`` steps of earlier stages, of ``total`` (None: this stage's)."""
         if preview is None:
             return None
         every = check_steps("preview_every", every)
@@ -425,7 +425,7 @@ class Studio:
             if latent:
                 first = self.family.decode(torch.nn.functional.avg_pool2d(first, 2))
             pixels = torch.nn.functional.interpolate(first.clamp(-1, 1), size=(size, size), mode="area")
-            preview(imaging.from_tensor(pixels)[0], done + step, total)
+            preview(imaging.from_tensor(pixels)[0], done + step, total or stage_total)
 
         return hook
 
@@ -470,6 +470,8 @@ class Studio:
         keep_mask: Any = None,
         layout: LayoutArg = None,
         callback: StepCallback | None = None,
+        preview: Preview | None = None,
+        preview_every: int = PREVIEW_EVERY,
     ) -> EditResult:
         """Regenerate the white part of ``mask`` (1 / white = regenerate), e.g. to remove a device, or add a
         finding where ``layout`` puts it.
@@ -490,6 +492,7 @@ class Studio:
                 pixels stay the input's bit for bit and their latents are never regenerated.
             layout: where the report's findings go ("add a nodule here": a box inside the mask), normalised to
                 the whole image (as :meth:`generate`'s); ``"auto"`` the rule's from the report; None (default): none.
+            preview: as :meth:`generate`'s, the edited window's estimate (its latents decoded at half resolution).
 
         Returns:
             An :class:`EditResult` whose ``image`` has the input's size, dtype and bit depth and equals it
@@ -517,6 +520,7 @@ class Studio:
             seed=random_seed_or(seed),
             keep_mask=keep_mask,
             callback=callback,
+            preview=self._previewer(preview, preview_every, 0, None, latent=True),
         )
         return self._with_model(result)
 
