@@ -159,3 +159,49 @@ def test_only_the_model_folders_module_opens_a_folders_index():
         )
     ]
     assert not readers, readers
+
+
+def _recipe_commands(script: Path) -> list[tuple[str, list[str]]]:
+    """``(module, arguments)`` of every ``python -m`` line of a recipe script: variables as placeholders, argument
+    arrays spelled out, each call of its ``latent`` helper as the helper's command plus the call's own flags."""
+    import shlex
+
+    text = script.read_text().replace("\\\n", " ")
+    lines = [line.split("  #")[0].strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    arrays = {m[1]: m[2] for line in lines if (m := re.match(r"(\w+)=\((.*)\)$", line))}
+
+    def words(command: str) -> list[str]:
+        for name, body in arrays.items():
+            command = command.replace(f'"${{{name}[@]}}"', body)
+        return ["1" if "$" in word else word for word in shlex.split(command.replace('"$@"', ""))]
+
+    helper = next(words(line[line.index("python -m") :]) for line in lines if "python -m" in line and '"$@"' in line)
+    commands = []
+    for line in lines:
+        if "python -m" in line and line[line.index("python -m") :] != " ".join(helper) and '"$@"' not in line:
+            found = words(line[line.index("python -m") :])
+            commands.append((found[2], found[3:]))
+        elif line.startswith("latent "):  # latent FROM TO SEED STEPS LR [flags...]
+            commands.append((helper[2], helper[3:] + words(line)[6:]))
+    return commands
+
+
+def test_every_command_of_the_bundles_recipe_parses(monkeypatch):
+    """``training/train_demo.sh`` runs for an hour before a late step can fail on a bad option: each of its commands
+    is parsed here by the command's own parser."""
+    commands = _recipe_commands(ROOT / "training" / "train_demo.sh")
+    assert len(commands) >= 12 and sum(module == "training.train_latent_diffusion" for module, _ in commands) >= 5
+    real_parse = argparse.ArgumentParser.parse_args
+    for module, arguments in commands:
+
+        def capture(parser, *args, **kwargs):
+            raise _Parsed(parser)
+
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+        with pytest.raises(_Parsed) as parsed:
+            importlib.import_module(module).main([])
+        monkeypatch.setattr(argparse.ArgumentParser, "parse_args", real_parse)
+        try:
+            parsed.value.parser.parse_args(arguments)
+        except SystemExit:
+            pytest.fail(f"{module} {' '.join(arguments)}: refused by its parser")

@@ -10,14 +10,25 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from cxr_studio import CXRStudio, InputError
 
 
+class _Parser(argparse.ArgumentParser):
+    """The options, with the rule between them checked as part of parsing (so a recipe's check sees it too)."""
+
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        if (parsed.sr_factor is not None or parsed.name is not None) and parsed.image_size is None:
+            self.error("--sr-factor and --name need --image-size")
+        return parsed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="python -m training.export", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="the trained model folder")
     parser.add_argument("--out", required=True, help="the bundle folder to write")
     parser.add_argument("--fp16", action="store_true", help="store half-precision weights (they load as float32)")
@@ -50,8 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-upscale", action="store_true", help="super-resolution off by default (an SR stage not trained enough)"
     )
     args = parser.parse_args(argv)
-    if (args.sr_factor is not None or args.name is not None) and args.image_size is None:
-        parser.error("--sr-factor and --name need --image-size")
     try:
         studio = CXRStudio.from_pretrained(args.model)
         if not isinstance(studio, CXRStudio):

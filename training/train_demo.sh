@@ -65,6 +65,6 @@ latent "$out/balanced2" "$out/layout" 4 800 1.5e-4 --balance-sides --layout --la
     --warmup-steps 20 "$@"
 
 # 7. The bundle
-python -m training.export --model "$out/layout" --out "${BUNDLE_DIR:-$out/bundle}" --fp16 --name demo \
+python -m training.export --model "$out/layout" --out "${BUNDLE_DIR:-$out/bundle}" --fp16 \
     --sampler unipc --steps 10 --guidance 2 --guidance-max-timestep 500 --layout-min-timestep 300 --sr-sampler ddim \
     --sr-steps 6
