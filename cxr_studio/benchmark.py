@@ -313,7 +313,7 @@ def bench_sr_samplers(
     reports = [SAMPLER_REPORTS[k % len(SAMPLER_REPORTS)] for k in range(images)]
     seeds = list(range(images))
     low_res = torch.from_numpy(
-        np.stack([studio.generate(r, seed=k, upscale=False).pixels for k, r in enumerate(reports)])[:, None] * 2 - 1
+        np.stack([studio.generate(r, seed=k, upscale=False).pixels[0] for k, r in enumerate(reports)])[:, None] * 2 - 1
     )
     level = studio.config.sampling.sr_noise_level
     verdicts = None

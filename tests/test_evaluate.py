@@ -372,6 +372,17 @@ def test_benchmark_scaling_section_and_plots(tmp_path):
     assert len(paths) == 3 and all(p.read_text().startswith("<svg") for p in paths)
 
 
+def test_the_sr_steps_benchmark_converges_on_its_reference(tmp_path):
+    from cxr_studio import benchmark
+
+    tiny = tmp_path / "tiny"
+    CXRStudio.from_preset("tiny").save_pretrained(tiny)
+    table = benchmark.bench_sr_samplers(str(tiny), images=2, steps_grid=(1, 8), reference_steps=8)
+    ddim = {row["steps"]: row for row in table["results"].values() if row["sampler"] == "ddim"}
+    assert ddim[8]["psnr_db"] > 100  # the reference itself: the same noise, the same input, the same steps
+    assert ddim[1]["psnr_db"] < ddim[8]["psnr_db"] and len(table["results"]) == 6
+
+
 def test_a_local_torchscript_feature_network(tmp_path):
     from cxr_studio import InputError
     from cxr_studio.evaluation.features import TorchScriptFeatures
