@@ -7,7 +7,7 @@
 #   4. the latent stage moved to v-prediction with zero terminal SNR and coordinate channels (preset demo)
 #   5. the latent stage fine-tuned with side-balanced draws, twice (seeds 1 and 3)
 #   6. the latent stage given layout channels and fine-tuned on layouts (the phantom's boxes and the rule's)
-#   7. exported as the bundle: float16, UniPC 10 steps, guidance 2 at t <= 500, the layout at t >= 300, DDIM 6
+#   7. exported as the bundle: float16, UniPC 10 steps, guidance 2 at t <= 500, the layout at t >= 300, DDIM 2
 #      super-resolution steps
 # Usage: bash training/train_demo.sh [OUT_DIR] [--resume]   (BUNDLE_DIR: where step 7 writes; default OUT_DIR/bundle)
 set -euo pipefail
@@ -67,4 +67,4 @@ latent "$out/balanced2" "$out/layout" 4 800 1.5e-4 --balance-sides --layout --la
 # 7. The bundle
 python -m training.export --model "$out/layout" --out "${BUNDLE_DIR:-$out/bundle}" --fp16 \
     --sampler unipc --steps 10 --guidance 2 --guidance-max-timestep 500 --layout-min-timestep 300 --sr-sampler ddim \
-    --sr-steps 6
+    --sr-steps 2
