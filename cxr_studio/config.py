@@ -366,7 +366,8 @@ PRESETS["demo128"] = PRESETS["demo_eps"].replace(
 # v-prediction the +-5 clip only bends DDIM's guided path away from the multistep solvers'). A demo_eps folder is
 # fine-tuned into it with --latent-reschedule --preset demo (training/train_demo.sh, step 4). UniPC at 10 steps and
 # guidance 2, guided only at t <= 500: what the sampler benchmark, the prompt sheet and the evaluation chose; layout
-# channels (step 6 adds them to the trained folder), given at t >= 300.
+# channels (step 6 adds them to the trained folder), given at t >= 300; super-resolution in 2 DDIM steps (35 dB
+# against 50 steps, the judge's verdicts unchanged: the benchmark's sr_samplers section).
 PRESETS["demo"] = PRESETS["demo_eps"].replace(
     name="demo",
     latent_schedule=ScheduleConfig(prediction_type="v_prediction", rescale_betas_zero_snr=True),
@@ -381,6 +382,7 @@ PRESETS["demo"] = PRESETS["demo_eps"].replace(
         guidance_scale=2.0,
         guidance_max_timestep=500,
         layout_min_timestep=300,
+        sr_num_steps=2,
     ),
 )
 
