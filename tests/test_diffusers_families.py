@@ -58,6 +58,17 @@ def test_each_family_samples_as_its_own_diffusers_pipeline(family_studio):
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
+def test_the_live_preview_follows_ddpm_families_and_is_off_under_flow_matching(family_studio):
+    shown = []
+    previewed = family_studio.generate(REPORT, seed=0, num_steps=4, preview=lambda *shows: shown.append(shows))
+    assert np.array_equal(previewed.pixels, family_studio.generate(REPORT, seed=0, num_steps=4).pixels)
+    if family_studio.family.flow:  # Sana: no alphas to read an estimate from
+        assert shown == []
+    else:
+        half = family_studio.image_size // 2
+        assert [(p.shape, step) for p, step, _ in shown] == [((half, half), 2), ((half, half), 4)]
+
+
 def test_a_guidance_interval_is_refused_rather_than_ignored(family_studio):
     with pytest.raises(InputError, match="guides at every step"):
         family_studio.with_sampling({"guidance_max_timestep": 500})
