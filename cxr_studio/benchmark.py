@@ -17,6 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -224,6 +225,18 @@ SAMPLER_REPORTS = (
 )
 
 
+def _against_reference(images: Any, reference: Any, *, data_range: float) -> dict[str, float]:
+    """Mean and lowest PSNR and mean SSIM of ``images`` against ``reference`` (both ``(B, 1, H, W)``)."""
+    from cxr_studio.evaluation.metrics import psnr, ssim
+
+    per_image = psnr(images, reference, data_range=data_range)
+    return {
+        "psnr_db": float(per_image.mean()),
+        "psnr_min_db": float(per_image.min()),
+        "ssim": float(ssim(images, reference, data_range=data_range).mean()),
+    }
+
+
 def bench_samplers(
     model: str | None = None,
     *,
@@ -242,7 +255,6 @@ def bench_samplers(
     import torch
 
     from cxr_studio.config import SAMPLERS
-    from cxr_studio.evaluation.metrics import psnr, ssim
 
     studio = _studio(model)
     reports = [SAMPLER_REPORTS[k % len(SAMPLER_REPORTS)] for k in range(seeds)]
@@ -260,13 +272,10 @@ def bench_samplers(
     for sampler in SAMPLERS:
         for steps in steps_grid:
             images, seconds = run(sampler, steps)
-            per_image = psnr(images, reference, data_range=1.0)
             rows[f"{sampler}-{steps}"] = {
                 "sampler": sampler,
                 "steps": steps,
-                "psnr_db": float(per_image.mean()),
-                "psnr_min_db": float(per_image.min()),
-                "ssim": float(ssim(images, reference, data_range=1.0).mean()),
+                **_against_reference(images, reference, data_range=1.0),
                 "seconds_per_image": seconds,
             }
             print(
@@ -305,7 +314,6 @@ def bench_sr_samplers(
 
     from cxr_studio import imaging
     from cxr_studio.config import SAMPLERS
-    from cxr_studio.evaluation.metrics import psnr, ssim
 
     studio = _studio(model)
     if studio.super_resolution is None:
@@ -341,13 +349,10 @@ def bench_sr_samplers(
     for sampler in SAMPLERS:
         for steps in steps_grid:
             high, seconds = run(sampler, steps)
-            per_image = psnr(high, reference, data_range=2.0)
             row = {
                 "sampler": sampler,
                 "steps": steps,
-                "psnr_db": float(per_image.mean()),
-                "psnr_min_db": float(per_image.min()),
-                "ssim": float(ssim(high, reference, data_range=2.0).mean()),
+                **_against_reference(high, reference, data_range=2.0),
                 "seconds_per_image": seconds,
             }
             if verdicts:
