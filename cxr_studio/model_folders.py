@@ -135,14 +135,15 @@ def load_model(folder: str | os.PathLike[str] | None = None, *, device: str | to
         raise InputError(f"model folder {folder} does not exist; a cascade or a diffusers model folder is accepted.")
     if is_cascade(folder) or not is_model_folder(folder):  # the cascade loader says what a cascade lacks
         return CXRStudio.from_pretrained(folder, device=device)
-    name = read_index(folder).get("_class_name")
+    index = read_index(folder)
+    name = index.get("_class_name")
     if name not in DIFFUSERS_PIPELINES:
         raise InputError(
             f"{folder} holds a {name or 'pipeline without a class name'}; accepted: {', '.join(DIFFUSERS_PIPELINES)} "
             "(diffusers format) or a CXR Studio cascade."
         )
     return DiffusersStudio.from_folder(
-        folder, index=read_index(folder), model_id=f"{folder.resolve().name}@{folder_hash(folder)[:12]}", device=device
+        folder, index=index, model_id=f"{folder.resolve().name}@{folder_hash(folder)[:12]}", device=device
     )
 
 

@@ -74,7 +74,7 @@ class GenerationResult:
 # What generate's layout takes: "auto", "none"/None, or an explicit layout (JSON, dicts or LayoutItems)
 LayoutArg = str | Layout | Sequence[dict[str, Any]] | None
 Preview = Callable[[np.ndarray, int, int], None]  # (first image's estimate (H, W) in [0, 1], step, total)
-PREVIEW_EVERY = 2  # steps between live previews: about 0.25 s of extra decoding for 10 steps
+PREVIEW_EVERY = 2  # steps between live previews (the cost: the benchmark's with_live_preview_median_s)
 
 
 class Studio:
