@@ -186,13 +186,16 @@ def _studio(model: str | None):
 
 
 def bench_generate(model: str | None = None) -> dict[str, object]:
-    """End-to-end latency of the bundled cascade: the low-res stage alone (also with the live preview), and the
-    whole cascade."""
+    """End-to-end latency of the bundled cascade: the low-res stage alone (also with the live preview), the fast
+    preview (:data:`~cxr_studio.config.PREVIEW_SAMPLING`), and the whole cascade."""
+    from cxr_studio.config import PREVIEW_SAMPLING
+
     studio = _studio(model)
     report = "Large right pleural effusion. No pneumothorax."
     studio.generate(report, seed=0, num_steps=2, sr_num_steps=2, upscale=True)  # warm-up
     low = _timed(lambda: studio.generate(report, seed=0, upscale=False), repeats=3, warmup=0)
     watched = _timed(lambda: studio.generate(report, seed=0, upscale=False, preview=lambda *_: None), repeats=3)
+    fast = _timed(lambda: studio.generate(report, seed=0, **PREVIEW_SAMPLING), repeats=3)
     full = _timed(lambda: studio.generate(report, seed=0, upscale=True), repeats=2, warmup=0)
     c = studio.config
     return {
@@ -205,6 +208,7 @@ def bench_generate(model: str | None = None) -> dict[str, object]:
             "min_s": low[1],
             "with_live_preview_median_s": watched[0],  # the app's preview every PREVIEW_EVERY steps
         },
+        "fast_preview": {**PREVIEW_SAMPLING, "median_s": fast[0], "min_s": fast[1]},
         "cascade": {
             "size": c.output_size,
             "steps": c.sampling.num_steps,

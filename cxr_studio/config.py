@@ -21,6 +21,8 @@ CASCADE_STEPS = {"ae": 1000, "latent": 3000, "ae_decoder": 0, "sr": 600, "sr_fin
 # without super-resolution. Under trailing spacing the steps sit at t = 999, 666, 333, so a cascade that guides at
 # t <= 500 (the demo) runs 4 UNet passes; a model that guides at every step runs 6.
 PREVIEW_SAMPLING = {"num_steps": 3, "upscale": False}
+# every evaluation command's --preview
+PREVIEW_HELP = "measure the fast preview (the app's Preview (fast): config.PREVIEW_SAMPLING) instead of the defaults"
 
 
 @dataclass(frozen=True)

@@ -490,3 +490,15 @@ def test_min_snr_gamma_weights_follow_the_prediction_type():
         assert loss_weights(schedule, t, snr_gamma=0.0) is None
     x, y = torch.zeros(3, 1, 2, 2), torch.ones(3, 1, 2, 2)
     assert float(weighted_mse(x, y, torch.tensor([1.0, 0.0, 2.0]))) == 1.0 and float(weighted_mse(x, y, None)) == 1.0
+
+
+def test_as_preview_is_the_model_at_the_fast_preview_settings(studio):
+    """Every evaluation command's --preview measures what the app's Preview (fast) draws."""
+    from cxr_studio.config import PREVIEW_SAMPLING
+
+    preview = studio.as_preview()
+    result = preview.generate("Left pleural effusion.", seed=2)
+    assert result.parameters["num_steps"] == PREVIEW_SAMPLING["num_steps"] and result.parameters["upscale"] is False
+    np.testing.assert_array_equal(
+        result.pixels, studio.generate("Left pleural effusion.", seed=2, **PREVIEW_SAMPLING).pixels
+    )

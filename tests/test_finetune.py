@@ -178,3 +178,20 @@ def test_the_train_tab_runs_an_adaptation_in_the_background(manifest, tmp_path):
     progress = jobs.read_progress(out)
     assert progress["status"] == "finished" and progress["step"] == 4 and progress["losses"], progress["log"]
     assert (out / ADAPTER_FILE).is_file() and progress["stage"] == "finetune_lora"
+
+
+def test_a_new_adapter_starts_from_its_seed_whatever_was_drawn_before():
+    """Two runs of one command start from the same LoRA (lora_A drawn from the run's seed, lora_B zero), whatever
+    the process drew before; another seed starts elsewhere."""
+    from cxr_studio.pipeline.adapters import add_lora
+
+    def initial(seed: int, drawn_before: int) -> dict[str, torch.Tensor]:
+        unet = CXRStudio.from_preset("tiny", seed=0).latent_unet
+        torch.randn(drawn_before)
+        add_lora(unet, rank=4, seed=seed)
+        return {k: v.detach().clone() for k, v in unet.named_parameters() if "lora_" in k}
+
+    first, again, other = initial(0, 1), initial(0, 1000), initial(1, 1)
+    assert first and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first if "lora_A" in k)
+    assert all(not v.any() for k, v in first.items() if "lora_B" in k)

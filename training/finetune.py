@@ -63,7 +63,7 @@ class FinetuneTask:
         denoiser = self.family.denoiser
         self._priors = self._prior_latents()  # before the adapter exists: the base model's own samples
         if config.method == "lora":
-            add_lora(denoiser, rank=config.rank)
+            add_lora(denoiser, rank=config.rank, seed=config.seed)
         else:
             denoiser.requires_grad_(True)
         self.modules = {"denoiser": denoiser}

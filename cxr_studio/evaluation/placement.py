@@ -26,6 +26,7 @@ from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
 from cxr_studio import imaging
+from cxr_studio.config import PREVIEW_HELP
 from cxr_studio.data.phantom import Device, Finding
 from cxr_studio.data.phantom_reports import report_for
 from cxr_studio.errors import InputError
@@ -187,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--boxes", type=int, default=8, help="random boxes per item (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the boxes and of the samples (default 0)")
+    parser.add_argument("--preview", action="store_true", help=PREVIEW_HELP)
     args = parser.parse_args(argv)
     from cxr_studio.data.manifest import read_manifest
     from cxr_studio.model_folders import load_model
@@ -199,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--out is needed to measure a model")
     try:
         studio = load_model(args.model)
+        if args.preview:
+            studio = studio.as_preview()
         result = measure(studio, boxes=args.boxes, seed=args.seed)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)

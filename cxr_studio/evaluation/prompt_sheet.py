@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cxr_studio import imaging
+from cxr_studio.config import PREVIEW_HELP
 from cxr_studio.data.phantom import Device, Finding, render_case
 from cxr_studio.errors import InputError
 from cxr_studio.files import write_atomic
@@ -156,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=2, help="samples (and real phantoms) per report")
     parser.add_argument("--tile", type=int, default=128, help="tile size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and the phantoms")
+    parser.add_argument("--preview", action="store_true", help=PREVIEW_HELP)
     parser.add_argument("--sampler", help="sampler of the latent stage (default: the model's)")
     parser.add_argument("--steps", type=int, help="sampling steps of the latent stage (default: the model's)")
     parser.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
@@ -176,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         studio = load_model(args.model)
+        if args.preview:
+            studio = studio.as_preview()
         chosen = {
             "sampler": args.sampler,
             "num_steps": args.steps,

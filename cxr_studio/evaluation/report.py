@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from cxr_studio import imaging
+from cxr_studio.config import PREVIEW_HELP
 from cxr_studio.errors import InputError
 from cxr_studio.evaluation import classifier as judge
 from cxr_studio.evaluation.classifier import JUDGE_MIN_NAMED_SIDE_ONLY
@@ -622,11 +623,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a local VGG16 state dict (torchvision's, .safetensors or .pth) for LPIPS in the reconstruction rows",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the judge, the samples and every subset")
+    parser.add_argument("--preview", action="store_true", help=PREVIEW_HELP)
     args = parser.parse_args(argv)
     from cxr_studio.model_folders import load_model
 
     try:
         studio = load_model(args.model)
+        if args.preview:
+            studio = studio.as_preview()
         steps = [int(s) for s in args.steps_sweep.split(",") if s.strip()]
         report, examples = evaluate(
             studio,

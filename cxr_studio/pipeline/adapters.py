@@ -55,12 +55,15 @@ def component_of(denoiser: torch.nn.Module) -> str:
     return "unet" if "UNet" in type(denoiser).__name__ else "transformer"
 
 
-def add_lora(denoiser: torch.nn.Module, *, rank: int, adapter_name: str = TRAINING_NAME) -> None:
+def add_lora(denoiser: torch.nn.Module, *, rank: int, adapter_name: str = TRAINING_NAME, seed: int = 0) -> None:
     """A new, trainable LoRA of ``rank`` on the denoiser's attention projections (alpha = rank: scale 1);
-    ``lora_B`` starts at zero, so the model's output is unchanged until it trains."""
+    ``lora_B`` starts at zero, so the model's output is unchanged until it trains, and ``lora_A`` is drawn from
+    ``seed`` (two runs of one command start from the same adapter)."""
     if not isinstance(rank, int) or rank < 1:
         raise InputError(f"LoRA rank {rank!r}; a whole number of at least 1 is accepted.")
-    _inject(denoiser, _settings(rank), adapter_name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _inject(denoiser, _settings(rank), adapter_name)
 
 
 def _settings(rank: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from cxr_studio import imaging
 from cxr_studio.checkpoints import load_studio, save_studio
-from cxr_studio.config import SamplingDefaults, SamplingSettings, StudioConfig, preset
+from cxr_studio.config import PREVIEW_SAMPLING, SamplingDefaults, SamplingSettings, StudioConfig, preset
 from cxr_studio.diffusion.sampling import PreviewHook, StepCallback
 from cxr_studio.errors import InputError
 from cxr_studio.labels import mirrored_report
@@ -149,6 +149,11 @@ class Studio:
         del self.adapters[name]
         remove_adapter(self.family.denoiser, name)
         apply_weights(self.family.denoiser, self.adapters)
+
+    def as_preview(self) -> Studio:
+        """The same weights with the fast preview (:data:`~cxr_studio.config.PREVIEW_SAMPLING`, the app's "Preview
+        (fast)") as the sampling defaults, for the commands that measure it (``--preview``)."""
+        return self.with_sampling(PREVIEW_SAMPLING)
 
     @staticmethod
     def _adapter_weight(weight: float) -> float:
